@@ -1,0 +1,275 @@
+"""Typed configuration tree.
+
+A dotted path (``model.speech.layers``) is the one name of a knob everywhere: CLI
+override, search-space YAML, MLflow param and report column.  Unknown paths and
+values of the wrong type are refused with an error that names the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be built; the message names the offending key."""
+
+
+@dataclass
+class SpeechConfig:
+    """conv1d + BiGRU stack + vectorial attention (seed 002 §4.1)."""
+
+    layers: int = 2
+    conv_channels: int = 64
+    conv_kernel: int = 6
+    # The paper does not give a stride; >1 shortens the GRU's input (CPU configs use 2-3).
+    conv_stride: int = 1
+    attention_hidden: int = 128
+
+
+@dataclass
+class ImageConfig:
+    """DenseNet trained from pixels + global average pool + linear N (seed 002 §4.2)."""
+
+    growth_rate: int = 32
+    # String key "6-12-64-48" rather than a tuple so that it survives YAML, Tune and MLflow.
+    blocks: str = "6-12-64-48"
+    init_features: int = 64
+    bn_size: int = 4
+
+
+@dataclass
+class ModelConfig:
+    family: str = "coembed"
+    latent: int = 1024  # N: embedding size; the BiGRU has N/2 units per direction
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+
+
+@dataclass
+class DataConfig:
+    # Corpus directory in the Flickr8K Audio layout; empty means the built-in corpus.
+    root: str = ""
+    image_dir: str = ""  # folder of image files; empty means look inside root
+    builtin_images: int = 2500
+    builtin_seed: int = 0
+    features: str = "mortazavi"  # MFCC preset: mortazavi | chrupala
+    max_frames: int = 8192  # longer utterances are dropped and counted (seed 002 §5.1)
+    image_resize: int = 256  # images are stored decoded at this size ...
+    image_crop: int = 224  # ... and randomly cropped (train) or centre-cropped (eval) to this
+    store: str = ""  # feature store folder; empty means <VGS_HOME>/store
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 2e-4
+    scheduler: str = "calr"  # calr | calwr | cyclic | constant
+    min_lr: float = 1e-6  # floor of the cosine schedules, low end of the cyclic one
+    calwr_t0: int = 5  # CALWR: epochs in the first cycle
+    calwr_t_mult: int = 1  # CALWR: growth of the cycle length
+    cyclic_step_epochs: float = 2.0  # cyclic LR: epochs per half cycle
+    clip_grad: float = 0.0  # max gradient norm; 0 turns clipping off
+    margin: float = 0.2  # hinge margin beta (eq. 3)
+    augment: bool = True  # random crop + horizontal flip of training images
+    # Captions drawn per image per epoch; 0 uses all of them (CPU configs use 1 for short epochs).
+    captions_per_image: int = 0
+    eval_batch_size: int = 128
+    test_at_end: bool = True  # evaluate the best checkpoint on the test split when done
+    seed: int = 0
+    threads: int = 1  # torch intra-op threads per trial
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# ---------------------------------------------------------------- dict <-> dataclass
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict, cls: type = Config, prefix: str = "") -> Any:
+    """Build a dataclass tree from a nested dict, refusing unknown keys."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix or '<root>'}' must be a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(_unknown_key_message(path, flat_keys()))
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            kwargs[key] = from_dict(value, typ, prefix=f"{path}.")
+        else:
+            kwargs[key] = coerce(path, value, typ)
+    return cls(**kwargs)
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """Config -> {'model.speech.layers': 2, ...}."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(flatten(value, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = value
+    return out
+
+
+def flat_keys() -> list[str]:
+    return sorted(flatten(Config()))
+
+
+def key_type(path: str) -> type:
+    node: Any = Config
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        hints = get_type_hints(node) if dataclasses.is_dataclass(node) else {}
+        if part not in hints:
+            raise ConfigError(_unknown_key_message(path, flat_keys()))
+        node = hints[part]
+        if dataclasses.is_dataclass(node) and i == len(parts) - 1:
+            raise ConfigError(f"config key '{path}' is a section, not a value; use one of its "
+                              f"keys such as '{path}.{dataclasses.fields(node)[0].name}'")
+    return node
+
+
+def coerce(path: str, value: Any, typ: type) -> Any:
+    """Convert value (possibly a CLI string) to typ, or raise naming the key."""
+    try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if typ is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if typ is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ConfigError(f"config key '{path}' expects {typ.__name__}, got {value!r}")
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Return a copy of cfg with dotted-path overrides applied (validated and coerced)."""
+    flat = flatten(cfg)
+    for path, value in overrides.items():
+        typ = key_type(path)
+        flat[path] = coerce(path, value, typ)
+    return from_dict(unflatten(flat))
+
+
+def unflatten(flat: dict[str, Any]) -> dict:
+    nested: dict = {}
+    for path, value in flat.items():
+        node = nested
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return nested
+
+
+def parse_cli_overrides(items: list[str]) -> dict[str, str]:
+    """['model.latent=256', ...] -> {'model.latent': '256'}."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key=value (e.g. model.speech.layers=3)")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _unknown_key_message(path: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(path, valid, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown config key '{path}'{hint} Valid keys: {', '.join(valid)}"
+
+
+# ---------------------------------------------------------------- named base configs
+
+
+def cpu_small() -> Config:
+    """Small co-embedding model and short epochs: trains in minutes on a laptop CPU."""
+    return Config(
+        data=DataConfig(image_resize=72, image_crop=64),
+        model=ModelConfig(
+            latent=256,
+            speech=SpeechConfig(layers=2, conv_stride=3),
+            image=ImageConfig(growth_rate=12, blocks="2-4-6-4", init_features=24),
+        ),
+        train=TrainConfig(epochs=6, batch_size=32, lr=1e-3, captions_per_image=1, clip_grad=2.0),
+    )
+
+
+def cpu_tiny() -> Config:
+    """Smallest sensible configuration, for tests and the smoke sweep."""
+    cfg = cpu_small()
+    cfg.data.image_resize, cfg.data.image_crop = 40, 32
+    cfg.model.latent = 128
+    cfg.model.speech.layers = 1
+    cfg.model.image = ImageConfig(growth_rate=8, blocks="2-2-2-2", init_features=16)
+    cfg.train.epochs = 3
+    cfg.train.test_at_end = False
+    return cfg
+
+
+def paper() -> Config:
+    """Seed 002's DG3A1024 with DenseNet-264 from pixels at 224x224 (a GPU configuration)."""
+    return Config(
+        model=ModelConfig(latent=1024, speech=SpeechConfig(layers=3)),
+        train=TrainConfig(epochs=120, batch_size=64, lr=1e-4, eval_batch_size=256),
+    )
+
+
+BASE_CONFIGS = {"cpu-small": cpu_small, "cpu-tiny": cpu_tiny, "paper": paper}
+
+
+def base_config(name: str) -> Config:
+    if name not in BASE_CONFIGS:
+        raise ConfigError(f"unknown base config '{name}'; known: {', '.join(sorted(BASE_CONFIGS))}")
+    return BASE_CONFIGS[name]()
+
+
+# ---------------------------------------------------------------- locations
+
+
+def vgs_home() -> Path:
+    """Where corpora, feature stores and Ray results live unless told otherwise."""
+    return Path(os.environ.get("VGS_HOME", Path.cwd() / ".vgs")).resolve()
+
+
+def default_tracking_uri() -> str:
+    """SQLite file at the project root (the folder the command runs in)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"

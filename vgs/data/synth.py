@@ -1,0 +1,339 @@
+"""The built-in spoken-scenes corpus, generated locally (no download).
+
+Each image is a procedurally drawn scene of 3-5 objects (shape, colour, size, position) on a
+textured background.  Each image gets five English captions from varied templates that
+mention subsets of its objects (so several images fit most captions), a Japanese
+translation of each caption, and speech synthesised with eSpeak NG by one of many speaker
+voices (language variant, voice variant, rate, pitch) with added noise, resampled to 16 kHz.
+
+The corpus is written in the Flickr8K Audio Caption Corpus layout, so the Flickr8K importer
+reads it:  dataset.json (Karpathy style, with raw_jp), flickr_audio/wavs/*.wav,
+flickr_audio/wav2capt.txt, flickr_audio/wav2spk.txt, Flicker8k_Dataset/*.jpg.
+
+    python -m vgs.data.synth --out DIR --images 2500 --seed 0
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vgs.data.espeak import Espeak, Voice
+from vgs.progress import Progress
+
+GENERATOR_VERSION = 1
+SAMPLE_RATE = 16000
+IMAGE_SIZE = 128
+
+COLOURS = {  # name: (RGB, Japanese)
+    "red": ((220, 30, 30), "赤い"),
+    "green": ((30, 170, 50), "緑の"),
+    "blue": ((30, 60, 220), "青い"),
+    "yellow": ((240, 220, 30), "黄色い"),
+    "purple": ((140, 40, 180), "紫の"),
+    "orange": ((250, 140, 20), "オレンジ色の"),
+    "white": ((250, 250, 250), "白い"),
+    "black": ((15, 15, 15), "黒い"),
+    "pink": ((250, 130, 190), "ピンクの"),
+    "brown": ((120, 70, 30), "茶色の"),
+}
+SHAPES = {"circle": "丸", "square": "四角", "triangle": "三角", "star": "星", "cross": "十字",
+          "diamond": "ひし形", "ring": "輪"}
+SIZES = {"small": ("小さい", 0.12), "big": ("大きい", 0.22)}
+POSITIONS = {"left": ("on the left", "左"), "right": ("on the right", "右"), "top": ("at the top", "上"),
+             "bottom": ("at the bottom", "下"), "middle": ("in the middle", "真ん中")}
+BACKGROUNDS = {"grey": (150, 150, 150), "beige": (215, 200, 170), "sky": (170, 200, 230), "grass": (150, 190, 130)}
+
+# Speaker voices: eSpeak NG language variants x voice variants, each with its own rate and pitch.
+_LANGS = ["en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan"]
+_VARIANTS = ["m1", "m2", "m3", "m4", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt3", "croak", "whisper"]
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    shape: str
+    colour: str
+    size: str
+    x: float  # centre, 0..1 from the left
+    y: float  # centre, 0..1 from the top
+
+    @property
+    def position(self) -> str:
+        if abs(self.x - 0.5) < 0.17 and abs(self.y - 0.5) < 0.17:
+            return "middle"
+        if abs(self.x - 0.5) >= abs(self.y - 0.5):
+            return "left" if self.x < 0.5 else "right"
+        return "top" if self.y < 0.5 else "bottom"
+
+
+@dataclass(frozen=True)
+class Scene:
+    background: str
+    objects: tuple[SceneObject, ...]
+
+
+def make_speakers(n: int, seed: int) -> list[Voice]:
+    rng = np.random.default_rng([seed, 7])
+    combos = [(lang, var) for lang in _LANGS for var in _VARIANTS]
+    picks = rng.permutation(len(combos))[:n]
+    if n > len(combos):
+        raise ValueError(f"at most {len(combos)} distinct speakers, asked for {n}")
+    return [Voice(f"{combos[i][0]}+{combos[i][1]}", rate=int(rng.integers(140, 200)),
+                  pitch=int(rng.integers(25, 75)), pitch_range=int(rng.integers(30, 80))) for i in picks]
+
+
+def draw_scene(rng: np.random.Generator) -> Scene:
+    objects: list[SceneObject] = []
+    n = int(rng.integers(3, 6))
+    tries = 0
+    while len(objects) < n and tries < 200:
+        tries += 1
+        size = str(rng.choice(list(SIZES)))
+        r = SIZES[size][1]
+        x, y = rng.uniform(r, 1 - r, size=2)
+        # keep objects from covering each other so every mentioned one is visible
+        if any(math.hypot(x - o.x, y - o.y) < r + SIZES[o.size][1] * 0.8 for o in objects):
+            continue
+        objects.append(SceneObject(str(rng.choice(list(SHAPES))), str(rng.choice(list(COLOURS))), size,
+                                   float(x), float(y)))
+    return Scene(str(rng.choice(list(BACKGROUNDS))), tuple(objects))
+
+
+def render(scene: Scene, rng: np.random.Generator, size: int = IMAGE_SIZE):
+    from PIL import Image, ImageDraw
+
+    base = np.array(BACKGROUNDS[scene.background], dtype=np.float32)
+    pixels = base + rng.normal(0, 12, size=(size, size, 3)) + np.linspace(-15, 15, size)[:, None, None]
+    img = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for o in scene.objects:
+        colour = tuple(int(c) for c in np.clip(np.array(COLOURS[o.colour][0]) + rng.normal(0, 10, 3), 0, 255))
+        cx, cy, r = o.x * size, o.y * size, SIZES[o.size][1] * size
+        box = (cx - r, cy - r, cx + r, cy + r)
+        if o.shape == "circle":
+            draw.ellipse(box, fill=colour)
+        elif o.shape == "ring":
+            draw.ellipse(box, outline=colour, width=max(2, int(r * 0.35)))
+        elif o.shape == "square":
+            draw.rectangle((cx - r * 0.85, cy - r * 0.85, cx + r * 0.85, cy + r * 0.85), fill=colour)
+        elif o.shape == "triangle":
+            draw.polygon([(cx, cy - r), (cx - r, cy + r * 0.8), (cx + r, cy + r * 0.8)], fill=colour)
+        elif o.shape == "diamond":
+            draw.polygon([(cx, cy - r), (cx + r * 0.75, cy), (cx, cy + r), (cx - r * 0.75, cy)], fill=colour)
+        elif o.shape == "cross":
+            w = r * 0.35
+            draw.rectangle((cx - r, cy - w, cx + r, cy + w), fill=colour)
+            draw.rectangle((cx - w, cy - r, cx + w, cy + r), fill=colour)
+        elif o.shape == "star":
+            pts = [(cx + (r if k % 2 == 0 else r * 0.45) * math.sin(k * math.pi / 5),
+                    cy - (r if k % 2 == 0 else r * 0.45) * math.cos(k * math.pi / 5)) for k in range(10)]
+            draw.polygon(pts, fill=colour)
+    return img
+
+
+# ---------------------------------------------------------------- captions
+
+
+def _np(o: SceneObject, with_size: bool) -> tuple[str, str]:
+    """English and Japanese noun phrase for an object."""
+    en = f"{o.size} {o.colour} {o.shape}" if with_size else f"{o.colour} {o.shape}"
+    jp = (SIZES[o.size][0] if with_size else "") + COLOURS[o.colour][1] + SHAPES[o.shape]
+    return en, jp
+
+
+def _relation(a: SceneObject, b: SceneObject) -> tuple[str, str]:
+    dx, dy = a.x - b.x, a.y - b.y
+    if abs(dx) >= abs(dy):
+        return ("to the left of", "の左に") if dx < 0 else ("to the right of", "の右に")
+    return ("above", "の上に") if dy < 0 else ("below", "の下に")
+
+
+def caption(scene: Scene, template: int, rng: np.random.Generator) -> tuple[str, str]:
+    """One English caption and its Japanese translation, mentioning a subset of the objects."""
+    objs = list(scene.objects)
+    idx = rng.permutation(len(objs))
+    a, b = objs[idx[0]], objs[idx[1]]
+    with_size = bool(rng.integers(0, 2))
+    (a_en, a_jp), (b_en, b_jp) = _np(a, with_size), _np(b, not with_size)
+    if template == 0:
+        return f"a {a_en} and a {b_en}", f"{a_jp}と{b_jp}"
+    if template == 1:
+        where_en, where_jp = POSITIONS[a.position]
+        return f"there is a {a_en} {where_en}", f"{where_jp}に{a_jp}があります"
+    if template == 2:
+        rel_en, rel_jp = _relation(a, b)
+        return f"a {a_en} {rel_en} a {b_en}", f"{b_jp}{rel_jp}{a_jp}があります"
+    if template == 3:
+        n = len(objs)
+        words = {3: ("three", "三つ"), 4: ("four", "四つ"), 5: ("five", "五つ")}[n]
+        return (f"{words[0]} shapes on a {scene.background} background including a {a_en}",
+                f"{BACKGROUNDS_JP[scene.background]}の背景に{a_jp}を含む{words[1]}の図形")
+    c = objs[idx[2]]
+    c_en, c_jp = _np(c, with_size)
+    return f"i can see a {a_en} a {b_en} and a {c_en}", f"{a_jp}と{b_jp}と{c_jp}が見えます"
+
+
+BACKGROUNDS_JP = {"grey": "灰色", "beige": "ベージュ", "sky": "水色", "grass": "緑色"}
+N_TEMPLATES = 5
+
+
+# ---------------------------------------------------------------- audio
+
+
+def add_noise(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random leading/trailing silence and white noise at 15-35 dB SNR."""
+    x = samples.astype(np.float32) / 32768.0
+    pad = rng.integers(0, int(0.25 * SAMPLE_RATE), size=2)
+    x = np.concatenate([np.zeros(pad[0], np.float32), x, np.zeros(pad[1], np.float32)])
+    power = float(np.mean(x ** 2)) + 1e-10
+    snr_db = rng.uniform(15, 35)
+    x = x + rng.normal(0, math.sqrt(power / 10 ** (snr_db / 10)), size=x.shape).astype(np.float32)
+    return np.clip(x, -1, 1)
+
+
+_ENGINE: Espeak | None = None
+
+
+def _speak(job: tuple[str, str, Voice, int]) -> float:
+    """Worker: synthesise one caption to a wav file; returns seconds of audio."""
+    global _ENGINE
+    import soundfile as sf
+    import torch
+    import torchaudio.functional as AF
+
+    path, text, voice, seed = job
+    if os.path.exists(path):  # resumed generation: finished files are renamed into place atomically
+        return sf.info(path).duration
+    if _ENGINE is None:
+        torch.set_num_threads(1)
+        _ENGINE = Espeak()
+    raw = _ENGINE.synthesize(text, voice)
+    audio = AF.resample(torch.from_numpy(raw.astype(np.float32)), _ENGINE.sample_rate, SAMPLE_RATE).numpy()
+    audio = add_noise(audio, np.random.default_rng(seed))
+    tmp = path + ".tmp"
+    sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    os.replace(tmp, path)
+    return len(audio) / SAMPLE_RATE
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def split_sizes(images: int, val: int | None = None, test: int | None = None) -> tuple[int, int, int]:
+    test = min(1000, round(images * 0.625)) if test is None else test
+    val = max(1, images // 10) if val is None else val
+    train = images - val - test
+    if train < 1 or val < 1 or test < 1:
+        raise ValueError(f"cannot split {images} images into train/val/test = {train}/{val}/{test}")
+    return train, val, test
+
+
+def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int = 40,
+             val_images: int | None = None, test_images: int | None = None,
+             workers: int | None = None, quiet: bool = False) -> Path:
+    """Write the corpus to `out` (atomically: built in out.partial, renamed when complete).
+
+    An existing complete corpus with the same parameters is reused; an interrupted one
+    continues where it stopped."""
+    out = Path(out).resolve()
+    params = {"generator_version": GENERATOR_VERSION, "images": images, "seed": seed, "speakers": speakers,
+              "split": list(split_sizes(images, val_images, test_images))}
+    manifest = out / "corpus.json"
+    if manifest.exists():
+        existing = json.loads(manifest.read_text())
+        if existing.get("params") == params:
+            if not quiet:
+                print(f"built-in corpus already at {out}", file=sys.stderr)
+            return out
+        raise FileExistsError(f"{out} holds a different corpus ({existing.get('params')}); "
+                              f"choose another --out or remove it")
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not a vgs built-in corpus; choose another --out")
+    partial = out.with_name(out.name + ".partial")
+    (partial / "flickr_audio" / "wavs").mkdir(parents=True, exist_ok=True)
+    (partial / "Flicker8k_Dataset").mkdir(exist_ok=True)
+    start = time.time()
+
+    n_train, n_val, _ = params["split"]
+    voices = make_speakers(speakers, seed)
+    rng = np.random.default_rng([seed, 1])
+    records, jobs, wav2capt, wav2spk = [], [], [], []
+    for i in range(images):
+        scene = draw_scene(rng)
+        name = f"scene_{i:06d}"
+        img_path = partial / "Flicker8k_Dataset" / f"{name}.jpg"
+        if not img_path.exists():
+            render(scene, np.random.default_rng([seed, 2, i])).save(img_path.with_suffix(".tmp.jpg"), quality=92)
+            os.replace(img_path.with_suffix(".tmp.jpg"), img_path)
+        split = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+        sentences = []
+        for k, template in enumerate(rng.permutation(N_TEMPLATES)):
+            en, jp = caption(scene, int(template), rng)
+            spk = int(rng.integers(0, speakers))
+            wav = f"{name}_{k}.wav"
+            sentid = i * 5 + k
+            sentences.append({"raw": en, "tokens": en.split(), "raw_jp": jp, "imgid": i, "sentid": sentid})
+            jobs.append((str(partial / "flickr_audio" / "wavs" / wav), en, voices[spk], seed * 10_000_019 + sentid))
+            wav2capt.append(f"{wav} {name}.jpg #{k}")
+            wav2spk.append(f"{wav} {spk}")
+        records.append({"filename": f"{name}.jpg", "imgid": i, "split": split,
+                        "sentids": [s["sentid"] for s in sentences], "sentences": sentences,
+                        "scene": {"background": scene.background, "objects": [asdict(o) for o in scene.objects]}})
+
+    workers = workers or os.cpu_count() or 1
+    progress = Progress("synthesising speech", total=len(jobs), unit="utt", quiet=quiet)
+    seconds = 0.0
+    ctx = mp.get_context("spawn")  # eSpeak keeps global state; never fork a process that loaded it
+    with ctx.Pool(workers) as pool:
+        for dur in pool.imap(_speak, jobs, chunksize=16):
+            seconds += dur
+            progress.update(1)
+    progress.close()
+
+    (partial / "flickr_audio" / "wav2capt.txt").write_text("\n".join(wav2capt) + "\n")
+    (partial / "flickr_audio" / "wav2spk.txt").write_text("\n".join(wav2spk) + "\n")
+    (partial / "dataset.json").write_text(json.dumps({"dataset": "vgs-builtin", "images": records}))
+    (partial / "speakers.json").write_text(json.dumps([asdict(v) for v in voices], indent=1))
+    stats = {"captions": len(jobs), "audio_hours": round(seconds / 3600, 3),
+             "generation_seconds": round(time.time() - start, 1), "workers": workers}
+    (partial / "corpus.json").write_text(json.dumps({"params": params, "stats": stats}, indent=1))
+    if out.exists():
+        shutil.rmtree(out)  # empty folder (checked above)
+    os.replace(partial, out)
+    if not quiet:
+        print(f"built-in corpus: {images} images, {len(jobs)} spoken captions "
+              f"({stats['audio_hours']} h of speech), split {params['split']} (train/val/test), "
+              f"{speakers} speakers, in {stats['generation_seconds']} s with {workers} workers -> {out}",
+              file=sys.stderr)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vgs.data.synth", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="output folder (Flickr8K Audio layout)")
+    p.add_argument("--images", type=int, default=2500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--speakers", type=int, default=40)
+    p.add_argument("--val-images", type=int, default=None, help="default: a tenth of the images")
+    p.add_argument("--test-images", type=int, default=None, help="default: min(1000, 5/8 of the images)")
+    p.add_argument("--workers", type=int, default=None, help="default: all cores")
+    a = p.parse_args(argv)
+    try:
+        generate(a.out, a.images, a.seed, a.speakers, a.val_images, a.test_images, a.workers)
+    except (ValueError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
