@@ -1,0 +1,51 @@
+"""Evaluation metrics: pure functions, tested against brute-force references.
+
+Retrieval protocol (see README):
+- speech->image: every caption queries the distinct images of its split; its rank is
+  1 + the number of images scored strictly higher than its own image.
+- image->speech: every image queries all captions; its rank is the best rank of any of its
+  own captions.
+- R@n = fraction of queries with rank <= n; medr = median rank.  Cosine similarity of
+  L2-normalised embeddings.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def retrieval_ranks(speech_emb, image_emb, image_of_caption, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Return (speech->image ranks per caption, image->speech ranks per image)."""
+    s = torch.as_tensor(np.asarray(speech_emb), dtype=torch.float32)
+    v = torch.as_tensor(np.asarray(image_emb), dtype=torch.float32)
+    own = torch.as_tensor(np.asarray(image_of_caption), dtype=torch.long)
+    if s.ndim != 2 or v.ndim != 2 or s.shape[1] != v.shape[1] or own.shape != (s.shape[0],):
+        raise ValueError(f"shape mismatch: speech {tuple(s.shape)}, image {tuple(v.shape)}, "
+                         f"image_of_caption {tuple(own.shape)}")
+    if len(own) and (own.min() < 0 or own.max() >= v.shape[0]):
+        raise ValueError("image_of_caption holds indices outside the image embeddings")
+    s2i = torch.empty(s.shape[0], dtype=torch.long)
+    for a in range(0, s.shape[0], chunk):
+        sim = s[a:a + chunk] @ v.t()
+        mine = sim.gather(1, own[a:a + chunk, None])
+        s2i[a:a + chunk] = 1 + (sim > mine).sum(1)
+    i2s = torch.empty(v.shape[0], dtype=torch.long)
+    for a in range(0, v.shape[0], chunk):
+        sim = v[a:a + chunk] @ s.t()  # (images, captions)
+        is_own = own[None, :] == torch.arange(a, a + sim.shape[0])[:, None]
+        # the best rank among an image's captions is the rank of its most similar own caption
+        best_own = sim.masked_fill(~is_own, float("-inf")).max(1).values
+        i2s[a:a + sim.shape[0]] = 1 + (sim > best_own[:, None]).sum(1)
+    return s2i.numpy(), i2s.numpy()
+
+
+def recall_summary(ranks: np.ndarray, prefix: str, ns=(1, 5, 10)) -> dict[str, float]:
+    out = {f"{prefix}_r{n}": float(np.mean(ranks <= n)) for n in ns}
+    out[f"{prefix}_medr"] = float(np.median(ranks))
+    return out
+
+
+def retrieval(speech_emb, image_emb, image_of_caption) -> dict[str, float]:
+    """Keys s2i_r1 s2i_r5 s2i_r10 s2i_medr i2s_r1 i2s_r5 i2s_r10 i2s_medr."""
+    s2i, i2s = retrieval_ranks(speech_emb, image_emb, image_of_caption)
+    return {**recall_summary(s2i, "s2i"), **recall_summary(i2s, "i2s")}

@@ -1,0 +1,26 @@
+"""The speech-image co-embedding family (seed 002): a speech encoder and an image encoder into
+one N-dimensional space, trained with the all-negatives hinge loss."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from vgs.config import ModelConfig
+from vgs.losses import hinge_all_negatives
+from vgs.models.image import ImageEncoder
+from vgs.models.speech import SpeechEncoder
+
+
+class CoEmbedding(nn.Module):
+    def __init__(self, cfg: ModelConfig, input_dim: int):
+        super().__init__()
+        self.speech = SpeechEncoder(cfg.speech, input_dim, cfg.latent)
+        self.image = ImageEncoder(cfg.image, cfg.latent)
+
+    def objective(self, batch: dict, margin: float) -> dict[str, torch.Tensor]:
+        """Named loss terms for one batch (the training loop sums them)."""
+        speech = self.speech(batch["speech"], batch["lengths"])
+        image = self.image(batch["pixels"])
+        ids = batch["image_ids"]
+        same = ids[:, None] == ids[None, :]
+        return {"hinge": hinge_all_negatives(speech, image, margin, same_image=same)}

@@ -1,0 +1,32 @@
+"""Image encoder of seed 002 §4.2: DenseNet trained from pixels (no pre-training), global average
+pooling and a linear layer to N, L2-normalised.  torchvision's DenseNet has exactly that head."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+from vgs.config import ImageConfig
+
+
+def parse_blocks(blocks: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(b) for b in blocks.split("-"))
+    except ValueError:
+        out = ()
+    if not out or any(b < 1 for b in out):
+        raise ValueError(f"model.image.blocks must look like '6-12-64-48', got {blocks!r}")
+    return out
+
+
+class ImageEncoder(nn.Module):
+    def __init__(self, cfg: ImageConfig, latent: int):
+        super().__init__()
+        self.net = torchvision.models.DenseNet(growth_rate=cfg.growth_rate, block_config=parse_blocks(cfg.blocks),
+                                               num_init_features=cfg.init_features, bn_size=cfg.bn_size,
+                                               num_classes=latent)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels: (B, 3, H, W) standardised floats."""
+        return F.normalize(self.net(pixels), dim=-1)
