@@ -30,7 +30,7 @@ import numpy as np
 from vgs.data.espeak import Espeak, Voice
 from vgs.progress import Progress
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SAMPLE_RATE = 16000
 IMAGE_SIZE = 128
 
@@ -55,7 +55,7 @@ BACKGROUNDS = {"grey": (150, 150, 150), "beige": (215, 200, 170), "sky": (170, 2
 
 # Speaker voices: eSpeak NG language variants x voice variants, each with its own rate and pitch.
 _LANGS = ["en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan"]
-_VARIANTS = ["m1", "m2", "m3", "m4", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt3", "croak", "whisper"]
+_VARIANTS = ["m1", "m2", "m3", "m4", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt3"]
 
 
 @dataclass(frozen=True)
@@ -190,12 +190,12 @@ N_TEMPLATES = 5
 
 
 def add_noise(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random leading/trailing silence and white noise at 15-35 dB SNR."""
+    """Random leading/trailing silence and white noise at 20-40 dB SNR."""
     x = samples.astype(np.float32) / 32768.0
     pad = rng.integers(0, int(0.25 * SAMPLE_RATE), size=2)
     x = np.concatenate([np.zeros(pad[0], np.float32), x, np.zeros(pad[1], np.float32)])
     power = float(np.mean(x ** 2)) + 1e-10
-    snr_db = rng.uniform(15, 35)
+    snr_db = rng.uniform(20, 40)
     x = x + rng.normal(0, math.sqrt(power / 10 ** (snr_db / 10)), size=x.shape).astype(np.float32)
     return np.clip(x, -1, 1)
 

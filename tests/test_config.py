@@ -1,0 +1,37 @@
+import pytest
+
+from vgs.config import Config, ConfigError, apply_overrides, base_config, flatten, from_dict, \
+    parse_cli_overrides, to_dict
+
+
+def test_dotted_overrides_are_coerced():
+    cfg = apply_overrides(Config(), parse_cli_overrides(["model.speech.layers=3", "train.lr=0.01",
+                                                         "train.augment=false", "model.image.blocks=2-2-2-2"]))
+    assert cfg.model.speech.layers == 3 and cfg.train.lr == 0.01 and cfg.train.augment is False
+    assert cfg.model.image.blocks == "2-2-2-2"
+
+
+def test_unknown_key_names_the_key_and_suggests():
+    with pytest.raises(ConfigError, match=r"unknown config key 'model\.speech\.layer'.*did you mean 'model\.speech\.layers'"):
+        apply_overrides(Config(), {"model.speech.layer": 3})
+
+
+def test_wrong_type_names_the_key():
+    with pytest.raises(ConfigError, match=r"'train.epochs' expects int, got 'many'"):
+        apply_overrides(Config(), {"train.epochs": "many"})
+    with pytest.raises(ConfigError, match="section"):
+        apply_overrides(Config(), {"model.speech": 3})
+
+
+def test_round_trip_and_flatten():
+    cfg = base_config("cpu-small")
+    assert from_dict(to_dict(cfg)) == cfg
+    flat = flatten(cfg)
+    assert flat["model.latent"] == 256 and "train.seed" in flat
+
+
+def test_unknown_base_and_bad_override_syntax():
+    with pytest.raises(ConfigError, match="unknown base config 'gpu-huge'"):
+        base_config("gpu-huge")
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_cli_overrides(["model.latent"])

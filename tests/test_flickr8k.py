@@ -1,0 +1,99 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from vgs.data.features import build_image_store, build_speech_store
+from vgs.data.flickr8k import read_flickr8k
+from vgs.data.records import CorpusError
+
+
+def test_reads_real_flickr8k_slice(flickr1d):
+    root, images = flickr1d
+    corpus = read_flickr8k(root, images)
+    assert len(corpus.utterances) == 50
+    assert len(corpus.images("train")) == 6 and len(corpus.images("val")) == 2 and len(corpus.images("test")) == 2
+    u = next(x for x in corpus.utterances if x.id == "3338291921_fe7ae0c8f8_3")
+    assert u.speaker == "83" and u.transcript.startswith("A dog is carrying") and u.translation
+
+
+def test_features_of_real_speech(flickr1d, tmp_path):
+    root, images = flickr1d
+    corpus = read_flickr8k(root, images)
+    store = build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, quiet=True)
+    import soundfile as sf
+
+    u = corpus.utterances[0]
+    seconds = sf.info(u.audio).duration
+    frames = store.frames(u.id)
+    assert frames.shape[1] == 40
+    assert abs(frames.shape[0] - seconds / 0.0125) <= 2  # 12.5 ms hop
+    chrupala = build_speech_store(corpus, "chrupala", tmp_path / "store", workers=1, quiet=True)
+    assert chrupala.frames(u.id).shape[1] == 39
+    assert abs(chrupala.frames(u.id).shape[0] - seconds / 0.010) <= 2  # 10 ms shift
+    assert chrupala.path != store.path  # another preset is another store, never a silent reuse
+    img = build_image_store(corpus, 48, tmp_path / "store", quiet=True)
+    assert img.array.shape == (10, 48, 48, 3) and img.array.dtype == np.uint8
+
+
+def test_store_is_reused_and_over_long_utterances_dropped(flickr1d, tmp_path):
+    root, images = flickr1d
+    corpus = read_flickr8k(root, images)
+    first = build_speech_store(corpus, "mortazavi", tmp_path / "s", max_frames=8192, workers=1, quiet=True)
+    mtime = first.path.stat().st_mtime_ns
+    again = build_speech_store(corpus, "mortazavi", tmp_path / "s", max_frames=8192, workers=1, quiet=True)
+    assert again.path == first.path and again.path.stat().st_mtime_ns == mtime
+    longest = int(first.lengths.max())
+    short = build_speech_store(corpus, "mortazavi", tmp_path / "s", max_frames=longest - 1, workers=1, quiet=True)
+    assert short.manifest["dropped_over_max_frames"] >= 1
+    assert len(short.ids) == 50 - short.manifest["dropped_over_max_frames"]
+
+
+def copy_layout(root, dst):
+    shutil.copytree(root, dst)
+    return dst
+
+
+def test_missing_corpus_folder(tmp_path):
+    with pytest.raises(CorpusError, match="corpus folder not found"):
+        read_flickr8k(tmp_path / "nowhere")
+
+
+def test_caption_pointing_to_unknown_image(flickr1d, tmp_path):
+    root, images = flickr1d
+    bad = copy_layout(root, tmp_path / "c")
+    capt = bad / "flickr_audio" / "wav2capt.txt"
+    capt.write_text(capt.read_text() + "x_0.wav nonexistent.jpg #0\n")
+    with pytest.raises(CorpusError, match=r"wav2capt.txt:51: image 'nonexistent.jpg' is not in dataset.json"):
+        read_flickr8k(bad, images)
+
+
+def test_missing_wav_is_named(flickr1d, tmp_path):
+    root, images = flickr1d
+    bad = copy_layout(root, tmp_path / "c")
+    (bad / "flickr_audio" / "wavs" / "2513260012_03d33305cf_2.wav").unlink()
+    with pytest.raises(CorpusError, match="audio file not found: .*2513260012_03d33305cf_2.wav"):
+        read_flickr8k(bad, images)
+
+
+def test_corrupt_wav_is_named_and_earlier_store_survives(flickr1d, tmp_path):
+    root, images = flickr1d
+    good = read_flickr8k(root, images)
+    kept = build_speech_store(good, "mortazavi", tmp_path / "store", workers=1, quiet=True)
+    bad = copy_layout(root, tmp_path / "c")
+    (bad / "flickr_audio" / "wavs" / "2513260012_03d33305cf_2.wav").write_bytes(b"RIFF\x00garbage")
+    corpus = read_flickr8k(bad, images)
+    with pytest.raises(CorpusError, match="corrupt or unreadable audio file .*2513260012_03d33305cf_2.wav"):
+        build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, quiet=True)
+    files = sorted(p.name for p in (tmp_path / "store").iterdir())
+    assert files == sorted([kept.path.name, kept.path.with_suffix(".json").name])  # no partial file left
+    assert kept.frames(good.utterances[0].id).shape[1] == 40
+
+
+def test_missing_images_are_reported(flickr1d, tmp_path):
+    root, images = flickr1d
+    with pytest.raises(CorpusError, match="no image folder"):
+        read_flickr8k(root)
+    next(images.iterdir()).unlink()
+    with pytest.raises(CorpusError, match="1 image file.* missing"):
+        read_flickr8k(root, images)

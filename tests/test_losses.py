@@ -1,0 +1,59 @@
+import importlib.util
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import REFERENCE_STEP
+from vgs.losses import hinge_all_negatives
+
+
+def slow_hinge(a, b, margin, same=None):
+    """Eq. 3 of seed 002 written out pair by pair."""
+    n = a.shape[0]
+    total, count = 0.0, 0
+    for i in range(n):
+        for j in range(n):
+            if i == j or (same is not None and same[i][j]):
+                continue
+            s_ij = float(a[i] @ b[j])
+            total += max(0.0, s_ij - float(a[i] @ b[i]) + margin)  # caption i, wrong image j
+            total += max(0.0, s_ij - float(a[j] @ b[j]) + margin)  # image j, wrong caption i
+            count += 1
+    return total / count
+
+
+@pytest.mark.parametrize("n,margin", [(2, 0.2), (7, 0.2), (16, 0.5)])
+def test_hinge_matches_pairwise_reference(n, margin):
+    g = torch.Generator().manual_seed(n)
+    a = F.normalize(torch.randn(n, 12, generator=g), dim=-1)
+    b = F.normalize(torch.randn(n, 12, generator=g), dim=-1)
+    assert hinge_all_negatives(a, b, margin).item() == pytest.approx(slow_hinge(a, b, margin), rel=1e-5)
+
+
+def test_hinge_masks_captions_of_the_same_image():
+    g = torch.Generator().manual_seed(0)
+    a = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
+    b = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
+    ids = torch.tensor([0, 1, 0, 2, 3, 1])
+    same = ids[:, None] == ids[None, :]
+    got = hinge_all_negatives(a, b, 0.2, same_image=same).item()
+    assert got == pytest.approx(slow_hinge(a, b, 0.2, same.tolist()), rel=1e-5)
+    assert got != pytest.approx(hinge_all_negatives(a, b, 0.2).item(), rel=1e-3)
+
+
+def test_hinge_equals_shared_reference_step():
+    if not REFERENCE_STEP.exists():
+        pytest.skip(f"reference step not found at {REFERENCE_STEP}")
+    spec = importlib.util.spec_from_file_location("reference_step", REFERENCE_STEP)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    g = torch.Generator().manual_seed(5)
+    a = F.normalize(torch.randn(32, 64, generator=g), dim=-1)
+    b = F.normalize(torch.randn(32, 64, generator=g), dim=-1)
+    assert hinge_all_negatives(a, b).item() == pytest.approx(ref.hinge_all_negatives(a, b).item(), rel=1e-6)
+
+
+def test_perfect_alignment_gives_zero_loss():
+    a = torch.eye(5)
+    assert hinge_all_negatives(a, a.clone(), margin=0.2).item() == 0.0

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from vgs.metrics import retrieval, retrieval_ranks
+
+
+def brute_force(speech, images, owner):
+    """The README's protocol, one query at a time."""
+    s2i = []
+    for c in range(len(speech)):
+        scores = [float(speech[c] @ images[i]) for i in range(len(images))]
+        s2i.append(1 + sum(s > scores[owner[c]] for s in scores))
+    i2s = []
+    for i in range(len(images)):
+        scores = [float(images[i] @ speech[c]) for c in range(len(speech))]
+        i2s.append(min(1 + sum(s > scores[c] for s in scores) for c in range(len(speech)) if owner[c] == i))
+    return np.array(s2i), np.array(i2s)
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("n_images,per_image,dim", [(7, 1, 4), (12, 5, 6), (30, 5, 3)])
+def test_ranks_match_brute_force(n_images, per_image, dim):
+    rng = np.random.default_rng(n_images)
+    images = unit(rng.normal(size=(n_images, dim)).astype(np.float32))
+    owner = np.repeat(np.arange(n_images), per_image)
+    speech = unit(images[owner] + rng.normal(scale=0.8, size=(len(owner), dim)).astype(np.float32))
+    got = retrieval_ranks(speech, images, owner, chunk=5)  # small chunks exercise the chunking
+    want = brute_force(speech, images, owner)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_ties_count_only_strictly_higher_scores():
+    images = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)  # images 0 and 1 identical
+    speech = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
+    owner = np.array([0, 1, 2])
+    s2i, i2s = retrieval_ranks(speech, images, owner)
+    assert s2i.tolist() == [1, 1, 1]
+    assert i2s.tolist() == [1, 1, 1]
+    np.testing.assert_array_equal(s2i, brute_force(speech, images, owner)[0])
+
+
+def test_summary_keys_and_values():
+    images = np.eye(4, dtype=np.float32)
+    owner = np.array([0, 0, 1, 2, 3, 3])
+    speech = images[[0, 1, 1, 2, 0, 3]]  # caption 1 (image 0) and caption 4 (image 3) point elsewhere
+    m = retrieval(speech, images, owner)
+    assert set(m) == {"s2i_r1", "s2i_r5", "s2i_r10", "s2i_medr", "i2s_r1", "i2s_r5", "i2s_r10", "i2s_medr"}
+    assert m["s2i_r1"] == pytest.approx(4 / 6)
+    assert m["s2i_r10"] == 1.0
+    assert m["i2s_r1"] == 1.0  # every image has at least one caption ranked first
+    assert m["s2i_medr"] == 1.0
+
+
+def test_shape_errors_are_clear():
+    with pytest.raises(ValueError, match="shape mismatch"):
+        retrieval(np.zeros((3, 4)), np.zeros((2, 5)), np.array([0, 1, 1]))
+    with pytest.raises(ValueError, match="outside"):
+        retrieval(np.zeros((2, 4)), np.zeros((2, 4)), np.array([0, 2]))

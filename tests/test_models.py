@@ -1,0 +1,59 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from vgs.config import SpeechConfig
+from vgs.models.registry import PAPER_PAIRS, build_model, info, model_config, model_name
+from vgs.models.speech import SpeechEncoder
+
+# Seed 002, Table 1: trainable float-32 parameters (audio embedder, image embedder).
+TABLE_1 = {
+    "DG4A2048": (63_898_816, 36_155_776),
+    "DG4A1024": (16_228_544, 33_402_240),
+    "DG3A1024": (11_503_808, 33_402_240),
+    "DG2A2048": (26_125_504, 36_155_776),
+    "DG2A1024": (6_779_072, 33_402_240),
+}
+
+
+@pytest.mark.parametrize("name", PAPER_PAIRS)
+def test_parameter_counts_equal_table_1(name):
+    got = info(name)
+    assert (got["speech_params"], got["image_params"]) == TABLE_1[name]
+
+
+def test_info_command_prints_json():
+    out = subprocess.run([sys.executable, "-m", "vgs.models", "info", "DG2A1024"], capture_output=True, text=True,
+                         check=True).stdout
+    assert json.loads(out)["speech_params"] == 6_779_072
+
+
+def test_unknown_model_name_is_a_clear_error():
+    r = subprocess.run([sys.executable, "-m", "vgs.models", "info", "DG2B1024"], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown model 'DG2B1024'" in r.stderr
+
+
+def test_names_round_trip():
+    for name in ("DG3A1024", "DG2A256-small", "DG1A128-tiny"):
+        assert model_name(model_config(name)) == name
+
+
+def test_speech_encoder_ignores_padding():
+    torch.manual_seed(0)
+    enc = SpeechEncoder(SpeechConfig(layers=2, conv_stride=2), input_dim=40, latent=32).eval()
+    x = torch.randn(1, 50, 40)
+    padded = torch.cat([x, torch.randn(1, 30, 40) * 5], dim=1)
+    a = enc(x, torch.tensor([50]))
+    b = enc(padded, torch.tensor([50]))
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert a.norm(dim=-1).item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_odd_latent_cannot_be_built():
+    cfg = model_config("DG2A256-tiny")
+    cfg.latent = 255
+    with pytest.raises(ValueError, match="even"):
+        build_model(cfg, 40)

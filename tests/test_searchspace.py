@@ -1,0 +1,51 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vgs.config import ConfigError
+from vgs import searchspace
+
+SPACES = sorted((Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])
+def test_every_search_space_validates(path):
+    spec = searchspace.load(str(path))
+    assert spec.space and spec.metric.startswith("val_")
+
+
+def test_gru_layers_searches_depth_and_latent_with_optuna_and_asha():
+    spec = searchspace.load("gru_layers")
+    assert spec.space["model.speech.layers"]["choice"] == [2, 3, 4]
+    assert "model.latent" in spec.space
+    assert spec.algorithm == "optuna" and spec.scheduler["type"] == "asha"
+
+
+def write(tmp_path, text):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("space: {model.speech.layers: {choice: [1]}}\nsearh: {}\n", "unknown key.*searh"),
+    ("space: {model.speech.layer: {choice: [1]}}\n", "unknown config key 'model.speech.layer'"),
+    ("space: {model.latent: {choice: [abc]}}\n", "'model.latent' expects int"),
+    ("space: {model.latent: {normal: [1, 2]}}\n", "space.model.latent must be one of"),
+    ("space: {model.latent: {choice: [255]}}\n", "cannot be built.*even"),
+    ("space: {model.latent: {choice: [64]}}\nmetric: accuracy\n", "metric 'accuracy'"),
+    ("space: [1, 2\n", "invalid YAML"),
+    ("space: {train.epochs: {choice: [1, 2]}}\nscheduler: {type: asha}\n", "ASHA"),
+])
+def test_bad_search_spaces_are_refused_with_the_reason(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        searchspace.load(write(tmp_path, text))
+
+
+def test_unknown_sweep_lists_what_exists(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "vgs.sweep", "no_such_sweep"], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert r.returncode == 2
+    assert "unknown sweep 'no_such_sweep'" in r.stderr and "gru_layers" in r.stderr

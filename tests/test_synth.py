@@ -1,0 +1,59 @@
+import hashlib
+import json
+
+import numpy as np
+import soundfile as sf
+
+from vgs.data.flickr8k import read_flickr8k
+from vgs.data.synth import generate, make_speakers
+
+
+def digest(folder):
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name != "corpus.json":  # corpus.json records timings
+            h.update(p.relative_to(folder).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_same_seed_same_corpus_other_seed_other_corpus(tmp_path):
+    a = generate(tmp_path / "a", images=12, seed=11, speakers=20, val_images=3, test_images=3, quiet=True)
+    b = generate(tmp_path / "b", images=12, seed=11, speakers=20, val_images=3, test_images=3, quiet=True)
+    c = generate(tmp_path / "c", images=12, seed=12, speakers=20, val_images=3, test_images=3, quiet=True)
+    assert digest(a) == digest(b)
+    assert digest(a) != digest(c)
+
+
+def test_corpus_is_real_speech_in_the_flickr8k_layout(tiny_corpus):
+    corpus = read_flickr8k(tiny_corpus)
+    assert len(corpus.utterances) == 160 * 5
+    assert {u.split for u in corpus.utterances} == {"train", "val", "test"}
+    assert len(corpus.images("test")) == 20 and len(corpus.images("val")) == 40
+    assert len({u.speaker for u in corpus.utterances}) >= 20
+    assert all(u.translation for u in corpus.utterances)
+    audio, rate = sf.read(corpus.utterances[0].audio)
+    assert rate == 16000 and 0.5 < len(audio) / rate < 10
+    # speech, not silence or noise alone: the loudest 100 ms is far above the quietest
+    frames = np.abs(audio[: len(audio) // 1600 * 1600]).reshape(-1, 1600).mean(1)
+    assert frames.max() > 10 * frames.min()
+    meta = json.loads((tiny_corpus / "dataset.json").read_text())
+    scene = meta["images"][0]["scene"]
+    assert len(scene["objects"]) >= 3
+
+
+def test_speakers_are_distinct_voices():
+    voices = make_speakers(40, seed=0)
+    assert len({(v.name, v.rate, v.pitch) for v in voices}) == 40
+    assert len({v.name for v in voices}) == 40
+
+
+def test_existing_corpus_is_reused_and_a_different_one_refused(tmp_path):
+    import pytest
+
+    out = generate(tmp_path / "c", images=8, seed=1, speakers=20, val_images=2, test_images=2, quiet=True)
+    before = (out / "dataset.json").stat().st_mtime_ns
+    generate(tmp_path / "c", images=8, seed=1, speakers=20, val_images=2, test_images=2, quiet=True)
+    assert (out / "dataset.json").stat().st_mtime_ns == before
+    with pytest.raises(FileExistsError, match="different corpus"):
+        generate(tmp_path / "c", images=9, seed=1, speakers=20, val_images=2, test_images=2, quiet=True)

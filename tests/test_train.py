@@ -1,0 +1,70 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from vgs.config import ConfigError, apply_overrides, base_config
+from vgs.data.prepare import prepare
+from vgs.models.registry import build_model
+from vgs.train import fit
+
+
+def tiny_cfg(corpus, **overrides):
+    return apply_overrides(base_config("cpu-tiny"), {"data.root": str(corpus), **overrides})
+
+
+def test_training_learns_on_a_tiny_corpus(tiny_corpus, tmp_path):
+    cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 12, "train.captions_per_image": 0, "train.batch_size": 16,
+                                    "train.lr": 2e-3})
+    summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
+    chance = 10 / 40  # R@10 of a random ranking over the 40 validation images
+    assert summary["best_val_s2i_r10"] >= chance + 0.2, summary
+    assert summary["best_val_i2s_r10"] > chance, summary
+
+
+class _Interrupt(Exception):
+    """Raised from the report callback, as Ray stops a trial between epochs."""
+
+
+def _interrupt_after(epochs):
+    def report(metrics, _checkpoint_dir):
+        if metrics["epoch"] >= epochs:
+            raise _Interrupt
+    return report
+
+
+def test_same_seed_same_result_and_resume_replays_exactly(tiny_corpus, tmp_path):
+    cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 2})
+    data = prepare(cfg.data, quiet=True)
+    straight = fit(cfg, out_dir=tmp_path / "a", data=data, quiet=True)
+    again = fit(cfg, out_dir=tmp_path / "b", data=data, quiet=True)
+    keys = [k for k in straight if k.startswith(("val_", "best_val_")) or k in ("train_loss", "lr")]
+    assert {k: again[k] for k in keys} == {k: straight[k] for k in keys}
+
+    with pytest.raises(_Interrupt):
+        fit(cfg, out_dir=tmp_path / "c", data=data, quiet=True, report=_interrupt_after(1))
+    resumed = fit(cfg, out_dir=tmp_path / "c", resume=tmp_path / "c", data=data, quiet=True)
+    assert resumed["epoch"] == 2
+    assert {k: resumed[k] for k in keys} == {k: straight[k] for k in keys}
+
+
+def test_best_checkpoint_holds_state_dict_and_config(tiny_corpus, tmp_path):
+    cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 1, "train.test_at_end": True})
+    summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
+    assert {"test_s2i_r10", "test_i2s_r10"} <= set(summary)
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert state["config"]["model"]["latent"] == 128 and state["epoch"] == 1
+    model = build_model(cfg.model, input_dim=40)
+    model.load_state_dict(state["model"])
+
+
+def test_a_config_that_cannot_fit_is_refused(tiny_corpus, tmp_path):
+    with pytest.raises(ConfigError, match="data.image_crop"):
+        fit(tiny_cfg(tiny_corpus, **{"data.image_crop": 64}), out_dir=tmp_path, quiet=True)
+
+
+def test_cli_names_a_missing_corpus(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "vgs.train", "--data", str(tmp_path / "missing")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and f"corpus folder not found: {tmp_path / 'missing'}" in r.stderr

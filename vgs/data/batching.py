@@ -1,0 +1,80 @@
+"""Batches of (speech, image) pairs from the feature stores."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vgs.data.prepare import Prepared
+
+PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
+
+
+class PairSplit:
+    """One split's captions, their images, and tensors for batches of them."""
+
+    def __init__(self, data: Prepared, split: str):
+        self.speech, self.image_store = data.speech, data.images
+        utts = [u for u in data.corpus.split(split) if u.id in data.speech.index]  # over-long ones were dropped
+        if not utts:
+            raise ValueError(f"split '{split}' of {data.corpus.root} has no usable utterances")
+        self.utt_ids = [u.id for u in utts]
+        self.image_names = list(dict.fromkeys(u.image for u in utts))
+        position = {name: i for i, name in enumerate(self.image_names)}
+        self.image_of_caption = np.array([position[u.image] for u in utts])
+        self.image_rows = np.array([self.image_store.index[n] for n in self.image_names])
+        self.lengths = np.array([data.speech.lengths[data.speech.index[u]] for u in self.utt_ids])
+
+    def __len__(self) -> int:
+        return len(self.utt_ids)
+
+    def epoch_batches(self, rng: np.random.Generator, batch_size: int, captions_per_image: int = 0) -> list[np.ndarray]:
+        """Caption-index batches for one epoch; no batch holds two captions of one image.
+
+        Captions are dealt in rounds (one caption of every image per round), each round is
+        sorted by length within windows of 16 batches (less padding), cut into batches, and
+        the batches of all rounds are shuffled."""
+        by_image: list[list[int]] = [[] for _ in self.image_names]
+        for c, img in enumerate(self.image_of_caption):
+            by_image[img].append(c)
+        chosen = [rng.permutation(cs)[:captions_per_image or len(cs)] for cs in by_image]
+        batches = []
+        for r in range(max(len(c) for c in chosen)):
+            round_ = np.array([chosen[i][r] for i in rng.permutation(len(chosen)) if len(chosen[i]) > r])
+            window = batch_size * 16
+            for w in range(0, len(round_), window):
+                part = round_[w:w + window]
+                part = part[np.argsort(self.lengths[part], kind="stable")]
+                batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+        batches = [b for b in batches if len(b) > 1]  # a lone pair has no negatives
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def speech_batch(self, idx: np.ndarray, min_frames: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = [self.speech.normalised(self.utt_ids[i]) for i in idx]
+        lengths = torch.tensor([len(f) for f in frames])
+        out = np.zeros((len(frames), max(int(lengths.max()), min_frames), self.speech.dim), np.float32)
+        for k, f in enumerate(frames):
+            out[k, :len(f)] = f
+        return torch.from_numpy(out), lengths
+
+    def pixels(self, image_idx: np.ndarray, crop: int, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """Images as standardised (B, 3, crop, crop); random crop + flip when rng is given, else centre crop."""
+        raw = self.image_store.array[self.image_rows[image_idx]]  # (B, S, S, 3) uint8
+        size = raw.shape[1]
+        if crop > size:
+            raise ValueError(f"data.image_crop ({crop}) is larger than data.image_resize ({size})")
+        out = np.empty((len(raw), crop, crop, 3), np.uint8)
+        for k, img in enumerate(raw):
+            if rng is None:
+                top = left = (size - crop) // 2
+            else:
+                top, left = rng.integers(0, size - crop + 1, size=2)
+            patch = img[top:top + crop, left:left + crop]
+            out[k] = patch[:, ::-1] if rng is not None and rng.random() < 0.5 else patch
+        x = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255)
+        return x.sub_(PIXEL_MEAN).div_(PIXEL_STD).contiguous()
+
+    def batch(self, idx: np.ndarray, crop: int, rng: np.random.Generator | None = None) -> dict:
+        speech, lengths = self.speech_batch(idx)
+        images = self.image_of_caption[idx]
+        return {"speech": speech, "lengths": lengths, "pixels": self.pixels(images, crop, rng),
+                "image_ids": torch.from_numpy(images)}

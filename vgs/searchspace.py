@@ -1,0 +1,188 @@
+"""Search-space YAML files (`search_spaces/NAME.yaml`): loading and validation.
+
+    description: what the sweep asks
+    base: cpu-small                 # named base config (vgs.config.BASE_CONFIGS)
+    overrides: {train.epochs: 6}    # dotted paths applied to the base
+    space:                          # dotted paths searched
+      model.speech.layers: {choice: [1, 2, 3]}
+      train.lr: {loguniform: [1.0e-4, 3.0e-3]}
+    search: {algorithm: optuna, num_samples: 6, seed: 0}   # or {algorithm: grid}
+    scheduler: {type: asha, grace_period: 1, reduction_factor: 2}   # or {type: none}
+    metric: val_s2i_r10
+    mode: max
+    seeds: [0]
+    resources: {cpu: 1, gpu: 0}
+    max_concurrent: 2               # 0: as many as the cluster fits
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vgs.config import Config, ConfigError, apply_overrides, base_config, coerce, key_type
+
+DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
+TOP_KEYS = ("description", "base", "overrides", "space", "search", "scheduler", "metric", "mode", "seeds",
+            "resources", "max_concurrent")
+METRICS = tuple(f"val_{d}_{m}" for d in ("s2i", "i2s") for m in ("r1", "r5", "r10", "medr"))
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    path: Path
+    description: str = ""
+    base: str = "cpu-small"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, dict[str, list]] = field(default_factory=dict)
+    algorithm: str = "optuna"
+    num_samples: int = 1
+    search_seed: int = 0
+    scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
+    metric: str = "val_s2i_r10"
+    mode: str = "max"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    cpu: float = 1.0
+    gpu: float = 0.0
+    max_concurrent: int = 0
+
+    def base_config(self, extra: dict[str, Any] | None = None) -> Config:
+        return apply_overrides(base_config(self.base), {**self.overrides, **(extra or {})})
+
+
+def trial_overrides(config: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """A Tune trial's config -> the dotted overrides it stands for (Repeater's index -> seed)."""
+    overrides = {k: v for k, v in config.items() if not k.startswith("__")}
+    if "__trial_index__" in config:
+        overrides["train.seed"] = seeds[config["__trial_index__"] % len(seeds)]
+    return overrides
+
+
+def search_space_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("VGS_SEARCH_SPACES", "").split(os.pathsep) if p]
+    return dirs + [Path.cwd() / "search_spaces", Path(__file__).resolve().parent.parent / "search_spaces"]
+
+
+def available() -> list[str]:
+    return sorted({p.stem for d in search_space_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+
+
+def find(name: str) -> Path:
+    if name.endswith((".yaml", ".yml")):
+        if Path(name).is_file():
+            return Path(name).resolve()
+        raise ConfigError(f"search-space file not found: {name}")
+    for d in search_space_dirs():
+        if (d / f"{name}.yaml").is_file():
+            return (d / f"{name}.yaml").resolve()
+    raise ConfigError(f"unknown sweep '{name}'; available: {', '.join(available()) or '(none found)'}")
+
+
+def load(name: str) -> SweepSpec:
+    path = find(name)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    return parse(raw, path)
+
+
+def parse(raw: Any, path: Path) -> SweepSpec:
+    where = str(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of {', '.join(TOP_KEYS)}")
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(TOP_KEYS)}")
+    search = raw.get("search", {}) or {}
+    scheduler = raw.get("scheduler", {"type": "none"}) or {"type": "none"}
+    resources = raw.get("resources", {}) or {}
+    for section, allowed, value in (("search", ("algorithm", "num_samples", "seed"), search),
+                                    ("scheduler", ("type", "grace_period", "reduction_factor"), scheduler),
+                                    ("resources", ("cpu", "gpu"), resources)):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{section}' must be a mapping")
+        bad = sorted(set(value) - set(allowed))
+        if bad:
+            raise ConfigError(f"{where}: unknown key(s) {section}.{', '.join(bad)}; allowed: {', '.join(allowed)}")
+    spec = SweepSpec(
+        name=path.stem, path=path, description=str(raw.get("description", "")), base=str(raw.get("base", "cpu-small")),
+        overrides=dict(raw.get("overrides") or {}), space=dict(raw.get("space") or {}),
+        algorithm=str(search.get("algorithm", "optuna")), num_samples=int(search.get("num_samples", 1)),
+        search_seed=int(search.get("seed", 0)), scheduler=dict(scheduler), metric=str(raw.get("metric", "val_s2i_r10")),
+        mode=str(raw.get("mode", "max")), seeds=[int(s) for s in (raw.get("seeds") or [0])],
+        cpu=float(resources.get("cpu", 1)), gpu=float(resources.get("gpu", 0)),
+        max_concurrent=int(raw.get("max_concurrent", 0)))
+    validate(spec)
+    return spec
+
+
+def validate(spec: SweepSpec) -> None:
+    where = str(spec.path)
+    try:
+        spec.base_config()
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from e
+    if spec.algorithm not in ("optuna", "grid"):
+        raise ConfigError(f"{where}: search.algorithm must be optuna or grid, got '{spec.algorithm}'")
+    if spec.scheduler.get("type") not in ("asha", "none"):
+        raise ConfigError(f"{where}: scheduler.type must be asha or none, got '{spec.scheduler.get('type')}'")
+    if spec.metric not in METRICS:
+        raise ConfigError(f"{where}: metric '{spec.metric}' is not one of {', '.join(METRICS)}")
+    if spec.mode not in ("max", "min"):
+        raise ConfigError(f"{where}: mode must be max or min, got '{spec.mode}'")
+    if spec.num_samples < 1:
+        raise ConfigError(f"{where}: search.num_samples must be >= 1")
+    if not spec.space:
+        raise ConfigError(f"{where}: 'space' is empty; name at least one dotted config key to search")
+    for key, dist in spec.space.items():
+        try:
+            typ = key_type(key)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: space: {e}") from e
+        if key == "train.seed":
+            raise ConfigError(f"{where}: search seeds with the top-level 'seeds' list, not space.train.seed")
+        if key == "train.epochs" and spec.scheduler.get("type") == "asha":
+            raise ConfigError(f"{where}: ASHA prunes on the epoch counter; train.epochs cannot be searched with it")
+        if not (isinstance(dist, dict) and len(dist) == 1 and next(iter(dist)) in DISTRIBUTIONS):
+            raise ConfigError(f"{where}: space.{key} must be one of {{{': [...]}, {'.join(DISTRIBUTIONS)}: [...]}}, "
+                              f"got {dist!r}")
+        kind, values = next(iter(dist.items()))
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: space.{key}.{kind} needs a non-empty list")
+        if kind == "choice":
+            dist[kind] = [coerce(key, v, typ) for v in values]
+        else:
+            if len(values) != 2 or typ not in (int, float):
+                raise ConfigError(f"{where}: space.{key}.{kind} needs [low, high] for a numeric key")
+            if spec.algorithm == "grid":
+                raise ConfigError(f"{where}: grid search takes 'choice' lists only (space.{key} is {kind})")
+    for combo in _sample_combinations(spec):  # every searched value must give a buildable model
+        try:
+            cfg = spec.base_config(combo)
+            _check_buildable(cfg)
+        except (ConfigError, ValueError) as e:
+            raise ConfigError(f"{where}: the configuration {combo} cannot be built: {e}") from e
+
+
+def _sample_combinations(spec: SweepSpec, limit: int = 16) -> list[dict[str, Any]]:
+    choices = {k: v["choice"] for k, v in spec.space.items() if "choice" in v}
+    combos = [dict(zip(choices, vals)) for vals in itertools.islice(itertools.product(*choices.values()), limit)]
+    return combos or [{}]
+
+
+def _check_buildable(cfg: Config) -> None:
+    import torch
+
+    from vgs.data.features import preset_dim
+    from vgs.models.registry import build_model
+
+    if cfg.data.image_crop > cfg.data.image_resize:
+        raise ConfigError(f"data.image_crop ({cfg.data.image_crop}) exceeds data.image_resize ({cfg.data.image_resize})")
+    with torch.device("meta"):  # shapes only: no memory, no time
+        build_model(cfg.model, preset_dim(cfg.data.features))

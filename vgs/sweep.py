@@ -1,0 +1,263 @@
+"""Run a named sweep with Ray Tune: the only module that knows Ray Tune, Optuna and ASHA.
+
+    python -m vgs.sweep NAME [--data DIR] [--storage DIR] [--tracking-uri URI] [--resume] [key=value ...]
+
+NAME is a file in search_spaces/ (or a path to a YAML file).  The corpus and its features are
+prepared once in the driver; every trial reuses them.  Runs on whatever Ray cluster
+`ray.init()` finds (RAY_ADDRESS, or a cluster started with `ray start`), else a local one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from vgs.config import Config, ConfigError, flatten, from_dict, parse_cli_overrides, to_dict, vgs_home, \
+    default_tracking_uri, apply_overrides
+from vgs.data.records import CorpusError
+from vgs.searchspace import SweepSpec, load, trial_overrides
+
+TABLE_METRICS = ("s2i_r1", "s2i_r5", "s2i_r10", "s2i_medr", "i2s_r1", "i2s_r5", "i2s_r10", "i2s_medr")
+
+
+# ---------------------------------------------------------------- the trial (runs in a Ray worker)
+
+
+def run_trial(config: dict, base: dict, seeds: list[int]) -> None:
+    """Ray Tune function trainable: base config + this trial's dotted overrides -> train.fit."""
+    from ray import tune
+
+    from vgs.train import fit
+
+    cfg = apply_overrides(from_dict(base), trial_overrides(config, seeds))
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
+    work = Path(tune.get_context().get_trial_dir()) / "work"
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:  # restored trial: continue from the last reported epoch
+        resume = Path(checkpoint.to_directory(str(work.with_name("restored"))))
+
+    def report(metrics: dict, checkpoint_dir: Path) -> None:
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+
+    fit(cfg, report=report, out_dir=work, resume=resume, quiet=False)
+
+
+# ---------------------------------------------------------------- driver
+
+
+def build_param_space(spec: SweepSpec, base: Config) -> tuple[dict, Any]:
+    """(Tune param_space, search algorithm)."""
+    from ray import tune
+
+    if spec.algorithm == "grid":
+        space: dict[str, Any] = {k: tune.grid_search(v["choice"]) for k, v in spec.space.items()}
+        if len(spec.seeds) > 1:
+            space["train.seed"] = tune.grid_search(spec.seeds)
+        else:
+            space["train.seed"] = spec.seeds[0]
+        return space, None
+
+    import optuna
+    from ray.tune.search import Repeater
+    from ray.tune.search.optuna import OptunaSearch
+
+    dists = {}
+    for key, dist in spec.space.items():
+        kind, values = next(iter(dist.items()))
+        if kind == "choice":
+            dists[key] = optuna.distributions.CategoricalDistribution(values)
+        elif kind == "uniform":
+            dists[key] = optuna.distributions.FloatDistribution(float(values[0]), float(values[1]))
+        elif kind == "loguniform":
+            dists[key] = optuna.distributions.FloatDistribution(float(values[0]), float(values[1]), log=True)
+        else:
+            dists[key] = optuna.distributions.IntDistribution(int(values[0]), int(values[1]))
+    # OptunaSearch owns the space, so it gets metric and mode itself (DESIGN.md).
+    searcher = OptunaSearch(space=dists, metric=spec.metric, mode=spec.mode,
+                            sampler=optuna.samplers.TPESampler(seed=spec.search_seed))
+    constants: dict[str, Any] = {}
+    if len(spec.seeds) > 1:
+        searcher = Repeater(searcher, repeat=len(spec.seeds), set_index=True)
+    else:
+        constants["train.seed"] = spec.seeds[0]
+    return constants, searcher
+
+
+def make_scheduler(spec: SweepSpec, max_epochs: int):
+    if spec.scheduler.get("type") != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    # time_attr is our epoch counter: Ray's training_iteration restarts after Tuner.restore.
+    return ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=int(spec.scheduler.get("grace_period", 1)),
+                         reduction_factor=float(spec.scheduler.get("reduction_factor", 2)))
+
+
+def latest_sweep_dir(storage: Path, name: str) -> Path | None:
+    dirs = sorted(p for p in storage.glob(f"{name}_*") if (p / "tuner.pkl").exists())
+    return dirs[-1] if dirs else None
+
+
+def run_sweep(name: str, data: str | None = None, storage: str | None = None, tracking_uri: str | None = None,
+              resume: bool = False, overrides: dict[str, str] | None = None, address: str | None = None) -> dict:
+    import ray
+    from ray import tune
+
+    from vgs.data.prepare import prepare, resolve_paths
+    from vgs.tracking import MlflowSweepCallback
+
+    t_start = time.time()
+    spec = load(name)
+    extra = dict(overrides or {})
+    if data:
+        extra["data.root"] = data
+    base = spec.base_config(extra)
+    base.data = resolve_paths(base.data)
+    storage_dir = Path(storage).expanduser().resolve() if storage else vgs_home() / "ray_results"
+    storage_dir.mkdir(parents=True, exist_ok=True)
+    tracking_uri = tracking_uri or default_tracking_uri()
+
+    print(f"sweep '{spec.name}': {spec.description}", file=sys.stderr)
+    print(f"preparing corpus {base.data.root} (features are computed once and reused)", file=sys.stderr, flush=True)
+    prepare(base.data)  # in the driver, once, so trials only read the stores
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=True,
+                 runtime_env={"env_vars": {"VGS_HOME": str(vgs_home()), "PYTHONWARNINGS": "ignore::UserWarning"}})
+
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, base=to_dict(base), seeds=spec.seeds), {"cpu": spec.cpu, "gpu": spec.gpu})
+    previous = latest_sweep_dir(storage_dir, spec.name) if resume else None
+    if resume and previous is None:
+        raise ConfigError(f"--resume: no earlier '{spec.name}' sweep under {storage_dir}")
+    if previous is not None:
+        print(f"resuming {previous}", file=sys.stderr)
+        tuner = tune.Tuner.restore(str(previous), trainable=trainable, resume_unfinished=True, resume_errored=True)
+        sweep_dir = previous
+    else:
+        sweep_dir = storage_dir / f"{spec.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+        param_space, searcher = build_param_space(spec, base)
+        callback = MlflowSweepCallback(
+            tracking_uri, experiment=f"vgs-{spec.name}", sweep_name=spec.name, sweep_dir=str(sweep_dir),
+            params={"sweep": spec.name, "base": spec.base, "search": spec.algorithm, "num_samples": spec.num_samples,
+                    "scheduler": spec.scheduler.get("type"), "metric": spec.metric, "data.root": base.data.root},
+            max_epochs=base.train.epochs, base_params=flatten(base), seeds=spec.seeds)
+        tuner = tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, scheduler=make_scheduler(spec, base.train.epochs),
+                num_samples=spec.num_samples if spec.algorithm == "optuna" else 1,
+                max_concurrent_trials=spec.max_concurrent or None,
+                # ASHA gets metric/mode through TuneConfig only; OptunaSearch already has them.
+                metric=spec.metric, mode=spec.mode, trial_dirname_creator=lambda t: t.trial_id),
+            run_config=tune.RunConfig(
+                name=sweep_dir.name, storage_path=str(storage_dir), callbacks=[callback], verbose=0,
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=1)))
+    results = tuner.fit()
+    summary = summarise(spec, results, base.train.epochs)
+    callback = _find_callback(tuner)
+    table = format_table(summary["trials"], list(spec.space), multi_seed=len(spec.seeds) > 1)
+    if callback is not None:
+        callback.finish(f"# {spec.name}\n\n{table}\n", summary.get("best"))
+    (sweep_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    summary["wall_seconds"] = time.time() - t_start
+    summary["table"] = table
+    summary["sweep_dir"] = str(sweep_dir)
+    summary["tracking_uri"] = tracking_uri
+    return summary
+
+
+def _find_callback(tuner):
+    from vgs.tracking import MlflowSweepCallback
+
+    try:
+        callbacks = tuner._local_tuner.get_run_config().callbacks or []
+    except AttributeError:
+        return None
+    return next((c for c in callbacks if isinstance(c, MlflowSweepCallback)), None)
+
+
+def summarise(spec: SweepSpec, results, max_epochs: int) -> dict:
+    trials = []
+    for r in results:
+        m = r.metrics or {}
+        cfg = trial_overrides(r.config or {}, spec.seeds)
+        epochs = int(m.get("epoch", 0))
+        status = "error" if r.error else ("pruned" if epochs < max_epochs else "completed")
+        trials.append({"trial_id": m.get("trial_id", Path(r.path).name), "config": cfg, "epochs": epochs,
+                       "best_epoch": m.get("best_epoch"), "status": status,
+                       **{f"val_{k}": m.get(f"best_val_{k}") for k in TABLE_METRICS},
+                       **{k: v for k, v in m.items() if k.startswith("test_")}})
+    key = f"val_{spec.metric[4:]}"
+    scored = [t for t in trials if isinstance(t.get(key), (int, float)) and not math.isnan(t[key])]
+    sign = 1 if spec.mode == "max" else -1
+    scored.sort(key=lambda t: sign * t[key], reverse=True)
+    others = [t for t in trials if t not in scored]
+    return {"sweep": spec.name, "metric": spec.metric, "mode": spec.mode, "trials": scored + others,
+            "best": scored[0] if scored else None}
+
+
+def format_table(trials: list[dict], space_keys: list[str], multi_seed: bool = False) -> str:
+    cols = ["trial"] + space_keys + (["train.seed"] if multi_seed else []) + ["epochs", "best ep"] + \
+        [f"val {m.replace('_', ' ').replace('r', 'R@', 1) if 'medr' not in m else m.replace('_', ' ')}"
+         for m in TABLE_METRICS] + ["status"]
+    rows = []
+    for t in trials:
+        row = [str(t["trial_id"])] + [str(t["config"].get(k, "")) for k in space_keys]
+        if multi_seed:
+            row.append(str(t["config"].get("train.seed", "")))
+        row += [str(t["epochs"]), str(t.get("best_epoch") or "-")]
+        for m in TABLE_METRICS:
+            v = t.get(f"val_{m}")
+            row.append("-" if v is None else (f"{v:.0f}" if m.endswith("medr") else f"{v:.3f}"))
+        row.append(t["status"])
+        rows.append(row)
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(cols), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vgs.sweep", description="Run a named sweep with Ray Tune.")
+    p.add_argument("name", help="search space name (search_spaces/NAME.yaml) or a YAML path")
+    p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. train.epochs=10")
+    p.add_argument("--data", help="corpus folder in the Flickr8K Audio layout (default: the built-in corpus)")
+    p.add_argument("--storage", help="Ray results folder or URI (default: .vgs/ray_results)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--resume", action="store_true", help="continue the most recent run of this sweep")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local cluster)")
+    a = p.parse_args(argv)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+    # We checkpoint every epoch on purpose (resumable trials); Ray's warning about it is noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    try:
+        summary = run_sweep(a.name, a.data, a.storage, a.tracking_uri, a.resume,
+                            parse_cli_overrides(a.overrides), a.address)
+    except (ConfigError, CorpusError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    best = summary.get("best")
+    print(f"\nsweep '{summary['sweep']}' finished in {summary['wall_seconds']:.0f} s; {len(summary['trials'])} trials")
+    print(summary["table"])
+    if best:
+        cfg = ", ".join(f"{k}={v}" for k, v in best["config"].items() if k != "train.seed")
+        print(f"\nbest trial {best['trial_id']}: {cfg} -> val R@10 speech->image {best['val_s2i_r10']:.3f}, "
+              f"image->speech {best['val_i2s_r10']:.3f} (epoch {best['best_epoch']})")
+        if best.get("test_s2i_r10") is not None:
+            print(f"  test (best epoch): R@10 speech->image {best['test_s2i_r10']:.3f}, "
+                  f"image->speech {best['test_i2s_r10']:.3f}")
+    print(f"\nresults: {summary['sweep_dir']}")
+    print(f"MLflow UI: mlflow ui --backend-store-uri {summary['tracking_uri']}   (then open http://127.0.0.1:5000)")
+    return 0 if best else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""MLflow tracking: one parent run per sweep, one child run per trial.
+
+Our own small Ray Tune callback rather than Ray's stock MLflowLoggerCallback, which logs every
+key, marks pruned trials FINISHED and duplicates runs on restore.  It runs in the sweep driver
+only, so a SQLite tracking URI has a single writer.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from vgs.searchspace import trial_overrides
+
+# Keys of a trial's report that become MLflow metrics (step = our epoch).
+METRIC_PREFIXES = ("val_", "best_val_", "test_")
+METRIC_KEYS = ("train_loss", "lr", "train_seconds", "epoch_seconds", "best_epoch")
+
+
+def client(tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def experiment_id(tracking_uri: str, name: str) -> str:
+    c = client(tracking_uri)
+    exp = c.get_experiment_by_name(name)
+    return exp.experiment_id if exp else c.create_experiment(name)
+
+
+class MlflowSweepCallback(Callback):
+    """Logs trials of one sweep (identified by its Ray experiment folder) to MLflow."""
+
+    def __init__(self, tracking_uri: str, experiment: str, sweep_name: str, sweep_dir: str,
+                 params: dict[str, Any], max_epochs: int, base_params: dict[str, Any], seeds: list[int]):
+        self.tracking_uri, self.experiment, self.sweep_name = tracking_uri, experiment, sweep_name
+        self.sweep_dir, self.params, self.max_epochs = sweep_dir, params, max_epochs
+        self.base_params = base_params  # resolved base config; a trial's own values override it
+        self.seeds = seeds
+        self.parent_id: str | None = None
+        self.runs: dict[str, str] = {}  # trial_id -> MLflow run id
+        self._client = None
+
+    # Ray pickles callbacks with the experiment state; keep only plain data in that state.
+    def get_state(self) -> dict:
+        return {"parent_id": self.parent_id, "runs": dict(self.runs)}
+
+    def set_state(self, state: dict) -> None:
+        self.parent_id, self.runs = state.get("parent_id"), dict(state.get("runs", {}))
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_client"} | {"_client": None}
+
+    @property
+    def mlflow(self):
+        if self._client is None:
+            self._client = client(self.tracking_uri)
+        return self._client
+
+    def setup(self, **info) -> None:
+        self.parent_id = self.parent_id or self.find_or_create_parent()
+
+    def find_or_create_parent(self) -> str:
+        exp = experiment_id(self.tracking_uri, self.experiment)
+        found = self.mlflow.search_runs([exp], filter_string=f"tags.`vgs.sweep_dir` = '{self.sweep_dir}'",
+                                        max_results=1)
+        if found:
+            run_id = found[0].info.run_id
+            self.mlflow.update_run(run_id, status="RUNNING")
+            return run_id
+        run = self.mlflow.create_run(exp, run_name=Path(self.sweep_dir).name,
+                                     tags={"vgs.sweep": self.sweep_name, "vgs.sweep_dir": self.sweep_dir,
+                                           "vgs.kind": "sweep"})
+        for k, v in self.params.items():
+            self.mlflow.log_param(run.info.run_id, k, v)
+        return run.info.run_id
+
+    def _run_for(self, trial) -> str:
+        tid = trial.trial_id
+        if tid in self.runs:
+            return self.runs[tid]
+        exp = experiment_id(self.tracking_uri, self.experiment)
+        found = self.mlflow.search_runs(
+            [exp], filter_string=f"tags.`vgs.trial_id` = '{tid}' and tags.`mlflow.parentRunId` = '{self.parent_id}'",
+            max_results=1)
+        if found:  # resumed sweep: continue the same child run
+            self.runs[tid] = found[0].info.run_id
+            return self.runs[tid]
+        run = self.mlflow.create_run(exp, run_name=f"{self.sweep_name}-{tid}",
+                                     tags={"mlflow.parentRunId": self.parent_id, "vgs.trial_id": tid,
+                                           "vgs.sweep": self.sweep_name, "vgs.kind": "trial"})
+        self.runs[tid] = run.info.run_id
+        from mlflow.entities import Param
+
+        resolved = {**self.base_params, **trial_overrides(trial.config, self.seeds)}
+        params = [Param(k, str(v)) for k, v in resolved.items()]
+        for a in range(0, len(params), 100):
+            self.mlflow.log_batch(run.info.run_id, params=params[a:a + 100])
+        return run.info.run_id
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        run_id = self._run_for(trial)
+        self.mlflow.update_run(run_id, status="RUNNING")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        from mlflow.entities import Metric
+
+        run_id = self._run_for(trial)
+        step = int(result.get("epoch", 0))
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v in result.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and (k.startswith(METRIC_PREFIXES) or k in METRIC_KEYS)]
+        self.mlflow.log_batch(run_id, metrics=metrics)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        run_id = self._run_for(trial)
+        epochs = int((trial.last_result or {}).get("epoch", 0))
+        pruned = epochs < self.max_epochs
+        self.mlflow.set_tag(run_id, "vgs.pruned", str(pruned).lower())
+        self.mlflow.set_tag(run_id, "vgs.epochs_run", str(epochs))
+        self._log_checkpoint(run_id, trial)
+        # A pruned trial did not finish its schedule: KILLED, not FINISHED, so it is never
+        # mistaken for a completed run in the UI.
+        self.mlflow.set_terminated(run_id, "KILLED" if pruned else "FINISHED")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        run_id = self._run_for(trial)
+        error = ""
+        if trial.error_file and Path(trial.error_file).exists():
+            error = Path(trial.error_file).read_text()[-4000:]
+        self.mlflow.set_tag(run_id, "vgs.error", error or "trial failed (see Ray logs)")
+        self.mlflow.set_terminated(run_id, "FAILED")
+
+    def _log_checkpoint(self, run_id: str, trial) -> None:
+        ckpt = trial.checkpoint
+        if ckpt is None:
+            return
+        try:
+            with ckpt.as_directory() as d:
+                best = Path(d) / "best.pt"
+                if best.exists():
+                    self.mlflow.log_artifact(run_id, str(best), artifact_path="checkpoint")
+        except Exception as e:  # an artifact store problem must not stop the sweep
+            self.mlflow.set_tag(run_id, "vgs.artifact_error", str(e)[:500])
+
+    def finish(self, summary_markdown: str, best: dict | None, status: str = "FINISHED") -> None:
+        if not self.parent_id:
+            return
+        self.mlflow.log_text(self.parent_id, summary_markdown, "summary.md")
+        if best:
+            self.mlflow.log_text(self.parent_id, json.dumps(best, indent=1, default=str), "best_trial.json")
+            for k, v in best.items():
+                if k.startswith("best_val_") and isinstance(v, (int, float)):
+                    self.mlflow.log_metric(self.parent_id, k, float(v))
+        self.mlflow.set_terminated(self.parent_id, status)
