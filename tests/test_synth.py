@@ -27,7 +27,7 @@ def test_same_seed_same_corpus_other_seed_other_corpus(tmp_path):
 
 def test_corpus_is_real_speech_in_the_flickr8k_layout(tiny_corpus):
     corpus = read_flickr8k(tiny_corpus)
-    assert len(corpus.utterances) == 160 * 5
+    assert len(corpus.utterances) == 300 * 5
     assert {u.split for u in corpus.utterances} == {"train", "val", "test"}
     assert len(corpus.images("test")) == 20 and len(corpus.images("val")) == 40
     assert len({u.speaker for u in corpus.utterances}) >= 20

@@ -15,12 +15,13 @@ def tiny_cfg(corpus, **overrides):
 
 
 def test_training_learns_on_a_tiny_corpus(tiny_corpus, tmp_path):
-    cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 12, "train.captions_per_image": 0, "train.batch_size": 16,
-                                    "train.lr": 2e-3})
+    cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 14, "train.captions_per_image": 0, "train.batch_size": 16,
+                                    "train.lr": 3e-3})
     summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
     chance = 10 / 40  # R@10 of a random ranking over the 40 validation images
-    assert summary["best_val_s2i_r10"] >= chance + 0.2, summary
-    assert summary["best_val_i2s_r10"] > chance, summary
+    assert summary["best_val_s2i_r10"] >= chance + 0.1, summary
+    assert summary["best_val_i2s_r10"] >= chance + 0.1, summary
+    assert summary["train_loss"] < 0.3  # from 0.4 (= 2 x margin) at initialisation
 
 
 class _Interrupt(Exception):
