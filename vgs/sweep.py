@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue the most recent run of this sweep")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local cluster)")
-    a = p.parse_args(argv)
+    a = p.parse_intermixed_args(argv)  # overrides may come before or after options
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     # We checkpoint every epoch on purpose (resumable trials); Ray's warning about it is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

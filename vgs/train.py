@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="checkpoint folder (default: .vgs/runs/<time>)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
-    a = p.parse_args(argv)
+    a = p.parse_intermixed_args(argv)  # overrides may come before or after options
     try:
         overrides = parse_cli_overrides(a.overrides)
         if a.data:

@@ -48,6 +48,11 @@ class Espeak:
         if self.sample_rate <= 0:
             raise EspeakError(f"eSpeak NG failed to initialise (code {self.sample_rate})")
         self._chunks: list[np.ndarray] = []
+        # Breathy voice variants mix in pseudo-random noise; seeding eSpeak NG's generator (and
+        # libc's rand(), which some builds use) per utterance makes the audio independent of
+        # what this process synthesised before.
+        self._libc = ctypes.CDLL(None)
+        self._set_seed = getattr(lib, "espeak_ng_SetRandSeed", None)
 
         def collect(wav, n, _events):
             if n > 0:
@@ -57,14 +62,17 @@ class Espeak:
         self._callback = _SynthCallback(collect)  # keep a reference: ctypes does not
         lib.espeak_SetSynthCallback(self._callback)
 
-    def synthesize(self, text: str, voice: Voice) -> np.ndarray:
-        """Return int16 samples at self.sample_rate."""
+    def synthesize(self, text: str, voice: Voice, seed: int = 0) -> np.ndarray:
+        """Return int16 samples at self.sample_rate; the same (text, voice, seed) gives the same samples."""
         if self._lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
             raise EspeakError(f"unknown eSpeak NG voice '{voice.name}'")
         self._lib.espeak_SetParameter(_PARAM_RATE, voice.rate, 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, voice.pitch, 0)
         self._lib.espeak_SetParameter(_PARAM_RANGE, voice.pitch_range, 0)
         self._chunks = []
+        self._libc.srand(ctypes.c_uint(seed & 0xFFFFFFFF))
+        if self._set_seed is not None:
+            self._set_seed(ctypes.c_long(seed & 0x7FFFFFFF))
         data = text.encode("utf-8")
         code = self._lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         if code != 0:

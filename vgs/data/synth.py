@@ -200,29 +200,29 @@ def add_noise(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x, -1, 1)
 
 
-_ENGINE: Espeak | None = None
+def _speak_speaker(jobs: list[tuple[str, str, Voice, int]]) -> list[float]:
+    """Worker: synthesise all captions of one speaker, each to a wav file; returns their durations.
 
-
-def _speak(job: tuple[str, str, Voice, int]) -> float:
-    """Worker: synthesise one caption to a wav file; returns seconds of audio."""
-    global _ENGINE
+    eSpeak NG keeps some voice attributes (breath, echo, stress lengths) from earlier voices
+    in the same process, so each speaker gets a fresh process (maxtasksperchild=1): the audio
+    then depends only on the speaker, the text and the seed, never on the worker count."""
     import soundfile as sf
-    import torch
-    import torchaudio.functional as AF
+    from scipy.signal import resample_poly
 
-    path, text, voice, seed = job
-    if os.path.exists(path):  # resumed generation: finished files are renamed into place atomically
-        return sf.info(path).duration
-    if _ENGINE is None:
-        torch.set_num_threads(1)
-        _ENGINE = Espeak()
-    raw = _ENGINE.synthesize(text, voice)
-    audio = AF.resample(torch.from_numpy(raw.astype(np.float32)), _ENGINE.sample_rate, SAMPLE_RATE).numpy()
-    audio = add_noise(audio, np.random.default_rng(seed))
-    tmp = path + ".tmp"
-    sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
-    return len(audio) / SAMPLE_RATE
+    engine = Espeak()
+    durations = []
+    for path, text, voice, seed in jobs:
+        if os.path.exists(path):  # resumed generation: finished files were renamed into place atomically
+            durations.append(sf.info(path).duration)
+            continue
+        raw = engine.synthesize(text, voice, seed).astype(np.float32)
+        g = math.gcd(SAMPLE_RATE, engine.sample_rate)
+        audio = add_noise(resample_poly(raw, SAMPLE_RATE // g, engine.sample_rate // g), np.random.default_rng(seed))
+        tmp = path + ".tmp"
+        sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+        durations.append(len(audio) / SAMPLE_RATE)
+    return durations
 
 
 # ---------------------------------------------------------------- corpus
@@ -266,7 +266,8 @@ def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int =
     n_train, n_val, _ = params["split"]
     voices = make_speakers(speakers, seed)
     rng = np.random.default_rng([seed, 1])
-    records, jobs, wav2capt, wav2spk = [], [], [], []
+    records, wav2capt, wav2spk = [], [], []
+    jobs: dict[int, list] = {k: [] for k in range(speakers)}
     for i in range(images):
         scene = draw_scene(rng)
         name = f"scene_{i:06d}"
@@ -282,7 +283,7 @@ def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int =
             wav = f"{name}_{k}.wav"
             sentid = i * 5 + k
             sentences.append({"raw": en, "tokens": en.split(), "raw_jp": jp, "imgid": i, "sentid": sentid})
-            jobs.append((str(partial / "flickr_audio" / "wavs" / wav), en, voices[spk], seed * 10_000_019 + sentid))
+            jobs[spk].append((str(partial / "flickr_audio" / "wavs" / wav), en, voices[spk], seed * 10_000_019 + sentid))
             wav2capt.append(f"{wav} {name}.jpg #{k}")
             wav2spk.append(f"{wav} {spk}")
         records.append({"filename": f"{name}.jpg", "imgid": i, "split": split,
@@ -290,27 +291,28 @@ def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int =
                         "scene": {"background": scene.background, "objects": [asdict(o) for o in scene.objects]}})
 
     workers = workers or os.cpu_count() or 1
-    progress = Progress("synthesising speech", total=len(jobs), unit="utt", quiet=quiet)
+    n_captions = sum(len(j) for j in jobs.values())
+    progress = Progress("synthesising speech", total=n_captions, unit="utt", quiet=quiet)
     seconds = 0.0
     ctx = mp.get_context("spawn")  # eSpeak keeps global state; never fork a process that loaded it
-    with ctx.Pool(workers) as pool:
-        for dur in pool.imap(_speak, jobs, chunksize=16):
-            seconds += dur
-            progress.update(1)
+    with ctx.Pool(workers, maxtasksperchild=1) as pool:
+        for durations in pool.imap_unordered(_speak_speaker, [j for j in jobs.values() if j]):
+            seconds += sum(durations)
+            progress.update(len(durations))
     progress.close()
 
     (partial / "flickr_audio" / "wav2capt.txt").write_text("\n".join(wav2capt) + "\n")
     (partial / "flickr_audio" / "wav2spk.txt").write_text("\n".join(wav2spk) + "\n")
     (partial / "dataset.json").write_text(json.dumps({"dataset": "vgs-builtin", "images": records}))
     (partial / "speakers.json").write_text(json.dumps([asdict(v) for v in voices], indent=1))
-    stats = {"captions": len(jobs), "audio_hours": round(seconds / 3600, 3),
+    stats = {"captions": n_captions, "audio_hours": round(seconds / 3600, 3),
              "generation_seconds": round(time.time() - start, 1), "workers": workers}
     (partial / "corpus.json").write_text(json.dumps({"params": params, "stats": stats}, indent=1))
     if out.exists():
         shutil.rmtree(out)  # empty folder (checked above)
     os.replace(partial, out)
     if not quiet:
-        print(f"built-in corpus: {images} images, {len(jobs)} spoken captions "
+        print(f"built-in corpus: {images} images, {n_captions} spoken captions "
               f"({stats['audio_hours']} h of speech), split {params['split']} (train/val/test), "
               f"{speakers} speakers, in {stats['generation_seconds']} s with {workers} workers -> {out}",
               file=sys.stderr)
