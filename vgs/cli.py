@@ -1,0 +1,29 @@
+"""The `vgs` console script: one entry point for the package's commands.
+
+    vgs sweep NAME ...      = python -m vgs.sweep
+    vgs train ...           = python -m vgs.train
+    vgs synth ...           = python -m vgs.data.synth
+    vgs models info ...     = python -m vgs.models
+    vgs calibrate ...       = python -m vgs.calibrate
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {"sweep": "vgs.sweep", "train": "vgs.train", "synth": "vgs.data.synth", "models": "vgs.models.__main__",
+            "calibrate": "vgs.calibrate"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"vgs: unknown command '{argv[0]}'", file=sys.stderr)
+        print(__doc__, file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
