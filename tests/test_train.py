@@ -69,3 +69,35 @@ def test_cli_names_a_missing_corpus(tmp_path):
     r = subprocess.run([sys.executable, "-m", "vgs.train", "--data", str(tmp_path / "missing")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and f"corpus folder not found: {tmp_path / 'missing'}" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["calr", "calwr", "cyclic", "constant"])
+def test_learning_rate_schedules(name):
+    from vgs.config import TrainConfig
+    from vgs.train import make_scheduler
+
+    cfg = TrainConfig(epochs=4, lr=1e-3, min_lr=1e-5, scheduler=name, calwr_t0=2, calwr_t_mult=1, cyclic_step_epochs=1)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    sched = make_scheduler(opt, cfg, steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    if name == "calr":  # one cosine from lr down to min_lr over all epochs
+        assert lrs[0] == pytest.approx(1e-3) and all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 2e-5
+    elif name == "calwr":  # warm restart after calwr_t0 epochs
+        assert lrs[19] < 2e-5 and lrs[20] == pytest.approx(1e-3)
+    elif name == "cyclic":  # triangular between min_lr and lr, one epoch up, one down
+        assert lrs[0] == pytest.approx(1e-5) and lrs[10] == pytest.approx(1e-3) and lrs[20] == pytest.approx(1e-5)
+    else:
+        assert set(lrs) == {1e-3}
+
+
+def test_unknown_scheduler_is_refused():
+    from vgs.config import TrainConfig
+    from vgs.train import make_scheduler
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    with pytest.raises(ConfigError, match="train.scheduler must be one of"):
+        make_scheduler(opt, TrainConfig(scheduler="step"), 10)

@@ -231,7 +231,7 @@ def cpu_small() -> Config:
             speech=SpeechConfig(layers=2, conv_stride=3),
             image=ImageConfig(growth_rate=8, blocks="2-2-2-2", init_features=16),
         ),
-        train=TrainConfig(epochs=16, batch_size=16, lr=2e-3, captions_per_image=1, clip_grad=2.0),
+        train=TrainConfig(epochs=12, batch_size=16, lr=2e-3, captions_per_image=1, clip_grad=2.0),
     )
 
 
