@@ -37,6 +37,8 @@ def write(tmp_path, text):
     ("space: {model.latent: {choice: [255]}}\n", "cannot be built.*even"),
     ("space: {model.latent: {choice: [64]}}\nmetric: accuracy\n", "metric 'accuracy'"),
     ("space: [1, 2\n", "invalid YAML"),
+    ("space: {model.latent: {choice: [64]}}\nsearch: {sampler: annealing}\n", "search.sampler must be"),
+    ("space: {train.lr: {loguniform: [0.001, 0.01]}}\nsearch: {sampler: bruteforce}\n", "bruteforce enumerates"),
     ("space: {train.epochs: {choice: [1, 2]}}\nscheduler: {type: asha}\n", "ASHA"),
 ])
 def test_bad_search_spaces_are_refused_with_the_reason(tmp_path, text, message):

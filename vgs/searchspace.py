@@ -6,7 +6,7 @@
     space:                          # dotted paths searched
       model.speech.layers: {choice: [1, 2, 3]}
       train.lr: {loguniform: [1.0e-4, 3.0e-3]}
-    search: {algorithm: optuna, num_samples: 6, seed: 0}   # or {algorithm: grid}
+    search: {algorithm: optuna, num_samples: 6, seed: 0, sampler: tpe}   # or {algorithm: grid}
     scheduler: {type: asha, grace_period: 1, reduction_factor: 2}   # or {type: none}
     metric: val_s2i_r10
     mode: max
@@ -43,6 +43,8 @@ class SweepSpec:
     algorithm: str = "optuna"
     num_samples: int = 1
     search_seed: int = 0
+    # Optuna sampler: tpe; random; bruteforce (never repeats a combination: small choice spaces)
+    sampler: str = "tpe"
     scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
     metric: str = "val_s2i_r10"
     mode: str = "max"
@@ -102,7 +104,7 @@ def parse(raw: Any, path: Path) -> SweepSpec:
     search = raw.get("search", {}) or {}
     scheduler = raw.get("scheduler", {"type": "none"}) or {"type": "none"}
     resources = raw.get("resources", {}) or {}
-    for section, allowed, value in (("search", ("algorithm", "num_samples", "seed"), search),
+    for section, allowed, value in (("search", ("algorithm", "num_samples", "seed", "sampler"), search),
                                     ("scheduler", ("type", "grace_period", "reduction_factor"), scheduler),
                                     ("resources", ("cpu", "gpu"), resources)):
         if not isinstance(value, dict):
@@ -114,7 +116,7 @@ def parse(raw: Any, path: Path) -> SweepSpec:
         name=path.stem, path=path, description=str(raw.get("description", "")), base=str(raw.get("base", "cpu-small")),
         overrides=dict(raw.get("overrides") or {}), space=dict(raw.get("space") or {}),
         algorithm=str(search.get("algorithm", "optuna")), num_samples=int(search.get("num_samples", 1)),
-        search_seed=int(search.get("seed", 0)), scheduler=dict(scheduler), metric=str(raw.get("metric", "val_s2i_r10")),
+        search_seed=int(search.get("seed", 0)), sampler=str(search.get("sampler", "tpe")), scheduler=dict(scheduler), metric=str(raw.get("metric", "val_s2i_r10")),
         mode=str(raw.get("mode", "max")), seeds=[int(s) for s in (raw.get("seeds") or [0])],
         cpu=float(resources.get("cpu", 1)), gpu=float(resources.get("gpu", 0)),
         max_concurrent=int(raw.get("max_concurrent", 0)))
@@ -130,6 +132,10 @@ def validate(spec: SweepSpec) -> None:
         raise ConfigError(f"{where}: {e}") from e
     if spec.algorithm not in ("optuna", "grid"):
         raise ConfigError(f"{where}: search.algorithm must be optuna or grid, got '{spec.algorithm}'")
+    if spec.sampler not in ("tpe", "random", "bruteforce"):
+        raise ConfigError(f"{where}: search.sampler must be tpe, random or bruteforce, got '{spec.sampler}'")
+    if spec.sampler == "bruteforce" and any("choice" not in d for d in spec.space.values() if isinstance(d, dict)):
+        raise ConfigError(f"{where}: search.sampler bruteforce enumerates 'choice' lists only")
     if spec.scheduler.get("type") not in ("asha", "none"):
         raise ConfigError(f"{where}: scheduler.type must be asha or none, got '{spec.scheduler.get('type')}'")
     if spec.metric not in METRICS:

@@ -79,9 +79,17 @@ def build_param_space(spec: SweepSpec, base: Config) -> tuple[dict, Any]:
             dists[key] = optuna.distributions.FloatDistribution(float(values[0]), float(values[1]), log=True)
         else:
             dists[key] = optuna.distributions.IntDistribution(int(values[0]), int(values[1]))
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+                "bruteforce": optuna.samplers.BruteForceSampler}
+    # The base config's own values are the first point, so the sweep always measures its starting point.
+    flat = flatten(base)
+    start = {k: flat[k] for k, d in spec.space.items()
+             if flat[k] in d.get("choice", []) or ("choice" not in d and min(*next(iter(d.values()))) <= flat[k]
+                                                   <= max(*next(iter(d.values()))))}
     # OptunaSearch owns the space, so it gets metric and mode itself (DESIGN.md).
     searcher = OptunaSearch(space=dists, metric=spec.metric, mode=spec.mode,
-                            sampler=optuna.samplers.TPESampler(seed=spec.search_seed))
+                            points_to_evaluate=[start] if len(start) == len(spec.space) else None,
+                            sampler=samplers[spec.sampler](seed=spec.search_seed))
     constants: dict[str, Any] = {}
     if len(spec.seeds) > 1:
         searcher = Repeater(searcher, repeat=len(spec.seeds), set_index=True)
