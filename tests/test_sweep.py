@@ -20,7 +20,7 @@ def run_sweep(tmp_path, *extra):
 def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
     r = run_sweep(tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "best trial" in r.stdout and "mlflow ui --backend-store-uri sqlite:///" in r.stdout
+    assert "best trial" in r.stdout and "ui --backend-store-uri sqlite:///" in r.stdout
     assert "| val s2i R@10 |" in r.stdout
 
     from mlflow.tracking import MlflowClient

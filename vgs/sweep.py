@@ -233,6 +233,17 @@ def format_table(trials: list[dict], space_keys: list[str], multi_seed: bool = F
     return "\n".join([line(cols), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
 
 
+def mlflow_command() -> str:
+    """The mlflow executable beside this Python (e.g. .venv/bin/mlflow), so the printed command works as is."""
+    candidate = Path(sys.executable).parent / "mlflow"
+    if candidate.exists():
+        try:
+            return str(candidate.relative_to(Path.cwd()))
+        except ValueError:
+            return str(candidate)
+    return "mlflow"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.sweep", description="Run a named sweep with Ray Tune.")
     p.add_argument("name", help="search space name (search_spaces/NAME.yaml) or a YAML path")
@@ -263,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  test (best epoch): R@10 speech->image {best['test_s2i_r10']:.3f}, "
                   f"image->speech {best['test_i2s_r10']:.3f}")
     print(f"\nresults: {summary['sweep_dir']}")
-    print(f"MLflow UI: mlflow ui --backend-store-uri {summary['tracking_uri']}   (then open http://127.0.0.1:5000)")
+    print(f"MLflow UI: {mlflow_command()} ui --backend-store-uri {summary['tracking_uri']}   "
+          f"(then open http://127.0.0.1:5000)")
     return 0 if best else 1
 
 
