@@ -57,3 +57,16 @@ def test_odd_latent_cannot_be_built():
     cfg.latent = 255
     with pytest.raises(ValueError, match="even"):
         build_model(cfg, 40)
+
+
+def test_vgs_console_script_dispatches():
+    import shutil
+    from pathlib import Path
+
+    exe = shutil.which("vgs") or str(Path(sys.executable).parent / "vgs")
+    if not Path(exe).exists():
+        pytest.skip("the vgs console script is not installed in this environment")
+    out = subprocess.run([exe, "models", "info", "DG3A1024"], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["speech_params"] == 11_503_808
+    bad = subprocess.run([exe, "frobnicate"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown command 'frobnicate'" in bad.stderr
