@@ -42,6 +42,7 @@ class MlflowSweepCallback(Callback):
         self.base_params = base_params  # resolved base config; a trial's own values override it
         self.seeds = seeds
         self.parent_id: str | None = None
+        self.experiment_id: str | None = None
         self.runs: dict[str, str] = {}  # trial_id -> MLflow run id
         self._client = None
 
@@ -62,10 +63,11 @@ class MlflowSweepCallback(Callback):
         return self._client
 
     def setup(self, **info) -> None:
+        self.experiment_id = experiment_id(self.tracking_uri, self.experiment)
         self.parent_id = self.parent_id or self.find_or_create_parent()
 
     def find_or_create_parent(self) -> str:
-        exp = experiment_id(self.tracking_uri, self.experiment)
+        exp = self.experiment_id
         found = self.mlflow.search_runs([exp], filter_string=f"tags.`vgs.sweep_dir` = '{self.sweep_dir}'",
                                         max_results=1)
         if found:
@@ -83,7 +85,7 @@ class MlflowSweepCallback(Callback):
         tid = trial.trial_id
         if tid in self.runs:
             return self.runs[tid]
-        exp = experiment_id(self.tracking_uri, self.experiment)
+        exp = self.experiment_id
         found = self.mlflow.search_runs(
             [exp], filter_string=f"tags.`vgs.trial_id` = '{tid}' and tags.`mlflow.parentRunId` = '{self.parent_id}'",
             max_results=1)

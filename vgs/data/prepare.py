@@ -34,7 +34,7 @@ def resolve_paths(cfg: DataConfig) -> DataConfig:
 def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
     cfg = resolve_paths(cfg)
     root = Path(cfg.root)
-    if cfg.root == str(builtin_corpus_dir(dataclasses.replace(cfg, root=""))) and not (root / "corpus.json").exists():
+    if root == builtin_corpus_dir(cfg) and not (root / "corpus.json").exists():
         from vgs.data.synth import generate
 
         generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, quiet=quiet)
