@@ -51,8 +51,9 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    # Corpus directory in the Flickr8K Audio layout; empty means the built-in corpus.
+    # Corpus directory (Flickr8K Audio, Places or SpokenCOCO layout); empty means the built-in corpus.
     root: str = ""
+    layout: str = "auto"  # auto | flickr8k | places | spokencoco
     image_dir: str = ""  # folder of image files; empty means look inside root
     builtin_images: int = 2500
     builtin_seed: int = 0

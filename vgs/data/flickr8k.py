@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vgs.data.records import SPLITS, Corpus, CorpusError, Utterance
+from vgs.data.records import Corpus, CorpusError, Utterance, require_splits
 
 KARPATHY_NAMES = ("dataset.json", "dataset_flickr8k.json")
 IMAGE_DIR_NAMES = ("Flicker8k_Dataset", "Flickr8k_Dataset", "images")
@@ -73,9 +73,7 @@ def read_flickr8k(root: str | Path, image_dir: str | Path | None = None, require
                                     translation=sentence.get("raw_jp"), split=split))
     if not utterances:
         raise CorpusError(f"{wav2capt} lists no utterances")
-    for split in SPLITS:
-        if not any(u.split == split for u in utterances):
-            raise CorpusError(f"corpus {root} has no '{split}' utterances ({karpathy.name} splits)")
+    require_splits(root, utterances)
 
     img_dir = _find_image_dir(root, image_dir, utterances, require_images)
     return Corpus(name=meta.get("dataset", root.name), root=root, image_dir=img_dir, utterances=utterances)

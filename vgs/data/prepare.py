@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vgs.config import DataConfig, vgs_home
 from vgs.data.features import ImageStore, SpeechStore, build_image_store, build_speech_store
-from vgs.data.flickr8k import read_flickr8k
+from vgs.data.corpora import read_corpus
 from vgs.data.records import Corpus
 
 
@@ -38,7 +38,7 @@ def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
         from vgs.data.synth import generate
 
         generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, quiet=quiet)
-    corpus = read_flickr8k(root, cfg.image_dir or None)
+    corpus = read_corpus(root, cfg.layout, cfg.image_dir or None)
     speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, quiet=quiet)
     images = build_image_store(corpus, cfg.image_resize, cfg.store, quiet=quiet)
     return Prepared(corpus, speech, images)

@@ -39,3 +39,11 @@ class Corpus:
             if split is None or u.split == split:
                 seen.setdefault(u.image, None)
         return list(seen)
+
+
+def require_splits(root, utterances: list[Utterance]) -> None:
+    """Every corpus needs train, val and test utterances; name the ones missing."""
+    present = {u.split for u in utterances}
+    missing = [s for s in SPLITS if s not in present]
+    if missing:
+        raise CorpusError(f"corpus {root} has no {', '.join(missing)} utterances")

@@ -1,0 +1,90 @@
+"""Importer for the Places audio caption metadata (seed 002's P205).
+
+    ROOT/train.json, ROOT/val.json                         (older release)
+    ROOT/train_2020.json, ROOT/dev_seen_2020.json, ...     (2020 release)
+
+Each file: {"image_base_path": ..., "audio_base_path": ..., "data": [{"uttid", "speaker",
+"asr_text", "wav", "image"}, ...]}.  Base paths may be absolute or relative to ROOT; the split
+comes from the file name (train* -> train, val*/dev* -> val, test* -> test).  An `image_dir`
+given by the user replaces image_base_path.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vgs.data.records import Corpus, CorpusError, Utterance, require_splits
+
+_FIELDS = ("uttid", "wav", "image")
+
+
+def split_of(name: str) -> str | None:
+    stem = name.lower()
+    if stem.startswith("train"):
+        return "train"
+    if stem.startswith(("val", "dev")):
+        return "val"
+    if stem.startswith("test"):
+        return "test"
+    return None
+
+
+def metadata_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("*.json") if split_of(p.name) and _looks_like_places(p))
+
+
+def _looks_like_places(path: Path) -> bool:
+    with path.open(encoding="utf-8") as f:
+        head = f.read(4096)
+    return '"audio_base_path"' in head or '"image_base_path"' in head
+
+
+def read_places(root: str | Path, image_dir: str | Path | None = None, check_files: bool = True) -> Corpus:
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise CorpusError(f"corpus folder not found: {root}")
+    files = metadata_files(root)
+    if not files:
+        raise CorpusError(f"no Places metadata in {root}: expected train*.json / val*.json / test*.json "
+                          f"with image_base_path, audio_base_path and data[]")
+    utterances: list[Utterance] = []
+    seen: dict[str, Path] = {}
+    image_dirs: set[Path] = set()
+    for path in files:
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+            records = meta["data"]
+            audio_base = _base(root, meta["audio_base_path"])
+            image_base = Path(image_dir).expanduser().resolve() if image_dir else _base(root, meta["image_base_path"])
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise CorpusError(f"{path}: not Places metadata (image_base_path, audio_base_path, data[]): {e}") from e
+        image_dirs.add(image_base)
+        split = split_of(path.name)
+        for i, rec in enumerate(records):
+            missing = [k for k in _FIELDS if k not in rec]
+            if missing:
+                raise CorpusError(f"{path}: data[{i}] lacks {', '.join(missing)}")
+            uid = str(rec["uttid"])
+            if uid in seen:
+                raise CorpusError(f"{path}: data[{i}]: duplicate uttid '{uid}' (also in {seen[uid].name})")
+            seen[uid] = path
+            audio = audio_base / rec["wav"]
+            if check_files and not audio.is_file():
+                raise CorpusError(f"{path}: data[{i}]: audio file not found: {audio}")
+            # The image key keeps the sub-folder (Places file names repeat across categories).
+            image = str((image_base / rec["image"]).relative_to(image_base))
+            if check_files and not (image_base / image).is_file():
+                raise CorpusError(f"{path}: data[{i}]: image file not found: {image_base / image}")
+            utterances.append(Utterance(id=uid, audio=str(audio), image=image, speaker=str(rec.get("speaker", "unknown")),
+                                        transcript=str(rec.get("asr_text", "")), translation=None, split=split))
+    if len(image_dirs) > 1:
+        raise CorpusError(f"{root}: metadata files name different image_base_path values; pass one image folder "
+                          f"(data.image_dir) or keep them equal")
+    require_splits(root, utterances)
+    return Corpus(name=f"places:{root.name}", root=root, image_dir=image_dirs.pop(), utterances=utterances)
+
+
+def _base(root: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (root / p).resolve()
+
