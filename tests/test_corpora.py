@@ -107,3 +107,13 @@ def test_unknown_layout_and_unrecognised_folder(tmp_path):
         read_corpus(tmp_path)
     with pytest.raises(CorpusError, match="unknown data.layout 'timit'"):
         read_corpus(tmp_path, layout="timit")
+
+
+def test_featurisation_benchmark_prints_throughput(tiny_corpus):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "vgs.bench_features", "--data", str(tiny_corpus), "--workers", "1",
+                        "--limit", "80"], capture_output=True, text=True, check=True)
+    rows = json.loads(r.stdout)
+    assert rows[0]["utterances"] == 80 and rows[0]["utt_per_s"] > 0 and rows[0]["utt_per_s_per_worker"] > 0
