@@ -97,3 +97,17 @@ def test_missing_images_are_reported(flickr1d, tmp_path):
     next(images.iterdir()).unlink()
     with pytest.raises(CorpusError, match="1 image file.* missing"):
         read_flickr8k(root, images)
+
+
+def test_skip_bad_leaves_out_corrupt_audio_with_a_report(flickr1d, tmp_path):
+    import json
+
+    root, images = flickr1d
+    bad = copy_layout(root, tmp_path / "c")
+    (bad / "flickr_audio" / "wavs" / "2513260012_03d33305cf_2.wav").write_bytes(b"RIFF\x00garbage")
+    corpus = read_flickr8k(bad, images)
+    store = build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, quiet=True, skip_bad=True)
+    assert "2513260012_03d33305cf_2" not in store.index and len(store.ids) == 49
+    assert [s["id"] for s in store.manifest["skipped"]] == ["2513260012_03d33305cf_2"]
+    report = json.loads(store.path.with_suffix(".skipped.json").read_text())
+    assert "corrupt or unreadable audio file" in report["skipped"][0]["reason"]

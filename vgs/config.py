@@ -59,6 +59,7 @@ class DataConfig:
     builtin_seed: int = 0
     features: str = "mortazavi"  # MFCC preset: mortazavi | chrupala
     max_frames: int = 8192  # longer utterances are dropped and counted (seed 002 §5.1)
+    skip_bad: bool = False  # leave out unreadable audio (listed in a report) instead of stopping
     image_resize: int = 256  # images are stored decoded at this size ...
     image_crop: int = 224  # ... and randomly cropped (train) or centre-cropped (eval) to this
     store: str = ""  # feature store folder; empty means <VGS_HOME>/store

@@ -252,14 +252,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage", help="Ray results folder or URI (default: .vgs/ray_results)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue the most recent run of this sweep")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio files (with a report)")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local cluster)")
     a = p.parse_intermixed_args(argv)  # overrides may come before or after options
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     # We checkpoint every epoch on purpose (resumable trials); Ray's warning about it is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     try:
-        summary = run_sweep(a.name, a.data, a.storage, a.tracking_uri, a.resume,
-                            parse_cli_overrides(a.overrides), a.address)
+        overrides = parse_cli_overrides(a.overrides)
+        if a.skip_bad:
+            overrides["data.skip_bad"] = "true"
+        summary = run_sweep(a.name, a.data, a.storage, a.tracking_uri, a.resume, overrides, a.address)
     except (ConfigError, CorpusError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

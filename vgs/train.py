@@ -187,12 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=None, help="corpus folder (Flickr8K Audio layout); default: built-in corpus")
     p.add_argument("--out", default=None, help="checkpoint folder (default: .vgs/runs/<time>)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio files (with a report)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
     a = p.parse_intermixed_args(argv)  # overrides may come before or after options
     try:
         overrides = parse_cli_overrides(a.overrides)
         if a.data:
             overrides["data.root"] = a.data
+        if a.skip_bad:
+            overrides["data.skip_bad"] = "true"
         cfg = apply_overrides(base_config(a.base), overrides)
         summary = fit(cfg, out_dir=a.out, resume=a.out if a.resume else None)
     except (ConfigError, CorpusError, FileExistsError, FloatingPointError) as e:

@@ -94,12 +94,18 @@ def load_audio(path: str):
     return wav
 
 
-def _featurise(job: tuple[str, str, str]) -> tuple[str, np.ndarray]:
+def _featurise(job: tuple[str, str, str, bool]) -> tuple[str, np.ndarray | None, str]:
+    """(id, frames, "") or, when skipping bad files, (id, None, reason)."""
     import torch
 
     torch.set_num_threads(1)
-    uid, path, preset = job
-    return uid, mfcc(load_audio(path), preset)
+    uid, path, preset, skip_bad = job
+    try:
+        return uid, mfcc(load_audio(path), preset), ""
+    except CorpusError as e:
+        if not skip_bad:
+            raise
+        return uid, None, str(e)
 
 
 # ------------------------------------------------------------------ hashing
@@ -158,26 +164,30 @@ class SpeechStore:
 
 
 def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_frames: int = 8192,
-                       workers: int | None = None, quiet: bool = False) -> SpeechStore:
+                       workers: int | None = None, quiet: bool = False, skip_bad: bool = False) -> SpeechStore:
+    """skip_bad: leave out unreadable audio files instead of stopping, and list each one with its
+    reason in the manifest ("skipped") and in a report file beside the store."""
     import pyarrow as pa
 
     check_preset(preset)
     store_dir = Path(store_dir)
     store_dir.mkdir(parents=True, exist_ok=True)
-    params = {"version": STORE_VERSION, "preset": preset, **PRESETS[preset], "max_frames": max_frames}
+    params = {"version": STORE_VERSION, "preset": preset, **PRESETS[preset], "max_frames": max_frames,
+              "skip_bad": skip_bad}
     digest = _source_hash([(u.id, u.audio) for u in corpus.utterances], params)
     path = store_dir / f"speech-{preset}-{digest}.arrow"
     manifest_path = path.with_suffix(".json")
     if path.exists() and manifest_path.exists():
         return SpeechStore(path, json.loads(manifest_path.read_text()))
 
-    jobs = [(u.id, u.audio, preset) for u in corpus.utterances]
+    jobs = [(u.id, u.audio, preset, skip_bad) for u in corpus.utterances]
     train_ids = {u.id for u in corpus.utterances if u.split == "train"}
     dim = preset_dim(preset)
     progress = Progress(f"MFCC ({preset}) {corpus.name}", total=len(jobs), unit="utt", quiet=quiet)
     schema = pa.schema([("id", pa.string()), ("feats", pa.list_(pa.float32()))])
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     dropped: list[str] = []
+    skipped: list[dict] = []
     total = np.zeros(dim, np.float64)
     total_sq = np.zeros(dim, np.float64)
     n_frames = 0
@@ -195,8 +205,11 @@ def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_f
                     rows.clear()
 
             results = pool.imap(_featurise, jobs, chunksize=32) if pool else map(_featurise, jobs)
-            for uid, feats in results:
+            for uid, feats, reason in results:
                 progress.update(1)
+                if feats is None:
+                    skipped.append({"id": uid, "reason": reason})
+                    continue
                 if feats.shape[0] > max_frames:
                     dropped.append(uid)
                     continue
@@ -209,6 +222,9 @@ def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_f
                 if len(ids) >= 512:
                     flush()
             flush()
+    except CorpusError as e:
+        tmp.unlink(missing_ok=True)
+        raise CorpusError(f"{e} (data.skip_bad=true / --skip-bad leaves such files out, with a report)") from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -222,10 +238,14 @@ def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_f
     mean = total / n_frames
     std = np.sqrt(np.maximum(total_sq / n_frames - mean ** 2, 1e-8))
     manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "dim": dim,
-                "utterances": len(jobs) - len(dropped), "dropped_over_max_frames": len(dropped),
-                "dropped_ids": dropped, "mean": mean.tolist(), "std": std.tolist()}
+                "utterances": len(jobs) - len(dropped) - len(skipped), "dropped_over_max_frames": len(dropped),
+                "dropped_ids": dropped, "skipped": skipped, "mean": mean.tolist(), "std": std.tolist()}
     os.replace(tmp, path)
     _write_json_atomic(manifest_path, manifest)
+    if skipped:
+        report = path.with_suffix(".skipped.json")
+        _write_json_atomic(report, {"store": str(path), "skipped": skipped})
+        print(f"skipped {len(skipped)} unreadable audio file(s); report: {report}", file=sys.stderr)
     if dropped and not quiet:
         print(f"dropped {len(dropped)} utterance(s) over {max_frames} frames", file=sys.stderr)
     return SpeechStore(path, manifest)

@@ -39,6 +39,6 @@ def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
 
         generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, quiet=quiet)
     corpus = read_corpus(root, cfg.layout, cfg.image_dir or None)
-    speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, quiet=quiet)
+    speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, quiet=quiet, skip_bad=cfg.skip_bad)
     images = build_image_store(corpus, cfg.image_resize, cfg.store, quiet=quiet)
     return Prepared(corpus, speech, images)
