@@ -5,7 +5,6 @@ import sys
 
 import pytest
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 def run_sweep(tmp_path, *extra):
@@ -13,7 +12,7 @@ def run_sweep(tmp_path, *extra):
     env.pop("RAY_ADDRESS")
     cmd = [sys.executable, "-m", "vgs.sweep", "smoke", "--storage", str(tmp_path / "ray"),
            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
 
 
 @pytest.mark.slow
@@ -45,6 +44,8 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
         pruned = t.data.tags["vgs.pruned"] == "true"
         assert t.info.status == ("KILLED" if pruned else "FINISHED")
         assert [a.path for a in client.list_artifacts(t.info.run_id, "checkpoint")] == ["checkpoint/best.pt"]
+    # artifacts sit beside the SQLite database, never in the folder the command ran from
+    assert (tmp_path / "mlartifacts" / "vgs-smoke").is_dir() and not (tmp_path / "mlruns").exists()
 
     # Resuming a finished sweep continues the same MLflow runs: nothing is duplicated.
     again = run_sweep(tmp_path, "--resume")

@@ -29,7 +29,16 @@ def client(tracking_uri: str):
 def experiment_id(tracking_uri: str, name: str) -> str:
     c = client(tracking_uri)
     exp = c.get_experiment_by_name(name)
-    return exp.experiment_id if exp else c.create_experiment(name)
+    return exp.experiment_id if exp else c.create_experiment(name, artifact_location=artifact_location(tracking_uri, name))
+
+
+def artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Artifacts of a SQLite store go beside the database file (MLflow's default is ./mlruns in
+    whatever folder the command runs from); a tracking server decides for itself."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///"):])
+        return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
+    return None
 
 
 class MlflowSweepCallback(Callback):
