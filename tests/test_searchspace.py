@@ -51,3 +51,9 @@ def test_unknown_sweep_lists_what_exists(tmp_path):
                        cwd=tmp_path)
     assert r.returncode == 2
     assert "unknown sweep 'no_such_sweep'" in r.stderr and "gru_layers" in r.stderr
+
+
+def test_space_contains():
+    assert searchspace.space_contains({"choice": [2, 3]}, 3) and not searchspace.space_contains({"choice": [2, 3]}, 4)
+    assert searchspace.space_contains({"loguniform": [1e-4, 1e-2]}, 1e-3)
+    assert not searchspace.space_contains({"randint": [1, 4]}, 5)

@@ -202,6 +202,12 @@ def unflatten(flat: dict[str, Any]) -> dict:
     return nested
 
 
+def check_consistent(cfg: Config) -> None:
+    """Checks across keys that a single key's type cannot express; raises naming the keys."""
+    if cfg.data.image_crop > cfg.data.image_resize:
+        raise ConfigError(f"data.image_crop ({cfg.data.image_crop}) exceeds data.image_resize ({cfg.data.image_resize})")
+
+
 def parse_cli_overrides(items: list[str]) -> dict[str, str]:
     """['model.latent=256', ...] -> {'model.latent': '256'}."""
     out = {}

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from vgs.config import Config, ConfigError, apply_overrides, base_config, coerce, key_type
+from vgs.config import Config, ConfigError, apply_overrides, base_config, check_consistent, coerce, key_type
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 TOP_KEYS = ("description", "base", "overrides", "space", "search", "scheduler", "metric", "mode", "seeds",
@@ -63,6 +63,12 @@ def trial_overrides(config: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
     if "__trial_index__" in config:
         overrides["train.seed"] = seeds[config["__trial_index__"] % len(seeds)]
     return overrides
+
+
+def space_contains(dist: dict[str, list], value: Any) -> bool:
+    """Whether a value lies in one space entry ({choice: [...]} or {kind: [low, high]})."""
+    kind, values = next(iter(dist.items()))
+    return value in values if kind == "choice" else min(values) <= value <= max(values)
 
 
 def search_space_dirs() -> list[Path]:
@@ -188,7 +194,6 @@ def _check_buildable(cfg: Config) -> None:
     from vgs.data.features import preset_dim
     from vgs.models.registry import build_model
 
-    if cfg.data.image_crop > cfg.data.image_resize:
-        raise ConfigError(f"data.image_crop ({cfg.data.image_crop}) exceeds data.image_resize ({cfg.data.image_resize})")
+    check_consistent(cfg)
     with torch.device("meta"):  # shapes only: no memory, no time
         build_model(cfg.model, preset_dim(cfg.data.features))

@@ -21,7 +21,7 @@ from typing import Any
 from vgs.config import Config, ConfigError, flatten, from_dict, parse_cli_overrides, to_dict, vgs_home, \
     default_tracking_uri, apply_overrides
 from vgs.data.records import CorpusError
-from vgs.searchspace import SweepSpec, load, trial_overrides
+from vgs.searchspace import SweepSpec, load, space_contains, trial_overrides
 
 TABLE_METRICS = ("s2i_r1", "s2i_r5", "s2i_r10", "s2i_medr", "i2s_r1", "i2s_r5", "i2s_r10", "i2s_medr")
 
@@ -83,12 +83,11 @@ def build_param_space(spec: SweepSpec, base: Config) -> tuple[dict, Any]:
                 "bruteforce": optuna.samplers.BruteForceSampler}
     # The base config's own values are the first point, so the sweep always measures its starting point.
     flat = flatten(base)
-    start = {k: flat[k] for k, d in spec.space.items()
-             if flat[k] in d.get("choice", []) or ("choice" not in d and min(*next(iter(d.values()))) <= flat[k]
-                                                   <= max(*next(iter(d.values()))))}
+    start = {k: flat[k] for k in spec.space}
+    in_space = all(space_contains(d, flat[k]) for k, d in spec.space.items())
     # OptunaSearch owns the space, so it gets metric and mode itself (DESIGN.md).
     searcher = OptunaSearch(space=dists, metric=spec.metric, mode=spec.mode,
-                            points_to_evaluate=[start] if len(start) == len(spec.space) else None,
+                            points_to_evaluate=[start] if in_space else None,
                             sampler=samplers[spec.sampler](seed=spec.search_seed))
     constants: dict[str, Any] = {}
     if len(spec.seeds) > 1:
@@ -249,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name", help="search space name (search_spaces/NAME.yaml) or a YAML path")
     p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. train.epochs=10")
     p.add_argument("--data", help="corpus folder in the Flickr8K Audio layout (default: the built-in corpus)")
-    p.add_argument("--storage", help="Ray results folder or URI (default: .vgs/ray_results)")
+    p.add_argument("--storage", help="Ray results folder, shared by all nodes on a cluster (default: .vgs/ray_results)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue the most recent run of this sweep")
     p.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio files (with a report)")

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from vgs.config import Config, ConfigError, TrainConfig, apply_overrides, base_config, from_dict, \
+from vgs.config import Config, ConfigError, TrainConfig, apply_overrides, base_config, check_consistent, from_dict, \
     parse_cli_overrides, to_dict, vgs_home
 from vgs.data.batching import PairSplit
 from vgs.data.prepare import Prepared, prepare, resolve_paths
@@ -92,12 +92,11 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
     summary (best val metrics, and test metrics of the best epoch if train.test_at_end)."""
     cfg = from_dict(to_dict(cfg))  # private copy
     cfg.data = resolve_paths(cfg.data)
+    check_consistent(cfg)  # before any corpus or feature work
     torch.set_num_threads(max(1, cfg.train.threads))
     device = pick_device(cfg.train.device)
     data = data or prepare(cfg.data, quiet=quiet)
     train_split, val_split = PairSplit(data, "train"), PairSplit(data, "val")
-    if cfg.data.image_crop > cfg.data.image_resize:
-        raise ConfigError(f"data.image_crop ({cfg.data.image_crop}) exceeds data.image_resize ({cfg.data.image_resize})")
 
     _seed_everything(cfg.train.seed)
     try:
