@@ -98,8 +98,67 @@ def test_places_errors_name_the_file(places):
         read_corpus(places)
     data["data"][-1] = {**data["data"][0], "uttid": "new", "wav": "wavs/nowhere.wav"}
     meta.write_text(json.dumps(data))
-    with pytest.raises(CorpusError, match="audio file not found: .*nowhere.wav"):
+    with pytest.raises(CorpusError, match="audio file not found: .*nowhere.wav.*--skip-bad"):
         read_corpus(places)
+    skipped = read_corpus(places, skip_bad=True)
+    assert [x["id"] for x in skipped.skipped] == ["new"] and len(skipped.utterances) == 1500
+
+
+def test_image_in_two_splits_is_refused(places):
+    meta = places / "test_seen_2020.json"
+    data = json.loads(meta.read_text())
+    train_image = json.loads((places / "train_2020.json").read_text())["data"][0]["image"]
+    data["data"][0]["image"] = train_image
+    meta.write_text(json.dumps(data))
+    with pytest.raises(CorpusError, match=f"image '{train_image}' is in both the (test and the train|train and the test) split"):
+        read_corpus(places)
+
+
+def test_skipped_items_reach_the_store_report(places, tmp_path):
+    from vgs.data.features import build_speech_store
+
+    victim = sorted((places / "audio" / "wavs").iterdir())[5]
+    victim.unlink()
+    corpus = read_corpus(places, skip_bad=True)
+    store = build_speech_store(corpus, "mortazavi", tmp_path / "store", quiet=True, skip_bad=True)
+    report = json.loads(store.path.with_suffix(".skipped.json").read_text())
+    assert [x["id"] for x in report["skipped"]] == [victim.stem] and "audio file not found" in report["skipped"][0]["reason"]
+    assert len(store.ids) == 1499
+
+
+def test_interrupted_featurisation_resumes_where_it_stopped(tiny_corpus, tmp_path):
+    """Kill the featurising process mid-way (SIGKILL, nothing gets to clean up); the rerun
+    computes only the missing shards and the result equals an uninterrupted build."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from vgs.data.features import build_speech_store
+
+    store = tmp_path / "store"
+    code = ("import sys; from vgs.data.corpora import read_corpus; from vgs.data.features import build_speech_store; "
+            f"build_speech_store(read_corpus({str(tiny_corpus)!r}), 'mortazavi', {str(store)!r}, workers=1, "
+            "quiet=True, shard_size=50)")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    parts = store / "speech-mortazavi.parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("*.json"))) < 4:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = len(list(parts.glob("*.json")))
+    assert 4 <= finished < 30, "the build should have been interrupted part-way"
+    corpus = read_corpus(tiny_corpus)
+    resumed = build_speech_store(corpus, "mortazavi", store, workers=1, quiet=True, shard_size=50)
+    assert not parts.exists()
+    fresh = build_speech_store(corpus, "mortazavi", tmp_path / "fresh", workers=2, quiet=True, shard_size=50)
+    assert resumed.ids == fresh.ids
+    for uid in resumed.ids[::97]:
+        np.testing.assert_array_equal(resumed.frames(uid), fresh.frames(uid))
+    np.testing.assert_allclose(resumed.std, fresh.std, rtol=1e-6)
 
 
 def test_unknown_layout_and_unrecognised_folder(tmp_path):

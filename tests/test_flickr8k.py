@@ -76,27 +76,51 @@ def test_missing_wav_is_named(flickr1d, tmp_path):
         read_flickr8k(bad, images)
 
 
-def test_corrupt_wav_is_named_and_earlier_store_survives(flickr1d, tmp_path):
+def test_corrupt_wav_is_named_earlier_store_survives_and_finished_shards_are_reused(flickr1d, tmp_path, capfd):
+    import shutil
+
     root, images = flickr1d
     good = read_flickr8k(root, images)
     kept = build_speech_store(good, "mortazavi", tmp_path / "store", workers=1, quiet=True)
     bad = copy_layout(root, tmp_path / "c")
-    (bad / "flickr_audio" / "wavs" / "2513260012_03d33305cf_2.wav").write_bytes(b"RIFF\x00garbage")
+    wav = bad / "flickr_audio" / "wavs" / "2513260012_03d33305cf_2.wav"
+    wav.unlink()
+    wav.write_bytes(b"RIFF\x00garbage")
     corpus = read_flickr8k(bad, images)
-    with pytest.raises(CorpusError, match="corrupt or unreadable audio file .*2513260012_03d33305cf_2.wav"):
-        build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, quiet=True)
+    with pytest.raises(CorpusError, match="corrupt or unreadable audio file .*2513260012_03d33305cf_2.wav.*kept in"):
+        build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, quiet=True, shard_size=10)
     files = sorted(p.name for p in (tmp_path / "store").iterdir())
-    assert files == sorted([kept.path.name, kept.path.with_suffix(".json").name])  # no partial file left
+    assert files == sorted([kept.path.name, kept.path.with_suffix(".json").name, "speech-mortazavi.parts"])
     assert kept.frames(good.utterances[0].id).shape[1] == 40
+    position = [u.id for u in corpus.utterances].index("2513260012_03d33305cf_2")
+    shards = sorted((tmp_path / "store" / "speech-mortazavi.parts").iterdir())
+    # the shards before the bad file's were finished (arrow + json each); nothing half-written is left
+    assert len(shards) == 2 * (position // 10) and not [s for s in shards if ".tmp" in s.name]
+
+    # fixing the file and running again computes only the missing shards
+    shutil.copyfile(root / "flickr_audio" / "wavs" / wav.name, wav)
+    capfd.readouterr()
+    fixed = build_speech_store(read_flickr8k(bad, images), "mortazavi", tmp_path / "store", workers=1,
+                               shard_size=10)
+    assert f"resuming: {10 * (position // 10)} of 50 utterances already featurised" in capfd.readouterr().err
+    assert not (tmp_path / "store" / "speech-mortazavi.parts").exists()
+    for u in good.utterances:
+        np.testing.assert_array_equal(fixed.frames(u.id), kept.frames(u.id))
+    np.testing.assert_allclose(fixed.mean, kept.mean, rtol=1e-6)
 
 
 def test_missing_images_are_reported(flickr1d, tmp_path):
     root, images = flickr1d
     with pytest.raises(CorpusError, match="no image folder"):
         read_flickr8k(root)
-    next(images.iterdir()).unlink()
-    with pytest.raises(CorpusError, match="1 image file.* missing"):
+    victim = sorted(images.iterdir())[0]
+    victim.unlink()
+    with pytest.raises(CorpusError, match="1 image file.* missing.*--skip-bad"):
         read_flickr8k(root, images)
+    # with skip_bad its five captions are left out and listed
+    corpus = read_flickr8k(root, images, skip_bad=True)
+    assert len(corpus.utterances) == 45 and victim.name not in corpus.images()
+    assert len(corpus.skipped) == 5 and all("image file not found" in x["reason"] for x in corpus.skipped)
 
 
 def test_skip_bad_leaves_out_corrupt_audio_with_a_report(flickr1d, tmp_path):

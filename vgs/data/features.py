@@ -94,33 +94,89 @@ def load_audio(path: str):
     return wav
 
 
-def _featurise(job: tuple[str, str, str, bool]) -> tuple[str, np.ndarray | None, str]:
-    """(id, frames, "") or, when skipping bad files, (id, None, reason)."""
+def _featurise_shard(job: tuple) -> tuple[str, int]:
+    """Featurise one shard of utterances and write it as PARTS/NAME.arrow plus NAME.json (its
+    statistics, written last: a shard counts as done once its .json exists)."""
+    import pyarrow as pa
     import torch
 
     torch.set_num_threads(1)
-    uid, path, preset, skip_bad = job
-    try:
-        return uid, mfcc(load_audio(path), preset), ""
-    except CorpusError as e:
-        if not skip_bad:
-            raise
-        return uid, None, str(e)
+    name, items, preset, skip_bad, max_frames, parts = job
+    parts = Path(parts)
+    dim = preset_dim(preset)
+    ids, rows, dropped, skipped = [], [], [], []
+    total, total_sq, n_frames = np.zeros(dim), np.zeros(dim), 0
+    for uid, path, is_train in items:
+        try:
+            feats = mfcc(load_audio(path), preset)
+        except CorpusError as e:
+            if not skip_bad:
+                raise
+            skipped.append({"id": uid, "reason": str(e)})
+            continue
+        if feats.shape[0] > max_frames:
+            dropped.append(uid)
+            continue
+        if is_train:
+            total += feats.sum(0)
+            total_sq += (feats.astype(np.float64) ** 2).sum(0)
+            n_frames += feats.shape[0]
+        ids.append(uid)
+        rows.append(feats.reshape(-1))
+    schema = pa.schema([("id", pa.string()), ("feats", pa.list_(pa.float32()))])
+    tmp = parts / f"{name}.arrow.tmp{os.getpid()}"
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        writer.write_batch(pa.record_batch([pa.array(ids, pa.string()), pa.array(rows, pa.list_(pa.float32()))],
+                                           schema=schema))
+    os.replace(tmp, parts / f"{name}.arrow")
+    _write_json_atomic(parts / f"{name}.json", {"sum": total.tolist(), "sum_sq": total_sq.tolist(),
+                                                 "frames": n_frames, "dropped": dropped, "skipped": skipped})
+    return name, len(items)
+
+
+def _remove_stale_tmp(parts: Path) -> None:
+    """Half-written shards of killed runs (NAME.arrow.tmpPID whose process is gone)."""
+    for tmp in parts.glob("*.tmp*"):
+        pid = tmp.name.rpartition(".tmp")[2]
+        try:
+            os.kill(int(pid), 0)
+        except (ValueError, ProcessLookupError):
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # a live process of another user
+
+
+def shard_size_for(n: int) -> int:
+    """Utterances per shard: small enough for frequent progress and little lost work on
+    interruption, large enough that per-shard overhead does not show (16..500)."""
+    return max(16, min(500, -(-n // 64)))
 
 
 # ------------------------------------------------------------------ hashing
 
 
-def _source_hash(entries: list[tuple[str, str]], params: dict) -> str:
-    """Hash of (key, path, size, mtime) for every source file plus the parameters."""
-    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+def _stat_entries(entries: list[tuple[str, str]]) -> list[str]:
+    """One line per source file: key, path, size, modification time (a missing file is named)."""
+    out = []
     for key, path in entries:
         try:
             st = os.stat(path)
         except FileNotFoundError as e:
             raise CorpusError(f"file not found: {path}") from e
-        h.update(f"{key}\0{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        out.append(f"{key}\0{path}\0{st.st_size}\0{st.st_mtime_ns}\n")
+    return out
+
+
+def _hash_lines(lines: list[str], params: dict) -> str:
+    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for line in lines:
+        h.update(line.encode())
     return h.hexdigest()[:16]
+
+
+def _source_hash(entries: list[tuple[str, str]], params: dict) -> str:
+    """Hash of (key, path, size, mtime) for every source file plus the parameters."""
+    return _hash_lines(_stat_entries(entries), params)
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -164,9 +220,18 @@ class SpeechStore:
 
 
 def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_frames: int = 8192,
-                       workers: int | None = None, quiet: bool = False, skip_bad: bool = False) -> SpeechStore:
-    """skip_bad: leave out unreadable audio files instead of stopping, and list each one with its
-    reason in the manifest ("skipped") and in a report file beside the store."""
+                       workers: int | None = None, quiet: bool = False, skip_bad: bool = False,
+                       shard_size: int | None = None) -> SpeechStore:
+    """MFCCs of every utterance of `corpus`, computed once.
+
+    Streamed and resumable: utterances are featurised in shards by parallel worker processes,
+    each shard written to STORE/speech-PRESET.parts/ as soon as it is done (bounded memory),
+    and named by a hash of its own sources, so an interrupted or failed run, rerun, computes
+    only the shards that are missing (also after a corrupt file was fixed).  The shards are
+    then merged into one memory-mapped file and removed.
+    skip_bad: leave out unreadable audio files instead of stopping, and list each one with its
+    reason in the manifest ("skipped") and in a report file beside the store; items the
+    importer already left out (missing files) are listed too."""
     import pyarrow as pa
 
     check_preset(preset)
@@ -174,80 +239,86 @@ def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_f
     store_dir.mkdir(parents=True, exist_ok=True)
     params = {"version": STORE_VERSION, "preset": preset, **PRESETS[preset], "max_frames": max_frames,
               "skip_bad": skip_bad}
-    digest = _source_hash([(u.id, u.audio) for u in corpus.utterances], params)
+    lines = _stat_entries([(u.id, u.audio) for u in corpus.utterances])
+    digest = _hash_lines(lines, params)
     path = store_dir / f"speech-{preset}-{digest}.arrow"
     manifest_path = path.with_suffix(".json")
     if path.exists() and manifest_path.exists():
         return SpeechStore(path, json.loads(manifest_path.read_text()))
 
-    jobs = [(u.id, u.audio, preset, skip_bad) for u in corpus.utterances]
-    train_ids = {u.id for u in corpus.utterances if u.split == "train"}
-    dim = preset_dim(preset)
-    progress = Progress(f"MFCC ({preset}) {corpus.name}", total=len(jobs), unit="utt", quiet=quiet)
-    schema = pa.schema([("id", pa.string()), ("feats", pa.list_(pa.float32()))])
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    dropped: list[str] = []
-    skipped: list[dict] = []
-    total = np.zeros(dim, np.float64)
-    total_sq = np.zeros(dim, np.float64)
-    n_frames = 0
-    workers = min(workers or os.cpu_count() or 1, max(1, len(jobs) // 64))
+    utts = corpus.utterances
+    size = shard_size or shard_size_for(len(utts))
+    parts = store_dir / f"speech-{preset}.parts"
+    parts.mkdir(exist_ok=True)
+    shards = [(_hash_lines(lines[a:a + size], params), a) for a in range(0, len(utts), size)]
+    todo = [(name, a) for name, a in shards if not (parts / f"{name}.json").exists()]
+    progress = Progress(f"MFCC ({preset}) {corpus.name}", total=len(utts), unit="utt", quiet=quiet)
+    if len(todo) < len(shards) and not quiet:
+        done = len(utts) - sum(len(utts[a:a + size]) for _, a in todo)
+        print(f"resuming: {done} of {len(utts)} utterances already featurised in {parts}", file=sys.stderr)
+    jobs = [(name, [(u.id, u.audio, u.split == "train") for u in utts[a:a + size]], preset, skip_bad, max_frames,
+             str(parts)) for name, a in todo]
+    workers = min(workers or os.cpu_count() or 1, max(1, len(utts) // 64), max(1, len(jobs)))
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            ids, rows = [], []
-
-            def flush():
-                if ids:
-                    writer.write_batch(pa.record_batch([pa.array(ids), pa.array(rows, pa.list_(pa.float32()))],
-                                                       schema=schema))
-                    ids.clear()
-                    rows.clear()
-
-            results = pool.imap(_featurise, jobs, chunksize=32) if pool else map(_featurise, jobs)
-            for uid, feats, reason in results:
-                progress.update(1)
-                if feats is None:
-                    skipped.append({"id": uid, "reason": reason})
-                    continue
-                if feats.shape[0] > max_frames:
-                    dropped.append(uid)
-                    continue
-                if uid in train_ids:
-                    total += feats.sum(0)
-                    total_sq += (feats.astype(np.float64) ** 2).sum(0)
-                    n_frames += feats.shape[0]
-                ids.append(uid)
-                rows.append(feats.reshape(-1))
-                if len(ids) >= 512:
-                    flush()
-            flush()
+        for _, n in (pool.imap_unordered(_featurise_shard, jobs) if pool else map(_featurise_shard, jobs)):
+            progress.update(n)
     except CorpusError as e:
-        tmp.unlink(missing_ok=True)
-        raise CorpusError(f"{e} (data.skip_bad=true / --skip-bad leaves such files out, with a report)") from e
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        raise CorpusError(f"{e} (data.skip_bad=true / --skip-bad leaves such files out, with a report; "
+                          f"shards already computed are kept in {parts} and reused by the next run)") from e
     finally:
         if pool:
             pool.terminate()
     progress.close()
+
+    # Merge the shards in corpus order, one at a time (bounded memory).
+    dim = preset_dim(preset)
+    total, total_sq, n_frames = np.zeros(dim), np.zeros(dim), 0
+    dropped: list[str] = []
+    skipped: list[dict] = list(corpus.skipped)
+    schema = pa.schema([("id", pa.string()), ("feats", pa.list_(pa.float32()))])
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    kept = 0
+    try:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for name, _ in shards:
+                stats = json.loads((parts / f"{name}.json").read_text())
+                total += stats["sum"]
+                total_sq += stats["sum_sq"]
+                n_frames += stats["frames"]
+                dropped += stats["dropped"]
+                skipped += stats["skipped"]
+                table = pa.ipc.open_file(pa.memory_map(str(parts / f"{name}.arrow"), "r")).read_all()
+                kept += table.num_rows
+                writer.write_table(table)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if n_frames == 0:
         tmp.unlink(missing_ok=True)
         raise CorpusError(f"corpus {corpus.root} has no training speech left after featurising")
     mean = total / n_frames
     std = np.sqrt(np.maximum(total_sq / n_frames - mean ** 2, 1e-8))
     manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "dim": dim,
-                "utterances": len(jobs) - len(dropped) - len(skipped), "dropped_over_max_frames": len(dropped),
+                "utterances": kept, "dropped_over_max_frames": len(dropped),
                 "dropped_ids": dropped, "skipped": skipped, "mean": mean.tolist(), "std": std.tolist()}
     os.replace(tmp, path)
     _write_json_atomic(manifest_path, manifest)
+    for name, _ in shards:
+        (parts / f"{name}.arrow").unlink(missing_ok=True)
+        (parts / f"{name}.json").unlink(missing_ok=True)
+    _remove_stale_tmp(parts)
+    if not any(parts.iterdir()):
+        parts.rmdir()
     if skipped:
         report = path.with_suffix(".skipped.json")
         _write_json_atomic(report, {"store": str(path), "skipped": skipped})
-        print(f"skipped {len(skipped)} unreadable audio file(s); report: {report}", file=sys.stderr)
+        print(f"skipped {len(skipped)} item(s) (missing or unreadable); report: {report}", file=sys.stderr)
     if dropped and not quiet:
         print(f"dropped {len(dropped)} utterance(s) over {max_frames} frames", file=sys.stderr)
+    if not quiet:
+        print(f"speech store: {kept} utterances ({len(dropped)} over {max_frames} frames dropped, "
+              f"{len(skipped)} skipped) -> {path}", file=sys.stderr)
     return SpeechStore(path, manifest)
 
 

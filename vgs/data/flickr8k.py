@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vgs.data.records import Corpus, CorpusError, Utterance, require_splits
+from vgs.data.records import Corpus, CorpusError, Problems, Utterance, require_splits
 
 KARPATHY_NAMES = ("dataset.json", "dataset_flickr8k.json")
 IMAGE_DIR_NAMES = ("Flicker8k_Dataset", "Flickr8k_Dataset", "images")
 _SPLIT_ALIASES = {"train": "train", "restval": "train", "val": "val", "test": "test"}
 
 
-def read_flickr8k(root: str | Path, image_dir: str | Path | None = None, require_images: bool = True) -> Corpus:
+def read_flickr8k(root: str | Path, image_dir: str | Path | None = None, require_images: bool = True,
+                  skip_bad: bool = False) -> Corpus:
+    """skip_bad: leave out captions whose audio or image file is missing (listed in corpus.skipped)."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise CorpusError(f"corpus folder not found: {root}")
@@ -40,6 +42,7 @@ def read_flickr8k(root: str | Path, image_dir: str | Path | None = None, require
     wav_dir = audio_dir / "wavs"
 
     utterances: list[Utterance] = []
+    problems = Problems(skip_bad)
     seen: set[str] = set()
     for lineno, line in enumerate(wav2capt.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -66,17 +69,20 @@ def read_flickr8k(root: str | Path, image_dir: str | Path | None = None, require
         seen.add(uid)
         path = wav_dir / wav
         if not path.is_file():
-            raise CorpusError(f"{wav2capt}:{lineno}: audio file not found: {path}")
+            problems(uid, f"{wav2capt}:{lineno}: audio file not found: {path}")
+            continue
         sentence = sentences[k]
         utterances.append(Utterance(id=uid, audio=str(path), image=image, speaker=speakers.get(wav, "unknown"),
                                     transcript=sentence.get("raw", " ".join(sentence.get("tokens", []))).strip(),
                                     translation=sentence.get("raw_jp"), split=split))
     if not utterances:
         raise CorpusError(f"{wav2capt} lists no utterances")
+    img_dir = _find_image_dir(root, image_dir, utterances, require_images, problems)
+    if img_dir is not None and skip_bad:
+        utterances = [u for u in utterances if (img_dir / u.image).is_file()]
     require_splits(root, utterances)
-
-    img_dir = _find_image_dir(root, image_dir, utterances, require_images)
-    return Corpus(name=meta.get("dataset", root.name), root=root, image_dir=img_dir, utterances=utterances)
+    return Corpus(name=meta.get("dataset", root.name), root=root, image_dir=img_dir, utterances=utterances,
+                  skipped=problems.skipped)
 
 
 def _read_speakers(path: Path) -> dict[str, str]:
@@ -93,7 +99,8 @@ def _read_speakers(path: Path) -> dict[str, str]:
     return out
 
 
-def _find_image_dir(root: Path, image_dir, utterances: list[Utterance], required: bool) -> Path | None:
+def _find_image_dir(root: Path, image_dir, utterances: list[Utterance], required: bool,
+                    problems: Problems) -> Path | None:
     candidates = [Path(image_dir).expanduser().resolve()] if image_dir else [root / n for n in IMAGE_DIR_NAMES]
     if image_dir and not candidates[0].is_dir():
         raise CorpusError(f"image folder not found: {candidates[0]}")
@@ -104,6 +111,11 @@ def _find_image_dir(root: Path, image_dir, utterances: list[Utterance], required
                               f"(or pass the folder with --image-dir / data.image_dir)")
         return None
     missing = sorted({u.image for u in utterances if not (found / u.image).is_file()})
-    if missing and required:
-        raise CorpusError(f"{len(missing)} image file(s) missing from {found}, e.g. {found / missing[0]}")
+    if missing and required and not problems.skip_bad:
+        raise CorpusError(f"{len(missing)} image file(s) missing from {found}, e.g. {found / missing[0]} "
+                          f"(data.skip_bad=true / --skip-bad leaves their captions out, with a report)")
+    for name in missing:
+        for u in utterances:
+            if u.image == name:
+                problems(u.id, f"image file not found: {found / name}")
     return found

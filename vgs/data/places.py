@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vgs.data.records import Corpus, CorpusError, Utterance, require_splits
+from vgs.data.records import Corpus, CorpusError, Problems, Utterance, require_splits
 
 _FIELDS = ("uttid", "wav", "image")
 
@@ -39,7 +39,8 @@ def _looks_like_places(path: Path) -> bool:
     return '"audio_base_path"' in head or '"image_base_path"' in head
 
 
-def read_places(root: str | Path, image_dir: str | Path | None = None, check_files: bool = True) -> Corpus:
+def read_places(root: str | Path, image_dir: str | Path | None = None, check_files: bool = True,
+                skip_bad: bool = False) -> Corpus:
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise CorpusError(f"corpus folder not found: {root}")
@@ -48,6 +49,7 @@ def read_places(root: str | Path, image_dir: str | Path | None = None, check_fil
         raise CorpusError(f"no Places metadata in {root}: expected train*.json / val*.json / test*.json "
                           f"with image_base_path, audio_base_path and data[]")
     utterances: list[Utterance] = []
+    problems = Problems(skip_bad)
     seen: dict[str, Path] = {}
     image_dirs: set[Path] = set()
     for path in files:
@@ -70,18 +72,21 @@ def read_places(root: str | Path, image_dir: str | Path | None = None, check_fil
             seen[uid] = path
             audio = audio_base / rec["wav"]
             if check_files and not audio.is_file():
-                raise CorpusError(f"{path}: data[{i}]: audio file not found: {audio}")
+                problems(uid, f"{path}: data[{i}]: audio file not found: {audio}")
+                continue
             # The image key keeps the sub-folder (Places file names repeat across categories).
             image = str((image_base / rec["image"]).relative_to(image_base))
             if check_files and not (image_base / image).is_file():
-                raise CorpusError(f"{path}: data[{i}]: image file not found: {image_base / image}")
+                problems(uid, f"{path}: data[{i}]: image file not found: {image_base / image}")
+                continue
             utterances.append(Utterance(id=uid, audio=str(audio), image=image, speaker=str(rec.get("speaker", "unknown")),
                                         transcript=str(rec.get("asr_text", "")), translation=None, split=split))
     if len(image_dirs) > 1:
         raise CorpusError(f"{root}: metadata files name different image_base_path values; pass one image folder "
                           f"(data.image_dir) or keep them equal")
     require_splits(root, utterances)
-    return Corpus(name=f"places:{root.name}", root=root, image_dir=image_dirs.pop(), utterances=utterances)
+    return Corpus(name=f"places:{root.name}", root=root, image_dir=image_dirs.pop(), utterances=utterances,
+                  skipped=problems.skipped)
 
 
 def _base(root: Path, value: str) -> Path:

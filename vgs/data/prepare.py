@@ -9,7 +9,7 @@ from pathlib import Path
 from vgs.config import DataConfig, vgs_home
 from vgs.data.features import ImageStore, SpeechStore, build_image_store, build_speech_store
 from vgs.data.corpora import read_corpus
-from vgs.data.records import Corpus
+from vgs.data.records import Corpus, CorpusError
 
 
 @dataclass
@@ -38,7 +38,10 @@ def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
         from vgs.data.synth import generate
 
         generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, quiet=quiet)
-    corpus = read_corpus(root, cfg.layout, cfg.image_dir or None)
+    corpus = read_corpus(root, cfg.layout, cfg.image_dir or None, skip_bad=cfg.skip_bad)
+    if not corpus.images():
+        raise CorpusError(f"{corpus.name} ({root}) has speech and text but no images; it cannot train a speech-image "
+                          f"model. Use it as the speech/text data of the text families (data.speech_text_root)")
     speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, quiet=quiet, skip_bad=cfg.skip_bad)
     images = build_image_store(corpus, cfg.image_resize, cfg.store, quiet=quiet)
     return Prepared(corpus, speech, images)

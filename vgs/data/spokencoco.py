@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from vgs.data.records import Corpus, CorpusError, Utterance, require_splits
+from vgs.data.records import Corpus, CorpusError, Problems, Utterance, require_splits
 
 FILES = {"train": "SpokenCOCO_train.json", "val": "SpokenCOCO_val.json"}
 _KARPATHY = {"train": "train", "restval": "train", "val": "val", "test": "test"}
@@ -26,7 +26,8 @@ def is_spokencoco(root: Path) -> bool:
     return any((root / f).is_file() for f in FILES.values())
 
 
-def read_spokencoco(root: str | Path, image_dir: str | Path | None = None, check_files: bool = True) -> Corpus:
+def read_spokencoco(root: str | Path, image_dir: str | Path | None = None, check_files: bool = True,
+                skip_bad: bool = False) -> Corpus:
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise CorpusError(f"corpus folder not found: {root}")
@@ -35,6 +36,7 @@ def read_spokencoco(root: str | Path, image_dir: str | Path | None = None, check
     images_root = Path(image_dir).expanduser().resolve() if image_dir else root
     karpathy = _karpathy_splits(root / "dataset_coco.json")
     utterances: list[Utterance] = []
+    problems = Problems(skip_bad)
     seen: set[str] = set()
     for file_split, name in FILES.items():
         path = root / name
@@ -51,8 +53,7 @@ def read_spokencoco(root: str | Path, image_dir: str | Path | None = None, check
             split = karpathy.get(Path(image).name) if karpathy else _fallback_split(file_split, i)
             if split is None:
                 raise CorpusError(f"{path}: data[{i}]: image '{image}' is not in dataset_coco.json")
-            if check_files and not (images_root / image).is_file():
-                raise CorpusError(f"{path}: data[{i}]: image file not found: {images_root / image}")
+            image_missing = check_files and not (images_root / image).is_file()
             for k, cap in enumerate(entry["captions"]):
                 if "uttid" not in cap or "wav" not in cap:
                     raise CorpusError(f"{path}: data[{i}].captions[{k}] lacks uttid or wav")
@@ -61,8 +62,12 @@ def read_spokencoco(root: str | Path, image_dir: str | Path | None = None, check
                     raise CorpusError(f"{path}: data[{i}].captions[{k}]: duplicate uttid '{uid}'")
                 seen.add(uid)
                 audio = root / cap["wav"]
+                if image_missing:
+                    problems(uid, f"{path}: data[{i}]: image file not found: {images_root / image}")
+                    continue
                 if check_files and not audio.is_file():
-                    raise CorpusError(f"{path}: data[{i}].captions[{k}]: audio file not found: {audio}")
+                    problems(uid, f"{path}: data[{i}].captions[{k}]: audio file not found: {audio}")
+                    continue
                 utterances.append(Utterance(id=uid, audio=str(audio), image=image,
                                             speaker=str(cap.get("speaker", "unknown")),
                                             transcript=str(cap.get("text", "")), translation=None, split=split))
@@ -70,7 +75,8 @@ def read_spokencoco(root: str | Path, image_dir: str | Path | None = None, check
         print(f"note: no dataset_coco.json in {root}; SpokenCOCO_val.json is split by image into val and test",
               file=sys.stderr)
     require_splits(root, utterances)
-    return Corpus(name=f"spokencoco:{root.name}", root=root, image_dir=images_root, utterances=utterances)
+    return Corpus(name=f"spokencoco:{root.name}", root=root, image_dir=images_root, utterances=utterances,
+                  skipped=problems.skipped)
 
 
 def _karpathy_splits(path: Path) -> dict[str, str]:
