@@ -5,6 +5,7 @@
     vgs synth ...           = python -m vgs.data.synth
     vgs models info ...     = python -m vgs.models
     vgs calibrate ...       = python -m vgs.calibrate
+    vgs features images ... = python -m vgs.image_features (precomputed image features)
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import importlib
 import sys
 
 COMMANDS = {"sweep": "vgs.sweep", "train": "vgs.train", "synth": "vgs.data.synth", "models": "vgs.models.__main__",
-            "calibrate": "vgs.calibrate"}
+            "calibrate": "vgs.calibrate", "features": None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vgs: unknown command '{argv[0]}'", file=sys.stderr)
         print(__doc__, file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if argv[0] == "features":
+        if argv[1:2] != ["images"]:
+            print("usage: vgs features images --data ROOT --arch ARCH --weights FILE --out FILE", file=sys.stderr)
+            return 2
+        return importlib.import_module("vgs.image_features").main(argv[2:])
     return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
 
 

@@ -53,7 +53,7 @@ class ModelConfig:
 class DataConfig:
     # Corpus directory (Flickr8K Audio, Places or SpokenCOCO layout); empty means the built-in corpus.
     root: str = ""
-    layout: str = "auto"  # auto | flickr8k | places | spokencoco
+    layout: str = "auto"  # auto | flickr8k | places | spokencoco | librispeech
     image_dir: str = ""  # folder of image files; empty means look inside root
     builtin_images: int = 2500
     builtin_seed: int = 0
@@ -63,6 +63,19 @@ class DataConfig:
     image_resize: int = 256  # images are stored decoded at this size ...
     image_crop: int = 224  # ... and randomly cropped (train) or centre-cropped (eval) to this
     store: str = ""  # feature store folder; empty means <VGS_HOME>/store
+    # Precomputed image features (.npy + .names.txt, .npz, .parquet or platalea's .pt), keyed by image
+    # file name; when set, images are not decoded and the image encoder is a linear layer (seeds 003/004).
+    image_features: str = ""
+    # F30kEnt-JP per-image Japanese files (replace any raw_jp); English Flickr30k Entities Sentences/
+    # folder for matching (empty: a Sentences folder beside or inside it).
+    translations: str = ""
+    translations_en: str = ""
+    # Textual downsampling of the training split (seed 003 §4.4): keep text for this many hours of
+    # speech, or this fraction of it (0 = all); speech and images are unchanged.
+    text_hours: float = 0.0
+    text_fraction: float = 0.0
+    text_seed: int = 0
+    reduced_english: bool = False  # only captions that have a translation keep their text
 
 
 @dataclass
@@ -206,6 +219,12 @@ def check_consistent(cfg: Config) -> None:
     """Checks across keys that a single key's type cannot express; raises naming the keys."""
     if cfg.data.image_crop > cfg.data.image_resize:
         raise ConfigError(f"data.image_crop ({cfg.data.image_crop}) exceeds data.image_resize ({cfg.data.image_resize})")
+    d = cfg.data
+    if d.text_hours < 0 or not 0 <= d.text_fraction <= 1:
+        raise ConfigError(f"data.text_hours must be >= 0 and data.text_fraction in 0..1 "
+                          f"(got {d.text_hours}, {d.text_fraction})")
+    if sum([d.text_hours > 0, d.text_fraction > 0, d.reduced_english]) > 1:
+        raise ConfigError("set at most one of data.text_hours, data.text_fraction, data.reduced_english")
 
 
 def parse_cli_overrides(items: list[str]) -> dict[str, str]:

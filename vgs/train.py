@@ -100,7 +100,7 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
 
     _seed_everything(cfg.train.seed)
     try:
-        model = build_model(cfg.model, data.speech.dim).to(device)
+        model = build_model(cfg.model, data.speech.dim, data.images.feature_dim).to(device)
     except ValueError as e:
         raise ConfigError(str(e)) from e
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
@@ -168,7 +168,7 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
 def test_best(best_path: Path, cfg: Config, data: Prepared, device: torch.device) -> dict[str, float]:
     """Test-split retrieval of the best epoch's weights."""
     state = torch.load(best_path, map_location=device, weights_only=False)
-    model = build_model(cfg.model, data.speech.dim).to(device)
+    model = build_model(cfg.model, data.speech.dim, data.images.feature_dim).to(device)
     model.load_state_dict(state["model"])
     return {f"test_{k}": v for k, v in evaluate(model, PairSplit(data, "test"), cfg, device).items()}
 

@@ -57,7 +57,10 @@ class PairSplit:
         return torch.from_numpy(out), lengths
 
     def pixels(self, image_idx: np.ndarray, crop: int, rng: np.random.Generator | None = None) -> torch.Tensor:
-        """Images as standardised (B, 3, crop, crop); random crop + flip when rng is given, else centre crop."""
+        """Images as standardised (B, 3, crop, crop); random crop + flip when rng is given, else centre crop.
+        With precomputed image features: their (B, D) vectors (no augmentation)."""
+        if self.image_store.feature_dim:
+            return torch.from_numpy(np.ascontiguousarray(self.image_store.array[self.image_rows[image_idx]]))
         raw = self.image_store.array[self.image_rows[image_idx]]  # (B, S, S, 3) uint8
         size = raw.shape[1]
         if crop > size:

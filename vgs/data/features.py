@@ -327,7 +327,8 @@ def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_f
 
 @dataclass
 class ImageStore:
-    """Decoded images, shorter side resized to `size` and centre-cropped square, uint8 NHWC."""
+    """Decoded images, shorter side resized to `size` and centre-cropped square, uint8 NHWC; or,
+    built from a user's feature file, one float32 feature vector per image."""
 
     path: Path
     manifest: dict
@@ -335,6 +336,8 @@ class ImageStore:
     def __post_init__(self):
         self.array = np.load(self.path, mmap_mode="r")
         self.index = {name: i for i, name in enumerate(self.manifest["images"])}
+        # > 0: rows are precomputed feature vectors of this size, not pixels
+        self.feature_dim = int(self.manifest.get("feature_dim", 0))
 
 
 def _load_image(path: str, size: int) -> np.ndarray:
@@ -381,4 +384,31 @@ def build_image_store(corpus: Corpus, size: int, store_dir: str | Path, quiet: b
     os.replace(tmp, path)
     manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "images": names}
     _write_json_atomic(manifest_path, manifest)
+    return ImageStore(path, manifest)
+
+
+def build_feature_image_store(corpus: Corpus, feature_file: str | Path, store_dir: str | Path,
+                              quiet: bool = False) -> ImageStore:
+    """Precomputed image features (see vgs.data.image_features) in the corpus's image order."""
+    from vgs.data.image_features import align_features, load_feature_table
+
+    store_dir = Path(store_dir)
+    store_dir.mkdir(parents=True, exist_ok=True)
+    names = corpus.images()
+    feature_file = Path(feature_file).expanduser().resolve()
+    digest = _source_hash([("features", str(feature_file))], {"version": STORE_VERSION, "images": names})
+    path = store_dir / f"imagefeats-{digest}.npy"
+    manifest_path = path.with_suffix(".json")
+    if path.exists() and manifest_path.exists():
+        return ImageStore(path, json.loads(manifest_path.read_text()))
+    table_names, feats = load_feature_table(feature_file)
+    aligned = align_features(corpus, table_names, feats, str(feature_file))
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
+    np.save(tmp, aligned)
+    os.replace(tmp, path)
+    manifest = {"params": {"version": STORE_VERSION, "source": str(feature_file)}, "source_hash": digest,
+                "corpus": str(corpus.root), "images": names, "feature_dim": int(aligned.shape[1])}
+    _write_json_atomic(manifest_path, manifest)
+    if not quiet:
+        print(f"image features: {len(names)} images x {aligned.shape[1]} from {feature_file}", file=sys.stderr)
     return ImageStore(path, manifest)

@@ -3,12 +3,17 @@ computing features only when they are not already there)."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from vgs.config import DataConfig, vgs_home
-from vgs.data.features import ImageStore, SpeechStore, build_image_store, build_speech_store
+from vgs.data.features import (ImageStore, SpeechStore, build_feature_image_store, build_image_store,
+                                build_speech_store)
 from vgs.data.corpora import read_corpus
+from vgs.data.features import PRESETS, SAMPLE_RATE
+from vgs.data.text_subsets import reduced_english, text_subset
+from vgs.data.translations import attach_translations, read_f30kent_jp
 from vgs.data.records import Corpus, CorpusError
 
 
@@ -17,6 +22,9 @@ class Prepared:
     corpus: Corpus
     speech: SpeechStore
     images: ImageStore
+    # Training captions whose text (transcript/translation) text-supervised objectives may use;
+    # None: all of them (no textual downsampling).
+    text_ids: set[str] | None = None
 
 
 def builtin_corpus_dir(cfg: DataConfig) -> Path:
@@ -27,8 +35,12 @@ def resolve_paths(cfg: DataConfig) -> DataConfig:
     """Absolute corpus and store paths, so that trials in other working directories find them."""
     root = Path(cfg.root).expanduser().resolve() if cfg.root else builtin_corpus_dir(cfg)
     store = Path(cfg.store).expanduser().resolve() if cfg.store else vgs_home() / "store"
-    image_dir = str(Path(cfg.image_dir).expanduser().resolve()) if cfg.image_dir else ""
-    return dataclasses.replace(cfg, root=str(root), store=str(store), image_dir=image_dir)
+    def absolute(path: str) -> str:
+        return str(Path(path).expanduser().resolve()) if path else ""
+
+    return dataclasses.replace(cfg, root=str(root), store=str(store), image_dir=absolute(cfg.image_dir),
+                               image_features=absolute(cfg.image_features), translations=absolute(cfg.translations),
+                               translations_en=absolute(cfg.translations_en))
 
 
 def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
@@ -39,9 +51,41 @@ def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
 
         generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, quiet=quiet)
     corpus = read_corpus(root, cfg.layout, cfg.image_dir or None, skip_bad=cfg.skip_bad)
+    if cfg.translations:
+        table = read_f30kent_jp(cfg.translations, cfg.translations_en or None)
+        corpus, matched = attach_translations(corpus, table)
+        if not quiet:
+            print(f"translations: {matched} of {len(corpus.utterances)} captions matched in {cfg.translations}",
+                  file=sys.stderr)
     if not corpus.images():
         raise CorpusError(f"{corpus.name} ({root}) has speech and text but no images; it cannot train a speech-image "
                           f"model. Use it as the speech/text data of the text families (data.speech_text_root)")
     speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, quiet=quiet, skip_bad=cfg.skip_bad)
-    images = build_image_store(corpus, cfg.image_resize, cfg.store, quiet=quiet)
-    return Prepared(corpus, speech, images)
+    if cfg.image_features:
+        images = build_feature_image_store(corpus, cfg.image_features, cfg.store, quiet=quiet)
+    else:
+        images = build_image_store(corpus, cfg.image_resize, cfg.store, quiet=quiet)
+    return Prepared(corpus, speech, images, text_ids=training_text_ids(cfg, corpus, speech, quiet))
+
+
+def training_text_ids(cfg: DataConfig, corpus: Corpus, speech: SpeechStore, quiet: bool = False) -> set[str] | None:
+    """The textual-downsampling subset of the training captions (None: all keep their text)."""
+    if not (cfg.text_hours or cfg.text_fraction or cfg.reduced_english):
+        return None
+    train = [u for u in corpus.split("train") if u.id in speech.index]
+    if cfg.reduced_english:
+        kept = reduced_english(dataclasses.replace(corpus, utterances=train))
+        if not kept:
+            raise CorpusError(f"data.reduced_english: no training caption of {corpus.root} has a translation "
+                              f"(raw_jp in the split file, or data.translations)")
+    else:
+        hop = PRESETS[cfg.features]["hop"] / SAMPLE_RATE
+        seconds = {u.id: float(speech.lengths[speech.index[u.id]]) * hop for u in train}
+        try:
+            kept = text_subset(train, seconds, seed=cfg.text_seed, hours=cfg.text_hours or None,
+                               fraction=cfg.text_fraction or None)
+        except ValueError as e:
+            raise CorpusError(f"data.text_hours/text_fraction: {e}") from e
+    if not quiet:
+        print(f"text kept for {len(kept)} of {len(train)} training captions", file=sys.stderr)
+    return kept

@@ -12,10 +12,10 @@ from vgs.models.speech import SpeechEncoder
 
 
 class CoEmbedding(nn.Module):
-    def __init__(self, cfg: ModelConfig, input_dim: int):
+    def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int = 0):
         super().__init__()
         self.speech = SpeechEncoder(cfg.speech, input_dim, cfg.latent)
-        self.image = ImageEncoder(cfg.image, cfg.latent)
+        self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
     def objective(self, batch: dict, margin: float) -> dict[str, torch.Tensor]:
         """Named loss terms for one batch (the training loop sums them)."""

@@ -21,12 +21,17 @@ def parse_blocks(blocks: str) -> tuple[int, ...]:
 
 
 class ImageEncoder(nn.Module):
-    def __init__(self, cfg: ImageConfig, latent: int):
+    """feature_dim > 0: precomputed image features (seeds 003/004) through one linear layer instead."""
+
+    def __init__(self, cfg: ImageConfig, latent: int, feature_dim: int = 0):
         super().__init__()
+        if feature_dim:
+            self.net = nn.Linear(feature_dim, latent)
+            return
         self.net = torchvision.models.DenseNet(growth_rate=cfg.growth_rate, block_config=parse_blocks(cfg.blocks),
                                                num_init_features=cfg.init_features, bn_size=cfg.bn_size,
                                                num_classes=latent)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels: (B, 3, H, W) standardised floats."""
+        """pixels: (B, 3, H, W) standardised floats, or (B, feature_dim) precomputed features."""
         return F.normalize(self.net(pixels), dim=-1)

@@ -40,10 +40,11 @@ def model_name(cfg: ModelConfig) -> str:
     return f"DG{cfg.speech.layers}A{cfg.latent}{suffix}"
 
 
-def build_model(cfg: ModelConfig, input_dim: int) -> nn.Module:
+def build_model(cfg: ModelConfig, input_dim: int, image_dim: int = 0) -> nn.Module:
+    """input_dim: speech feature size; image_dim: size of precomputed image features (0: pixels)."""
     if cfg.family not in FAMILIES:
         raise ValueError(f"unknown model family '{cfg.family}'; known: {', '.join(FAMILIES)}")
-    return FAMILIES[cfg.family](cfg, input_dim)
+    return FAMILIES[cfg.family](cfg, input_dim, image_dim)
 
 
 def count_params(module: nn.Module) -> int:
