@@ -12,57 +12,6 @@ from vgs.data.records import CorpusError
 from vgs.train import fit
 
 
-def _link(src, dst):
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(src, dst)
-
-
-@pytest.fixture()
-def places(tiny_corpus, tmp_path):
-    """2020-release Places layout: split files, relative base paths, category sub-folders."""
-    corpus = read_flickr8k(tiny_corpus)
-    root = tmp_path / "places"
-    files = {"train": "train_2020.json", "val": "dev_seen_2020.json", "test": "test_seen_2020.json"}
-    data = {s: [] for s in files}
-    for u in corpus.utterances:
-        image = f"s/scene/{u.image}"
-        _link(corpus.image_dir / u.image, root / "images" / image) if not (root / "images" / image).exists() else None
-        _link(u.audio, root / "audio" / "wavs" / f"{u.id}.wav")
-        data[u.split].append({"uttid": u.id, "speaker": u.speaker, "asr_text": u.transcript,
-                              "wav": f"wavs/{u.id}.wav", "image": image})
-    for split, name in files.items():
-        (root / name).write_text(json.dumps({"image_base_path": "images", "audio_base_path": "audio",
-                                             "data": data[split]}))
-    return root
-
-
-@pytest.fixture()
-def spokencoco(tiny_corpus, tmp_path):
-    """SpokenCOCO layout with a Karpathy dataset_coco.json and a separate COCO image root."""
-    corpus = read_flickr8k(tiny_corpus)
-    root, images = tmp_path / "spokencoco", tmp_path / "coco"
-    by_image: dict[str, list] = {}
-    split_of = {}
-    for u in corpus.utterances:
-        by_image.setdefault(u.image, []).append(u)
-        split_of[u.image] = u.split
-    files = {"train": [], "val": []}
-    karpathy = []
-    for name, utts in by_image.items():
-        folder = "train2014" if split_of[name] == "train" else "val2014"
-        _link(corpus.image_dir / name, images / folder / name)
-        caps = []
-        for u in utts:
-            _link(u.audio, root / "wavs" / folder / f"{u.id}.wav")
-            caps.append({"text": u.transcript, "speaker": u.speaker, "uttid": u.id, "wav": f"wavs/{folder}/{u.id}.wav"})
-        files["train" if folder == "train2014" else "val"].append({"image": f"{folder}/{name}", "captions": caps})
-        karpathy.append({"filename": name, "split": {"train": "restval", "val": "val", "test": "test"}[split_of[name]]})
-    for split, entries in files.items():
-        (root / f"SpokenCOCO_{split}.json").write_text(json.dumps({"data": entries}))
-    (root / "dataset_coco.json").write_text(json.dumps({"images": karpathy}))
-    return root, images
-
-
 def test_places_layout(places):
     assert detect_layout(places) == "places"
     corpus = read_corpus(places)

@@ -102,8 +102,13 @@ def make_scheduler(spec: SweepSpec, max_epochs: int):
         return None
     from ray.tune.schedulers import ASHAScheduler
 
+    grace = int(spec.scheduler.get("grace_period", 1))
+    if grace > max_epochs:  # e.g. train.epochs=2 on the command line for a quick look
+        print(f"note: ASHA grace_period {grace} > train.epochs {max_epochs}; using {max_epochs} (no pruning)",
+              file=sys.stderr)
+        grace = max_epochs
     # time_attr is our epoch counter: Ray's training_iteration restarts after Tuner.restore.
-    return ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=int(spec.scheduler.get("grace_period", 1)),
+    return ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=grace,
                          reduction_factor=float(spec.scheduler.get("reduction_factor", 2)))
 
 
@@ -113,7 +118,9 @@ def latest_sweep_dir(storage: Path, name: str) -> Path | None:
 
 
 def run_sweep(name: str, data: str | None = None, storage: str | None = None, tracking_uri: str | None = None,
-              resume: bool = False, overrides: dict[str, str] | None = None, address: str | None = None) -> dict:
+              resume: bool = False, overrides: dict[str, str] | None = None, address: str | None = None,
+              samples: int | None = None) -> dict:
+    """samples: number of Optuna trials instead of the YAML's search.num_samples."""
     import ray
     from ray import tune
 
@@ -122,6 +129,10 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
 
     t_start = time.time()
     spec = load(name)
+    if samples is not None:
+        if samples < 1:
+            raise ConfigError(f"--samples must be >= 1, got {samples}")
+        spec.num_samples = samples
     extra = dict(overrides or {})
     if data:
         extra["data.root"] = data
@@ -247,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.sweep", description="Run a named sweep with Ray Tune.")
     p.add_argument("name", help="search space name (search_spaces/NAME.yaml) or a YAML path")
     p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. train.epochs=10")
-    p.add_argument("--data", help="corpus folder in the Flickr8K Audio layout (default: the built-in corpus)")
+    p.add_argument("--data", help="corpus folder: Flickr8K Audio, Places or SpokenCOCO layout, detected "
+                                  "(default: the built-in corpus); see README 'Use your own corpus'")
+    p.add_argument("--samples", type=int, help="number of Optuna trials (default: search.num_samples of the YAML)")
     p.add_argument("--storage", help="Ray results folder, shared by all nodes on a cluster (default: .vgs/ray_results)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue the most recent run of this sweep")
@@ -261,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_cli_overrides(a.overrides)
         if a.skip_bad:
             overrides["data.skip_bad"] = "true"
-        summary = run_sweep(a.name, a.data, a.storage, a.tracking_uri, a.resume, overrides, a.address)
+        summary = run_sweep(a.name, a.data, a.storage, a.tracking_uri, a.resume, overrides, a.address, a.samples)
     except (ConfigError, CorpusError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,40 @@
+"""`python -m vgs.sweep gru_layers --data PATH` on a fixture of every corpus layout: the real
+Flickr8K slice (flickr1d, real speech), Places and SpokenCOCO (built-in recordings)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def sweep_on(tmp_path, data, *overrides):
+    env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "-m", "vgs.sweep", "gru_layers", "--data", str(data), "--samples", "2",
+           "--storage", str(tmp_path / "ray"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "train.epochs=2", "train.test_at_end=false", *overrides]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["flickr8k", "places", "spokencoco"])
+def test_gru_layers_sweep_runs_on_each_layout(layout, request, tmp_path):
+    if layout == "flickr8k":
+        root, images = request.getfixturevalue("flickr1d")
+        extra = [f"data.image_dir={images}", "train.batch_size=4"]  # 6 training images
+    elif layout == "places":
+        root, extra = request.getfixturevalue("places"), []
+    else:
+        root, images = request.getfixturevalue("spokencoco")
+        extra = [f"data.image_dir={images}"]
+    r = sweep_on(tmp_path, root, *extra)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "2 trials" in r.stdout and "best trial" in r.stdout
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("vgs-gru_layers").experiment_id])
+    parent = next(x for x in runs if x.data.tags.get("vgs.kind") == "sweep")
+    assert parent.data.params["data.root"] == str(root)
+    assert len([x for x in runs if x.data.tags.get("vgs.kind") == "trial"]) == 2
