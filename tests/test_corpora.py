@@ -125,3 +125,36 @@ def test_featurisation_benchmark_prints_throughput(tiny_corpus):
                         "--limit", "80"], capture_output=True, text=True, check=True)
     rows = json.loads(r.stdout)
     assert rows[0]["utterances"] == 80 and rows[0]["utt_per_s"] > 0 and rows[0]["utt_per_s_per_worker"] > 0
+
+
+def test_older_places_release_uses_val_json_as_the_test_set(places, capfd):
+    """train.json + val.json only: val.json is the 1000-pair test set; validation is held out of
+    train by image, the same on every run."""
+    data = {n: json.loads((places / n).read_text()) for n in ("train_2020.json", "dev_seen_2020.json",
+                                                               "test_seen_2020.json")}
+    train = {**data["train_2020.json"], "data": data["train_2020.json"]["data"] + data["dev_seen_2020.json"]["data"]}
+    for n in data:
+        (places / n).unlink()
+    (places / "train.json").write_text(json.dumps(train))
+    (places / "val.json").write_text(json.dumps(data["test_seen_2020.json"]))
+    corpus = read_corpus(places)
+    assert "val.json is used as the test set" in capfd.readouterr().err
+    assert {u.id for u in corpus.split("test")} == {r["uttid"] for r in data["test_seen_2020.json"]["data"]}
+    val = corpus.split("val")
+    assert 0 < len(val) <= 150 and len(corpus.split("train")) + len(val) == len(train["data"])
+    assert [u.id for u in read_corpus(places).split("val")] == [u.id for u in val]
+
+
+def test_prepare_command_featurises_ahead_and_names_bad_input(places, tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
+    ok = subprocess.run([sys.executable, "-m", "vgs.cli", "prepare", "--data", str(places), "--base", "cpu-small"],
+                        capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "{'train': 1200, 'val': 200, 'test': 100} utterances, 300 images" in ok.stdout
+    assert len(list((tmp_path / "home" / "store").glob("speech-mortazavi-*.arrow"))) == 1
+    bad = subprocess.run([sys.executable, "-m", "vgs.data.prepare", "--data", str(tmp_path / "nowhere")],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "corpus folder not found" in bad.stderr

@@ -6,6 +6,7 @@
     vgs models info ...     = python -m vgs.models
     vgs calibrate ...       = python -m vgs.calibrate
     vgs features images ... = python -m vgs.image_features (precomputed image features)
+    vgs prepare ...         = python -m vgs.data.prepare (import + featurise a corpus ahead of sweeps)
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import importlib
 import sys
 
 COMMANDS = {"sweep": "vgs.sweep", "train": "vgs.train", "synth": "vgs.data.synth", "models": "vgs.models.__main__",
-            "calibrate": "vgs.calibrate", "features": None}
+            "calibrate": "vgs.calibrate", "features": None,
+            "prepare": "vgs.data.prepare"}
 
 
 def main(argv: list[str] | None = None) -> int:

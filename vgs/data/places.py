@@ -7,6 +7,11 @@ Each file: {"image_base_path": ..., "audio_base_path": ..., "data": [{"uttid", "
 "asr_text", "wav", "image"}, ...]}.  Base paths may be absolute or relative to ROOT; the split
 comes from the file name (train* -> train, val*/dev* -> val, test* -> test).  An `image_dir`
 given by the user replaces image_base_path.
+
+The older release has no test file: its val.json holds the 1000-pair test set of seed 002 §5.1
+(and of the papers it cites), so val.json becomes the test split and a validation split of
+1000 pairs is held out from train, chosen by a hash of the image name (stable across runs and
+machines, whole images only), with a note.
 """
 from __future__ import annotations
 
@@ -81,6 +86,8 @@ def read_places(root: str | Path, image_dir: str | Path | None = None, check_fil
                 continue
             utterances.append(Utterance(id=uid, audio=str(audio), image=image, speaker=str(rec.get("speaker", "unknown")),
                                         transcript=str(rec.get("asr_text", "")), translation=None, split=split))
+    if not any(u.split == "test" for u in utterances) and any(u.split == "val" for u in utterances):
+        utterances = _older_release_splits(root, utterances)
     if len(image_dirs) > 1:
         raise CorpusError(f"{root}: metadata files name different image_base_path values; pass one image folder "
                           f"(data.image_dir) or keep them equal")
@@ -93,3 +100,31 @@ def _base(root: Path, value: str) -> Path:
     p = Path(value).expanduser()
     return p if p.is_absolute() else (root / p).resolve()
 
+
+
+HELD_OUT_VAL_PAIRS = 1000
+
+
+def _older_release_splits(root: Path, utterances: list[Utterance]) -> list[Utterance]:
+    """val.json -> test (the 1000-pair test set); about 1000 training pairs (whole images, by hash
+    of the image name) -> val."""
+    import dataclasses
+    import hashlib
+    import sys
+
+    train_images = sorted({u.image for u in utterances if u.split == "train"},
+                          key=lambda name: hashlib.sha256(name.encode()).hexdigest())
+    per_image: dict[str, int] = {}
+    for u in utterances:
+        if u.split == "train":
+            per_image[u.image] = per_image.get(u.image, 0) + 1
+    held, count = set(), 0
+    for name in train_images:
+        if count >= min(HELD_OUT_VAL_PAIRS, len(utterances) // 10 or 1):
+            break
+        held.add(name)
+        count += per_image[name]
+    print(f"note: {root} has no test file (older Places release): val.json is used as the test set and "
+          f"{count} training pairs are held out as validation", file=sys.stderr)
+    return [dataclasses.replace(u, split="test") if u.split == "val" else
+            dataclasses.replace(u, split="val") if u.image in held else u for u in utterances]

@@ -89,3 +89,38 @@ def training_text_ids(cfg: DataConfig, corpus: Corpus, speech: SpeechStore, quie
     if not quiet:
         print(f"text kept for {len(kept)} of {len(train)} training captions", file=sys.stderr)
     return kept
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m vgs.data.prepare --data ROOT [data.key=value ...]: import and featurise a corpus
+    ahead of sweeps (e.g. on a large CPU node); sweeps then find the stores ready."""
+    import argparse
+
+    from vgs.config import ConfigError, apply_overrides, base_config, parse_cli_overrides
+
+    p = argparse.ArgumentParser(prog="python -m vgs.data.prepare", description=main.__doc__.split("\n")[0])
+    p.add_argument("overrides", nargs="*", help="data.* overrides, e.g. data.features=chrupala")
+    p.add_argument("--data", help="corpus folder (default: the built-in corpus)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out missing/unreadable files (with a report)")
+    p.add_argument("--base", default="paper", help="base config whose data settings to use (the image store "
+                                                   "depends on data.image_resize: cpu-small uses 40 px, paper 256)")
+    a = p.parse_intermixed_args(argv)
+    try:
+        overrides = parse_cli_overrides(a.overrides)
+        if a.data:
+            overrides["data.root"] = a.data
+        if a.skip_bad:
+            overrides["data.skip_bad"] = "true"
+        cfg = apply_overrides(base_config(a.base), overrides)
+        data = prepare(cfg.data)
+    except (ConfigError, CorpusError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    splits = {s: len(data.corpus.split(s)) for s in ("train", "val", "test")}
+    print(f"{data.corpus.name}: {splits} utterances, {len(data.corpus.images())} images; "
+          f"speech store {data.speech.path} ({len(data.speech.ids)} utterances), image store {data.images.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
