@@ -60,3 +60,50 @@ def test_shape_errors_are_clear():
         retrieval(np.zeros((3, 4)), np.zeros((2, 5)), np.array([0, 1, 1]))
     with pytest.raises(ValueError, match="outside"):
         retrieval(np.zeros((2, 4)), np.zeros((2, 4)), np.array([0, 2]))
+
+
+# ------------------------------------------------------------------ WER / BLEU
+
+
+def test_wer_equals_jiwer_on_random_strings():
+    import random
+
+    import jiwer
+
+    from vgs.metrics import wer
+
+    rng = random.Random(0)
+    vocab = ["a", "dog", "red", "cat", "runs", "the", "on", "grass"]
+    refs = [" ".join(rng.choice(vocab) for _ in range(rng.randint(1, 9))) for _ in range(60)]
+    hyps = [" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 9))) for _ in range(60)]
+    assert wer(refs, hyps) == pytest.approx(jiwer.wer(refs, hyps))
+    assert wer(refs, refs) == 0.0
+    assert wer(["a b c d"], ["a x c"]) == pytest.approx(2 / 4)
+
+
+def test_edit_distance_against_brute_force_enumeration():
+    from itertools import product
+
+    from vgs.metrics import edit_distance
+
+    def slow(a, b):  # obvious recursion
+        if not a or not b:
+            return len(a) + len(b)
+        return min(slow(a[1:], b) + 1, slow(a, b[1:]) + 1, slow(a[1:], b[1:]) + (a[0] != b[0]))
+
+    for a, b in product(["", "a", "ab", "ba", "abc", "cab"], repeat=2):
+        assert edit_distance(list(a), list(b)) == slow(a, b)
+
+
+def test_bleu_is_sacrebleu_as_a_fraction_and_char_level_for_japanese():
+    import sacrebleu
+
+    from vgs.metrics import bleu
+
+    refs = ["a dog runs on the grass .", "two cats sit on a red mat ."]
+    hyps = ["a dog runs on grass .", "two cats sit on the mat ."]
+    assert bleu(refs, hyps) == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score / 100)
+    assert bleu(refs, refs) == pytest.approx(1.0)
+    jp_ref, jp_hyp = ["雪の中で2匹の犬が遊ぶ。"], ["雪の中で犬が遊ぶ。"]
+    assert 0 < bleu(jp_ref, jp_hyp, tokenize="char") < 1
+    assert bleu(jp_ref, jp_hyp) < bleu(jp_ref, jp_hyp, tokenize="char")  # one "word" without char tokens

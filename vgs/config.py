@@ -42,11 +42,54 @@ class ImageConfig:
 
 
 @dataclass
+class TextConfig:
+    """Character text encoder (seed 003 §3.1.2): embedding + BiGRU (N/2 per direction) + vectorial
+    attention + L2.  `source` picks the text: English transcripts or Japanese translations."""
+
+    source: str = "transcript"  # transcript | translation
+    embed: int = 128
+    layers: int = 2
+    attention_hidden: int = 128
+
+
+@dataclass
+class AsrConfig:
+    """Attention encoder-decoder for ASR/SLT (seed 003 §3.1.3): conv + BiGRU encoder (`hidden`
+    per direction), Bahdanau attention, GRU decoder, character output."""
+
+    encoder_layers: int = 5
+    hidden: int = 768
+    decoder_layers: int = 1
+    embed: int = 64  # previous-character embedding of the decoder
+    attention: int = 256  # Bahdanau attention size
+    beam: int = 10  # beam width for test decoding (and pipe-seq's training transcripts)
+    val_beam: int = 1  # per-epoch validation decoding (1 = greedy: cheap)
+    max_chars: int = 300  # decoding stops here if no end-of-sentence came
+    length_penalty: float = 0.0  # beams ranked by logprob / length**penalty (0: plain logprob)
+
+
+@dataclass
+class MultitaskConfig:
+    """Layer split of the multitask speech encoders (seed 003 Table 4 triplets, seed 004 Table 1):
+    shared BiGRU layers, then speech->image layers and secondary-task layers (0 = attention only)."""
+
+    shared_layers: int = 4
+    s2i_layers: int = 1
+    task_layers: int = 1
+    asr_epochs: int = 0  # pipe-seq: epochs of ASR/SLT training before the text-image part (0: half)
+
+
+@dataclass
 class ModelConfig:
+    # coembed (speech-image) | text-image | asr | slt | pipe-ind | pipe-seq | mtl-transcribe |
+    # mtl-translate | mtl-match
     family: str = "coembed"
     latent: int = 1024  # N: embedding size; the BiGRU has N/2 units per direction
     speech: SpeechConfig = field(default_factory=SpeechConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    mtl: MultitaskConfig = field(default_factory=MultitaskConfig)
 
 
 @dataclass

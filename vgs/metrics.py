@@ -49,3 +49,45 @@ def retrieval(speech_emb, image_emb, image_of_caption) -> dict[str, float]:
     """Keys s2i_r1 s2i_r5 s2i_r10 s2i_medr i2s_r1 i2s_r5 i2s_r10 i2s_medr."""
     s2i, i2s = retrieval_ranks(speech_emb, image_emb, image_of_caption)
     return {**recall_summary(s2i, "s2i"), **recall_summary(i2s, "i2s")}
+
+
+# ------------------------------------------------------------------ transcription / translation
+
+
+def edit_distance(ref: list, hyp: list) -> int:
+    """Levenshtein distance between two token sequences (substitution, insertion, deletion = 1)."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+def wer(refs: list[str], hyps: list[str]) -> float:
+    """Corpus-level word error rate: total word edits / total reference words (whitespace words,
+    as given: normalise case/punctuation before calling if wanted)."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    words = sum(len(r.split()) for r in refs)
+    if words == 0:
+        raise ValueError("references hold no words")
+    return sum(edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps)) / words
+
+
+def cer(refs: list[str], hyps: list[str]) -> float:
+    """Corpus-level character error rate (for Japanese, which has no spaces)."""
+    chars = sum(len(r) for r in refs)
+    if len(refs) != len(hyps) or chars == 0:
+        raise ValueError("refs and hyps must pair up and references must hold characters")
+    return sum(edit_distance(list(r), list(h)) for r, h in zip(refs, hyps)) / chars
+
+
+def bleu(refs: list[str], hyps: list[str], tokenize: str = "13a") -> float:
+    """Corpus BLEU (sacrebleu) as a fraction 0..1, like the papers; tokenize="char" for Japanese."""
+    import sacrebleu
+
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    return sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize).score / 100.0

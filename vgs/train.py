@@ -23,12 +23,12 @@ from vgs.config import Config, ConfigError, TrainConfig, apply_overrides, base_c
 from vgs.data.batching import PairSplit
 from vgs.data.prepare import Prepared, prepare, resolve_paths
 from vgs.data.records import CorpusError
-from vgs.metrics import retrieval
-from vgs.models.registry import build_model, model_name
+from vgs.data.text import EOS, Vocabulary, text_of
+from vgs.metrics import bleu, cer, retrieval, wer
+from vgs.models.registry import build_model, model_name, text_source
 
 # report(metrics, checkpoint_dir): called once per epoch; checkpoint_dir holds last.pt and best.pt
 Report = Callable[[dict, Path], None]
-SELECTION_METRIC = "val_s2i_r10"
 
 
 def pick_device(name: str) -> torch.device:
@@ -55,26 +55,77 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
     raise ConfigError(f"train.scheduler must be one of calr, calwr, cyclic, constant; got '{cfg.scheduler}'")
 
 
-@torch.no_grad()
-def embed_split(model, split: PairSplit, cfg: Config, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    model.eval()
-    order = np.argsort(split.lengths, kind="stable")  # similar lengths together: less padding
-    bs = cfg.train.eval_batch_size
-    speech = np.empty((len(split), cfg.model.latent), np.float32)
+# task -> (captions it trains on: "all" or "text", needs text tensors, needs image pixels)
+TASK_DATA = {"s2i": ("all", False, True), "t2i": ("text", True, True), "asr": ("text", True, False),
+             "s2t": ("text", True, False)}
+
+
+def _batches_in_order(split: PairSplit, captions: np.ndarray, bs: int):
+    """Caption index batches sorted by speech length (less padding)."""
+    order = captions[np.argsort(split.lengths[captions], kind="stable")]
     for a in range(0, len(order), bs):
-        idx = order[a:a + bs]
-        x, lengths = split.speech_batch(idx)
-        speech[idx] = model.speech(x.to(device), lengths.to(device)).float().cpu().numpy()
-    images = np.empty((len(split.image_names), cfg.model.latent), np.float32)
-    for a in range(0, len(images), bs):
-        idx = np.arange(a, min(a + bs, len(images)))
-        images[idx] = model.image(split.pixels(idx, cfg.data.image_crop).to(device)).float().cpu().numpy()
-    return speech, images
+        yield order[a:a + bs]
 
 
-def evaluate(model, split: PairSplit, cfg: Config, device: torch.device) -> dict[str, float]:
-    speech, images = embed_split(model, split, cfg, device)
-    return retrieval(speech, images, split.image_of_caption)
+def _unique_images(image_of_caption: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Images that have a caption in the set, and the captions' indices into that list."""
+    images, remapped = np.unique(image_of_caption, return_inverse=True)
+    return images, remapped
+
+
+@torch.no_grad()
+def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: Vocabulary | None = None,
+             beam: int = 1) -> dict[str, float]:
+    """Every metric the family supports on one split: retrieval of images by the family's queries
+    (speech; text for text-image; decoded speech for pipelines), WER/CER (ASR) or BLEU/CER (SLT),
+    and speech->text R@n (mtl-match).  `beam`: decoding width for ASR/SLT and pipelines."""
+    model.eval()
+    bs, crop = cfg.train.eval_batch_size, cfg.data.image_crop
+    out: dict[str, float] = {}
+    text_query = model.query_kind == "text"
+    if model.has_images:
+        captions = split.text_captions if text_query else np.arange(len(split))
+        queries = np.empty((len(captions), cfg.model.latent), np.float32)
+        position = {c: k for k, c in enumerate(captions)}
+        for idx in _batches_in_order(split, captions, bs):
+            batch = _to(split.batch(idx, crop, images=False, text=text_query), device)
+            queries[[position[c] for c in idx]] = model.query(batch, beam).float().cpu().numpy()
+        image_rows, own = _unique_images(split.image_of_caption[captions])
+        images = np.empty((len(image_rows), cfg.model.latent), np.float32)
+        for a in range(0, len(image_rows), bs):
+            rows = image_rows[a:a + bs]
+            images[a:a + len(rows)] = model.image(split.pixels(rows, crop).to(device)).float().cpu().numpy()
+        scores = retrieval(queries, images, own)
+        if text_query:
+            scores = {k.replace("s2i", "t2i").replace("i2s", "i2t"): v for k, v in scores.items()}
+        out.update(scores)
+        out["r10"] = scores["t2i_r10" if text_query else "s2i_r10"]
+    if model.decodes:
+        refs, hyps = [], []
+        for idx in _batches_in_order(split, split.text_captions, bs):
+            batch = _to(split.batch(idx, crop, images=False), device)
+            hyps += [vocab.decode(h) for h in model.transcribe(batch, beam)]
+            refs += [vocab.decode(split.texts[i]) for i in idx]
+        out["cer"] = cer(refs, hyps)
+        if split.text_source == "transcript":
+            out["wer"] = wer(refs, hyps)
+        else:
+            out["bleu"] = bleu(refs, hyps, tokenize="char")
+        out["examples"] = json.dumps([{"ref": r, "hyp": h} for r, h in zip(refs[:3], hyps[:3])], ensure_ascii=False)
+    if hasattr(model, "match"):
+        speech, text = [], []
+        for idx in _batches_in_order(split, split.text_captions, bs):
+            s_emb, t_emb = model.match(_to(split.batch(idx, crop, images=False, text=True), device))
+            speech.append(s_emb.float().cpu().numpy())
+            text.append(t_emb.float().cpu().numpy())
+        if speech:
+            s2t = retrieval(np.concatenate(speech), np.concatenate(text), np.arange(sum(len(x) for x in speech)))
+            out.update({f"s2t_{k[4:]}": v for k, v in s2t.items() if k.startswith("s2i_")})
+    return out
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 def _seed_everything(seed: int) -> None:
@@ -83,9 +134,33 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def training_vocabulary(data: Prepared, source: str | None) -> Vocabulary | None:
+    if source is None:
+        return None
+    return Vocabulary.from_texts(text_of(u, source) for u in data.corpus.split("train"))
+
+
+def epoch_plan(model, split: PairSplit, cfg: Config, epoch: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+    """(task, caption batch) in training order: one batch per task in turn, each task's data
+    shuffled independently; the epoch ends when the task with the fewest batches runs out."""
+    tasks = model.tasks_at(epoch)
+    per_task = []
+    for k, task in enumerate(tasks):
+        which = TASK_DATA[task][0]
+        task_rng = rng if k == 0 else np.random.default_rng([cfg.train.seed, epoch, k])
+        per_task.append(split.epoch_batches(task_rng, cfg.train.batch_size, cfg.train.captions_per_image,
+                                            allowed=None if which == "all" else split.text_captions))
+    n = min(len(b) for b in per_task)
+    if n == 0:
+        raise ConfigError(f"epoch {epoch}: task(s) {', '.join(t for t, b in zip(tasks, per_task) if not b)} have no "
+                          f"training batches (no text for data.text_*/model.text.source, or too few captions)")
+    return [(task, per_task[k][i]) for i in range(n) for k, task in enumerate(tasks)]
+
+
 def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = None,
         resume: str | Path | None = None, data: Prepared | None = None, quiet: bool = False) -> dict:
-    """Train `cfg`; evaluate on val every epoch; keep the best epoch by val speech->image R@10.
+    """Train `cfg`; evaluate on val every epoch; keep the best epoch by the family's selection
+    metric (val R@10 of its queries -> images; WER for ASR, BLEU for SLT).
 
     out_dir receives last.pt (full training state, for resuming) and best.pt (state_dict and
     resolved config).  resume: a folder with a last.pt to continue from.  Returns the final
@@ -95,45 +170,59 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
     check_consistent(cfg)  # before any corpus or feature work
     torch.set_num_threads(max(1, cfg.train.threads))
     device = pick_device(cfg.train.device)
+    try:
+        source = text_source(cfg.model)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     data = data or prepare(cfg.data, quiet=quiet)
-    train_split, val_split = PairSplit(data, "train"), PairSplit(data, "val")
+    vocab = training_vocabulary(data, source)
+    train_split = PairSplit(data, "train", source, vocab)
+    val_split = PairSplit(data, "val", source, vocab)
 
     _seed_everything(cfg.train.seed)
     try:
-        model = build_model(cfg.model, data.speech.dim, data.images.feature_dim).to(device)
+        model = build_model(cfg.model, data.speech.dim, data.images.feature_dim, len(vocab) if vocab else 0,
+                            cfg.train.epochs).to(device)
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    metric, mode = model.selection(source)
+    better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    steps = len(train_split.epoch_batches(np.random.default_rng(0), cfg.train.batch_size, cfg.train.captions_per_image))
+    steps = len(epoch_plan(model, train_split, cfg, 1, np.random.default_rng(0)))
     sched = make_scheduler(opt, cfg.train, steps)
 
     out = Path(out_dir) if out_dir else vgs_home() / "runs" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    start_epoch, best = 1, {"epoch": 0, SELECTION_METRIC: -1.0}
+    start_epoch, best = 1, {"epoch": 0, metric: -math.inf if mode == "max" else math.inf}
     if resume and (Path(resume) / "last.pt").exists():
         state = torch.load(Path(resume) / "last.pt", map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, best = state["epoch"] + 1, state["best"]
-        if Path(resume).resolve() != out.resolve() and (Path(resume) / "best.pt").exists():
-            (out / "best.pt").write_bytes((Path(resume) / "best.pt").read_bytes())
+        if Path(resume).resolve() != out.resolve():
+            for name in ("best.pt", DECODED_TRAIN):
+                if (Path(resume) / name).exists():
+                    (out / name).write_bytes((Path(resume) / name).read_bytes())
 
     summary: dict = {}
     name = model_name(cfg.model)
     for epoch in range(start_epoch, cfg.train.epochs + 1):
         t0 = time.time()
+        if getattr(model, "sequential", False) and "t2i" in model.tasks_at(epoch):
+            use_decoded_training_text(model, train_split, cfg, device, vocab, out, quiet)
         model.train()
         rng = np.random.default_rng([cfg.train.seed, epoch])  # per-epoch stream: resuming replays it exactly
         torch.manual_seed(cfg.train.seed * 100_003 + epoch)
-        losses = []
-        for idx in train_split.epoch_batches(rng, cfg.train.batch_size, cfg.train.captions_per_image):
-            batch = {k: v.to(device) for k, v in
-                     train_split.batch(idx, cfg.data.image_crop, rng if cfg.train.augment else None).items()}
-            terms = model.objective(batch, cfg.train.margin)
+        losses: dict[str, list[float]] = {}
+        for task, idx in epoch_plan(model, train_split, cfg, epoch, rng):
+            _, needs_text, needs_images = TASK_DATA[task]
+            batch = _to(train_split.batch(idx, cfg.data.image_crop, rng if cfg.train.augment else None,
+                                          text=needs_text, images=needs_images), device)
+            terms = model.objective(batch, cfg.train.margin, task)
             loss = sum(terms.values())
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}; lower train.lr "
+                raise FloatingPointError(f"{task} loss became {loss.item()} at epoch {epoch}; lower train.lr "
                                          f"(now {cfg.train.lr}) or set train.clip_grad")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -141,36 +230,83 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad)
             opt.step()
             sched.step()
-            losses.append(loss.item())
+            for k, v in terms.items():
+                losses.setdefault(k, []).append(v.item())
         train_seconds = time.time() - t0
-        val = {f"val_{k}": v for k, v in evaluate(model, val_split, cfg, device).items()}
-        metrics = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"],
-                   "train_seconds": train_seconds, "epoch_seconds": time.time() - t0, **val}
-        if val[SELECTION_METRIC] > best[SELECTION_METRIC]:
+        val = evaluate(model, val_split, cfg, device, vocab, beam=cfg.model.asr.val_beam)
+        examples = val.pop("examples", None)
+        val = {f"val_{k}": v for k, v in val.items()}
+        metrics = {"epoch": epoch, "train_loss": float(np.mean([x for v in losses.values() for x in v])),
+                   **{f"train_{k}_loss": float(np.mean(v)) for k, v in losses.items()},
+                   **{f"train_{k}_batches": len(v) for k, v in losses.items()},
+                   "lr": opt.param_groups[0]["lr"], "train_seconds": train_seconds,
+                   "epoch_seconds": time.time() - t0, **val}
+        if better(val[metric], best[metric]):
             best = {"epoch": epoch, **val}
             _save(out / "best.pt", {"model": model.state_dict(), "config": to_dict(cfg), "model_name": name,
-                                    "epoch": epoch, "metrics": val})
+                                    "epoch": epoch, "metrics": val, "vocab": vocab.chars if vocab else None})
         metrics.update({f"best_{k}": v for k, v in best.items()})
         if epoch == cfg.train.epochs and cfg.train.test_at_end:
             metrics.update(test_best(out / "best.pt", cfg, data, device))
         _save(out / "last.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                 "scheduler": sched.state_dict(), "epoch": epoch, "best": best, "config": to_dict(cfg)})
         if not quiet:
-            print(f"[{name}] epoch {epoch}/{cfg.train.epochs} loss {metrics['train_loss']:.4f} "
-                  f"val R@10 s2i {val['val_s2i_r10']:.3f} i2s {val['val_i2s_r10']:.3f} "
-                  f"medr {val['val_s2i_medr']:.0f} ({metrics['epoch_seconds']:.1f} s)", file=sys.stderr, flush=True)
+            shown = " ".join(f"{k[4:]} {val[k]:.3f}" for k in ("val_s2i_r10", "val_i2s_r10", "val_t2i_r10",
+                                                                 "val_s2t_r10", "val_wer", "val_bleu", "val_cer")
+                             if k in val)
+            print(f"[{name}] epoch {epoch}/{cfg.train.epochs} loss {metrics['train_loss']:.4f} val {shown} "
+                  f"({metrics['epoch_seconds']:.1f} s)", file=sys.stderr, flush=True)
+            if examples:
+                first = json.loads(examples)[0]
+                print(f"    ref: {first['ref']}\n    hyp: {first['hyp']}", file=sys.stderr, flush=True)
         summary = metrics
         if report is not None:
             report(metrics, out)
     return summary
 
 
+DECODED_TRAIN = "decoded_train.json"
+
+
+def use_decoded_training_text(model, split: PairSplit, cfg: Config, device: torch.device, vocab: Vocabulary,
+                              out: Path, quiet: bool) -> None:
+    """pipe-seq: decode every training utterance with beam model.asr.beam once the ASR/SLT phase
+    is over, and train the text-image part on those transcripts (cached in out/ for resume)."""
+    if getattr(split, "decoded", False):
+        return
+    path = out / DECODED_TRAIN
+    if path.exists():
+        texts = json.loads(path.read_text())
+    else:
+        model.eval()
+        t0 = time.time()
+        texts = [None] * len(split)
+        with torch.no_grad():
+            for idx in _batches_in_order(split, np.arange(len(split)), cfg.train.eval_batch_size):
+                hyps = model.transcribe(_to(split.batch(idx, cfg.data.image_crop, images=False), device),
+                                        cfg.model.asr.beam)
+                for i, h in zip(idx, hyps):
+                    texts[i] = list(h) + [EOS]
+        path.write_text(json.dumps(texts))
+        if not quiet:
+            print(f"pipe-seq: decoded {len(texts)} training utterances (beam {cfg.model.asr.beam}) in "
+                  f"{time.time() - t0:.0f} s; the text-image part now trains on them", file=sys.stderr)
+    split.texts = texts
+    split.text_captions = np.arange(len(split))  # all training speech, as in seed 003 §3.2.2
+    split.decoded = True
+
+
 def test_best(best_path: Path, cfg: Config, data: Prepared, device: torch.device) -> dict[str, float]:
-    """Test-split retrieval of the best epoch's weights."""
+    """Test-split metrics of the best epoch's weights (decoding with beam model.asr.beam)."""
     state = torch.load(best_path, map_location=device, weights_only=False)
-    model = build_model(cfg.model, data.speech.dim, data.images.feature_dim).to(device)
+    source = text_source(cfg.model)
+    vocab = Vocabulary(state["vocab"]) if state.get("vocab") is not None else None
+    model = build_model(cfg.model, data.speech.dim, data.images.feature_dim, len(vocab) if vocab else 0,
+                        cfg.train.epochs).to(device)
     model.load_state_dict(state["model"])
-    return {f"test_{k}": v for k, v in evaluate(model, PairSplit(data, "test"), cfg, device).items()}
+    scores = evaluate(model, PairSplit(data, "test", source, vocab), cfg, device, vocab, beam=cfg.model.asr.beam)
+    scores.pop("examples", None)
+    return {f"test_{k}": v for k, v in scores.items()}
 
 
 def _save(path: Path, obj: dict) -> None:

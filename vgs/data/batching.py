@@ -5,14 +5,16 @@ import numpy as np
 import torch
 
 from vgs.data.prepare import Prepared
+from vgs.data.text import Vocabulary, text_of
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
 
 
 class PairSplit:
-    """One split's captions, their images, and tensors for batches of them."""
+    """One split's captions, their images, their text (for the text families), and tensors for
+    batches of them."""
 
-    def __init__(self, data: Prepared, split: str):
+    def __init__(self, data: Prepared, split: str, text_source: str | None = None, vocab: Vocabulary | None = None):
         self.speech, self.image_store = data.speech, data.images
         utts = [u for u in data.corpus.split(split) if u.id in data.speech.index]  # over-long ones were dropped
         if not utts:
@@ -23,19 +25,35 @@ class PairSplit:
         self.image_of_caption = np.array([position[u.image] for u in utts])
         self.image_rows = np.array([self.image_store.index[n] for n in self.image_names])
         self.lengths = np.array([data.speech.lengths[data.speech.index[u]] for u in self.utt_ids])
+        # Character ids (ending in </s>) per caption, None where it has no text of that source.
+        self.text_source = text_source
+        self.texts: list[list[int] | None] = [None] * len(utts)
+        if text_source is not None and vocab is not None:
+            for i, u in enumerate(utts):
+                t = text_of(u, text_source)
+                self.texts[i] = vocab.encode(t) if t else None
+        # Captions whose text the text-supervised tasks may train on (textual downsampling).
+        keep = data.text_ids if split == "train" else None
+        self.text_captions = np.array([i for i, (u, t) in enumerate(zip(utts, self.texts))
+                                       if t is not None and (keep is None or u.id in keep)], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.utt_ids)
 
-    def epoch_batches(self, rng: np.random.Generator, batch_size: int, captions_per_image: int = 0) -> list[np.ndarray]:
+    def epoch_batches(self, rng: np.random.Generator, batch_size: int, captions_per_image: int = 0,
+                      allowed: np.ndarray | None = None) -> list[np.ndarray]:
         """Caption-index batches for one epoch; no batch holds two captions of one image.
 
         Captions are dealt in rounds (one caption of every image per round), each round is
         sorted by length within windows of 16 batches (less padding), cut into batches, and
         the batches of all rounds are shuffled."""
         by_image: list[list[int]] = [[] for _ in self.image_names]
-        for c, img in enumerate(self.image_of_caption):
-            by_image[img].append(c)
+        captions = range(len(self)) if allowed is None else allowed
+        for c in captions:
+            by_image[self.image_of_caption[c]].append(c)
+        by_image = [cs for cs in by_image if cs]
+        if not by_image:
+            return []
         chosen = [rng.permutation(cs)[:captions_per_image or len(cs)] for cs in by_image]
         batches = []
         for r in range(max(len(c) for c in chosen)):
@@ -76,8 +94,23 @@ class PairSplit:
         x = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255)
         return x.sub_(PIXEL_MEAN).div_(PIXEL_STD).contiguous()
 
-    def batch(self, idx: np.ndarray, crop: int, rng: np.random.Generator | None = None) -> dict:
+    def text_batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        seqs = [self.texts[i] for i in idx]
+        if any(s is None for s in seqs):
+            raise ValueError("a text batch holds captions without text")
+        lengths = torch.tensor([len(s) for s in seqs])
+        out = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.long)  # 0 = <pad>
+        for k, s in enumerate(seqs):
+            out[k, :len(s)] = torch.tensor(s)
+        return out, lengths
+
+    def batch(self, idx: np.ndarray, crop: int, rng: np.random.Generator | None = None, text: bool = False,
+              images: bool = True) -> dict:
         speech, lengths = self.speech_batch(idx)
-        images = self.image_of_caption[idx]
-        return {"speech": speech, "lengths": lengths, "pixels": self.pixels(images, crop, rng),
-                "image_ids": torch.from_numpy(images)}
+        image_ids = self.image_of_caption[idx]
+        out = {"speech": speech, "lengths": lengths, "image_ids": torch.from_numpy(image_ids)}
+        if images:
+            out["pixels"] = self.pixels(image_ids, crop, rng)
+        if text:
+            out["text"], out["text_lengths"] = self.text_batch(idx)
+        return out

@@ -7,20 +7,26 @@ import torch.nn as nn
 
 from vgs.config import ModelConfig
 from vgs.losses import hinge_all_negatives
+from vgs.models.families import Family
 from vgs.models.image import ImageEncoder
 from vgs.models.speech import SpeechEncoder
 
 
-class CoEmbedding(nn.Module):
+class CoEmbedding(Family):
+    tasks = ("s2i",)
+
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int = 0):
         super().__init__()
         self.speech = SpeechEncoder(cfg.speech, input_dim, cfg.latent)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
-    def objective(self, batch: dict, margin: float) -> dict[str, torch.Tensor]:
+    def objective(self, batch: dict, margin: float, task: str = "s2i") -> dict[str, torch.Tensor]:
         """Named loss terms for one batch (the training loop sums them)."""
         speech = self.speech(batch["speech"], batch["lengths"])
         image = self.image(batch["pixels"])
         ids = batch["image_ids"]
         same = ids[:, None] == ids[None, :]
-        return {"hinge": hinge_all_negatives(speech, image, margin, same_image=same)}
+        return {"s2i": hinge_all_negatives(speech, image, margin, same_image=same)}
+
+    def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
+        return self.speech(batch["speech"], batch["lengths"])

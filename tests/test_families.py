@@ -1,0 +1,65 @@
+"""Every family of seeds 002/003 trains end to end on the built-in corpus at tiny sizes and
+reports its metrics; text conditions and pipe-seq's decoded training text behave as described."""
+import json
+
+import pytest
+
+from vgs.config import ConfigError, apply_overrides, base_config
+from vgs.train import fit
+
+TINY = {"train.epochs": 1, "train.test_at_end": True, "train.batch_size": 32, "train.eval_batch_size": 64,
+        "model.latent": 32, "model.text.layers": 1, "model.text.embed": 16, "model.asr.encoder_layers": 1,
+        "model.asr.hidden": 16, "model.asr.attention": 16, "model.asr.embed": 8, "model.asr.beam": 2,
+        "model.asr.max_chars": 40, "model.mtl.shared_layers": 1, "model.mtl.s2i_layers": 1,
+        "model.mtl.task_layers": 0}
+
+EXPECTED = {
+    "text-image": {"val_t2i_r10", "val_i2t_r10", "val_r10", "test_t2i_r10"},
+    "asr": {"val_wer", "val_cer", "test_wer"},
+    "slt": {"val_bleu", "val_cer", "test_bleu"},
+    "pipe-ind": {"val_s2i_r10", "val_wer", "test_s2i_r10", "test_wer"},
+    "pipe-seq": {"val_s2i_r10", "val_wer", "test_s2i_r10"},
+    "mtl-transcribe": {"val_s2i_r10", "val_wer", "test_wer"},
+    "mtl-translate": {"val_s2i_r10", "val_bleu", "test_bleu"},
+    "mtl-match": {"val_s2i_r10", "val_s2t_r10", "test_s2t_r10"},
+}
+
+
+def tiny(tiny_corpus, tmp_path, family, **extra):
+    return apply_overrides(base_config("cpu-tiny"), {"data.root": str(tiny_corpus), "data.store": str(tmp_path / "s"),
+                                                     "model.family": family, **TINY, **extra})
+
+
+@pytest.mark.parametrize("family", sorted(EXPECTED))
+def test_family_trains_and_reports_its_metrics(family, tiny_corpus, tmp_path):
+    epochs = 2 if family == "pipe-seq" else 1
+    summary = fit(tiny(tiny_corpus, tmp_path, family, **{"train.epochs": epochs}), out_dir=tmp_path / "run",
+                  quiet=True)
+    missing = EXPECTED[family] - set(summary)
+    assert not missing, f"{family} did not report {missing}"
+    for k in EXPECTED[family]:
+        assert summary[k] >= 0
+    assert "examples" not in summary and "val_examples" not in summary
+    if family == "pipe-seq":  # epoch 1 trains ASR, epoch 2 the text-image part on decoded speech
+        decoded = json.loads((tmp_path / "run" / "decoded_train.json").read_text())
+        assert len(decoded) == 240 * 5 and summary["train_t2i_loss"] > 0 and "train_asr_loss" not in summary
+
+
+def test_text_families_refuse_a_missing_text_source(tiny_corpus, tmp_path):
+    with pytest.raises(ConfigError, match="model.text.source must be transcript or translation"):
+        fit(tiny(tiny_corpus, tmp_path, "text-image", **{"model.text.source": "subtitles"}), out_dir=tmp_path / "r",
+            quiet=True)
+    with pytest.raises(ConfigError, match="unknown model family 'mtl-dance'"):
+        fit(tiny(tiny_corpus, tmp_path, "mtl-dance"), out_dir=tmp_path / "r", quiet=True)
+
+
+def test_downsampled_text_limits_the_text_task_only(tiny_corpus, tmp_path):
+    """With 10% of the text, mtl-transcribe's ASR task has ~10% of the batches; the epoch is as long
+    as the shorter task (round robin), so the speech-image task sees as many batches."""
+    every = {"train.captions_per_image": 0, "train.test_at_end": False}
+    full = fit(tiny(tiny_corpus, tmp_path, "mtl-transcribe", **every), out_dir=tmp_path / "a", quiet=True)
+    less = fit(tiny(tiny_corpus, tmp_path, "mtl-transcribe", **every, **{"data.text_fraction": 0.1}),
+               out_dir=tmp_path / "b", quiet=True)
+    assert full["train_asr_batches"] == full["train_s2i_batches"] >= 1200 // 32
+    assert less["train_asr_batches"] == less["train_s2i_batches"]
+    assert 0.05 < less["train_asr_batches"] / full["train_asr_batches"] < 0.2

@@ -1,0 +1,230 @@
+"""The text-supervised families of seed 003 (§3.1), beside seed 002's speech-image co-embedding.
+
+Every family exposes the same small interface to the training loop:
+    tasks_at(epoch)               task names trained that epoch, one batch each in turn
+    objective(batch, margin, t)   named loss terms of task t for one batch
+    query(batch, beam)            caption -> joint-space embeddings (speech, text or decoded speech)
+    image(pixels)                 image -> joint-space embeddings     (families with images)
+    transcribe(batch, beam)       speech -> character ids             (families with ASR/SLT)
+    match(batch)                  (speech, text) embeddings            (mtl-match)
+Task names: s2i (speech-image hinge), t2i (text-image hinge), s2t (speech-text hinge),
+asr (ASR/SLT cross-entropy).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vgs.config import ModelConfig
+from vgs.data.text import EOS, PAD
+from vgs.losses import hinge_all_negatives
+from vgs.models.blocks import BiGRU, ConvFrontEnd, VectorialAttention, length_mask
+from vgs.models.image import ImageEncoder
+from vgs.models.seq2seq import AttentionDecoder
+from vgs.models.text import TextEncoder
+
+
+def _same_image(batch: dict) -> torch.Tensor:
+    ids = batch["image_ids"]
+    return ids[:, None] == ids[None, :]
+
+
+def _text_in(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    return batch["text"], batch["text_lengths"]
+
+
+class Family(nn.Module):
+    has_images = True
+    decodes = False
+    query_kind = "speech"  # what retrieval queries are: speech | text
+
+    def tasks_at(self, epoch: int) -> tuple[str, ...]:
+        return self.tasks
+
+    def selection(self, text_source: str) -> tuple[str, str]:
+        """(validation metric, mode) that picks the best epoch."""
+        return "val_r10", "max"
+
+
+class SpeechBranch(nn.Module):
+    """Task-specific BiGRU layers (0 = none) + vectorial attention + L2 into the joint space."""
+
+    def __init__(self, in_size: int, latent: int, layers: int, attention_hidden: int):
+        super().__init__()
+        self.gru = BiGRU(in_size, latent // 2, layers)
+        self.project = nn.Linear(self.gru.out_size, latent) if self.gru.out_size != latent else nn.Identity()
+        self.attention = VectorialAttention(latent, attention_hidden)
+
+    def forward(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        h = self.project(self.gru(h, lengths))
+        return F.normalize(self.attention(h, length_mask(lengths.to(h.device), h.size(1))), dim=-1)
+
+
+class SharedSpeech(nn.Module):
+    """Conv front end + shared BiGRU layers; returns the state sequence and its lengths."""
+
+    def __init__(self, cfg: ModelConfig, input_dim: int, hidden: int, layers: int):
+        super().__init__()
+        self.front = ConvFrontEnd(cfg.speech, input_dim)
+        self.gru = BiGRU(self.front.out_size, hidden, layers)
+        self.out_size = self.gru.out_size
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, out_len = self.front(x, lengths)
+        return self.gru(y, out_len), out_len
+
+
+class TextImage(Family):
+    """text-image (§3.1.2): text at test time too; the high estimate for the core models."""
+
+    tasks = ("t2i",)
+    query_kind = "text"
+
+    def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
+        super().__init__()
+        self.text = TextEncoder(cfg.text, vocab_size, cfg.latent)
+        self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
+
+    def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
+        return {"t2i": hinge_all_negatives(self.text(*_text_in(batch)), self.image(batch["pixels"]), margin,
+                                           same_image=_same_image(batch))}
+
+    def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
+        return self.text(*_text_in(batch))
+
+
+class Recognizer(Family):
+    """ASR (transcripts) or SLT (translations), §3.1.3: conv + BiGRU encoder, attention decoder."""
+
+    tasks = ("asr",)
+    has_images = False
+    decodes = True
+
+    def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
+        super().__init__()
+        self.encoder = SharedSpeech(cfg, input_dim, cfg.asr.hidden, cfg.asr.encoder_layers)
+        self.decoder = AttentionDecoder(cfg.asr, vocab_size, self.encoder.out_size)
+
+    def memory(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        h, lengths = self.encoder(batch["speech"], batch["lengths"])
+        return h, length_mask(lengths.to(h.device), h.size(1))
+
+    def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
+        return {"asr": self.decoder.loss(*self.memory(batch), batch["text"])}
+
+    def transcribe(self, batch: dict, beam: int = 1) -> list[list[int]]:
+        return self.decoder.beam_search(*self.memory(batch), beam=beam)
+
+    def selection(self, text_source: str) -> tuple[str, str]:
+        return ("val_wer", "min") if text_source == "transcript" else ("val_bleu", "max")
+
+
+class Pipeline(Family):
+    """pipe-ind / pipe-seq (§3.1.3, §3.2.2): ASR/SLT, then text-image on its output.  pipe-ind
+    trains both parts at once on ground-truth text; pipe-seq trains ASR/SLT first
+    (model.mtl.asr_epochs, default half the epochs), then the text-image part on beam-decoded
+    training speech (the loop provides it as batch["text"])."""
+
+    tasks = ("asr", "t2i")
+
+    def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int, sequential: bool,
+                 epochs: int):
+        super().__init__()
+        self.recognizer = Recognizer(cfg, input_dim, image_dim, vocab_size)
+        self.text_image = TextImage(cfg, input_dim, image_dim, vocab_size)
+        self.image = self.text_image.image
+        self.decodes = True
+        self.sequential = sequential
+        self.asr_epochs = cfg.mtl.asr_epochs or max(1, epochs // 2)
+
+    def tasks_at(self, epoch: int) -> tuple[str, ...]:
+        if not self.sequential:
+            return self.tasks
+        return ("asr",) if epoch <= self.asr_epochs else ("t2i",)
+
+    def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
+        part = self.recognizer if task == "asr" else self.text_image
+        return part.objective(batch, margin, task)
+
+    def transcribe(self, batch: dict, beam: int = 1) -> list[list[int]]:
+        return self.recognizer.transcribe(batch, beam)
+
+    def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
+        """Speech -> decoded characters -> text encoder: evaluation is always from speech."""
+        hyps = self.transcribe(batch, beam)
+        text, lengths = pad_ids([h + [EOS] for h in hyps], batch["speech"].device)
+        return self.text_image.text(text, lengths)
+
+
+class MultitaskTranscribe(Family):
+    """mtl-transcribe / mtl-translate (§3.1.4): shared conv + BiGRU, then a speech->image branch
+    (BiGRU + attention + L2) and an ASR/SLT branch (BiGRU + attention decoder)."""
+
+    tasks = ("s2i", "asr")
+    decodes = True
+
+    def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
+        super().__init__()
+        m = cfg.mtl
+        self.shared = SharedSpeech(cfg, input_dim, cfg.asr.hidden, m.shared_layers)
+        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, m.s2i_layers, cfg.speech.attention_hidden)
+        self.asr_gru = BiGRU(self.shared.out_size, cfg.asr.hidden, m.task_layers)
+        self.decoder = AttentionDecoder(cfg.asr, vocab_size, self.asr_gru.out_size)
+        self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
+
+    def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
+        h, lengths = self.shared(batch["speech"], batch["lengths"])
+        if task == "s2i":
+            return {"s2i": hinge_all_negatives(self.s2i(h, lengths), self.image(batch["pixels"]), margin,
+                                               same_image=_same_image(batch))}
+        mem = self.asr_gru(h, lengths)
+        return {"asr": self.decoder.loss(mem, length_mask(lengths.to(h.device), h.size(1)), batch["text"])}
+
+    def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
+        return self.s2i(*self.shared(batch["speech"], batch["lengths"]))
+
+    def transcribe(self, batch: dict, beam: int = 1) -> list[list[int]]:
+        h, lengths = self.shared(batch["speech"], batch["lengths"])
+        mem = self.asr_gru(h, lengths)
+        return self.decoder.beam_search(mem, length_mask(lengths.to(h.device), h.size(1)), beam=beam)
+
+
+class MultitaskMatch(Family):
+    """mtl-match (§3.1.5, after Chrupała 2019): shared conv + BiGRU, a speech->image branch and a
+    speech->text branch (layers may be 0: attention only), a text encoder and an image encoder;
+    the secondary task is speech/text retrieval."""
+
+    tasks = ("s2i", "s2t")
+
+    def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
+        super().__init__()
+        m = cfg.mtl
+        self.shared = SharedSpeech(cfg, input_dim, cfg.latent // 2, m.shared_layers)
+        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, m.s2i_layers, cfg.speech.attention_hidden)
+        self.s2t = SpeechBranch(self.shared.out_size, cfg.latent, m.task_layers, cfg.speech.attention_hidden)
+        self.text = TextEncoder(cfg.text, vocab_size, cfg.latent)
+        self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
+
+    def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
+        h, lengths = self.shared(batch["speech"], batch["lengths"])
+        if task == "s2i":
+            return {"s2i": hinge_all_negatives(self.s2i(h, lengths), self.image(batch["pixels"]), margin,
+                                               same_image=_same_image(batch))}
+        return {"s2t": hinge_all_negatives(self.s2t(h, lengths), self.text(*_text_in(batch)), margin)}
+
+    def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
+        return self.s2i(*self.shared(batch["speech"], batch["lengths"]))
+
+    def match(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        h, lengths = self.shared(batch["speech"], batch["lengths"])
+        return self.s2t(h, lengths), self.text(*_text_in(batch))
+
+
+def pad_ids(seqs: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Character-id lists -> (B, L) PAD-padded tensor and lengths (an empty sequence gets one PAD)."""
+    lengths = torch.tensor([max(1, len(s)) for s in seqs])
+    out = torch.full((len(seqs), int(lengths.max())), PAD, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+    return out.to(device), lengths
