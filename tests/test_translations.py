@@ -71,15 +71,18 @@ def test_translation_folder_errors(tmp_path):
         read_f30kent_jp(tmp_path / "jp")
 
 
-def test_reduced_english_through_prepare(flickr1d, tmp_path):
+def test_translated_only_keeps_translated_training_captions(flickr1d, tmp_path):
+    """Seed 003's reduced English dataset: training on the captions that have a translation
+    (speech, images and text); validation and test stay whole."""
     root, images = flickr1d
     jp_dir, expected = write_f30kent(root, tmp_path / "f30k")
-    cfg = DataConfig(root=str(root), image_dir=str(images), translations=str(jp_dir), reduced_english=True,
+    cfg = DataConfig(root=str(root), image_dir=str(images), translations=str(jp_dir), translated_only=True,
                      store=str(tmp_path / "store"), image_resize=40, image_crop=32)
     data = prepare(cfg, quiet=True)
-    train_expected = {f"{name.rsplit('.', 1)[0]}_{k}" for (name, k) in expected
-                      if any(u.image == name and u.split == "train" for u in data.corpus.utterances)}
-    assert data.text_ids == train_expected and len(train_expected) == 12
+    train = {u.id for u in data.corpus.split("train")}
+    assert train == {f"{name.rsplit('.', 1)[0]}_{k}" for (name, k) in expected
+                     if name in {u.image for u in data.corpus.split("train")}}
+    assert len(train) == 12 and len(data.corpus.split("val")) == 10 and len(data.corpus.split("test")) == 10
 
 
 def test_textual_downsampling_is_nested_and_sized_by_speech(tiny_corpus, tmp_path):

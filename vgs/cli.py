@@ -7,6 +7,7 @@
     vgs calibrate ...       = python -m vgs.calibrate
     vgs features images ... = python -m vgs.image_features (precomputed image features)
     vgs prepare ...         = python -m vgs.data.prepare (import + featurise a corpus ahead of sweeps)
+    vgs report NAME         = python -m vgs.report (paper-style table and plots of a sweep)
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import sys
 
 COMMANDS = {"sweep": "vgs.sweep", "train": "vgs.train", "synth": "vgs.data.synth", "models": "vgs.models.__main__",
             "calibrate": "vgs.calibrate", "features": None,
-            "prepare": "vgs.data.prepare"}
+            "prepare": "vgs.data.prepare", "report": "vgs.report"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,9 +27,12 @@ import yaml
 from vgs.config import Config, ConfigError, apply_overrides, base_config, check_consistent, coerce, key_type
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
-TOP_KEYS = ("description", "base", "overrides", "space", "search", "scheduler", "metric", "mode", "seeds",
-            "resources", "max_concurrent")
-METRICS = tuple(f"val_{d}_{m}" for d in ("s2i", "i2s") for m in ("r1", "r5", "r10", "medr"))
+TOP_KEYS = ("description", "base", "overrides", "variants", "space", "search", "scheduler", "metric", "mode",
+            "seeds", "resources", "max_concurrent")
+# s2i/i2s: speech queries; t2i/i2t: text-image; s2t: mtl-match; r10: the family's own query->image R@10
+METRICS = tuple(f"val_{d}_{m}" for d in ("s2i", "i2s", "t2i", "i2t", "s2t") for m in ("r1", "r5", "r10", "medr")) \
+    + ("val_r10", "val_wer", "val_cer", "val_bleu")
+VARIANT_PREFIX = "variant."
 
 
 @dataclass
@@ -39,6 +42,9 @@ class SweepSpec:
     description: str = ""
     base: str = "cpu-small"
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Named bundles of overrides, searched as one categorical key per group ("variant.GROUP"):
+    # for spaces whose keys depend on each other (a family and its own layer counts).
+    variants: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     space: dict[str, dict[str, list]] = field(default_factory=dict)
     algorithm: str = "optuna"
     num_samples: int = 1
@@ -57,11 +63,17 @@ class SweepSpec:
         return apply_overrides(base_config(self.base), {**self.overrides, **(extra or {})})
 
 
-def trial_overrides(config: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
-    """A Tune trial's config -> the dotted overrides it stands for (Repeater's index -> seed)."""
+def trial_overrides(config: dict[str, Any], seeds: list[int],
+                    variants: dict[str, dict[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """A Tune trial's config -> the dotted overrides it stands for (Repeater's index -> seed;
+    with `variants`, each chosen variant.GROUP name is replaced by its overrides)."""
     overrides = {k: v for k, v in config.items() if not k.startswith("__")}
     if "__trial_index__" in config:
         overrides["train.seed"] = seeds[config["__trial_index__"] % len(seeds)]
+    if variants is not None:
+        for key in [k for k in overrides if k.startswith(VARIANT_PREFIX)]:
+            chosen = overrides.pop(key)
+            overrides.update(variants[key[len(VARIANT_PREFIX):]][chosen])
     return overrides
 
 
@@ -121,6 +133,7 @@ def parse(raw: Any, path: Path) -> SweepSpec:
     spec = SweepSpec(
         name=path.stem, path=path, description=str(raw.get("description", "")), base=str(raw.get("base", "cpu-small")),
         overrides=dict(raw.get("overrides") or {}), space=dict(raw.get("space") or {}),
+        variants=_parse_variants(raw.get("variants"), where),
         algorithm=str(search.get("algorithm", "optuna")), num_samples=int(search.get("num_samples", 1)),
         search_seed=int(search.get("seed", 0)), sampler=str(search.get("sampler", "tpe")), scheduler=dict(scheduler), metric=str(raw.get("metric", "val_s2i_r10")),
         mode=str(raw.get("mode", "max")), seeds=[int(s) for s in (raw.get("seeds") or [0])],
@@ -128,6 +141,16 @@ def parse(raw: Any, path: Path) -> SweepSpec:
         max_concurrent=int(raw.get("max_concurrent", 0)))
     validate(spec)
     return spec
+
+
+def _parse_variants(raw: Any, where: str) -> dict[str, dict[str, dict[str, Any]]]:
+    if raw is None:
+        return {}
+    ok = isinstance(raw, dict) and all(isinstance(g, dict) and g and all(isinstance(v, dict) for v in g.values())
+                                       for g in raw.values())
+    if not ok:
+        raise ConfigError(f"{where}: 'variants' must map GROUP -> {{NAME: {{dotted.key: value, ...}}, ...}}")
+    return {str(g): {str(n): dict(o) for n, o in group.items()} for g, group in raw.items()}
 
 
 def validate(spec: SweepSpec) -> None:
@@ -150,9 +173,27 @@ def validate(spec: SweepSpec) -> None:
         raise ConfigError(f"{where}: mode must be max or min, got '{spec.mode}'")
     if spec.num_samples < 1:
         raise ConfigError(f"{where}: search.num_samples must be >= 1")
+    for group, named in spec.variants.items():
+        key = VARIANT_PREFIX + group
+        dist = spec.space.setdefault(key, {"choice": list(named)})
+        if not (isinstance(dist, dict) and list(dist) == ["choice"] and isinstance(dist["choice"], list)):
+            raise ConfigError(f"{where}: space.{key} must be {{choice: [variant names]}}")
+        unknown = [v for v in dist["choice"] if v not in named]
+        if unknown:
+            raise ConfigError(f"{where}: space.{key}: unknown variant(s) {', '.join(map(str, unknown))}; "
+                              f"defined: {', '.join(named)}")
+        for name, overrides in named.items():
+            try:
+                spec.base_config(overrides)
+            except ConfigError as e:
+                raise ConfigError(f"{where}: variants.{group}.{name}: {e}") from e
     if not spec.space:
         raise ConfigError(f"{where}: 'space' is empty; name at least one dotted config key to search")
     for key, dist in spec.space.items():
+        if key.startswith(VARIANT_PREFIX):
+            if key[len(VARIANT_PREFIX):] not in spec.variants:
+                raise ConfigError(f"{where}: space.{key}: no variants group '{key[len(VARIANT_PREFIX):]}'")
+            continue
         try:
             typ = key_type(key)
         except ConfigError as e:
@@ -175,6 +216,7 @@ def validate(spec: SweepSpec) -> None:
             if spec.algorithm == "grid":
                 raise ConfigError(f"{where}: grid search takes 'choice' lists only (space.{key} is {kind})")
     for combo in _sample_combinations(spec):  # every searched value must give a buildable model
+        combo = trial_overrides(combo, spec.seeds, spec.variants)
         try:
             cfg = spec.base_config(combo)
             _check_buildable(cfg)
@@ -182,7 +224,7 @@ def validate(spec: SweepSpec) -> None:
             raise ConfigError(f"{where}: the configuration {combo} cannot be built: {e}") from e
 
 
-def _sample_combinations(spec: SweepSpec, limit: int = 16) -> list[dict[str, Any]]:
+def _sample_combinations(spec: SweepSpec, limit: int = 64) -> list[dict[str, Any]]:
     choices = {k: v["choice"] for k, v in spec.space.items() if "choice" in v}
     combos = [dict(zip(choices, vals)) for vals in itertools.islice(itertools.product(*choices.values()), limit)]
     return combos or [{}]
@@ -196,4 +238,20 @@ def _check_buildable(cfg: Config) -> None:
 
     check_consistent(cfg)
     with torch.device("meta"):  # shapes only: no memory, no time
-        build_model(cfg.model, preset_dim(cfg.data.features))
+        build_model(cfg.model, preset_dim(cfg.data.features), vocab_size=64, epochs=cfg.train.epochs)
+
+
+def restrict(spec: SweepSpec, picks: dict[str, list[str]]) -> None:
+    """Keep only the named choices of some space keys (`--pick KEY=A,B`): run part of a table."""
+    for key, values in picks.items():
+        dist = spec.space.get(key)
+        if dist is None:
+            raise ConfigError(f"--pick {key}: not a key of the '{spec.name}' space ({', '.join(spec.space)})")
+        if "choice" not in dist:
+            raise ConfigError(f"--pick {key}: only 'choice' keys can be picked from")
+        typ = str if key.startswith(VARIANT_PREFIX) else key_type(key)
+        wanted = [coerce(key, v, typ) for v in values]
+        unknown = [v for v in wanted if v not in dist["choice"]]
+        if unknown:
+            raise ConfigError(f"--pick {key}: {', '.join(map(str, unknown))} not among {dist['choice']}")
+        dist["choice"] = wanted

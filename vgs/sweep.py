@@ -21,21 +21,23 @@ from typing import Any
 from vgs.config import Config, ConfigError, flatten, from_dict, parse_cli_overrides, to_dict, vgs_home, \
     default_tracking_uri, apply_overrides
 from vgs.data.records import CorpusError
-from vgs.searchspace import SweepSpec, load, space_contains, trial_overrides
+from vgs.searchspace import SweepSpec, load, restrict, space_contains, trial_overrides
 
-TABLE_METRICS = ("s2i_r1", "s2i_r5", "s2i_r10", "s2i_medr", "i2s_r1", "i2s_r5", "i2s_r10", "i2s_medr")
+# Columns of the summary table, in this order, where any trial reports them.
+TABLE_METRICS = ("s2i_r1", "s2i_r5", "s2i_r10", "s2i_medr", "i2s_r10", "t2i_r10", "i2t_r10", "s2t_r10", "r10",
+                 "wer", "cer", "bleu")
 
 
 # ---------------------------------------------------------------- the trial (runs in a Ray worker)
 
 
-def run_trial(config: dict, base: dict, seeds: list[int]) -> None:
+def run_trial(config: dict, base: dict, seeds: list[int], variants: dict | None = None) -> None:
     """Ray Tune function trainable: base config + this trial's dotted overrides -> train.fit."""
     from ray import tune
 
     from vgs.train import fit
 
-    cfg = apply_overrides(from_dict(base), trial_overrides(config, seeds))
+    cfg = apply_overrides(from_dict(base), trial_overrides(config, seeds, variants))
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
     work = Path(tune.get_context().get_trial_dir()) / "work"
     resume = None
@@ -83,8 +85,8 @@ def build_param_space(spec: SweepSpec, base: Config) -> tuple[dict, Any]:
                 "bruteforce": optuna.samplers.BruteForceSampler}
     # The base config's own values are the first point, so the sweep always measures its starting point.
     flat = flatten(base)
-    start = {k: flat[k] for k in spec.space}
-    in_space = all(space_contains(d, flat[k]) for k, d in spec.space.items())
+    start = {k: flat.get(k) for k in spec.space}
+    in_space = all(k in flat and space_contains(d, flat[k]) for k, d in spec.space.items())
     # OptunaSearch owns the space, so it gets metric and mode itself (DESIGN.md).
     searcher = OptunaSearch(space=dists, metric=spec.metric, mode=spec.mode,
                             points_to_evaluate=[start] if in_space else None,
@@ -112,6 +114,21 @@ def make_scheduler(spec: SweepSpec, max_epochs: int):
                          reduction_factor=float(spec.scheduler.get("reduction_factor", 2)))
 
 
+def check_trial_fits(spec: SweepSpec, cluster: dict, local: bool) -> None:
+    """A trial that asks for more than the machine has would wait forever on a local Ray: say so.
+    On a cluster an autoscaler may still add nodes, so only warn."""
+    short = [f"{need:g} {name}" for name, need, have in (("GPU", spec.gpu, cluster.get("GPU", 0)),
+                                                         ("CPU", spec.cpu, cluster.get("CPU", 0))) if need > have]
+    if not short:
+        return
+    message = (f"sweep '{spec.name}' asks for {spec.cpu:g} CPU and {spec.gpu:g} GPU per trial, but Ray sees "
+               f"{cluster.get('CPU', 0):g} CPU and {cluster.get('GPU', 0):g} GPU; lower it with "
+               f"--resources cpu=1,gpu=0 (or run on a machine/cluster that has {', '.join(short)})")
+    if local:
+        raise ConfigError(message)
+    print(f"warning: {message}; waiting for the autoscaler", file=sys.stderr)
+
+
 def latest_sweep_dir(storage: Path, name: str) -> Path | None:
     dirs = sorted(p for p in storage.glob(f"{name}_*") if (p / "tuner.pkl").exists())
     return dirs[-1] if dirs else None
@@ -119,8 +136,10 @@ def latest_sweep_dir(storage: Path, name: str) -> Path | None:
 
 def run_sweep(name: str, data: str | None = None, storage: str | None = None, tracking_uri: str | None = None,
               resume: bool = False, overrides: dict[str, str] | None = None, address: str | None = None,
-              samples: int | None = None) -> dict:
-    """samples: number of Optuna trials instead of the YAML's search.num_samples."""
+              samples: int | None = None, picks: dict[str, list[str]] | None = None,
+              seeds: list[int] | None = None, resources: dict[str, float] | None = None) -> dict:
+    """samples: number of Optuna trials instead of the YAML's search.num_samples; picks: keep
+    only these choices of some space keys; seeds: instead of the YAML's seeds."""
     import ray
     from ray import tune
 
@@ -133,6 +152,11 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
         if samples < 1:
             raise ConfigError(f"--samples must be >= 1, got {samples}")
         spec.num_samples = samples
+    restrict(spec, picks or {})
+    if seeds:
+        spec.seeds = seeds
+    if resources:
+        spec.cpu, spec.gpu = resources.get("cpu", spec.cpu), resources.get("gpu", spec.gpu)
     extra = dict(overrides or {})
     if data:
         extra["data.root"] = data
@@ -149,9 +173,11 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=True,
                  runtime_env={"env_vars": {"VGS_HOME": str(vgs_home()), "PYTHONWARNINGS": "ignore::UserWarning"}})
+    check_trial_fits(spec, ray.cluster_resources(), local=address is None and not os.environ.get("RAY_ADDRESS"))
 
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, base=to_dict(base), seeds=spec.seeds), {"cpu": spec.cpu, "gpu": spec.gpu})
+        tune.with_parameters(run_trial, base=to_dict(base), seeds=spec.seeds, variants=spec.variants),
+        {"cpu": spec.cpu, "gpu": spec.gpu})
     previous = latest_sweep_dir(storage_dir, spec.name) if resume else None
     if resume and previous is None:
         raise ConfigError(f"--resume: no earlier '{spec.name}' sweep under {storage_dir}")
@@ -166,7 +192,7 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
             tracking_uri, experiment=f"vgs-{spec.name}", sweep_name=spec.name, sweep_dir=str(sweep_dir),
             params={"sweep": spec.name, "base": spec.base, "search": spec.algorithm, "num_samples": spec.num_samples,
                     "scheduler": spec.scheduler.get("type"), "metric": spec.metric, "data.root": base.data.root},
-            max_epochs=base.train.epochs, base_params=flatten(base), seeds=spec.seeds)
+            max_epochs=base.train.epochs, base_params=flatten(base), seeds=spec.seeds, variants=spec.variants)
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(
@@ -207,7 +233,7 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> dict:
     trials = []
     for r in results:
         m = r.metrics or {}
-        cfg = trial_overrides(r.config or {}, spec.seeds)
+        cfg = trial_overrides(r.config or {}, spec.seeds)  # variant names kept: they label the rows
         epochs = int(m.get("epoch", 0))
         status = "error" if r.error else ("pruned" if epochs < max_epochs else "completed")
         trials.append({"trial_id": m.get("trial_id", Path(r.path).name), "config": cfg, "epochs": epochs,
@@ -223,17 +249,25 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> dict:
             "best": scored[0] if scored else None}
 
 
+def _metric_label(m: str) -> str:
+    if m in ("wer", "cer", "bleu"):
+        return f"val {m.upper()}"
+    if m == "r10":
+        return "val R@10"
+    return f"val {m.replace('_', ' ').replace('r', 'R@', 1) if 'medr' not in m else m.replace('_', ' ')}"
+
+
 def format_table(trials: list[dict], space_keys: list[str], multi_seed: bool = False) -> str:
+    shown = [m for m in TABLE_METRICS if any(t.get(f"val_{m}") is not None for t in trials)] or list(TABLE_METRICS[:8])
     cols = ["trial"] + space_keys + (["train.seed"] if multi_seed else []) + ["epochs", "best ep"] + \
-        [f"val {m.replace('_', ' ').replace('r', 'R@', 1) if 'medr' not in m else m.replace('_', ' ')}"
-         for m in TABLE_METRICS] + ["status"]
+        [_metric_label(m) for m in shown] + ["status"]
     rows = []
     for t in trials:
         row = [str(t["trial_id"])] + [str(t["config"].get(k, "")) for k in space_keys]
         if multi_seed:
             row.append(str(t["config"].get("train.seed", "")))
         row += [str(t["epochs"]), str(t.get("best_epoch") or "-")]
-        for m in TABLE_METRICS:
+        for m in shown:
             v = t.get(f"val_{m}")
             row.append("-" if v is None else (f"{v:.0f}" if m.endswith("medr") else f"{v:.3f}"))
         row.append(t["status"])
@@ -261,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="corpus folder: Flickr8K Audio, Places or SpokenCOCO layout, detected "
                                   "(default: the built-in corpus); see README 'Use your own corpus'")
     p.add_argument("--samples", type=int, help="number of Optuna trials (default: search.num_samples of the YAML)")
+    p.add_argument("--pick", action="append", default=[], metavar="KEY=A,B",
+                   help="keep only these choices of a space key, e.g. --pick variant.model=pipe-seq/full (repeatable)")
+    p.add_argument("--seeds", help="comma-separated seeds instead of the YAML's, e.g. --seeds 0")
+    p.add_argument("--resources", help="per-trial resources instead of the YAML's, e.g. cpu=1,gpu=0.25")
     p.add_argument("--storage", help="Ray results folder, shared by all nodes on a cluster (default: .vgs/ray_results)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue the most recent run of this sweep")
@@ -274,7 +312,27 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_cli_overrides(a.overrides)
         if a.skip_bad:
             overrides["data.skip_bad"] = "true"
-        summary = run_sweep(a.name, a.data, a.storage, a.tracking_uri, a.resume, overrides, a.address, a.samples)
+        picks = {}
+        for item in a.pick:
+            key, sep, values = item.partition("=")
+            if not sep or not values:
+                raise ConfigError(f"--pick '{item}' must look like KEY=A,B")
+            picks[key.strip()] = [v.strip() for v in values.split(",")]
+        try:
+            seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else None
+        except ValueError as e:
+            raise ConfigError(f"--seeds must be comma-separated integers, got '{a.seeds}'") from e
+        resources = {}
+        for item in (a.resources.split(",") if a.resources else []):
+            key, _, value = item.partition("=")
+            if key.strip() not in ("cpu", "gpu"):
+                raise ConfigError(f"--resources takes cpu=N,gpu=N; got '{item}'")
+            try:
+                resources[key.strip()] = float(value)
+            except ValueError as e:
+                raise ConfigError(f"--resources {key.strip()} must be a number, got '{value}'") from e
+        summary = run_sweep(a.name, a.data, a.storage, a.tracking_uri, a.resume, overrides, a.address, a.samples,
+                            picks, seeds, resources)
     except (ConfigError, CorpusError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -283,8 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     print(summary["table"])
     if best:
         cfg = ", ".join(f"{k}={v}" for k, v in best["config"].items() if k != "train.seed")
-        print(f"\nbest trial {best['trial_id']}: {cfg} -> val R@10 speech->image {best['val_s2i_r10']:.3f}, "
-              f"image->speech {best['val_i2s_r10']:.3f} (epoch {best['best_epoch']})")
+        if best.get("val_s2i_r10") is not None:
+            print(f"\nbest trial {best['trial_id']}: {cfg} -> val R@10 speech->image {best['val_s2i_r10']:.3f}, "
+                  f"image->speech {best['val_i2s_r10']:.3f} (epoch {best['best_epoch']})")
+        else:
+            print(f"\nbest trial {best['trial_id']}: {cfg} -> {summary['metric']} "
+                  f"{best['val_' + summary['metric'][4:]]:.3f} (epoch {best['best_epoch']})")
         if best.get("test_s2i_r10") is not None:
             print(f"  test (best epoch): R@10 speech->image {best['test_s2i_r10']:.3f}, "
                   f"image->speech {best['test_i2s_r10']:.3f}")

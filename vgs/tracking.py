@@ -16,8 +16,8 @@ from ray.tune import Callback
 from vgs.searchspace import trial_overrides
 
 # Keys of a trial's report that become MLflow metrics (step = our epoch).
-METRIC_PREFIXES = ("val_", "best_val_", "test_")
-METRIC_KEYS = ("train_loss", "lr", "train_seconds", "epoch_seconds", "best_epoch")
+METRIC_PREFIXES = ("val_", "best_val_", "test_", "train_")  # train_: loss, per-task losses and batches
+METRIC_KEYS = ("lr", "epoch_seconds", "best_epoch")
 
 
 def client(tracking_uri: str):
@@ -45,11 +45,13 @@ class MlflowSweepCallback(Callback):
     """Logs trials of one sweep (identified by its Ray experiment folder) to MLflow."""
 
     def __init__(self, tracking_uri: str, experiment: str, sweep_name: str, sweep_dir: str,
-                 params: dict[str, Any], max_epochs: int, base_params: dict[str, Any], seeds: list[int]):
+                 params: dict[str, Any], max_epochs: int, base_params: dict[str, Any], seeds: list[int],
+                 variants: dict | None = None):
         self.tracking_uri, self.experiment, self.sweep_name = tracking_uri, experiment, sweep_name
         self.sweep_dir, self.params, self.max_epochs = sweep_dir, params, max_epochs
         self.base_params = base_params  # resolved base config; a trial's own values override it
         self.seeds = seeds
+        self.variants = variants or {}
         self.parent_id: str | None = None
         self.experiment_id: str | None = None
         self.runs: dict[str, str] = {}  # trial_id -> MLflow run id
@@ -107,7 +109,8 @@ class MlflowSweepCallback(Callback):
         self.runs[tid] = run.info.run_id
         from mlflow.entities import Param
 
-        resolved = {**self.base_params, **trial_overrides(trial.config, self.seeds)}
+        resolved = {**self.base_params, **trial_overrides(trial.config, self.seeds, self.variants),
+                    **{k: v for k, v in trial.config.items() if k.startswith("variant.")}}
         params = [Param(k, str(v)) for k, v in resolved.items()]
         for a in range(0, len(params), 100):
             self.mlflow.log_batch(run.info.run_id, params=params[a:a + 100])

@@ -134,6 +134,14 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def cap_decoding(cfg: Config, train_split: PairSplit) -> None:
+    """Decoding stops at model.asr.max_chars or at twice the longest training text, whichever is
+    shorter: an undertrained decoder that never emits </s> then costs little."""
+    lengths = [len(t) for t in train_split.texts if t is not None]
+    if lengths:
+        cfg.model.asr.max_chars = min(cfg.model.asr.max_chars, 2 * max(lengths))
+
+
 def training_vocabulary(data: Prepared, source: str | None) -> Vocabulary | None:
     if source is None:
         return None
@@ -178,6 +186,7 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
     vocab = training_vocabulary(data, source)
     train_split = PairSplit(data, "train", source, vocab)
     val_split = PairSplit(data, "val", source, vocab)
+    cap_decoding(cfg, train_split)
 
     _seed_everything(cfg.train.seed)
     try:
@@ -304,6 +313,7 @@ def test_best(best_path: Path, cfg: Config, data: Prepared, device: torch.device
     model = build_model(cfg.model, data.speech.dim, data.images.feature_dim, len(vocab) if vocab else 0,
                         cfg.train.epochs).to(device)
     model.load_state_dict(state["model"])
+    cap_decoding(cfg, PairSplit(data, "train", source, vocab))
     scores = evaluate(model, PairSplit(data, "test", source, vocab), cfg, device, vocab, beam=cfg.model.asr.beam)
     scores.pop("examples", None)
     return {f"test_{k}": v for k, v in scores.items()}

@@ -51,12 +51,24 @@ def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
 
         generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, quiet=quiet)
     corpus = read_corpus(root, cfg.layout, cfg.image_dir or None, skip_bad=cfg.skip_bad)
+    if root == builtin_corpus_dir(cfg):
+        corpus = keep_builtin_translations(corpus, cfg.builtin_translated)
     if cfg.translations:
         table = read_f30kent_jp(cfg.translations, cfg.translations_en or None)
         corpus, matched = attach_translations(corpus, table)
         if not quiet:
             print(f"translations: {matched} of {len(corpus.utterances)} captions matched in {cfg.translations}",
                   file=sys.stderr)
+    if cfg.translated_only:
+        kept = reduced_english(corpus)
+        if not any(u.split == "train" for u in corpus.utterances if u.id in kept):
+            raise CorpusError(f"data.translated_only: no training caption of {corpus.root} has a translation "
+                              f"(raw_jp in the split file, or data.translations)")
+        before = len(corpus.split("train"))
+        corpus = dataclasses.replace(corpus, utterances=[u for u in corpus.utterances
+                                                         if u.split != "train" or u.id in kept])
+        if not quiet:
+            print(f"translated_only: {len(corpus.split('train'))} of {before} training captions kept", file=sys.stderr)
     if not corpus.images():
         raise CorpusError(f"{corpus.name} ({root}) has speech and text but no images; it cannot train a speech-image "
                           f"model. Use it as the speech/text data of the text families (data.speech_text_root)")
@@ -68,24 +80,26 @@ def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
     return Prepared(corpus, speech, images, text_ids=training_text_ids(cfg, corpus, speech, quiet))
 
 
+def keep_builtin_translations(corpus: Corpus, per_image: int) -> Corpus:
+    """The built-in corpus translates all five captions; keep the first `per_image` (by caption
+    number), like F30kEnt-JP's two per image."""
+    utts = [u if int(u.id.rsplit("_", 1)[1]) < per_image else dataclasses.replace(u, translation=None)
+            for u in corpus.utterances]
+    return dataclasses.replace(corpus, utterances=utts)
+
+
 def training_text_ids(cfg: DataConfig, corpus: Corpus, speech: SpeechStore, quiet: bool = False) -> set[str] | None:
     """The textual-downsampling subset of the training captions (None: all keep their text)."""
-    if not (cfg.text_hours or cfg.text_fraction or cfg.reduced_english):
+    if not (cfg.text_hours or cfg.text_fraction):
         return None
     train = [u for u in corpus.split("train") if u.id in speech.index]
-    if cfg.reduced_english:
-        kept = reduced_english(dataclasses.replace(corpus, utterances=train))
-        if not kept:
-            raise CorpusError(f"data.reduced_english: no training caption of {corpus.root} has a translation "
-                              f"(raw_jp in the split file, or data.translations)")
-    else:
-        hop = PRESETS[cfg.features]["hop"] / SAMPLE_RATE
-        seconds = {u.id: float(speech.lengths[speech.index[u.id]]) * hop for u in train}
-        try:
-            kept = text_subset(train, seconds, seed=cfg.text_seed, hours=cfg.text_hours or None,
-                               fraction=cfg.text_fraction or None)
-        except ValueError as e:
-            raise CorpusError(f"data.text_hours/text_fraction: {e}") from e
+    hop = PRESETS[cfg.features]["hop"] / SAMPLE_RATE
+    seconds = {u.id: float(speech.lengths[speech.index[u.id]]) * hop for u in train}
+    try:
+        kept = text_subset(train, seconds, seed=cfg.text_seed, hours=cfg.text_hours or None,
+                           fraction=cfg.text_fraction or None)
+    except ValueError as e:
+        raise CorpusError(f"data.text_hours/text_fraction: {e}") from e
     if not quiet:
         print(f"text kept for {len(kept)} of {len(train)} training captions", file=sys.stderr)
     return kept

@@ -45,5 +45,5 @@ def scaled_hours(corpus_hours: float) -> tuple[float, ...]:
 
 
 def reduced_english(corpus: Corpus) -> set[str]:
-    """Seed 003's "reduced English" condition: only captions that have a translation keep text."""
+    """Seed 003's "reduced English" dataset: the captions that have a translation."""
     return {u.id for u in corpus.utterances if u.translation}

@@ -1,0 +1,62 @@
+"""Every named sweep YAML validates, and each runs one or two of its cells at smoke size
+(built-in corpus of 80 images, one epoch, one seed) through Ray Tune into MLflow."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vgs.searchspace import available, load
+
+PAPER_SWEEPS = ["downsampling", "gru_layers_asr", "gru_layers_seed003", "gru_layers_slt", "hidden_size",
+                "hidden_size_asr", "latent_dim", "pipeline_vs_mtl"]
+
+
+def test_every_sweep_yaml_validates_and_has_the_papers_cells():
+    names = available()
+    assert set(PAPER_SWEEPS) <= set(names)
+    for name in names:
+        load(name)  # validation builds every sampled combination on the meta device
+    assert len(load("pipeline_vs_mtl").space["variant.model"]["choice"]) == 18  # 6 models x 3 conditions
+    assert len(load("gru_layers_seed003").space["variant.component"]["choice"]) == 3 + 12 + 6  # Table 4
+    assert load("latent_dim").space["variant.pair"]["choice"] == ["DG2A1024", "DG2A2048", "DG3A1024", "DG4A1024",
+                                                                   "DG4A2048"]
+
+
+@pytest.mark.slow
+def test_every_sweep_runs_at_smoke_size(tmp_path):
+    env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
+    env.pop("RAY_ADDRESS", None)
+    script = Path(__file__).with_name("sweep_smoke_all.py")
+    r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, cwd=tmp_path,
+                       env=env, timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    results = {x["sweep"]: x for x in map(json.loads, (line for line in r.stdout.splitlines() if line.startswith("{")))}
+    assert set(results) == set(PAPER_SWEEPS)
+    for name, res in results.items():
+        assert res["trials"] >= 1 and set(res["status"]) == {"completed"}, res
+        assert all(isinstance(v, float) for v in res["values"]), res
+    # the paper-style report of two of them, from MLflow
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    rep = subprocess.run([sys.executable, "-m", "vgs.report", "pipeline_vs_mtl", "--tracking-uri", uri,
+                          "--out", str(tmp_path / "rep")], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    assert "| model | full (val_r10) | reduced (val_r10) | translations (val_r10) |" in rep.stdout
+    pipe_seq = next(line for line in rep.stdout.splitlines() if line.startswith("| pipe-seq |"))
+    assert "(n=1) · paper 0.345" in pipe_seq and "paper 0.642" in pipe_seq
+    assert (tmp_path / "rep" / "metric_per_epoch.png").stat().st_size > 1000
+    down = subprocess.run([sys.executable, "-m", "vgs.report", "downsampling", "--tracking-uri", uri,
+                           "--out", str(tmp_path / "down")], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert down.returncode == 0, down.stderr[-3000:]
+    assert "| paper ASR WER (Table 9) | 0.397 |" in down.stdout
+    assert (tmp_path / "down" / "downsampling.png").exists()
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("vgs-pipeline_vs_mtl")
+    parent = client.search_runs([exp.experiment_id], filter_string="tags.`vgs.kind` = 'sweep'")[0]
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {
+        "report/report.md", "report/metric_per_epoch.png"}

@@ -1,0 +1,218 @@
+"""Paper-style tables and plots of a finished sweep, from its MLflow runs.
+
+    python -m vgs.report NAME [--tracking-uri URI] [--out DIR] [--metric val_r10]
+
+Takes the most recent run of sweep NAME, groups its trials by the searched keys (seeds pooled),
+and prints mean ± sd over seeds of each trial's best validation score, in the shape of the
+paper's table for that sweep and next to the paper's own numbers where it gives them.  Saves
+report.md, the metric per epoch of every trial (metric_per_epoch.png) and, for `downsampling`,
+the curves of seed 003's Figure 3 (downsampling.png), in --out and as MLflow artifacts of the
+sweep's parent run (folder report/).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from vgs.config import ConfigError, default_tracking_uri, vgs_home
+
+# The papers' numbers for the sweeps that reproduce a table (None: not given in the text).
+PAPER = {
+    "pipeline_vs_mtl": {
+        "source": "seed 003 Tables 1-2, validation R@10 on Flickr8K (mean of 3 runs)",
+        "metric": "val_r10",
+        "cells": {
+            ("speech-image", "full"): 0.416, ("speech-image", "reduced"): 0.280, ("speech-image", "translations"): 0.285,
+            ("text-image", "full"): 0.702, ("text-image", "reduced"): 0.653, ("text-image", "translations"): 0.626,
+            ("pipe-ind", "full"): 0.642, ("pipe-ind", "reduced"): 0.586, ("pipe-ind", "translations"): 0.347,
+            ("pipe-seq", "full"): 0.642, ("pipe-seq", "reduced"): 0.598, ("pipe-seq", "translations"): 0.345,
+            ("mtl-asr", "full"): 0.569, ("mtl-asr", "reduced"): 0.478, ("mtl-asr", "translations"): 0.394,
+            ("mtl-match", "full"): 0.451, ("mtl-match", "reduced"): 0.356, ("mtl-match", "translations"): 0.337,
+        },
+    },
+    "latent_dim": {
+        "source": "seed 002 Table 2, test R@10 speech->image / image->speech on Places (400k)",
+        "metric": "val_s2i_r10",
+        "cells": {("DG4A2048",): "0.620 / 0.622", ("DG4A1024",): "0.652 / 0.594", ("DG3A1024",): "0.677 / 0.671",
+                  ("DG2A2048",): "0.628 / 0.626", ("DG2A1024",): "0.590 / 0.581"},
+    },
+    "downsampling": {
+        "source": "seed 003 Figure 3 (curves, no numbers in the text); ASR WER from its Table 9 for comparison "
+                  "with the pipelines' val WER",
+        "metric": "val_r10",
+        "wer": {1.0: 0.154, 0.332: 0.238, 0.112: 0.397, 0.038: 0.801, 0.0123: 1.034, 0.0039: 0.977},
+    },
+}
+
+
+def latest_sweep(client, name: str):
+    exp = client.get_experiment_by_name(f"vgs-{name}")
+    if exp is None:
+        raise ConfigError(f"no MLflow experiment 'vgs-{name}' at this tracking URI; run `python -m vgs.sweep {name}` "
+                          f"first (or pass --tracking-uri)")
+    parents = client.search_runs([exp.experiment_id], filter_string="tags.`vgs.kind` = 'sweep'",
+                                 order_by=["attributes.start_time DESC"], max_results=1)
+    if not parents:
+        raise ConfigError(f"experiment 'vgs-{name}' holds no sweep run")
+    parent = parents[0]
+    trials = client.search_runs([exp.experiment_id],
+                                filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'", max_results=5000)
+    return parent, trials
+
+
+def group_scores(trials, keys: list[str], metric: str) -> dict[tuple, list[float]]:
+    """{values of the searched keys: [best validation score of each seed's trial]}."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for t in trials:
+        value = t.data.metrics.get(f"best_{metric}")
+        if value is None or t.info.status == "FAILED":
+            continue
+        groups[tuple(t.data.params.get(k, "") for k in keys)].append(value)
+    return dict(groups)
+
+
+def mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    m = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{m:.3f} ± {sd:.3f} (n={len(values)})"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def table_for(name: str, keys: list[str], groups: dict[tuple, list[float]], metric: str) -> str:
+    paper = PAPER.get(name, {})
+    if name == "pipeline_vs_mtl" and keys == ["variant.model"]:
+        order = list(dict.fromkeys(m for m, _ in paper["cells"]))
+        models = sorted(dict.fromkeys(k[0].split("/")[0] for k in groups),
+                        key=lambda m: order.index(m) if m in order else len(order))
+        conditions = ["full", "reduced", "translations"]
+        rows = []
+        for m in models:
+            row = [m]
+            for c in conditions:
+                ours = mean_sd(groups.get((f"{m}/{c}",), []))
+                ref = paper["cells"].get((m, c))
+                row.append(f"{ours} · paper {ref:.3f}" if ref is not None else ours)
+            rows.append(row)
+        return markdown_table(["model"] + [f"{c} ({metric})" for c in conditions], rows)
+    if name == "downsampling" and set(keys) == {"variant.model", "data.text_fraction"}:
+        mi, fi = keys.index("variant.model"), keys.index("data.text_fraction")
+        fractions = sorted({float(k[fi]) for k in groups}, reverse=True)
+        models = list(dict.fromkeys(k[mi] for k in groups))
+        rows = []
+        for m in models:
+            rows.append([m] + [mean_sd(next((v for k, v in groups.items() if k[mi] == m and float(k[fi]) == f), []))
+                               for f in fractions])
+        rows.append(["paper ASR WER (Table 9)"] + [f"{paper['wer'][f]:.3f}" if f in paper["wer"] else "-"
+                                                   for f in fractions])
+        return markdown_table(["model \\ text fraction"] + [f"{f:g}" for f in fractions], rows)
+    rows = []
+    for k, values in sorted(groups.items()):
+        ref = paper.get("cells", {}).get(k)
+        rows.append(list(k) + [mean_sd(values)] + ([str(ref)] if paper.get("cells") else []))
+    return markdown_table(keys + [f"{metric} mean ± sd"] + (["paper"] if paper.get("cells") else []), rows)
+
+
+def plot_histories(client, trials, metric: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for t in trials:
+        history = client.get_metric_history(t.info.run_id, metric)
+        if history:
+            pts = sorted((h.step, h.value) for h in history)
+            label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(t.data.params.items())
+                              if k.startswith("variant.")) or t.data.tags.get("vgs.trial_id", t.info.run_id[:8])
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    if len(trials) <= 20:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_downsampling(groups: dict[tuple, list[float]], keys: list[str], metric: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mi, fi = keys.index("variant.model"), keys.index("data.text_fraction")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for m in dict.fromkeys(k[mi] for k in groups):
+        pts = sorted((float(k[fi]), statistics.fmean(v)) for k, v in groups.items() if k[mi] == m)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m)
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of training captions with text (Flickr8K: 1 = 34 h)")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def report(name: str, tracking_uri: str | None = None, out: str | Path | None = None,
+           metric: str | None = None) -> str:
+    from mlflow.tracking import MlflowClient
+
+    from vgs.searchspace import load
+
+    spec = load(name)
+    metric = metric or spec.metric
+    client = MlflowClient(tracking_uri or default_tracking_uri())
+    parent, trials = latest_sweep(client, spec.name)
+    keys = [k for k in spec.space if k != "train.seed"]
+    groups = group_scores(trials, keys, metric)
+    if not groups:
+        raise ConfigError(f"the latest '{name}' sweep has no trial with best_{metric} yet")
+    out_dir = Path(out) if out else vgs_home() / "reports" / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paper = PAPER.get(name, {})
+    text = (f"# {name}\n\nsweep run {parent.info.run_id}, {len(trials)} trials; best validation {metric} per trial "
+            f"(best epoch), mean ± sd over seeds\n\n{table_for(name, keys, groups, metric)}\n")
+    if paper:
+        text += f"\nPaper: {paper['source']}.\n"
+    plot_histories(client, trials, metric, out_dir / "metric_per_epoch.png")
+    files = [out_dir / "metric_per_epoch.png"]
+    if name == "downsampling" and set(keys) == {"variant.model", "data.text_fraction"}:
+        plot_downsampling(groups, keys, metric, out_dir / "downsampling.png")
+        files.append(out_dir / "downsampling.png")
+    (out_dir / "report.md").write_text(text)
+    for f in [out_dir / "report.md", *files]:
+        client.log_artifact(parent.info.run_id, str(f), artifact_path="report")
+    return text + "\n" + "\n".join(f"saved {f}" for f in [out_dir / "report.md", *files]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vgs.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("name", help="sweep name (search_spaces/NAME.yaml)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--out", help="folder for report.md and plots (default: .vgs/reports/NAME)")
+    p.add_argument("--metric", help="validation metric to tabulate (default: the sweep's)")
+    a = p.parse_args(argv)
+    try:
+        print(report(a.name, a.tracking_uri, a.out, a.metric))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
