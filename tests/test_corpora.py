@@ -7,7 +7,6 @@ import pytest
 
 from vgs.config import apply_overrides, base_config
 from vgs.data.corpora import detect_layout, read_corpus
-from vgs.data.flickr8k import read_flickr8k
 from vgs.data.records import CorpusError
 from vgs.train import fit
 

@@ -286,6 +286,16 @@ def parse_cli_overrides(items: list[str]) -> dict[str, str]:
     return out
 
 
+def cli_config(base: str, items: list[str], data: str | None = None, skip_bad: bool = False) -> Config:
+    """A command line's config: the named base, then `key=value` items, then --data/--skip-bad."""
+    overrides = parse_cli_overrides(items)
+    if data:
+        overrides["data.root"] = data
+    if skip_bad:
+        overrides["data.skip_bad"] = "true"
+    return apply_overrides(base_config(base), overrides)
+
+
 def _unknown_key_message(path: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(path, valid, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""

@@ -18,8 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from vgs.config import Config, ConfigError, TrainConfig, apply_overrides, base_config, check_consistent, from_dict, \
-    parse_cli_overrides, to_dict, vgs_home
+from vgs.config import Config, ConfigError, TrainConfig, check_consistent, cli_config, from_dict, to_dict, vgs_home
 from vgs.data.batching import PairSplit
 from vgs.data.prepare import Prepared, prepare, resolve_paths
 from vgs.data.records import CorpusError
@@ -336,12 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
     a = p.parse_intermixed_args(argv)  # overrides may come before or after options
     try:
-        overrides = parse_cli_overrides(a.overrides)
-        if a.data:
-            overrides["data.root"] = a.data
-        if a.skip_bad:
-            overrides["data.skip_bad"] = "true"
-        cfg = apply_overrides(base_config(a.base), overrides)
+        cfg = cli_config(a.base, a.overrides, a.data, a.skip_bad)
         summary = fit(cfg, out_dir=a.out, resume=a.out if a.resume else None)
     except (ConfigError, CorpusError, FileExistsError, FloatingPointError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ahead of sweeps (e.g. on a large CPU node); sweeps then find the stores ready."""
     import argparse
 
-    from vgs.config import ConfigError, apply_overrides, base_config, parse_cli_overrides
+    from vgs.config import ConfigError, cli_config
 
     p = argparse.ArgumentParser(prog="python -m vgs.data.prepare", description=main.__doc__.split("\n")[0])
     p.add_argument("overrides", nargs="*", help="data.* overrides, e.g. data.features=chrupala")
@@ -120,13 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    "depends on data.image_resize: cpu-small uses 40 px, paper 256)")
     a = p.parse_intermixed_args(argv)
     try:
-        overrides = parse_cli_overrides(a.overrides)
-        if a.data:
-            overrides["data.root"] = a.data
-        if a.skip_bad:
-            overrides["data.skip_bad"] = "true"
-        cfg = apply_overrides(base_config(a.base), overrides)
-        data = prepare(cfg.data)
+        data = prepare(cli_config(a.base, a.overrides, a.data, a.skip_bad).data)
     except (ConfigError, CorpusError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,7 +3,6 @@ one N-dimensional space, trained with the all-negatives hinge loss."""
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 
 from vgs.config import ModelConfig
 from vgs.losses import hinge_all_negatives

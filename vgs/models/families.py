@@ -157,7 +157,18 @@ class Pipeline(Family):
         return self.text_image.text(text, lengths)
 
 
-class MultitaskTranscribe(Family):
+class SharedEncoderFamily(Family):
+    """Multitask families: a shared speech encoder whose speech->image branch gives the queries."""
+
+    def s2i_loss(self, h: torch.Tensor, lengths: torch.Tensor, batch: dict, margin: float) -> dict[str, torch.Tensor]:
+        return {"s2i": hinge_all_negatives(self.s2i(h, lengths), self.image(batch["pixels"]), margin,
+                                           same_image=_same_image(batch))}
+
+    def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
+        return self.s2i(*self.shared(batch["speech"], batch["lengths"]))
+
+
+class MultitaskTranscribe(SharedEncoderFamily):
     """mtl-transcribe / mtl-translate (§3.1.4): shared conv + BiGRU, then a speech->image branch
     (BiGRU + attention + L2) and an ASR/SLT branch (BiGRU + attention decoder)."""
 
@@ -176,13 +187,9 @@ class MultitaskTranscribe(Family):
     def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
         h, lengths = self.shared(batch["speech"], batch["lengths"])
         if task == "s2i":
-            return {"s2i": hinge_all_negatives(self.s2i(h, lengths), self.image(batch["pixels"]), margin,
-                                               same_image=_same_image(batch))}
+            return self.s2i_loss(h, lengths, batch, margin)
         mem = self.asr_gru(h, lengths)
         return {"asr": self.decoder.loss(mem, length_mask(lengths.to(h.device), h.size(1)), batch["text"])}
-
-    def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
-        return self.s2i(*self.shared(batch["speech"], batch["lengths"]))
 
     def transcribe(self, batch: dict, beam: int = 1) -> list[list[int]]:
         h, lengths = self.shared(batch["speech"], batch["lengths"])
@@ -190,7 +197,7 @@ class MultitaskTranscribe(Family):
         return self.decoder.beam_search(mem, length_mask(lengths.to(h.device), h.size(1)), beam=beam)
 
 
-class MultitaskMatch(Family):
+class MultitaskMatch(SharedEncoderFamily):
     """mtl-match (§3.1.5, after Chrupała 2019): shared conv + BiGRU, a speech->image branch and a
     speech->text branch (layers may be 0: attention only), a text encoder and an image encoder;
     the secondary task is speech/text retrieval."""
@@ -209,12 +216,8 @@ class MultitaskMatch(Family):
     def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
         h, lengths = self.shared(batch["speech"], batch["lengths"])
         if task == "s2i":
-            return {"s2i": hinge_all_negatives(self.s2i(h, lengths), self.image(batch["pixels"]), margin,
-                                               same_image=_same_image(batch))}
+            return self.s2i_loss(h, lengths, batch, margin)
         return {"s2t": hinge_all_negatives(self.s2t(h, lengths), self.text(*_text_in(batch)), margin)}
-
-    def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
-        return self.s2i(*self.shared(batch["speech"], batch["lengths"]))
 
     def match(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         h, lengths = self.shared(batch["speech"], batch["lengths"])

@@ -1,0 +1,22 @@
+"""cluster.yaml passes Ray's own cluster-launcher schema and has what README's cluster recipe
+relies on (a CPU head running mlflow server, GPU workers on demand and spot, shared VGS_HOME)."""
+from pathlib import Path
+
+import yaml
+
+CLUSTER = Path(__file__).resolve().parents[1] / "cluster.yaml"
+
+
+def test_cluster_yaml_is_valid_for_ray_up():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    cfg = yaml.safe_load(CLUSTER.read_text())
+    validate_config(prepare_config(cfg))  # raises jsonschema.ValidationError naming the faulty key
+    types = cfg["available_node_types"]
+    assert types[cfg["head_node_type"]]["resources"] == {"CPU": 0}  # the head runs drivers, not trials
+    gpu_types = [t for t in types.values() if t["resources"].get("GPU", 0) >= 1]
+    assert len(gpu_types) >= 2 and any("InstanceMarketOptions" in t["node_config"] for t in gpu_types)
+    assert any("mlflow server" in c for c in cfg["head_setup_commands"])
+    assert any("scripts/setup.sh" in c for c in cfg["setup_commands"])
+    assert all("VGS_HOME=/mnt/shared" in c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"]
+               if c.strip().startswith("VGS_HOME"))
