@@ -21,6 +21,7 @@ PLAN = [
      {"data.image_resize": "40", "data.image_crop": "32", "model.image.blocks": "2-2-2-2", "train.batch_size": "16"}),
     ("pipeline_vs_mtl", {"variant.model": ["pipe-seq/translations", "mtl-match/reduced"]}, {"train.epochs": "2"}),
     ("downsampling", {"variant.model": ["mtl-transcribe"], "data.text_fraction": ["0.112"]}, {}),
+    ("sharing", {"variant.row": ["row01", "row12"]}, {}),
 ]
 
 

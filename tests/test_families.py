@@ -22,6 +22,7 @@ EXPECTED = {
     "mtl-transcribe": {"val_s2i_r10", "val_wer", "test_wer"},
     "mtl-translate": {"val_s2i_r10", "val_bleu", "test_bleu"},
     "mtl-match": {"val_s2i_r10", "val_s2t_r10", "test_s2t_r10"},
+    "three-task": {"val_s2i_r10", "val_s2t_r10", "test_s2i_r10"},
 }
 
 
@@ -63,3 +64,20 @@ def test_downsampled_text_limits_the_text_task_only(tiny_corpus, tmp_path):
     assert full["train_asr_batches"] == full["train_s2i_batches"] >= 1200 // 32
     assert less["train_asr_batches"] == less["train_s2i_batches"]
     assert 0.05 < less["train_asr_batches"] / full["train_asr_batches"] < 0.2
+
+
+def test_three_task_ablations_and_non_aligned_speech_text_data(tiny_corpus, tmp_path, vgs_home):
+    """Table 1 of seed 004: the 1-task row trains speech/image only; NON-ALIGNED takes the
+    speech/text task's data from a second, disjoint built-in corpus."""
+    one = fit(tiny(tiny_corpus, tmp_path, "three-task", **{"model.three.text_layers": -1, "model.three.s2t": -1,
+                                                           "model.three.t2s": -1, "model.three.t2i": -1}),
+              out_dir=tmp_path / "one", quiet=True)
+    assert "train_s2i_batches" in one and "train_s2t_batches" not in one and "val_s2t_r10" not in one
+    with pytest.raises(ConfigError, match="ablated together"):
+        fit(tiny(tiny_corpus, tmp_path, "three-task", **{"model.three.s2t": -1}), out_dir=tmp_path / "x", quiet=True)
+    apart = fit(tiny(tiny_corpus, tmp_path, "three-task", **{"data.speech_text": "nonaligned",
+                                                             "data.builtin_images": 80}),
+                out_dir=tmp_path / "apart", quiet=True)
+    assert (vgs_home / "corpora" / "builtin-80img-seed1" / "corpus.json").exists()
+    # 40 training images x 5 captions of the second corpus = 200 pairs: 7 batches of 32 at most
+    assert apart["train_s2t_batches"] == apart["train_s2i_batches"] <= 7 and apart["val_s2t_r10"] >= 0

@@ -59,3 +59,15 @@ def test_bad_transcript_line_and_unknown_subset(librispeech, tmp_path):
     (librispeech / "test-clean").rename(odd / "extra-clean" if odd.mkdir() is None else odd)
     with pytest.raises(CorpusError, match="cannot tell the split of subset 'extra-clean'"):
         read_corpus(odd, layout="librispeech")
+
+
+def test_librispeech_as_non_aligned_speech_text_data(librispeech, tiny_corpus, tmp_path):
+    from vgs.config import apply_overrides, base_config
+    from vgs.train import fit
+
+    cfg = apply_overrides(base_config("cpu-tiny"), {
+        "data.root": str(tiny_corpus), "data.store": str(tmp_path / "s"), "model.family": "three-task",
+        "data.speech_text": "nonaligned", "data.speech_text_root": str(librispeech), "train.epochs": 1,
+        "model.latent": 32, "train.test_at_end": False})
+    summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
+    assert summary["train_s2t_batches"] == 1  # LibriSpeech's 12 training utterances, one batch per epoch

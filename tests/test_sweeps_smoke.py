@@ -11,7 +11,7 @@ import pytest
 from vgs.searchspace import available, load
 
 PAPER_SWEEPS = ["downsampling", "gru_layers_asr", "gru_layers_seed003", "gru_layers_slt", "hidden_size",
-                "hidden_size_asr", "latent_dim", "pipeline_vs_mtl"]
+                "hidden_size_asr", "latent_dim", "pipeline_vs_mtl", "sharing"]
 
 
 def test_every_sweep_yaml_validates_and_has_the_papers_cells():
@@ -21,6 +21,7 @@ def test_every_sweep_yaml_validates_and_has_the_papers_cells():
         load(name)  # validation builds every sampled combination on the meta device
     assert len(load("pipeline_vs_mtl").space["variant.model"]["choice"]) == 18  # 6 models x 3 conditions
     assert len(load("gru_layers_seed003").space["variant.component"]["choice"]) == 3 + 12 + 6  # Table 4
+    assert len(load("sharing").space["variant.row"]["choice"]) == 13  # seed 004 Table 1
     assert load("latent_dim").space["variant.pair"]["choice"] == ["DG2A1024", "DG2A2048", "DG3A1024", "DG4A1024",
                                                                    "DG4A2048"]
 

@@ -80,9 +80,23 @@ class MultitaskConfig:
 
 
 @dataclass
+class ThreeTaskConfig:
+    """Chrupała's three-task model (seed 004 §3, Table 1): layer counts of the shared speech (S)
+    and text (T) encoders and of the task encoders S2I, S2T, T2S, T2I; 0 = attention only,
+    -1 = ablated (the whole task it serves is left out, Table 1's dot)."""
+
+    speech_layers: int = 2
+    text_layers: int = 1
+    s2i: int = 1
+    s2t: int = 0
+    t2s: int = 0
+    t2i: int = 1
+
+
+@dataclass
 class ModelConfig:
     # coembed (speech-image) | text-image | asr | slt | pipe-ind | pipe-seq | mtl-transcribe |
-    # mtl-translate | mtl-match
+    # mtl-translate | mtl-match | three-task
     family: str = "coembed"
     latent: int = 1024  # N: embedding size; the BiGRU has N/2 units per direction
     speech: SpeechConfig = field(default_factory=SpeechConfig)
@@ -90,6 +104,7 @@ class ModelConfig:
     text: TextConfig = field(default_factory=TextConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     mtl: MultitaskConfig = field(default_factory=MultitaskConfig)
+    three: ThreeTaskConfig = field(default_factory=ThreeTaskConfig)
 
 
 @dataclass
@@ -124,6 +139,11 @@ class DataConfig:
     # Train only on captions that have a translation (speech, image and text): seed 003's
     # "reduced English" dataset, and the size of its Japanese experiments; val/test stay whole.
     translated_only: bool = False
+    # Data of the speech/text task (three-task, seed 004 §3.5): aligned = the same captions as the
+    # other tasks; nonaligned = disjoint data: the corpus at speech_text_root (e.g. LibriSpeech),
+    # or, when empty, a second built-in corpus drawn with another seed.
+    speech_text: str = "aligned"
+    speech_text_root: str = ""
 
 
 @dataclass

@@ -39,6 +39,15 @@ PAPER = {
         "cells": {("DG4A2048",): "0.620 / 0.622", ("DG4A1024",): "0.652 / 0.594", ("DG3A1024",): "0.677 / 0.671",
                   ("DG2A2048",): "0.628 / 0.626", ("DG2A1024",): "0.590 / 0.581"},
     },
+    "sharing": {
+        "source": "seed 004 Table 1, validation R@10 / median rank speech->image on Flickr8K (mean of 3 runs)",
+        "metric": "val_s2i_r10",
+        "cells": {("row01",): "0.218 / medr 63.8", ("row02",): "0.279 / medr 42.3", ("row03",): "0.280 / medr 41.3",
+                  ("row04",): "0.280 / medr 43.0", ("row05",): "0.266 / medr 44.3", ("row06",): "0.281 / medr 39.7",
+                  ("row07",): "0.270 / medr 44.3", ("row08",): "0.255 / medr 48.3", ("row09",): "0.275 / medr 42.8",
+                  ("row10",): "0.257 / medr 49.8", ("row11",): "0.280 / medr 41.7", ("row12",): "0.252 / medr 50.7",
+                  ("row13",): "0.223 / medr 59.3"},
+    },
     "downsampling": {
         "source": "seed 003 Figure 3 (curves, no numbers in the text); ASR WER from its Table 9 for comparison "
                   "with the pipelines' val WER",

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from vgs.config import Config, ConfigError, TrainConfig, check_consistent, cli_config, from_dict, to_dict, vgs_home
-from vgs.data.batching import PairSplit
-from vgs.data.prepare import Prepared, prepare, resolve_paths
+from vgs.data.batching import PairSplit, SpeechTextSplit
+from vgs.data.prepare import Prepared, prepare, prepare_speech_text, resolve_paths
 from vgs.data.records import CorpusError
 from vgs.data.text import EOS, Vocabulary, text_of
 from vgs.metrics import bleu, cer, retrieval, wer
@@ -111,7 +111,7 @@ def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: 
         else:
             out["bleu"] = bleu(refs, hyps, tokenize="char")
         out["examples"] = json.dumps([{"ref": r, "hyp": h} for r, h in zip(refs[:3], hyps[:3])], ensure_ascii=False)
-    if hasattr(model, "match"):
+    if "s2t" in model.tasks:
         speech, text = [], []
         for idx in _batches_in_order(split, split.text_captions, bs):
             s_emb, t_emb = model.match(_to(split.batch(idx, crop, images=False, text=True), device))
@@ -141,19 +141,23 @@ def cap_decoding(cfg: Config, train_split: PairSplit) -> None:
         cfg.model.asr.max_chars = min(cfg.model.asr.max_chars, 2 * max(lengths))
 
 
-def training_vocabulary(data: Prepared, source: str | None) -> Vocabulary | None:
+def training_vocabulary(data: Prepared, source: str | None, extra=None) -> Vocabulary | None:
+    """Characters of the training text (and of the non-aligned speech/text corpus, if any)."""
     if source is None:
         return None
-    return Vocabulary.from_texts(text_of(u, source) for u in data.corpus.split("train"))
+    utts = data.corpus.split("train") + (extra.split("train") if extra is not None else [])
+    return Vocabulary.from_texts(text_of(u, source) for u in utts)
 
 
-def epoch_plan(model, split: PairSplit, cfg: Config, epoch: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+def epoch_plan(model, splits: dict[str, PairSplit], cfg: Config, epoch: int,
+               rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
     """(task, caption batch) in training order: one batch per task in turn, each task's data
-    shuffled independently; the epoch ends when the task with the fewest batches runs out."""
+    shuffled independently; the epoch ends when the task with the fewest batches runs out.
+    splits: the training data of each task."""
     tasks = model.tasks_at(epoch)
     per_task = []
     for k, task in enumerate(tasks):
-        which = TASK_DATA[task][0]
+        which, split = TASK_DATA[task][0], splits[task]
         task_rng = rng if k == 0 else np.random.default_rng([cfg.train.seed, epoch, k])
         per_task.append(split.epoch_batches(task_rng, cfg.train.batch_size, cfg.train.captions_per_image,
                                             allowed=None if which == "all" else split.text_captions))
@@ -181,11 +185,19 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
         source = text_source(cfg.model)
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    if cfg.data.speech_text not in ("aligned", "nonaligned"):
+        raise ConfigError(f"data.speech_text must be aligned or nonaligned, got '{cfg.data.speech_text}'")
     data = data or prepare(cfg.data, quiet=quiet)
-    vocab = training_vocabulary(data, source)
+    speech_text = None
+    if cfg.data.speech_text == "nonaligned" and cfg.model.family in ("three-task", "mtl-match"):
+        speech_text = prepare_speech_text(cfg.data, quiet=quiet)
+    vocab = training_vocabulary(data, source, speech_text[0] if speech_text else None)
     train_split = PairSplit(data, "train", source, vocab)
     val_split = PairSplit(data, "val", source, vocab)
     cap_decoding(cfg, train_split)
+    splits = {task: train_split for task in TASK_DATA}
+    if speech_text:
+        splits["s2t"] = SpeechTextSplit(*speech_text, "train", source, vocab)
 
     _seed_everything(cfg.train.seed)
     try:
@@ -196,7 +208,7 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
     metric, mode = model.selection(source)
     better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    steps = len(epoch_plan(model, train_split, cfg, 1, np.random.default_rng(0)))
+    steps = len(epoch_plan(model, splits, cfg, 1, np.random.default_rng(0)))
     sched = make_scheduler(opt, cfg.train, steps)
 
     out = Path(out_dir) if out_dir else vgs_home() / "runs" / time.strftime("%Y%m%d-%H%M%S")
@@ -223,9 +235,9 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
         rng = np.random.default_rng([cfg.train.seed, epoch])  # per-epoch stream: resuming replays it exactly
         torch.manual_seed(cfg.train.seed * 100_003 + epoch)
         losses: dict[str, list[float]] = {}
-        for task, idx in epoch_plan(model, train_split, cfg, epoch, rng):
+        for task, idx in epoch_plan(model, splits, cfg, epoch, rng):
             _, needs_text, needs_images = TASK_DATA[task]
-            batch = _to(train_split.batch(idx, cfg.data.image_crop, rng if cfg.train.augment else None,
+            batch = _to(splits[task].batch(idx, cfg.data.image_crop, rng if cfg.train.augment else None,
                                           text=needs_text, images=needs_images), device)
             terms = model.objective(batch, cfg.train.margin, task)
             loss = sum(terms.values())

@@ -114,3 +114,31 @@ class PairSplit:
         if text:
             out["text"], out["text_lengths"] = self.text_batch(idx)
         return out
+
+
+class SpeechTextSplit(PairSplit):
+    """Speech/text pairs without images: the NON-ALIGNED speech/text data of seed 004 (LibriSpeech,
+    or a second built-in corpus).  Each caption is its own match, so no pairs are masked."""
+
+    def __init__(self, corpus, speech, split: str, text_source: str, vocab: Vocabulary):
+        utts = [u for u in corpus.split(split) if u.id in speech.index]
+        if not utts:
+            raise ValueError(f"split '{split}' of {corpus.root} has no usable utterances")
+        self.speech, self.image_store, self.text_source = speech, None, text_source
+        self.utt_ids = [u.id for u in utts]
+        self.image_names = []
+        self.image_of_caption = np.arange(len(utts))
+        self.lengths = np.array([speech.lengths[speech.index[u]] for u in self.utt_ids])
+        self.texts = [vocab.encode(t) if (t := text_of(u, text_source)) else None for u in utts]
+        self.text_captions = np.array([i for i, t in enumerate(self.texts) if t is not None], dtype=np.int64)
+
+    def epoch_batches(self, rng: np.random.Generator, batch_size: int, captions_per_image: int = 0,
+                      allowed: np.ndarray | None = None) -> list[np.ndarray]:
+        order = rng.permutation(self.text_captions if allowed is None else allowed)
+        batches = []
+        for w in range(0, len(order), batch_size * 16):  # length-sorted windows, as for pairs
+            part = order[w:w + batch_size * 16]
+            part = part[np.argsort(self.lengths[part], kind="stable")]
+            batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+        batches = [b for b in batches if len(b) > 1]
+        return [batches[i] for i in rng.permutation(len(batches))]

@@ -80,6 +80,27 @@ def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
     return Prepared(corpus, speech, images, text_ids=training_text_ids(cfg, corpus, speech, quiet))
 
 
+def prepare_speech_text(cfg: DataConfig, quiet: bool = False) -> tuple[Corpus, SpeechStore]:
+    """The NON-ALIGNED speech/text data (seed 004 §3.5): the corpus at data.speech_text_root (any
+    layout, e.g. LibriSpeech), else a second built-in corpus drawn with seed builtin_seed + 1 (new
+    scenes, captions and recordings: disjoint from the main corpus)."""
+    if cfg.speech_text_root:
+        root = Path(cfg.speech_text_root).expanduser().resolve()
+    else:
+        root = vgs_home() / "corpora" / f"builtin-{cfg.builtin_images}img-seed{cfg.builtin_seed + 1}"
+        if not (root / "corpus.json").exists():
+            from vgs.data.synth import generate
+
+            generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed + 1, quiet=quiet)
+    corpus = read_corpus(root, "auto", None, skip_bad=cfg.skip_bad)
+    speech = build_speech_store(corpus, cfg.features, cfg.store or vgs_home() / "store", cfg.max_frames, quiet=quiet,
+                                skip_bad=cfg.skip_bad)
+    if not quiet:
+        print(f"speech/text data (non-aligned): {len(corpus.split('train'))} training utterances of {corpus.name}",
+              file=sys.stderr)
+    return corpus, speech
+
+
 def keep_builtin_translations(corpus: Corpus, per_image: int) -> Corpus:
     """The built-in corpus translates all five captions; keep the first `per_image` (by caption
     number), like F30kEnt-JP's two per image."""

@@ -231,3 +231,55 @@ def pad_ids(seqs: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
     for i, s in enumerate(seqs):
         out[i, :len(s)] = torch.tensor(s, dtype=torch.long)
     return out.to(device), lengths
+
+
+class ThreeTask(Family):
+    """Chrupała's three-task model (seed 004 §3): shared speech (S) and text (T) encoders, task
+    encoders S2I, S2T, T2S, T2I (BiGRU layers + attention + L2; 0 layers = attention only) and two
+    image mappings I2S, I2T; tasks speech/image, speech/text, text/image, any of the last two
+    ablated (-1)."""
+
+    def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
+        super().__init__()
+        c, att = cfg.three, cfg.speech.attention_hidden
+        if c.speech_layers < 1 or c.s2i < 0:
+            raise ValueError("model.three.speech_layers must be >= 1 and model.three.s2i >= 0 (speech/image is the "
+                             "main task)")
+        if (c.s2t < 0) != (c.t2s < 0):
+            raise ValueError("model.three.s2t and model.three.t2s are ablated together (-1 both) or not at all")
+        speech_text, text_image = c.s2t >= 0, c.t2i >= 0
+        if (speech_text or text_image) and c.text_layers < 1:
+            raise ValueError("model.three.text_layers must be >= 1 when a text task is on")
+        self.tasks = ("s2i",) + (("s2t",) if speech_text else ()) + (("t2i",) if text_image else ())
+        self.shared = SharedSpeech(cfg, input_dim, cfg.latent // 2, c.speech_layers)
+        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, c.s2i, att)
+        self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)  # I2S
+        if speech_text or text_image:
+            self.embed = nn.Embedding(vocab_size, cfg.text.embed, padding_idx=PAD)
+            self.text_shared = BiGRU(cfg.text.embed, cfg.latent // 2, c.text_layers)
+        if speech_text:
+            self.s2t = SpeechBranch(self.shared.out_size, cfg.latent, c.s2t, att)
+            self.t2s = SpeechBranch(self.text_shared.out_size, cfg.latent, c.t2s, att)
+        if text_image:
+            self.t2i = SpeechBranch(self.text_shared.out_size, cfg.latent, c.t2i, att)
+            self.i2t = ImageEncoder(cfg.image, cfg.latent, image_dim)
+
+    def _text(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        text, lengths = _text_in(batch)
+        return self.text_shared(self.embed(text), lengths), lengths
+
+    def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
+        if task == "s2i":
+            speech = self.s2i(*self.shared(batch["speech"], batch["lengths"]))
+            return {"s2i": hinge_all_negatives(speech, self.image(batch["pixels"]), margin,
+                                               same_image=_same_image(batch))}
+        if task == "s2t":
+            return {"s2t": hinge_all_negatives(*self.match(batch), margin)}
+        text = self.t2i(*self._text(batch))
+        return {"t2i": hinge_all_negatives(text, self.i2t(batch["pixels"]), margin, same_image=_same_image(batch))}
+
+    def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
+        return self.s2i(*self.shared(batch["speech"], batch["lengths"]))
+
+    def match(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.s2t(*self.shared(batch["speech"], batch["lengths"])), self.t2s(*self._text(batch))

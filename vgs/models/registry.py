@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from vgs.config import ImageConfig, ModelConfig, SpeechConfig
 from vgs.models.coembed import CoEmbedding
-from vgs.models.families import MultitaskMatch, MultitaskTranscribe, Pipeline, Recognizer, TextImage
+from vgs.models.families import MultitaskMatch, MultitaskTranscribe, Pipeline, Recognizer, TextImage, ThreeTask
 
 PAPER_PAIRS = ("DG2A1024", "DG2A2048", "DG3A1024", "DG4A1024", "DG4A2048")  # seed 002 Table 1
 IMAGE_VARIANTS = {
@@ -28,6 +28,7 @@ FAMILIES: dict[str, tuple] = {
     "pipe-ind": (Pipeline, None), "pipe-seq": (Pipeline, None),
     "mtl-transcribe": (MultitaskTranscribe, "transcript"), "mtl-translate": (MultitaskTranscribe, "translation"),
     "mtl-match": (MultitaskMatch, None),
+    "three-task": (ThreeTask, "transcript"),
 }
 TEXT_FAMILIES = tuple(f for f in FAMILIES if f not in ("coembed", "speech-image"))
 _NAME = re.compile(r"^DG(\d+)A(\d+)(-small|-tiny)?$")
@@ -55,6 +56,10 @@ def model_name(cfg: ModelConfig) -> str:
         return f"text-image-T{cfg.text.layers}A{cfg.latent}"
     if f in ("asr", "slt"):
         return f"{f}-E{cfg.asr.encoder_layers}H{cfg.asr.hidden}"
+    if f == "three-task":
+        t = cfg.three
+        cells = [t.speech_layers, t.text_layers, t.s2i, t.s2t, t.t2s, t.t2i]
+        return "three-task-" + ".".join("x" if v < 0 else str(v) for v in cells) + f"A{cfg.latent}"
     if f.startswith("pipe"):
         return f"{f}-E{cfg.asr.encoder_layers}H{cfg.asr.hidden}-T{cfg.text.layers}A{cfg.latent}"
     return f"{f}-{m.shared_layers}.{m.s2i_layers}.{m.task_layers}A{cfg.latent}"
