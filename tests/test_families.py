@@ -81,3 +81,10 @@ def test_three_task_ablations_and_non_aligned_speech_text_data(tiny_corpus, tmp_
     assert (vgs_home / "corpora" / "builtin-80img-seed1" / "corpus.json").exists()
     # 40 training images x 5 captions of the second corpus = 200 pairs: 7 batches of 32 at most
     assert apart["train_s2t_batches"] == apart["train_s2i_batches"] <= 7 and apart["val_s2t_r10"] >= 0
+
+
+def test_analysis_metrics_on_request(tiny_corpus, tmp_path):
+    summary = fit(tiny(tiny_corpus, tmp_path, "coembed", **{"train.analysis": True, "train.test_at_end": False}),
+                  out_dir=tmp_path / "a", quiet=True)
+    assert 0 <= summary["analysis_speaker_acc"] <= 1
+    assert -1 <= summary["analysis_rsa_text"] <= 1 and -1 <= summary["analysis_rsa_image"] <= 1

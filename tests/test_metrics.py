@@ -107,3 +107,44 @@ def test_bleu_is_sacrebleu_as_a_fraction_and_char_level_for_japanese():
     jp_ref, jp_hyp = ["雪の中で2匹の犬が遊ぶ。"], ["雪の中で犬が遊ぶ。"]
     assert 0 < bleu(jp_ref, jp_hyp, tokenize="char") < 1
     assert bleu(jp_ref, jp_hyp) < bleu(jp_ref, jp_hyp, tokenize="char")  # one "word" without char tokens
+
+
+# ------------------------------------------------------------------ analysis metrics
+
+
+def test_text_similarity_and_rsa_against_slow_references():
+    from vgs.metrics import rsa, text_similarity
+
+    texts = ["a red dog", "a red cat", "two cats", "a dog", ""]
+    sim = text_similarity(texts)
+
+    def lev(a, b):
+        if not a or not b:
+            return len(a) + len(b)
+        return min(lev(a[1:], b) + 1, lev(a, b[1:]) + 1, lev(a[1:], b[1:]) + (a[0] != b[0]))
+
+    for i, a in enumerate(texts):
+        for j, b in enumerate(texts):
+            if i != j:
+                assert sim[i, j] == pytest.approx(1 - lev(a, b) / max(len(a), len(b), 1))
+    rng = np.random.default_rng(0)
+    other = rng.normal(size=sim.shape)
+    other = other + other.T
+    pairs = [(i, j) for i in range(5) for j in range(i + 1, 5)]
+    a = np.array([sim[i, j] for i, j in pairs])
+    b = np.array([other[i, j] for i, j in pairs])
+    expected = ((a - a.mean()) * (b - b.mean())).sum() / np.sqrt(((a - a.mean()) ** 2).sum() * ((b - b.mean()) ** 2).sum())
+    assert rsa(sim, other) == pytest.approx(expected)
+    assert rsa(sim, sim) == pytest.approx(1.0)
+
+
+def test_speaker_probe_finds_speaker_information_only_where_it_is():
+    from vgs.metrics import speaker_probe
+
+    rng = np.random.default_rng(1)
+    speakers = [f"s{i % 4}" for i in range(120)]
+    centres = rng.normal(size=(4, 8)) * 3
+    coded = np.stack([centres[int(s[1])] for s in speakers]) + rng.normal(size=(120, 8))
+    noise = rng.normal(size=(120, 8))
+    assert speaker_probe(coded, speakers) > 0.9
+    assert speaker_probe(noise, speakers) < 0.5  # chance is 0.25

@@ -159,6 +159,9 @@ class TrainConfig:
     clip_grad: float = 0.0  # max gradient norm; 0 turns clipping off
     margin: float = 0.2  # hinge margin beta (eq. 3)
     augment: bool = True  # random crop + horizontal flip of training images
+    # After the last epoch: speaker-ID probe and RSA against text and images (seed 004 §3.7), on
+    # up to 600 validation captions, logged as analysis_* metrics.
+    analysis: bool = False
     # Captions drawn per image per epoch; 0 uses all of them (CPU configs use 1 for short epochs).
     captions_per_image: int = 0
     eval_batch_size: int = 128

@@ -91,3 +91,62 @@ def bleu(refs: list[str], hyps: list[str], tokenize: str = "13a") -> float:
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
     return sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize).score / 100.0
+
+
+# ------------------------------------------------------------------ analysis (seed 004 §3.7)
+
+
+def text_similarity(texts: list[str]) -> np.ndarray:
+    """sim(a, b) = 1 - Levenshtein(a, b) / max(|a|, |b|) over characters, for every pair."""
+    n = len(texts)
+    out = np.eye(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            longest = max(len(texts[i]), len(texts[j])) or 1
+            out[i, j] = out[j, i] = 1.0 - edit_distance(list(texts[i]), list(texts[j])) / longest
+    return out
+
+
+def rsa(sim_a: np.ndarray, sim_b: np.ndarray) -> float:
+    """Representational similarity: Pearson correlation of two similarity matrices over their
+    upper triangles, diagonal excluded."""
+    iu = np.triu_indices(len(sim_a), k=1)
+    a, b = np.asarray(sim_a, np.float64)[iu], np.asarray(sim_b, np.float64)[iu]
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def cosine_similarity(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x @ x.T
+
+
+def speaker_probe(embeddings: np.ndarray, speakers: list[str], l2: float = 1e-2, seed: int = 0,
+                  steps: int = 200) -> float:
+    """Accuracy of an L2-penalised multinomial logistic regression that decodes the speaker from
+    utterance embeddings, trained on 2/3 of them (random, seeded) and tested on the other 1/3."""
+    x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)
+    names = sorted(set(speakers))
+    y = torch.tensor([names.index(s) for s in speakers])
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(y)))
+    cut = (2 * len(y)) // 3
+    train, test = order[:cut], order[cut:]
+    if len(test) == 0 or len(names) < 2:
+        raise ValueError("speaker_probe needs at least 3 utterances and 2 speakers")
+    mean, std = x[train].mean(0), x[train].std(0).clamp(min=1e-8)
+    x = (x - mean) / std
+    w = torch.zeros(x.shape[1], len(names), dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(len(names), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x[train] @ w + b, y[train]) + l2 * (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float(((x[test] @ w + b).argmax(1) == y[test]).double().mean())

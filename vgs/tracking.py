@@ -16,7 +16,7 @@ from ray.tune import Callback
 from vgs.searchspace import trial_overrides
 
 # Keys of a trial's report that become MLflow metrics (step = our epoch).
-METRIC_PREFIXES = ("val_", "best_val_", "test_", "train_")  # train_: loss, per-task losses and batches
+METRIC_PREFIXES = ("val_", "best_val_", "test_", "train_", "analysis_")  # train_: loss, per-task losses and batches
 METRIC_KEYS = ("lr", "epoch_seconds", "best_epoch")
 
 

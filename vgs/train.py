@@ -23,7 +23,7 @@ from vgs.data.batching import PairSplit, SpeechTextSplit
 from vgs.data.prepare import Prepared, prepare, prepare_speech_text, resolve_paths
 from vgs.data.records import CorpusError
 from vgs.data.text import EOS, Vocabulary, text_of
-from vgs.metrics import bleu, cer, retrieval, wer
+from vgs.metrics import bleu, cer, cosine_similarity, retrieval, rsa, speaker_probe, text_similarity, wer
 from vgs.models.registry import build_model, model_name, text_source
 
 # report(metrics, checkpoint_dir): called once per epoch; checkpoint_dir holds last.pt and best.pt
@@ -84,16 +84,9 @@ def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: 
     text_query = model.query_kind == "text"
     if model.has_images:
         captions = split.text_captions if text_query else np.arange(len(split))
-        queries = np.empty((len(captions), cfg.model.latent), np.float32)
-        position = {c: k for k, c in enumerate(captions)}
-        for idx in _batches_in_order(split, captions, bs):
-            batch = _to(split.batch(idx, crop, images=False, text=text_query), device)
-            queries[[position[c] for c in idx]] = model.query(batch, beam).float().cpu().numpy()
+        queries = embed_queries(model, split, cfg, device, captions, beam)
         image_rows, own = _unique_images(split.image_of_caption[captions])
-        images = np.empty((len(image_rows), cfg.model.latent), np.float32)
-        for a in range(0, len(image_rows), bs):
-            rows = image_rows[a:a + bs]
-            images[a:a + len(rows)] = model.image(split.pixels(rows, crop).to(device)).float().cpu().numpy()
+        images = embed_images(model, split, cfg, device, image_rows)
         scores = retrieval(queries, images, own)
         if text_query:
             scores = {k.replace("s2i", "t2i").replace("i2s", "i2t"): v for k, v in scores.items()}
@@ -120,6 +113,45 @@ def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: 
         if speech:
             s2t = retrieval(np.concatenate(speech), np.concatenate(text), np.arange(sum(len(x) for x in speech)))
             out.update({f"s2t_{k[4:]}": v for k, v in s2t.items() if k.startswith("s2i_")})
+    return out
+
+
+def embed_queries(model, split: PairSplit, cfg: Config, device: torch.device, captions: np.ndarray,
+                  beam: int = 1) -> np.ndarray:
+    """Joint-space embeddings of the captions' queries (speech, text or decoded speech)."""
+    text_query = model.query_kind == "text"
+    out = np.empty((len(captions), cfg.model.latent), np.float32)
+    position = {c: k for k, c in enumerate(captions)}
+    for idx in _batches_in_order(split, captions, cfg.train.eval_batch_size):
+        batch = _to(split.batch(idx, cfg.data.image_crop, images=False, text=text_query), device)
+        out[[position[c] for c in idx]] = model.query(batch, beam).float().cpu().numpy()
+    return out
+
+
+def embed_images(model, split: PairSplit, cfg: Config, device: torch.device, rows: np.ndarray) -> np.ndarray:
+    out = np.empty((len(rows), cfg.model.latent), np.float32)
+    bs = cfg.train.eval_batch_size
+    for a in range(0, len(rows), bs):
+        part = rows[a:a + bs]
+        out[a:a + len(part)] = model.image(split.pixels(part, cfg.data.image_crop).to(device)).float().cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def analyse(model, split: PairSplit, cfg: Config, device: torch.device, vocab: Vocabulary | None = None,
+            limit: int = 600) -> dict[str, float]:
+    """Seed 004 §3.7 on (at most `limit`) validation captions: speaker-ID probe accuracy on the
+    query embeddings, and RSA of their similarities with the text (normalised Levenshtein) and
+    with their images' embeddings."""
+    model.eval()
+    captions = np.random.default_rng(0).permutation(len(split))[:limit]
+    captions.sort()
+    queries = embed_queries(model, split, cfg, device, captions, beam=1)
+    images = embed_images(model, split, cfg, device, split.image_of_caption[captions])
+    out = {"analysis_speaker_acc": speaker_probe(queries, [split.speakers[c] for c in captions]),
+           "analysis_rsa_image": rsa(cosine_similarity(queries), cosine_similarity(images))}
+    texts = [split.transcripts[c] for c in captions]
+    out["analysis_rsa_text"] = rsa(cosine_similarity(queries), text_similarity(texts))
     return out
 
 
@@ -270,6 +302,11 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
             metrics.update(test_best(out / "best.pt", cfg, data, device))
         _save(out / "last.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                 "scheduler": sched.state_dict(), "epoch": epoch, "best": best, "config": to_dict(cfg)})
+        if epoch == cfg.train.epochs and cfg.train.analysis and model.has_images and model.query_kind == "speech":
+            best_model = build_model(cfg.model, data.speech.dim, data.images.feature_dim, len(vocab) if vocab else 0,
+                                     cfg.train.epochs).to(device)
+            best_model.load_state_dict(torch.load(out / "best.pt", map_location=device, weights_only=False)["model"])
+            metrics.update(analyse(best_model, val_split, cfg, device, vocab))  # of the best epoch, as seed 004
         if not quiet:
             shown = " ".join(f"{k[4:]} {val[k]:.3f}" for k in ("val_s2i_r10", "val_i2s_r10", "val_t2i_r10",
                                                                  "val_s2t_r10", "val_wer", "val_bleu", "val_cer")

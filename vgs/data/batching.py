@@ -20,6 +20,8 @@ class PairSplit:
         if not utts:
             raise ValueError(f"split '{split}' of {data.corpus.root} has no usable utterances")
         self.utt_ids = [u.id for u in utts]
+        self.speakers = [u.speaker for u in utts]
+        self.transcripts = [" ".join(u.transcript.lower().split()) for u in utts]
         self.image_names = list(dict.fromkeys(u.image for u in utts))
         position = {name: i for i, name in enumerate(self.image_names)}
         self.image_of_caption = np.array([position[u.image] for u in utts])
