@@ -49,10 +49,11 @@ PAPER = {
                   ("row13",): "0.223 / medr 59.3"},
     },
     "downsampling": {
-        "source": "seed 003 Figure 3 (curves, no numbers in the text); ASR WER from its Table 9 for comparison "
-                  "with the pipelines' val WER",
+        "source": "seed 003 Figure 3 (curves, no numbers in the text); ASR WER (Table 9) and SLT BLEU (Table 10) "
+                  "for comparison with the pipelines' val WER / BLEU",
         "metric": "val_r10",
         "wer": {1.0: 0.154, 0.332: 0.238, 0.112: 0.397, 0.038: 0.801, 0.0123: 1.034, 0.0039: 0.977},
+        "bleu": {1.0: 0.256, 0.332: 0.153, 0.112: 0.073, 0.038: 0.065, 0.0123: 0.040, 0.0039: 0.021},
     },
 }
 
@@ -122,6 +123,8 @@ def table_for(name: str, keys: list[str], groups: dict[tuple, list[float]], metr
                                for f in fractions])
         rows.append(["paper ASR WER (Table 9)"] + [f"{paper['wer'][f]:.3f}" if f in paper["wer"] else "-"
                                                    for f in fractions])
+        rows.append(["paper SLT BLEU (Table 10)"] + [f"{paper['bleu'][f]:.3f}" if f in paper["bleu"] else "-"
+                                                     for f in fractions])
         return markdown_table(["model \\ text fraction"] + [f"{f:g}" for f in fractions], rows)
     rows = []
     for k, values in sorted(groups.items()):

@@ -24,8 +24,8 @@ from vgs.data.records import CorpusError
 from vgs.searchspace import SweepSpec, load, restrict, space_contains, trial_overrides
 
 # Columns of the summary table, in this order, where any trial reports them.
-TABLE_METRICS = ("s2i_r1", "s2i_r5", "s2i_r10", "s2i_medr", "i2s_r10", "t2i_r10", "i2t_r10", "s2t_r10", "r10",
-                 "wer", "cer", "bleu")
+TABLE_METRICS = ("s2i_r1", "s2i_r5", "s2i_r10", "s2i_medr", "i2s_r1", "i2s_r5", "i2s_r10", "i2s_medr", "t2i_r10",
+                 "i2t_r10", "s2t_r10", "wer", "cer", "bleu")
 
 
 # ---------------------------------------------------------------- the trial (runs in a Ray worker)
