@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -114,6 +115,22 @@ def make_scheduler(spec: SweepSpec, max_epochs: int):
                          reduction_factor=float(spec.scheduler.get("reduction_factor", 2)))
 
 
+class SweepInterrupted(RuntimeError):
+    """Ctrl-C / SIGTERM stopped the sweep; Tune saved its state for --resume."""
+
+
+class _InterruptWatch(logging.Handler):
+    """Tune handles Ctrl-C itself and returns normally; its warning is the only sign of it."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.interrupted = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "has been interrupted" in record.getMessage():
+            self.interrupted = True
+
+
 def check_trial_fits(spec: SweepSpec, cluster: dict, local: bool) -> None:
     """A trial that asks for more than the machine has would wait forever on a local Ray: say so.
     On a cluster an autoscaler may still add nodes, so only warn."""
@@ -205,7 +222,19 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
                 name=sweep_dir.name, storage_path=str(storage_dir), callbacks=[callback], verbose=0,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=1)))
-    results = tuner.fit()
+    # SIGTERM (a scheduler, `kill`) gets Ctrl-C's graceful stop: Tune saves the experiment state.
+    previous_term = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    watch = _InterruptWatch()
+    tune_logger = logging.getLogger("ray.tune.tune")
+    tune_logger.addHandler(watch)
+    try:
+        results = tuner.fit()
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        tune_logger.removeHandler(watch)
+    if watch.interrupted:
+        raise SweepInterrupted(f"sweep '{spec.name}' interrupted; its state is saved in {sweep_dir}. Continue it "
+                               f"with: python -m vgs.sweep {name} --resume (same --storage and --tracking-uri)")
     summary = summarise(spec, results, base.train.epochs)
     callback = _find_callback(tuner)
     table = format_table(summary["trials"], list(spec.space), multi_seed=len(spec.seeds) > 1)
@@ -336,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CorpusError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except SweepInterrupted as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 130
     best = summary.get("best")
     print(f"\nsweep '{summary['sweep']}' finished in {summary['wall_seconds']:.0f} s; {len(summary['trials'])} trials")
     print(summary["table"])
