@@ -36,5 +36,5 @@ def test_gru_layers_sweep_runs_on_each_layout(layout, request, tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("vgs-gru_layers").experiment_id])
     parent = next(x for x in runs if x.data.tags.get("vgs.kind") == "sweep")
-    assert parent.data.params["data.root"] == str(root)
+    assert parent.data.params["data.root"] == str(root.resolve())
     assert len([x for x in runs if x.data.tags.get("vgs.kind") == "trial"]) == 2

@@ -267,7 +267,7 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> dict:
         status = "error" if r.error else ("pruned" if epochs < max_epochs else "completed")
         trials.append({"trial_id": m.get("trial_id", Path(r.path).name), "config": cfg, "epochs": epochs,
                        "best_epoch": m.get("best_epoch"), "status": status,
-                       **{f"val_{k}": m.get(f"best_val_{k}") for k in TABLE_METRICS},
+                       **{f"val_{k}": m.get(f"best_val_{k}") for k in (*TABLE_METRICS, spec.metric[4:])},
                        **{k: v for k, v in m.items() if k.startswith("test_")}})
     key = f"val_{spec.metric[4:]}"
     scored = [t for t in trials if isinstance(t.get(key), (int, float)) and not math.isnan(t[key])]
