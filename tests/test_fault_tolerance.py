@@ -16,28 +16,33 @@ def test_killed_worker_and_interrupted_driver_both_resume(tmp_path):
     env.pop("RAY_ADDRESS", None)
     db = tmp_path / "mlflow.db"
     cmd = [sys.executable, "-m", "vgs.sweep", "smoke", "--storage", str(tmp_path / "ray"), "--tracking-uri",
-           f"sqlite:///{db}", "train.epochs=8", "train.captions_per_image=0", "data.builtin_images=80"]
+           f"sqlite:///{db}", "--samples", "1", "train.epochs=8", "train.captions_per_image=0",
+           "data.builtin_images=80"]  # one trial: ASHA never prunes it, so it must come back
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env)
     # Progress lines carry the trial worker's pid: "(run_trial pid=123) [DG1A128-tiny] epoch 2/8 ...".
-    # At a trial's epoch 2 (checkpointed), SIGKILL its process: nothing gets to clean up. Once the
-    # restarted trial reports again, Ctrl-C the driver.
-    killed, interrupted, lines = None, False, []
+    # At a trial's epoch 2 (checkpointed), SIGKILL its process: nothing gets to clean up. Once that
+    # trial reports again from a new process, Ctrl-C the driver.
+    killed, killed_model, interrupted, lines = None, None, False, []
     for line in proc.stdout:
         lines.append(line)
-        m = re.search(r"run_trial pid=(\d+)\).*epoch (\d)/8", line)
+        m = re.search(r"run_trial pid=(\d+)\).*\[(DG\w+-tiny)\] epoch (\d)/8", line)
         if not m:
             continue
-        pid, epoch = int(m.group(1)), int(m.group(2))
+        pid, model, epoch = int(m.group(1)), m.group(2), int(m.group(3))
         if killed is None and epoch == 2:
-            killed = pid
+            killed, killed_model = pid, model
             os.kill(pid, signal.SIGKILL)
-        elif killed is not None and pid != killed and epoch >= 3 and not interrupted:
+        elif killed is not None and model == killed_model and pid != killed and not interrupted:
             proc.send_signal(signal.SIGINT)
             interrupted = True
     proc.wait(timeout=300)
     log = "".join(lines)
     assert killed is not None and interrupted, log[-3000:]
     assert proc.returncode == 130 and "interrupted" in log and "--resume" in log, log[-3000:]
+    # the killed trial came back in a new process from its checkpoint, not from epoch 1
+    again_epochs = [int(e) for p, m, e in re.findall(r"run_trial pid=(\d+)\).*\[(DG\w+-tiny)\] epoch (\d)/8", log)
+                    if m == killed_model and int(p) != killed]
+    assert again_epochs and again_epochs[0] >= 2, again_epochs
 
     again = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-4000:]
@@ -48,7 +53,7 @@ def test_killed_worker_and_interrupted_driver_both_resume(tmp_path):
     runs = client.search_runs([exp.experiment_id])
     assert len([r for r in runs if r.data.tags.get("vgs.kind") == "sweep"]) == 1
     trials = [r for r in runs if r.data.tags.get("vgs.kind") == "trial"]
-    assert len(trials) == 2, [r.data.tags for r in trials]
+    assert len(trials) == 1 and trials[0].info.status == "FINISHED", [r.data.tags for r in trials]
     for t in trials:
         steps = [h.step for h in client.get_metric_history(t.info.run_id, "val_s2i_r10")]
         # every epoch logged once: no trial trained its epochs twice (kill, interrupt, resume)

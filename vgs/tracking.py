@@ -55,14 +55,16 @@ class MlflowSweepCallback(Callback):
         self.parent_id: str | None = None
         self.experiment_id: str | None = None
         self.runs: dict[str, str] = {}  # trial_id -> MLflow run id
+        self.last_epoch: dict[str, int] = {}  # MLflow run id -> last epoch logged
         self._client = None
 
     # Ray pickles callbacks with the experiment state; keep only plain data in that state.
     def get_state(self) -> dict:
-        return {"parent_id": self.parent_id, "runs": dict(self.runs)}
+        return {"parent_id": self.parent_id, "runs": dict(self.runs), "last_epoch": dict(self.last_epoch)}
 
     def set_state(self, state: dict) -> None:
         self.parent_id, self.runs = state.get("parent_id"), dict(state.get("runs", {}))
+        self.last_epoch = dict(state.get("last_epoch", {}))
 
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k != "_client"} | {"_client": None}
@@ -125,6 +127,15 @@ class MlflowSweepCallback(Callback):
 
         run_id = self._run_for(trial)
         step = int(result.get("epoch", 0))
+        if run_id not in self.last_epoch:  # a run continued after --resume: what it logged already
+            history = self.mlflow.get_metric_history(run_id, "train_loss")
+            self.last_epoch[run_id] = max((h.step for h in history), default=0)
+        if step <= self.last_epoch[run_id]:
+            # An epoch replayed after a restore from an earlier checkpoint (a killed worker, or a
+            # Ctrl-C before the epoch's checkpoint was saved): the replay is deterministic, so the
+            # first value stands and each epoch appears once.
+            return
+        self.last_epoch[run_id] = step
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)
