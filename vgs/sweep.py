@@ -184,13 +184,13 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
     tracking_uri = tracking_uri or default_tracking_uri()
 
     print(f"sweep '{spec.name}': {spec.description}", file=sys.stderr)
-    print(f"preparing corpus {base.data.root} (features are computed once and reused)", file=sys.stderr, flush=True)
-    prepare(base.data)  # in the driver, once, so trials only read the stores
-
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=True,
                  runtime_env={"env_vars": {"VGS_HOME": str(vgs_home()), "PYTHONWARNINGS": "ignore::UserWarning"}})
+    # before any corpus work: a trial that cannot fit is reported at once
     check_trial_fits(spec, ray.cluster_resources(), local=address is None and not os.environ.get("RAY_ADDRESS"))
+    print(f"preparing corpus {base.data.root} (features are computed once and reused)", file=sys.stderr, flush=True)
+    prepare(base.data)  # in the driver, once, so trials only read the stores
 
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=to_dict(base), seeds=spec.seeds, variants=spec.variants),
