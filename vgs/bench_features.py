@@ -18,7 +18,7 @@ import time
 from vgs.config import DataConfig
 from vgs.data.corpora import read_corpus
 from vgs.data.features import build_speech_store
-from vgs.data.prepare import builtin_corpus_dir, prepare, resolve_paths
+from vgs.data.prepare import ensure_builtin, resolve_paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=4000, help="utterances to featurise (0: all)")
     a = p.parse_args(argv)
     cfg = resolve_paths(DataConfig(root=a.data or ""))
-    if not a.data and not (builtin_corpus_dir(cfg) / "corpus.json").exists():
-        prepare(cfg)
+    if not a.data:
+        ensure_builtin(cfg)  # the corpus only: featurising it here would be the very work measured
     corpus = read_corpus(cfg.root, cfg.layout, cfg.image_dir or None)
     if a.limit:
         corpus = dataclasses.replace(corpus, utterances=corpus.utterances[:a.limit])

@@ -296,6 +296,8 @@ def check_consistent(cfg: Config) -> None:
                           f"(got {d.text_hours}, {d.text_fraction})")
     if d.text_hours > 0 and d.text_fraction > 0:
         raise ConfigError("set at most one of data.text_hours and data.text_fraction")
+    if d.speech_text not in ("aligned", "nonaligned"):
+        raise ConfigError(f"data.speech_text must be aligned or nonaligned, got '{d.speech_text}'")
 
 
 def parse_cli_overrides(items: list[str]) -> dict[str, str]:

@@ -133,12 +133,18 @@ def table_for(name: str, keys: list[str], groups: dict[tuple, list[float]], metr
     return markdown_table(keys + [f"{metric} mean ± sd"] + (["paper"] if paper.get("cells") else []), rows)
 
 
-def plot_histories(client, trials, metric: str, path: Path) -> None:
+def _pyplot():
+    """matplotlib's pyplot drawing to files only (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_histories(client, trials, metric: str, path: Path) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     # 20 distinct colours, then dashed: a table of 18 cells stays readable
     ax.set_prop_cycle(color=[plt.cm.tab20(i % 20) for i in range(40)], linestyle=["-"] * 20 + ["--"] * 20)
@@ -160,11 +166,7 @@ def plot_histories(client, trials, metric: str, path: Path) -> None:
 
 
 def plot_downsampling(groups: dict[tuple, list[float]], keys: list[str], metric: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     mi, fi = keys.index("variant.model"), keys.index("data.text_fraction")
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for m in dict.fromkeys(k[mi] for k in groups):

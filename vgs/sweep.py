@@ -281,8 +281,6 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> dict:
 def _metric_label(m: str) -> str:
     if m in ("wer", "cer", "bleu"):
         return f"val {m.upper()}"
-    if m == "r10":
-        return "val R@10"
     return f"val {m.replace('_', ' ').replace('r', 'R@', 1) if 'medr' not in m else m.replace('_', ' ')}"
 
 

@@ -66,12 +66,6 @@ def _batches_in_order(split: PairSplit, captions: np.ndarray, bs: int):
         yield order[a:a + bs]
 
 
-def _unique_images(image_of_caption: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Images that have a caption in the set, and the captions' indices into that list."""
-    images, remapped = np.unique(image_of_caption, return_inverse=True)
-    return images, remapped
-
-
 @torch.no_grad()
 def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: Vocabulary | None = None,
              beam: int = 1) -> dict[str, float]:
@@ -85,7 +79,8 @@ def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: 
     if model.has_images:
         captions = split.text_captions if text_query else np.arange(len(split))
         queries = embed_queries(model, split, cfg, device, captions, beam)
-        image_rows, own = _unique_images(split.image_of_caption[captions])
+        # the images that have a caption among these, and each caption's index into them
+        image_rows, own = np.unique(split.image_of_caption[captions], return_inverse=True)
         images = embed_images(model, split, cfg, device, image_rows)
         scores = retrieval(queries, images, own)
         if text_query:
@@ -138,8 +133,7 @@ def embed_images(model, split: PairSplit, cfg: Config, device: torch.device, row
 
 
 @torch.no_grad()
-def analyse(model, split: PairSplit, cfg: Config, device: torch.device, vocab: Vocabulary | None = None,
-            limit: int = 600) -> dict[str, float]:
+def analyse(model, split: PairSplit, cfg: Config, device: torch.device, limit: int = 600) -> dict[str, float]:
     """Seed 004 §3.7 on (at most `limit`) validation captions: speaker-ID probe accuracy on the
     query embeddings, and RSA of their similarities with the text (normalised Levenshtein) and
     with their images' embeddings."""
@@ -217,8 +211,6 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
         source = text_source(cfg.model)
     except ValueError as e:
         raise ConfigError(str(e)) from e
-    if cfg.data.speech_text not in ("aligned", "nonaligned"):
-        raise ConfigError(f"data.speech_text must be aligned or nonaligned, got '{cfg.data.speech_text}'")
     data = data or prepare(cfg.data, quiet=quiet)
     speech_text = None
     if cfg.data.speech_text == "nonaligned" and cfg.model.family in ("three-task", "mtl-match"):
@@ -298,15 +290,15 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
             _save(out / "best.pt", {"model": model.state_dict(), "config": to_dict(cfg), "model_name": name,
                                     "epoch": epoch, "metrics": val, "vocab": vocab.chars if vocab else None})
         metrics.update({f"best_{k}": v for k, v in best.items()})
-        if epoch == cfg.train.epochs and cfg.train.test_at_end:
-            metrics.update(test_best(out / "best.pt", cfg, data, device))
         _save(out / "last.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                 "scheduler": sched.state_dict(), "epoch": epoch, "best": best, "config": to_dict(cfg)})
-        if epoch == cfg.train.epochs and cfg.train.analysis and model.has_images and model.query_kind == "speech":
-            best_model = build_model(cfg.model, data.speech.dim, data.images.feature_dim, len(vocab) if vocab else 0,
-                                     cfg.train.epochs).to(device)
-            best_model.load_state_dict(torch.load(out / "best.pt", map_location=device, weights_only=False)["model"])
-            metrics.update(analyse(best_model, val_split, cfg, device, vocab))  # of the best epoch, as seed 004
+        analysis = cfg.train.analysis and model.has_images and model.query_kind == "speech"
+        if epoch == cfg.train.epochs and (cfg.train.test_at_end or analysis):
+            best_model = load_best(out / "best.pt", cfg, data, device, vocab)  # test and analyses: best epoch
+            if cfg.train.test_at_end:
+                metrics.update(test_scores(best_model, cfg, data, device, vocab))
+            if analysis:
+                metrics.update(analyse(best_model, val_split, cfg, device))
         if not quiet:
             shown = " ".join(f"{k[4:]} {val[k]:.3f}" for k in ("val_s2i_r10", "val_i2s_r10", "val_t2i_r10",
                                                                  "val_s2t_r10", "val_wer", "val_bleu", "val_cer")
@@ -353,16 +345,18 @@ def use_decoded_training_text(model, split: PairSplit, cfg: Config, device: torc
     split.decoded = True
 
 
-def test_best(best_path: Path, cfg: Config, data: Prepared, device: torch.device) -> dict[str, float]:
-    """Test-split metrics of the best epoch's weights (decoding with beam model.asr.beam)."""
-    state = torch.load(best_path, map_location=device, weights_only=False)
-    source = text_source(cfg.model)
-    vocab = Vocabulary(state["vocab"]) if state.get("vocab") is not None else None
+def load_best(best_path: Path, cfg: Config, data: Prepared, device: torch.device, vocab: Vocabulary | None):
+    """The model of the best epoch (best.pt) in eval mode."""
     model = build_model(cfg.model, data.speech.dim, data.images.feature_dim, len(vocab) if vocab else 0,
                         cfg.train.epochs).to(device)
-    model.load_state_dict(state["model"])
-    cap_decoding(cfg, PairSplit(data, "train", source, vocab))
-    scores = evaluate(model, PairSplit(data, "test", source, vocab), cfg, device, vocab, beam=cfg.model.asr.beam)
+    model.load_state_dict(torch.load(best_path, map_location=device, weights_only=False)["model"])
+    return model.eval()
+
+
+def test_scores(model, cfg: Config, data: Prepared, device: torch.device, vocab: Vocabulary | None) -> dict[str, float]:
+    """Test-split metrics of a model, decoding with beam model.asr.beam."""
+    split = PairSplit(data, "test", text_source(cfg.model), vocab)
+    scores = evaluate(model, split, cfg, device, vocab, beam=cfg.model.asr.beam)
     scores.pop("examples", None)
     return {f"test_{k}": v for k, v in scores.items()}
 

@@ -8,6 +8,30 @@ from vgs.data.prepare import Prepared
 from vgs.data.text import Vocabulary, text_of
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
+WINDOW_BATCHES = 16  # captions are length-sorted within windows of this many batches
+
+
+def length_sorted_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Cut `order` into batches, sorting by length within windows (less padding, still shuffled)."""
+    batches = []
+    window = batch_size * WINDOW_BATCHES
+    for w in range(0, len(order), window):
+        part = order[w:w + window]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+    return batches
+
+
+def encode_texts(utts, text_source: str | None, vocab: Vocabulary | None) -> list[list[int] | None]:
+    """Character ids (ending in </s>) per caption; None where it has no text of that source."""
+    if text_source is None or vocab is None:
+        return [None] * len(utts)
+    return [vocab.encode(t) if (t := text_of(u, text_source)) else None for u in utts]
+
+
+def shuffled_without_singles(batches: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    batches = [b for b in batches if len(b) > 1]  # a lone pair has no negatives
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 class PairSplit:
@@ -21,19 +45,14 @@ class PairSplit:
             raise ValueError(f"split '{split}' of {data.corpus.root} has no usable utterances")
         self.utt_ids = [u.id for u in utts]
         self.speakers = [u.speaker for u in utts]
-        self.transcripts = [" ".join(u.transcript.lower().split()) for u in utts]
+        self.transcripts = [text_of(u, "transcript") or "" for u in utts]
         self.image_names = list(dict.fromkeys(u.image for u in utts))
         position = {name: i for i, name in enumerate(self.image_names)}
         self.image_of_caption = np.array([position[u.image] for u in utts])
         self.image_rows = np.array([self.image_store.index[n] for n in self.image_names])
         self.lengths = np.array([data.speech.lengths[data.speech.index[u]] for u in self.utt_ids])
-        # Character ids (ending in </s>) per caption, None where it has no text of that source.
         self.text_source = text_source
-        self.texts: list[list[int] | None] = [None] * len(utts)
-        if text_source is not None and vocab is not None:
-            for i, u in enumerate(utts):
-                t = text_of(u, text_source)
-                self.texts[i] = vocab.encode(t) if t else None
+        self.texts = encode_texts(utts, text_source, vocab)
         # Captions whose text the text-supervised tasks may train on (textual downsampling).
         keep = data.text_ids if split == "train" else None
         self.text_captions = np.array([i for i, (u, t) in enumerate(zip(utts, self.texts))
@@ -60,13 +79,8 @@ class PairSplit:
         batches = []
         for r in range(max(len(c) for c in chosen)):
             round_ = np.array([chosen[i][r] for i in rng.permutation(len(chosen)) if len(chosen[i]) > r])
-            window = batch_size * 16
-            for w in range(0, len(round_), window):
-                part = round_[w:w + window]
-                part = part[np.argsort(self.lengths[part], kind="stable")]
-                batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
-        batches = [b for b in batches if len(b) > 1]  # a lone pair has no negatives
-        return [batches[i] for i in rng.permutation(len(batches))]
+            batches += length_sorted_batches(round_, self.lengths, batch_size)
+        return shuffled_without_singles(batches, rng)
 
     def speech_batch(self, idx: np.ndarray, min_frames: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
         frames = [self.speech.normalised(self.utt_ids[i]) for i in idx]
@@ -131,16 +145,10 @@ class SpeechTextSplit(PairSplit):
         self.image_names = []
         self.image_of_caption = np.arange(len(utts))
         self.lengths = np.array([speech.lengths[speech.index[u]] for u in self.utt_ids])
-        self.texts = [vocab.encode(t) if (t := text_of(u, text_source)) else None for u in utts]
+        self.texts = encode_texts(utts, text_source, vocab)
         self.text_captions = np.array([i for i, t in enumerate(self.texts) if t is not None], dtype=np.int64)
 
     def epoch_batches(self, rng: np.random.Generator, batch_size: int, captions_per_image: int = 0,
                       allowed: np.ndarray | None = None) -> list[np.ndarray]:
         order = rng.permutation(self.text_captions if allowed is None else allowed)
-        batches = []
-        for w in range(0, len(order), batch_size * 16):  # length-sorted windows, as for pairs
-            part = order[w:w + batch_size * 16]
-            part = part[np.argsort(self.lengths[part], kind="stable")]
-            batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
-        batches = [b for b in batches if len(b) > 1]
-        return [batches[i] for i in rng.permutation(len(batches))]
+        return shuffled_without_singles(length_sorted_batches(order, self.lengths, batch_size), rng)

@@ -31,10 +31,21 @@ def builtin_corpus_dir(cfg: DataConfig) -> Path:
     return vgs_home() / "corpora" / f"builtin-{cfg.builtin_images}img-seed{cfg.builtin_seed}"
 
 
+def ensure_builtin(cfg: DataConfig, quiet: bool = False) -> Path:
+    """The built-in corpus of `cfg` (builtin_images, builtin_seed), generated if it is not there."""
+    root = builtin_corpus_dir(cfg)
+    if not (root / "corpus.json").exists():
+        from vgs.data.synth import generate
+
+        generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, quiet=quiet)
+    return root
+
+
 def resolve_paths(cfg: DataConfig) -> DataConfig:
     """Absolute corpus and store paths, so that trials in other working directories find them."""
     root = Path(cfg.root).expanduser().resolve() if cfg.root else builtin_corpus_dir(cfg)
     store = Path(cfg.store).expanduser().resolve() if cfg.store else vgs_home() / "store"
+
     def absolute(path: str) -> str:
         return str(Path(path).expanduser().resolve()) if path else ""
 
@@ -46,12 +57,11 @@ def resolve_paths(cfg: DataConfig) -> DataConfig:
 def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
     cfg = resolve_paths(cfg)
     root = Path(cfg.root)
-    if root == builtin_corpus_dir(cfg) and not (root / "corpus.json").exists():
-        from vgs.data.synth import generate
-
-        generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, quiet=quiet)
+    builtin = root == builtin_corpus_dir(cfg)
+    if builtin:
+        ensure_builtin(cfg, quiet)
     corpus = read_corpus(root, cfg.layout, cfg.image_dir or None, skip_bad=cfg.skip_bad)
-    if root == builtin_corpus_dir(cfg):
+    if builtin:
         corpus = keep_builtin_translations(corpus, cfg.builtin_translated)
     if cfg.translations:
         table = read_f30kent_jp(cfg.translations, cfg.translations_en or None)
@@ -84,17 +94,13 @@ def prepare_speech_text(cfg: DataConfig, quiet: bool = False) -> tuple[Corpus, S
     """The NON-ALIGNED speech/text data (seed 004 §3.5): the corpus at data.speech_text_root (any
     layout, e.g. LibriSpeech), else a second built-in corpus drawn with seed builtin_seed + 1 (new
     scenes, captions and recordings: disjoint from the main corpus)."""
+    cfg = resolve_paths(cfg)
     if cfg.speech_text_root:
         root = Path(cfg.speech_text_root).expanduser().resolve()
     else:
-        root = vgs_home() / "corpora" / f"builtin-{cfg.builtin_images}img-seed{cfg.builtin_seed + 1}"
-        if not (root / "corpus.json").exists():
-            from vgs.data.synth import generate
-
-            generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed + 1, quiet=quiet)
+        root = ensure_builtin(dataclasses.replace(cfg, builtin_seed=cfg.builtin_seed + 1), quiet)
     corpus = read_corpus(root, "auto", None, skip_bad=cfg.skip_bad)
-    speech = build_speech_store(corpus, cfg.features, cfg.store or vgs_home() / "store", cfg.max_frames, quiet=quiet,
-                                skip_bad=cfg.skip_bad)
+    speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, quiet=quiet, skip_bad=cfg.skip_bad)
     if not quiet:
         print(f"speech/text data (non-aligned): {len(corpus.split('train'))} training utterances of {corpus.name}",
               file=sys.stderr)

@@ -188,13 +188,15 @@ class MultitaskTranscribe(SharedEncoderFamily):
         h, lengths = self.shared(batch["speech"], batch["lengths"])
         if task == "s2i":
             return self.s2i_loss(h, lengths, batch, margin)
-        mem = self.asr_gru(h, lengths)
-        return {"asr": self.decoder.loss(mem, length_mask(lengths.to(h.device), h.size(1)), batch["text"])}
+        return {"asr": self.decoder.loss(*self._asr_memory(h, lengths), batch["text"])}
+
+    def _asr_memory(self, h: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ASR/SLT branch's states and their mask: what the decoder attends to."""
+        return self.asr_gru(h, lengths), length_mask(lengths.to(h.device), h.size(1))
 
     def transcribe(self, batch: dict, beam: int = 1) -> list[list[int]]:
         h, lengths = self.shared(batch["speech"], batch["lengths"])
-        mem = self.asr_gru(h, lengths)
-        return self.decoder.beam_search(mem, length_mask(lengths.to(h.device), h.size(1)), beam=beam)
+        return self.decoder.beam_search(*self._asr_memory(h, lengths), beam=beam)
 
 
 class MultitaskMatch(SharedEncoderFamily):
@@ -233,7 +235,7 @@ def pad_ids(seqs: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
     return out.to(device), lengths
 
 
-class ThreeTask(Family):
+class ThreeTask(SharedEncoderFamily):
     """Chrupała's three-task model (seed 004 §3): shared speech (S) and text (T) encoders, task
     encoders S2I, S2T, T2S, T2I (BiGRU layers + attention + L2; 0 layers = attention only) and two
     image mappings I2S, I2T; tasks speech/image, speech/text, text/image, any of the last two
@@ -270,16 +272,11 @@ class ThreeTask(Family):
 
     def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
         if task == "s2i":
-            speech = self.s2i(*self.shared(batch["speech"], batch["lengths"]))
-            return {"s2i": hinge_all_negatives(speech, self.image(batch["pixels"]), margin,
-                                               same_image=_same_image(batch))}
+            return self.s2i_loss(*self.shared(batch["speech"], batch["lengths"]), batch, margin)
         if task == "s2t":
             return {"s2t": hinge_all_negatives(*self.match(batch), margin)}
         text = self.t2i(*self._text(batch))
         return {"t2i": hinge_all_negatives(text, self.i2t(batch["pixels"]), margin, same_image=_same_image(batch))}
-
-    def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
-        return self.s2i(*self.shared(batch["speech"], batch["lengths"]))
 
     def match(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         return self.s2t(*self.shared(batch["speech"], batch["lengths"])), self.t2s(*self._text(batch))
