@@ -167,7 +167,10 @@ class TrainConfig:
     eval_batch_size: int = 128
     test_at_end: bool = True  # evaluate the best checkpoint on the test split when done
     seed: int = 0
-    threads: int = 1  # torch intra-op threads per trial
+    threads: int = 1  # torch intra-op threads per trial (per worker)
+    # Several workers per trial (sweep --resources workers=N): batch_size is the global batch, split
+    # across them; the contrastive losses use the negatives of every worker, as one worker would.
+    gather_negatives: bool = True
     device: str = "auto"  # auto | cpu | cuda
 
 

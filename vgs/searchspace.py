@@ -55,8 +55,10 @@ class SweepSpec:
     metric: str = "val_s2i_r10"
     mode: str = "max"
     seeds: list[int] = field(default_factory=lambda: [0])
+    # Per trial worker; workers > 1 makes each trial a Ray Train run of that many DDP workers.
     cpu: float = 1.0
     gpu: float = 0.0
+    workers: int = 1
     max_concurrent: int = 0
 
     def base_config(self, extra: dict[str, Any] | None = None) -> Config:
@@ -124,7 +126,7 @@ def parse(raw: Any, path: Path) -> SweepSpec:
     resources = raw.get("resources", {}) or {}
     for section, allowed, value in (("search", ("algorithm", "num_samples", "seed", "sampler"), search),
                                     ("scheduler", ("type", "grace_period", "reduction_factor"), scheduler),
-                                    ("resources", ("cpu", "gpu"), resources)):
+                                    ("resources", ("cpu", "gpu", "workers"), resources)):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: '{section}' must be a mapping")
         bad = sorted(set(value) - set(allowed))
@@ -137,7 +139,7 @@ def parse(raw: Any, path: Path) -> SweepSpec:
         algorithm=str(search.get("algorithm", "optuna")), num_samples=int(search.get("num_samples", 1)),
         search_seed=int(search.get("seed", 0)), sampler=str(search.get("sampler", "tpe")), scheduler=dict(scheduler), metric=str(raw.get("metric", "val_s2i_r10")),
         mode=str(raw.get("mode", "max")), seeds=[int(s) for s in (raw.get("seeds") or [0])],
-        cpu=float(resources.get("cpu", 1)), gpu=float(resources.get("gpu", 0)),
+        cpu=float(resources.get("cpu", 1)), gpu=float(resources.get("gpu", 0)), workers=int(resources.get("workers", 1)),
         max_concurrent=int(raw.get("max_concurrent", 0)))
     validate(spec)
     return spec
@@ -151,6 +153,20 @@ def _parse_variants(raw: Any, where: str) -> dict[str, dict[str, dict[str, Any]]
     if not ok:
         raise ConfigError(f"{where}: 'variants' must map GROUP -> {{NAME: {{dotted.key: value, ...}}, ...}}")
     return {str(g): {str(n): dict(o) for n, o in group.items()} for g, group in raw.items()}
+
+
+def check_resources(spec: SweepSpec) -> None:
+    """Per-worker CPU/GPU and the worker count make sense together."""
+    where = str(spec.path)
+    if spec.cpu <= 0 or spec.gpu < 0:
+        raise ConfigError(f"{where}: resources.cpu must be > 0 and resources.gpu >= 0 (got cpu={spec.cpu:g}, "
+                          f"gpu={spec.gpu:g})")
+    if spec.workers < 1:
+        raise ConfigError(f"{where}: resources.workers must be >= 1, got {spec.workers}")
+    if spec.workers > 1 and 0 < spec.gpu < 1:
+        # two DDP workers of one trial on one GPU: NCCL refuses ("Duplicate GPU detected")
+        raise ConfigError(f"{where}: a fractional GPU (gpu={spec.gpu:g}) packs one-worker trials; with workers="
+                          f"{spec.workers} give each worker a whole GPU (gpu=1)")
 
 
 def validate(spec: SweepSpec) -> None:
@@ -173,6 +189,7 @@ def validate(spec: SweepSpec) -> None:
         raise ConfigError(f"{where}: mode must be max or min, got '{spec.mode}'")
     if spec.num_samples < 1:
         raise ConfigError(f"{where}: search.num_samples must be >= 1")
+    check_resources(spec)
     for group, named in spec.variants.items():
         key = VARIANT_PREFIX + group
         dist = spec.space.setdefault(key, {"choice": list(named)})

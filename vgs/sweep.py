@@ -19,37 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vgs.config import Config, ConfigError, flatten, from_dict, parse_cli_overrides, to_dict, vgs_home, \
+from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dict, vgs_home, \
     default_tracking_uri, apply_overrides
 from vgs.data.records import CorpusError
-from vgs.searchspace import SweepSpec, load, restrict, space_contains, trial_overrides
+from vgs.searchspace import SweepSpec, check_resources, load, restrict, space_contains, trial_overrides
+from vgs.trial import run_trial
 
 # Columns of the summary table, in this order, where any trial reports them.
 TABLE_METRICS = ("s2i_r1", "s2i_r5", "s2i_r10", "s2i_medr", "i2s_r1", "i2s_r5", "i2s_r10", "i2s_medr", "t2i_r10",
                  "i2t_r10", "s2t_r10", "wer", "cer", "bleu")
-
-
-# ---------------------------------------------------------------- the trial (runs in a Ray worker)
-
-
-def run_trial(config: dict, base: dict, seeds: list[int], variants: dict | None = None) -> None:
-    """Ray Tune function trainable: base config + this trial's dotted overrides -> train.fit."""
-    from ray import tune
-
-    from vgs.train import fit
-
-    cfg = apply_overrides(from_dict(base), trial_overrides(config, seeds, variants))
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
-    work = Path(tune.get_context().get_trial_dir()) / "work"
-    resume = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:  # restored trial: continue from the last reported epoch
-        resume = Path(checkpoint.to_directory(str(work.with_name("restored"))))
-
-    def report(metrics: dict, checkpoint_dir: Path) -> None:
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
-
-    fit(cfg, report=report, out_dir=work, resume=resume, quiet=False)
 
 
 # ---------------------------------------------------------------- driver
@@ -134,16 +112,34 @@ class _InterruptWatch(logging.Handler):
 def check_trial_fits(spec: SweepSpec, cluster: dict, local: bool) -> None:
     """A trial that asks for more than the machine has would wait forever on a local Ray: say so.
     On a cluster an autoscaler may still add nodes, so only warn."""
-    short = [f"{need:g} {name}" for name, need, have in (("GPU", spec.gpu, cluster.get("GPU", 0)),
-                                                         ("CPU", spec.cpu, cluster.get("CPU", 0))) if need > have]
+    cpu, gpu = spec.cpu * spec.workers, spec.gpu * spec.workers
+    short = [f"{need:g} {name}" for name, need, have in (("GPU", gpu, cluster.get("GPU", 0)),
+                                                         ("CPU", cpu, cluster.get("CPU", 0))) if need > have]
     if not short:
         return
-    message = (f"sweep '{spec.name}' asks for {spec.cpu:g} CPU and {spec.gpu:g} GPU per trial, but Ray sees "
+    per = f" ({spec.workers} workers)" if spec.workers > 1 else ""
+    message = (f"sweep '{spec.name}' asks for {cpu:g} CPU and {gpu:g} GPU per trial{per}, but Ray sees "
                f"{cluster.get('CPU', 0):g} CPU and {cluster.get('GPU', 0):g} GPU; lower it with "
                f"--resources cpu=1,gpu=0 (or run on a machine/cluster that has {', '.join(short)})")
     if local:
         raise ConfigError(message)
     print(f"warning: {message}; waiting for the autoscaler", file=sys.stderr)
+
+
+DRIVER_MEMORY = 256 * 2**20  # bytes reserved for a multi-worker trial's driving function
+
+
+def make_trainable(spec: SweepSpec, base: Config, sweep_dir: str):
+    """run_trial with its fixed arguments and resources.  A one-worker trial holds the CPU/GPU it
+    trains on; a multi-worker trial's function only drives a TorchTrainer whose workers hold them."""
+    from ray import tune
+
+    per_worker = {"CPU": spec.cpu, **({"GPU": spec.gpu} if spec.gpu else {})}
+    fn = tune.with_parameters(run_trial, base=to_dict(base), seeds=spec.seeds, variants=spec.variants,
+                              workers=spec.workers, worker_resources=per_worker, train_storage=sweep_dir)
+    if spec.workers > 1:  # no CPU (a 2-core machine runs 2 workers), but a head bundle cannot be empty
+        return tune.with_resources(fn, {"cpu": 0, "memory": DRIVER_MEMORY})
+    return tune.with_resources(fn, {"cpu": spec.cpu, "gpu": spec.gpu})
 
 
 def latest_sweep_dir(storage: Path, name: str) -> Path | None:
@@ -174,6 +170,8 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
         spec.seeds = seeds
     if resources:
         spec.cpu, spec.gpu = resources.get("cpu", spec.cpu), resources.get("gpu", spec.gpu)
+        spec.workers = int(resources.get("workers", spec.workers))
+        check_resources(spec)
     extra = dict(overrides or {})
     if data:
         extra["data.root"] = data
@@ -192,23 +190,21 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
     print(f"preparing corpus {base.data.root} (features are computed once and reused)", file=sys.stderr, flush=True)
     prepare(base.data)  # in the driver, once, so trials only read the stores
 
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, base=to_dict(base), seeds=spec.seeds, variants=spec.variants),
-        {"cpu": spec.cpu, "gpu": spec.gpu})
     previous = latest_sweep_dir(storage_dir, spec.name) if resume else None
     if resume and previous is None:
         raise ConfigError(f"--resume: no earlier '{spec.name}' sweep under {storage_dir}")
+    sweep_dir = previous or storage_dir / f"{spec.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    trainable = make_trainable(spec, base, str(sweep_dir))
     if previous is not None:
         print(f"resuming {previous}", file=sys.stderr)
         tuner = tune.Tuner.restore(str(previous), trainable=trainable, resume_unfinished=True, resume_errored=True)
-        sweep_dir = previous
     else:
-        sweep_dir = storage_dir / f"{spec.name}_{time.strftime('%Y%m%d-%H%M%S')}"
         param_space, searcher = build_param_space(spec, base)
         callback = MlflowSweepCallback(
             tracking_uri, experiment=f"vgs-{spec.name}", sweep_name=spec.name, sweep_dir=str(sweep_dir),
             params={"sweep": spec.name, "base": spec.base, "search": spec.algorithm, "num_samples": spec.num_samples,
-                    "scheduler": spec.scheduler.get("type"), "metric": spec.metric, "data.root": base.data.root},
+                    "scheduler": spec.scheduler.get("type"), "metric": spec.metric, "data.root": base.data.root,
+                    "workers_per_trial": spec.workers, "cpu_per_worker": spec.cpu, "gpu_per_worker": spec.gpu},
             max_epochs=base.train.epochs, base_params=flatten(base), seeds=spec.seeds, variants=spec.variants)
         tuner = tune.Tuner(
             trainable, param_space=param_space,
@@ -325,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pick", action="append", default=[], metavar="KEY=A,B",
                    help="keep only these choices of a space key, e.g. --pick variant.model=pipe-seq/full (repeatable)")
     p.add_argument("--seeds", help="comma-separated seeds instead of the YAML's, e.g. --seeds 0")
-    p.add_argument("--resources", help="per-trial resources instead of the YAML's, e.g. cpu=1,gpu=0.25")
+    p.add_argument("--resources", help="per-trial resources instead of the YAML's: cpu=N,gpu=F per worker and "
+                                       "workers=N (DDP workers per trial), e.g. gpu=0.25 or gpu=1,workers=4")
     p.add_argument("--storage", help="Ray results folder, shared by all nodes on a cluster (default: .vgs/ray_results)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue the most recent run of this sweep")
@@ -352,8 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         resources = {}
         for item in (a.resources.split(",") if a.resources else []):
             key, _, value = item.partition("=")
-            if key.strip() not in ("cpu", "gpu"):
-                raise ConfigError(f"--resources takes cpu=N,gpu=N; got '{item}'")
+            if key.strip() not in ("cpu", "gpu", "workers"):
+                raise ConfigError(f"--resources takes cpu=N,gpu=N,workers=N; got '{item}'")
             try:
                 resources[key.strip()] = float(value)
             except ValueError as e:

@@ -163,6 +163,11 @@ class MlflowSweepCallback(Callback):
 
     def _log_checkpoint(self, run_id: str, trial) -> None:
         ckpt = trial.checkpoint
+        path = (trial.last_result or {}).get("checkpoint_path")  # a Ray Train trial's (TuneReportCallback)
+        if ckpt is None and path:
+            from ray.train import Checkpoint
+
+            ckpt = Checkpoint(path)
         if ckpt is None:
             return
         try:

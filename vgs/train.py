@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from vgs import distributed
 from vgs.config import Config, ConfigError, TrainConfig, check_consistent, cli_config, from_dict, to_dict, vgs_home
 from vgs.data.batching import PairSplit, SpeechTextSplit
 from vgs.data.prepare import Prepared, prepare, prepare_speech_text, resolve_paths
@@ -31,10 +32,12 @@ Report = Callable[[dict, Path], None]
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device is 'cuda' but no GPU is visible")
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())  # a worker's own GPU (set by Ray Train)
+    if name == "auto":
+        return torch.device("cpu")
     return torch.device(name)
 
 
@@ -73,7 +76,6 @@ def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: 
     (speech; text for text-image; decoded speech for pipelines), WER/CER (ASR) or BLEU/CER (SLT),
     and speech->text R@n (mtl-match).  `beam`: decoding width for ASR/SLT and pipelines."""
     model.eval()
-    bs, crop = cfg.train.eval_batch_size, cfg.data.image_crop
     out: dict[str, float] = {}
     text_query = model.query_kind == "text"
     if model.has_images:
@@ -88,48 +90,73 @@ def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: 
         out.update(scores)
         out["r10"] = scores["t2i_r10" if text_query else "s2i_r10"]
     if model.decodes:
-        refs, hyps = [], []
-        for idx in _batches_in_order(split, split.text_captions, bs):
-            batch = _to(split.batch(idx, crop, images=False), device)
-            hyps += [vocab.decode(h) for h in model.transcribe(batch, beam)]
-            refs += [vocab.decode(split.texts[i]) for i in idx]
+        hyps = [vocab.decode(h) for h in decode_captions(model, split, cfg, device, split.text_captions, beam)]
+        refs = [vocab.decode(split.texts[i]) for i in split.text_captions]
         out["cer"] = cer(refs, hyps)
         if split.text_source == "transcript":
             out["wer"] = wer(refs, hyps)
         else:
             out["bleu"] = bleu(refs, hyps, tokenize="char")
         out["examples"] = json.dumps([{"ref": r, "hyp": h} for r, h in zip(refs[:3], hyps[:3])], ensure_ascii=False)
-    if "s2t" in model.tasks:
-        speech, text = [], []
-        for idx in _batches_in_order(split, split.text_captions, bs):
-            s_emb, t_emb = model.match(_to(split.batch(idx, crop, images=False, text=True), device))
-            speech.append(s_emb.float().cpu().numpy())
-            text.append(t_emb.float().cpu().numpy())
-        if speech:
-            s2t = retrieval(np.concatenate(speech), np.concatenate(text), np.arange(sum(len(x) for x in speech)))
-            out.update({f"s2t_{k[4:]}": v for k, v in s2t.items() if k.startswith("s2i_")})
+    if "s2t" in model.tasks and len(split.text_captions):
+        speech, text = embed_pairs(model, split, cfg, device, split.text_captions)
+        s2t = retrieval(speech, text, np.arange(len(speech)))
+        out.update({f"s2t_{k[4:]}": v for k, v in s2t.items() if k.startswith("s2i_")})
     return out
+
+
+# Evaluation helpers: with several workers each rank computes its shard of the captions/images and
+# the results are gathered back in order (vgs.distributed), so every rank scores the whole split.
 
 
 def embed_queries(model, split: PairSplit, cfg: Config, device: torch.device, captions: np.ndarray,
                   beam: int = 1) -> np.ndarray:
     """Joint-space embeddings of the captions' queries (speech, text or decoded speech)."""
     text_query = model.query_kind == "text"
-    out = np.empty((len(captions), cfg.model.latent), np.float32)
-    position = {c: k for k, c in enumerate(captions)}
-    for idx in _batches_in_order(split, captions, cfg.train.eval_batch_size):
+    mine = distributed.shard(captions)
+    out = np.empty((len(mine), cfg.model.latent), np.float32)
+    position = {c: k for k, c in enumerate(mine)}
+    for idx in _batches_in_order(split, mine, cfg.train.eval_batch_size):
         batch = _to(split.batch(idx, cfg.data.image_crop, images=False, text=text_query), device)
         out[[position[c] for c in idx]] = model.query(batch, beam).float().cpu().numpy()
-    return out
+    return distributed.gather_rows(out, len(captions))
 
 
 def embed_images(model, split: PairSplit, cfg: Config, device: torch.device, rows: np.ndarray) -> np.ndarray:
-    out = np.empty((len(rows), cfg.model.latent), np.float32)
+    mine = distributed.shard(rows)
+    out = np.empty((len(mine), cfg.model.latent), np.float32)
     bs = cfg.train.eval_batch_size
-    for a in range(0, len(rows), bs):
-        part = rows[a:a + bs]
+    for a in range(0, len(mine), bs):
+        part = mine[a:a + bs]
         out[a:a + len(part)] = model.image(split.pixels(part, cfg.data.image_crop).to(device)).float().cpu().numpy()
-    return out
+    return distributed.gather_rows(out, len(rows))
+
+
+def embed_pairs(model, split: PairSplit, cfg: Config, device: torch.device,
+                captions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mtl-match / three-task: (speech, text) embeddings of the captions from model.match."""
+    mine = distributed.shard(captions)
+    speech = np.empty((len(mine), cfg.model.latent), np.float32)
+    text = np.empty_like(speech)
+    position = {c: k for k, c in enumerate(mine)}
+    for idx in _batches_in_order(split, mine, cfg.train.eval_batch_size):
+        s_emb, t_emb = model.match(_to(split.batch(idx, cfg.data.image_crop, images=False, text=True), device))
+        rows = [position[c] for c in idx]
+        speech[rows], text[rows] = s_emb.float().cpu().numpy(), t_emb.float().cpu().numpy()
+    return distributed.gather_rows(speech, len(captions)), distributed.gather_rows(text, len(captions))
+
+
+def decode_captions(model, split: PairSplit, cfg: Config, device: torch.device, captions: np.ndarray,
+                    beam: int) -> list[list[int]]:
+    """Character ids decoded from each caption's speech (ASR/SLT), in the order of `captions`."""
+    mine = distributed.shard(captions)
+    hyps: list = [None] * len(mine)
+    position = {c: k for k, c in enumerate(mine)}
+    for idx in _batches_in_order(split, mine, cfg.train.eval_batch_size):
+        batch = _to(split.batch(idx, cfg.data.image_crop, images=False), device)
+        for c, h in zip(idx, model.transcribe(batch, beam)):
+            hyps[position[c]] = h
+    return distributed.gather_objects(hyps, len(captions))
 
 
 @torch.no_grad()
@@ -231,6 +258,9 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
         raise ConfigError(str(e)) from e
     metric, mode = model.selection(source)
     better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
+    stepper = data_parallel(model, device, cfg.train.gather_negatives)
+    lead = distributed.rank() == 0  # prints, and writes the resumable last.pt
+    quiet = quiet or not lead
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     steps = len(epoch_plan(model, splits, cfg, 1, np.random.default_rng(0)))
     sched = make_scheduler(opt, cfg.train, steps)
@@ -260,10 +290,13 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
         torch.manual_seed(cfg.train.seed * 100_003 + epoch)
         losses: dict[str, list[float]] = {}
         for task, idx in epoch_plan(model, splits, cfg, epoch, rng):
+            if len(idx) < distributed.world():  # every rank needs a row (same decision on all ranks)
+                continue
             _, needs_text, needs_images = TASK_DATA[task]
-            batch = _to(splits[task].batch(idx, cfg.data.image_crop, rng if cfg.train.augment else None,
-                                          text=needs_text, images=needs_images), device)
-            terms = model.objective(batch, cfg.train.margin, task)
+            batch = _to(splits[task].batch(distributed.shard(idx), cfg.data.image_crop,
+                                          rng if cfg.train.augment else None, text=needs_text,
+                                          images=needs_images), device)
+            terms = stepper(batch, cfg.train.margin, task)
             loss = sum(terms.values())
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{task} loss became {loss.item()} at epoch {epoch}; lower train.lr "
@@ -276,22 +309,27 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
             sched.step()
             for k, v in terms.items():
                 losses.setdefault(k, []).append(v.item())
-        train_seconds = time.time() - t0
+        train_seconds = distributed.max_over_ranks(time.time() - t0)
         val = evaluate(model, val_split, cfg, device, vocab, beam=cfg.model.asr.val_beam)
         examples = val.pop("examples", None)
         val = {f"val_{k}": v for k, v in val.items()}
-        metrics = {"epoch": epoch, "train_loss": float(np.mean([x for v in losses.values() for x in v])),
-                   **{f"train_{k}_loss": float(np.mean(v)) for k, v in losses.items()},
+        # per-rank means of each task's loss, averaged over ranks (all ranks ran the same batches)
+        mean_loss = distributed.mean_over_ranks({"train_loss": float(np.mean([x for v in losses.values() for x in v])),
+                                                 **{f"train_{k}_loss": float(np.mean(v)) for k, v in losses.items()}})
+        metrics = {"epoch": epoch, **mean_loss,
                    **{f"train_{k}_batches": len(v) for k, v in losses.items()},
                    "lr": opt.param_groups[0]["lr"], "train_seconds": train_seconds,
-                   "epoch_seconds": time.time() - t0, **val}
+                   "epoch_seconds": time.time() - t0, "workers": distributed.world(), **val}
         if better(val[metric], best[metric]):
             best = {"epoch": epoch, **val}
+            # every rank keeps best.pt (its own folder): all of them score the test split at the end
             _save(out / "best.pt", {"model": model.state_dict(), "config": to_dict(cfg), "model_name": name,
                                     "epoch": epoch, "metrics": val, "vocab": vocab.chars if vocab else None})
         metrics.update({f"best_{k}": v for k, v in best.items()})
-        _save(out / "last.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                "scheduler": sched.state_dict(), "epoch": epoch, "best": best, "config": to_dict(cfg)})
+        if lead:
+            _save(out / "last.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                    "scheduler": sched.state_dict(), "epoch": epoch, "best": best,
+                                    "config": to_dict(cfg)})
         analysis = cfg.train.analysis and model.has_images and model.query_kind == "speech"
         if epoch == cfg.train.epochs and (cfg.train.test_at_end or analysis):
             best_model = load_best(out / "best.pt", cfg, data, device, vocab)  # test and analyses: best epoch
@@ -317,6 +355,32 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
 DECODED_TRAIN = "decoded_train.json"
 
 
+class _Objective(torch.nn.Module):
+    """DDP synchronises gradients of what runs through forward(): route the family's objective there."""
+
+    def __init__(self, family: torch.nn.Module):
+        super().__init__()
+        self.family = family
+
+    def forward(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
+        return self.family.objective(batch, margin, task)
+
+
+def data_parallel(model: torch.nn.Module, device: torch.device, gather_negatives: bool):
+    """The callable that computes a training step's loss terms: the family's objective, wrapped in
+    DDP when this process is one of several workers (torch.distributed initialised, e.g. by Ray
+    Train).  Multitask families train different parameters in turn: DDP must look for unused ones."""
+    distributed.set_gather_negatives(gather_negatives)
+    if distributed.world() == 1:
+        return model.objective
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type == "cuda":  # batch statistics over the global batch, as one worker would see them
+        torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return DistributedDataParallel(_Objective(model), device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=len(model.tasks) > 1)
+
+
 def use_decoded_training_text(model, split: PairSplit, cfg: Config, device: torch.device, vocab: Vocabulary,
                               out: Path, quiet: bool) -> None:
     """pipe-seq: decode every training utterance with beam model.asr.beam once the ASR/SLT phase
@@ -329,13 +393,9 @@ def use_decoded_training_text(model, split: PairSplit, cfg: Config, device: torc
     else:
         model.eval()
         t0 = time.time()
-        texts = [None] * len(split)
         with torch.no_grad():
-            for idx in _batches_in_order(split, np.arange(len(split)), cfg.train.eval_batch_size):
-                hyps = model.transcribe(_to(split.batch(idx, cfg.data.image_crop, images=False), device),
-                                        cfg.model.asr.beam)
-                for i, h in zip(idx, hyps):
-                    texts[i] = list(h) + [EOS]
+            hyps = decode_captions(model, split, cfg, device, np.arange(len(split)), cfg.model.asr.beam)
+        texts = [list(h) + [EOS] for h in hyps]
         path.write_text(json.dumps(texts))
         if not quiet:
             print(f"pipe-seq: decoded {len(texts)} training utterances (beam {cfg.model.asr.beam}) in "

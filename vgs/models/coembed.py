@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from vgs.config import ModelConfig
-from vgs.losses import hinge_all_negatives
-from vgs.models.families import Family
+from vgs.models.families import Family, contrastive
 from vgs.models.image import ImageEncoder
 from vgs.models.speech import SpeechEncoder
 
@@ -23,9 +22,7 @@ class CoEmbedding(Family):
         """Named loss terms for one batch (the training loop sums them)."""
         speech = self.speech(batch["speech"], batch["lengths"])
         image = self.image(batch["pixels"])
-        ids = batch["image_ids"]
-        same = ids[:, None] == ids[None, :]
-        return {"s2i": hinge_all_negatives(speech, image, margin, same_image=same)}
+        return {"s2i": contrastive(speech, image, margin, batch["image_ids"])}
 
     def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
         return self.speech(batch["speech"], batch["lengths"])

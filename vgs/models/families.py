@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from vgs.config import ModelConfig
 from vgs.data.text import EOS, PAD
+from vgs import distributed
 from vgs.losses import hinge_all_negatives
 from vgs.models.blocks import BiGRU, ConvFrontEnd, VectorialAttention, length_mask
 from vgs.models.image import ImageEncoder
@@ -25,9 +26,17 @@ from vgs.models.seq2seq import AttentionDecoder
 from vgs.models.text import TextEncoder
 
 
-def _same_image(batch: dict) -> torch.Tensor:
-    ids = batch["image_ids"]
-    return ids[:, None] == ids[None, :]
+def contrastive(queries: torch.Tensor, targets: torch.Tensor, margin: float,
+                image_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Hinge over all negatives of the batch; with several workers and train.gather_negatives,
+    over the global batch (every rank's rows), so the step matches one worker's.  image_ids: pairs
+    of captions of the same image are not negatives."""
+    if distributed.gathering_negatives():
+        queries, targets = distributed.gather_with_grad(queries), distributed.gather_with_grad(targets)
+        if image_ids is not None:
+            image_ids = distributed.gather_with_grad(image_ids)
+    same = None if image_ids is None else image_ids[:, None] == image_ids[None, :]
+    return hinge_all_negatives(queries, targets, margin, same_image=same)
 
 
 def _text_in(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,8 +96,7 @@ class TextImage(Family):
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
     def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
-        return {"t2i": hinge_all_negatives(self.text(*_text_in(batch)), self.image(batch["pixels"]), margin,
-                                           same_image=_same_image(batch))}
+        return {"t2i": contrastive(self.text(*_text_in(batch)), self.image(batch["pixels"]), margin, batch["image_ids"])}
 
     def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
         return self.text(*_text_in(batch))
@@ -161,8 +169,7 @@ class SharedEncoderFamily(Family):
     """Multitask families: a shared speech encoder whose speech->image branch gives the queries."""
 
     def s2i_loss(self, h: torch.Tensor, lengths: torch.Tensor, batch: dict, margin: float) -> dict[str, torch.Tensor]:
-        return {"s2i": hinge_all_negatives(self.s2i(h, lengths), self.image(batch["pixels"]), margin,
-                                           same_image=_same_image(batch))}
+        return {"s2i": contrastive(self.s2i(h, lengths), self.image(batch["pixels"]), margin, batch["image_ids"])}
 
     def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
         return self.s2i(*self.shared(batch["speech"], batch["lengths"]))
@@ -219,7 +226,7 @@ class MultitaskMatch(SharedEncoderFamily):
         h, lengths = self.shared(batch["speech"], batch["lengths"])
         if task == "s2i":
             return self.s2i_loss(h, lengths, batch, margin)
-        return {"s2t": hinge_all_negatives(self.s2t(h, lengths), self.text(*_text_in(batch)), margin)}
+        return {"s2t": contrastive(self.s2t(h, lengths), self.text(*_text_in(batch)), margin)}
 
     def match(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         h, lengths = self.shared(batch["speech"], batch["lengths"])
@@ -274,9 +281,9 @@ class ThreeTask(SharedEncoderFamily):
         if task == "s2i":
             return self.s2i_loss(*self.shared(batch["speech"], batch["lengths"]), batch, margin)
         if task == "s2t":
-            return {"s2t": hinge_all_negatives(*self.match(batch), margin)}
+            return {"s2t": contrastive(*self.match(batch), margin)}
         text = self.t2i(*self._text(batch))
-        return {"t2i": hinge_all_negatives(text, self.i2t(batch["pixels"]), margin, same_image=_same_image(batch))}
+        return {"t2i": contrastive(text, self.i2t(batch["pixels"]), margin, batch["image_ids"])}
 
     def match(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         return self.s2t(*self.shared(batch["speech"], batch["lengths"])), self.t2s(*self._text(batch))
