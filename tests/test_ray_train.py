@@ -1,5 +1,6 @@
 """A 2-worker trial (Ray Train TorchTrainer inside the Tune trial, DDP over gloo) inside a real
-sweep takes the same steps as one worker with the same global batch."""
+sweep takes the same steps as one worker with the same global batch.  Results go to a storage URI
+(file://, the code path of s3:// and gs://)."""
 import os
 import subprocess
 import sys
@@ -26,11 +27,13 @@ def test_two_worker_trial_matches_one_worker(tiny_corpus, vgs_home, tmp_path):
     env.pop("RAY_ADDRESS", None)
     run = subprocess.run(
         [sys.executable, "-m", "vgs.sweep", "smoke", "--samples", "1", "--resources", "workers=2",
-         "--pick", "model.speech.layers=1", "--storage", str(tmp_path / "ray"), "--tracking-uri", f"sqlite:///{db}",
+         "--pick", "model.speech.layers=1", "--storage", f"file://{tmp_path / 'ray'}", "--tracking-uri", f"sqlite:///{db}",
          *(f"{k}={v}" for k, v in overrides.items() if k != "model.speech.layers")],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     assert "world_size=2" in run.stderr  # Ray Train set up a 2-rank process group
+    sweep_dir = next((tmp_path / "ray").glob("smoke_*"))
+    assert (sweep_dir / "summary.json").exists() and list(sweep_dir.glob("train-*/checkpoint_*/last.pt"))
 
     from mlflow.tracking import MlflowClient
 

@@ -171,6 +171,9 @@ class TrainConfig:
     # Several workers per trial (sweep --resources workers=N): batch_size is the global batch, split
     # across them; the contrastive losses use the negatives of every worker, as one worker would.
     gather_negatives: bool = True
+    # Mixed precision of the training step on a GPU: off | bf16 (autocast; no loss scaling needed).
+    # Evaluation stays in float32.  Ignored on CPU, where bf16 is slower.
+    amp: str = "off"
     device: str = "auto"  # auto | cpu | cuda
 
 
@@ -301,6 +304,8 @@ def check_consistent(cfg: Config) -> None:
         raise ConfigError("set at most one of data.text_hours and data.text_fraction")
     if d.speech_text not in ("aligned", "nonaligned"):
         raise ConfigError(f"data.speech_text must be aligned or nonaligned, got '{d.speech_text}'")
+    if cfg.train.amp not in ("off", "bf16"):
+        raise ConfigError(f"train.amp must be off or bf16, got '{cfg.train.amp}'")
 
 
 def parse_cli_overrides(items: list[str]) -> dict[str, str]:

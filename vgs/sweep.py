@@ -23,6 +23,7 @@ from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dic
     default_tracking_uri, apply_overrides
 from vgs.data.records import CorpusError
 from vgs.searchspace import SweepSpec, check_resources, load, restrict, space_contains, trial_overrides
+from vgs import storage as storages
 from vgs.trial import run_trial
 
 # Columns of the summary table, in this order, where any trial reports them.
@@ -142,11 +143,6 @@ def make_trainable(spec: SweepSpec, base: Config, sweep_dir: str):
     return tune.with_resources(fn, {"cpu": spec.cpu, "gpu": spec.gpu})
 
 
-def latest_sweep_dir(storage: Path, name: str) -> Path | None:
-    dirs = sorted(p for p in storage.glob(f"{name}_*") if (p / "tuner.pkl").exists())
-    return dirs[-1] if dirs else None
-
-
 def run_sweep(name: str, data: str | None = None, storage: str | None = None, tracking_uri: str | None = None,
               resume: bool = False, overrides: dict[str, str] | None = None, address: str | None = None,
               samples: int | None = None, picks: dict[str, list[str]] | None = None,
@@ -177,31 +173,33 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
         extra["data.root"] = data
     base = spec.base_config(extra)
     base.data = resolve_paths(base.data)
-    storage_dir = Path(storage).expanduser().resolve() if storage else vgs_home() / "ray_results"
-    storage_dir.mkdir(parents=True, exist_ok=True)
+    storage_dir = storages.normalise(storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
     tracking_uri = tracking_uri or default_tracking_uri()
 
     print(f"sweep '{spec.name}': {spec.description}", file=sys.stderr)
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=True,
-                 runtime_env={"env_vars": {"VGS_HOME": str(vgs_home()), "PYTHONWARNINGS": "ignore::UserWarning"}})
+                 runtime_env={"env_vars": {"VGS_HOME": str(vgs_home()), "PYTHONWARNINGS": "ignore::UserWarning",
+                                           # explicit on every node: a worker never guesses a local mlflow.db
+                                           "MLFLOW_TRACKING_URI": tracking_uri}})
     # before any corpus work: a trial that cannot fit is reported at once
     check_trial_fits(spec, ray.cluster_resources(), local=address is None and not os.environ.get("RAY_ADDRESS"))
     print(f"preparing corpus {base.data.root} (features are computed once and reused)", file=sys.stderr, flush=True)
     prepare(base.data)  # in the driver, once, so trials only read the stores
 
-    previous = latest_sweep_dir(storage_dir, spec.name) if resume else None
+    previous = storages.latest_sweep(storage_dir, spec.name) if resume else None
     if resume and previous is None:
         raise ConfigError(f"--resume: no earlier '{spec.name}' sweep under {storage_dir}")
-    sweep_dir = previous or storage_dir / f"{spec.name}_{time.strftime('%Y%m%d-%H%M%S')}"
-    trainable = make_trainable(spec, base, str(sweep_dir))
+    sweep_name = previous.rstrip("/").rsplit("/", 1)[-1] if previous else f"{spec.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    sweep_dir = storages.join(storage_dir, sweep_name)
+    trainable = make_trainable(spec, base, sweep_dir)
     if previous is not None:
         print(f"resuming {previous}", file=sys.stderr)
         tuner = tune.Tuner.restore(str(previous), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         param_space, searcher = build_param_space(spec, base)
         callback = MlflowSweepCallback(
-            tracking_uri, experiment=f"vgs-{spec.name}", sweep_name=spec.name, sweep_dir=str(sweep_dir),
+            tracking_uri, experiment=f"vgs-{spec.name}", sweep_name=spec.name, sweep_dir=sweep_dir,
             params={"sweep": spec.name, "base": spec.base, "search": spec.algorithm, "num_samples": spec.num_samples,
                     "scheduler": spec.scheduler.get("type"), "metric": spec.metric, "data.root": base.data.root,
                     "workers_per_trial": spec.workers, "cpu_per_worker": spec.cpu, "gpu_per_worker": spec.gpu},
@@ -215,7 +213,7 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
                 # ASHA gets metric/mode through TuneConfig only; OptunaSearch already has them.
                 metric=spec.metric, mode=spec.mode, trial_dirname_creator=lambda t: t.trial_id),
             run_config=tune.RunConfig(
-                name=sweep_dir.name, storage_path=str(storage_dir), callbacks=[callback], verbose=0,
+                name=sweep_name, storage_path=storage_dir, callbacks=[callback], verbose=0,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=1)))
     # SIGTERM (a scheduler, `kill`) gets Ctrl-C's graceful stop: Tune saves the experiment state.
@@ -236,10 +234,10 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
     table = format_table(summary["trials"], list(spec.space), multi_seed=len(spec.seeds) > 1)
     if callback is not None:
         callback.finish(f"# {spec.name}\n\n{table}\n", summary.get("best"))
-    (sweep_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    storages.write_text(storages.join(sweep_dir, "summary.json"), json.dumps(summary, indent=1, default=str))
     summary["wall_seconds"] = time.time() - t_start
     summary["table"] = table
-    summary["sweep_dir"] = str(sweep_dir)
+    summary["sweep_dir"] = sweep_dir
     summary["tracking_uri"] = tracking_uri
     return summary
 

@@ -7,6 +7,7 @@ trains one configuration and prints a line per epoch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import random
@@ -39,6 +40,15 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cpu")
     return torch.device(name)
+
+
+def training_precision(amp: str, device: torch.device):
+    """Context for the training step's forward pass: bf16 autocast on a GPU when asked."""
+    if amp not in ("off", "bf16"):
+        raise ConfigError(f"train.amp must be off or bf16, got '{amp}'")
+    if amp == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
@@ -258,6 +268,10 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
         raise ConfigError(str(e)) from e
     metric, mode = model.selection(source)
     better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # conv algorithms tuned per shape (length-bucketed batches repeat)
+        model.to(memory_format=torch.channels_last)  # DenseNet's convolutions run faster NHWC on tensor cores
+    precision = training_precision(cfg.train.amp, device)
     stepper = data_parallel(model, device, cfg.train.gather_negatives)
     lead = distributed.rank() == 0  # prints, and writes the resumable last.pt
     quiet = quiet or not lead
@@ -296,7 +310,8 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
             batch = _to(splits[task].batch(distributed.shard(idx), cfg.data.image_crop,
                                           rng if cfg.train.augment else None, text=needs_text,
                                           images=needs_images), device)
-            terms = stepper(batch, cfg.train.margin, task)
+            with precision:
+                terms = stepper(batch, cfg.train.margin, task)
             loss = sum(terms.values())
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{task} loss became {loss.item()} at epoch {epoch}; lower train.lr "

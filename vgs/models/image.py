@@ -34,4 +34,6 @@ class ImageEncoder(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels: (B, 3, H, W) standardised floats, or (B, feature_dim) precomputed features."""
+        if pixels.dim() == 4 and pixels.is_cuda:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
         return F.normalize(self.net(pixels), dim=-1)
