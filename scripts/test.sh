@@ -4,4 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The multi-node test runs mlflow server on a real PostgreSQL (Debian's); install it where we can.
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing Debian's postgresql for the cluster test" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) ||
+    echo "could not install postgresql: the cluster test will be skipped" >&2
+fi
 exec .venv/bin/python -m pytest -q "$@"

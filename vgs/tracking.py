@@ -136,6 +136,9 @@ class MlflowSweepCallback(Callback):
             # first value stands and each epoch appears once.
             return
         self.last_epoch[run_id] = step
+        if result.get("node_id"):  # where the trial (rank 0) ran: the node can change after a restore
+            self.mlflow.set_tag(run_id, "vgs.node_id", str(result["node_id"]))
+            self.mlflow.set_tag(run_id, "vgs.node_ip", str(result.get("node_ip", "")))
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -39,7 +39,7 @@ def run_trial(config: dict, base: dict, seeds: list[int], variants: dict | None 
         resume = Path(checkpoint.to_directory(str(work.with_name("restored"))))
 
     def report(metrics: dict, checkpoint_dir: Path) -> None:
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+        tune.report({**metrics, "node_id": _node_id()}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
     fit(cfg, report=report, out_dir=work, resume=resume, quiet=False)
 
@@ -84,6 +84,12 @@ def train_worker(loop_config: dict) -> None:
     def report(metrics: dict, checkpoint_dir: Path) -> None:
         # every rank reports (Ray Train waits for all); rank 0's metrics and checkpoint are kept
         checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if rank == 0 else None
-        ray.train.report(metrics, checkpoint=checkpoint)
+        ray.train.report({**metrics, "node_id": _node_id()}, checkpoint=checkpoint)
 
     fit(cfg, report=report, out_dir=work / "out", resume=resume, quiet=rank != 0)
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
