@@ -1,7 +1,8 @@
 """A real (if small) cluster on one machine: `ray start --head` plus a second `ray start` node
 (separate raylet processes), `mlflow server` in front of a real PostgreSQL with artifacts proxied
 over HTTP, and a sweep submitted to the cluster whose trials run on both nodes and log to the one
-server.  Needs Debian's PostgreSQL binaries (scripts/test.sh installs them where it can)."""
+server; a trial that runs out of memory is failed with the reason while the others finish.
+Needs Debian's PostgreSQL binaries (scripts/test.sh installs them where it can)."""
 import os
 import secrets
 import shutil
@@ -103,25 +104,45 @@ def two_node_ray(tmp_path, monkeypatch):
         subprocess.run([ray, "stop", "--force"], capture_output=True, env=env)
 
 
+SWEEP = """
+description: two trials that fit and one that cannot (no machine has the memory for a 262144-wide GRU)
+base: cpu-tiny
+overrides: {data.builtin_images: 80, train.epochs: 1, train.batch_size: 16}
+space:
+  model.latent: {choice: [64, 128, 262144]}
+search: {algorithm: grid}
+metric: val_s2i_r10
+mode: max
+resources: {cpu: 1, gpu: 0}
+max_concurrent: 2
+"""
+
+
 @pytest.mark.slow
 def test_sweep_on_two_nodes_logs_to_one_mlflow_server(two_node_ray, mlflow_server, tmp_path):
     env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
     env.pop("RAY_ADDRESS", None)
-    run = subprocess.run([sys.executable, "-m", "vgs.sweep", "smoke", "--address", two_node_ray, "--tracking-uri",
-                          mlflow_server, "--storage", str(tmp_path / "ray"), "--pick", "model.speech.layers=1,2",
-                          "train.epochs=1"],
+    (tmp_path / "cluster_sweep.yaml").write_text(SWEEP)
+    run = subprocess.run([sys.executable, "-m", "vgs.sweep", str(tmp_path / "cluster_sweep.yaml"), "--address",
+                          two_node_ray, "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "ray")],
                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    # the trial that cannot fit failed with the reason; the sweep went on and finished the others
+    assert "failed: " in run.stdout and "out of CPU memory" in run.stdout, run.stdout[-3000:]
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(mlflow_server)  # over HTTP: the server wrote them to PostgreSQL
-    exp = client.get_experiment_by_name("vgs-smoke")
+    exp = client.get_experiment_by_name("vgs-cluster_sweep")
     trials = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("vgs.kind") == "trial"]
-    assert len(trials) == 2 and all(t.info.status == "FINISHED" for t in trials)
+    done = [t for t in trials if t.info.status == "FINISHED"]
+    failed = [t for t in trials if t.info.status == "FAILED"]
+    assert len(done) == 2 and len(failed) == 1, [(t.info.status, t.data.params.get("model.latent")) for t in trials]
+    assert failed[0].data.params["model.latent"] == "262144"
+    assert "out of CPU memory" in failed[0].data.tags["vgs.error"]
     # one CPU per node and one CPU per trial: the two trials ran at once, one on each node
-    assert len({t.data.tags["vgs.node_id"] for t in trials}) == 2, [t.data.tags for t in trials]
+    assert len({t.data.tags["vgs.node_id"] for t in done}) == 2, [t.data.tags for t in done]
     # the checkpoint went through the server's artifact proxy and comes back the same way
-    best = client.download_artifacts(trials[0].info.run_id, "checkpoint/best.pt", str(tmp_path / "down"))
+    best = client.download_artifacts(done[0].info.run_id, "checkpoint/best.pt", str(tmp_path / "down"))
     assert Path(best).stat().st_size > 1000
-    assert trials[0].info.artifact_uri.startswith("mlflow-artifacts:")
+    assert done[0].info.artifact_uri.startswith("mlflow-artifacts:")

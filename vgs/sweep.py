@@ -260,7 +260,7 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> dict:
         epochs = int(m.get("epoch", 0))
         status = "error" if r.error else ("pruned" if epochs < max_epochs else "completed")
         trials.append({"trial_id": m.get("trial_id", Path(r.path).name), "config": cfg, "epochs": epochs,
-                       "best_epoch": m.get("best_epoch"), "status": status,
+                       "best_epoch": m.get("best_epoch"), "status": status, "error": _reason(r.error),
                        **{f"val_{k}": m.get(f"best_val_{k}") for k in (*TABLE_METRICS, spec.metric[4:])},
                        **{k: v for k, v in m.items() if k.startswith("test_")}})
     key = f"val_{spec.metric[4:]}"
@@ -270,6 +270,16 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> dict:
     others = [t for t in trials if t not in scored]
     return {"sweep": spec.name, "metric": spec.metric, "mode": spec.mode, "trials": scored + others,
             "best": scored[0] if scored else None}
+
+
+def _reason(error) -> str | None:
+    """The last line of a trial's exception chain that says what went wrong (Ray wraps it)."""
+    if not error:
+        return None
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    named = [ln for ln in lines if ln.startswith(("vgs.", "TrialOutOfMemory", "ConfigError", "CorpusError"))
+             or "Error:" in ln]
+    return (named or lines or ["failed"])[-1][:500]
 
 
 def _metric_label(m: str) -> str:
@@ -375,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         if best.get("test_s2i_r10") is not None:
             print(f"  test (best epoch): R@10 speech->image {best['test_s2i_r10']:.3f}, "
                   f"image->speech {best['test_i2s_r10']:.3f}")
+    for t in summary["trials"]:
+        if t.get("error"):
+            print(f"trial {t['trial_id']} failed: {t['error']}")
     print(f"\nresults: {summary['sweep_dir']}")
     print(f"MLflow UI: {mlflow_command()} ui --backend-store-uri {summary['tracking_uri']}   "
           f"(then open http://127.0.0.1:5000)")

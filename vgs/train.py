@@ -231,6 +231,10 @@ def epoch_plan(model, splits: dict[str, PairSplit], cfg: Config, epoch: int,
     return [(task, per_task[k][i]) for i in range(n) for k, task in enumerate(tasks)]
 
 
+class TrialOutOfMemory(RuntimeError):
+    """The configuration does not fit in the device's memory; the message says which knobs to turn."""
+
+
 def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = None,
         resume: str | Path | None = None, data: Prepared | None = None, quiet: bool = False) -> dict:
     """Train `cfg`; evaluate on val every epoch; keep the best epoch by the family's selection
@@ -238,7 +242,27 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
 
     out_dir receives last.pt (full training state, for resuming) and best.pt (state_dict and
     resolved config).  resume: a folder with a last.pt to continue from.  Returns the final
-    summary (best val metrics, and test metrics of the best epoch if train.test_at_end)."""
+    summary (best val metrics, and test metrics of the best epoch if train.test_at_end).
+    Running out of GPU (or CPU) memory raises TrialOutOfMemory naming the configuration."""
+    try:
+        return _fit(cfg, report, out_dir, resume, data, quiet)
+    except RuntimeError as e:  # torch.OutOfMemoryError (CUDA) is a RuntimeError too
+        where = "GPU" if isinstance(e, torch.OutOfMemoryError) else \
+            "CPU" if "can't allocate memory" in str(e) or "not enough memory" in str(e) else None
+        if where is None:
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # trials packed on the same GPU get the memory back at once
+        m = cfg.model
+        raise TrialOutOfMemory(
+            f"out of {where} memory: {model_name(m)} (model.latent={m.latent}, model.speech.layers="
+            f"{m.speech.layers}) with train.batch_size={cfg.train.batch_size} on {cfg.train.device}: "
+            f"{str(e).splitlines()[0][:300]}. Lower train.batch_size or the model size, set train.amp=bf16, "
+            f"cap data.max_frames, or give each trial more of the device (--resources gpu=1)") from None
+
+
+def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume: str | Path | None,
+         data: Prepared | None, quiet: bool) -> dict:
     cfg = from_dict(to_dict(cfg))  # private copy
     cfg.data = resolve_paths(cfg.data)
     check_consistent(cfg)  # before any corpus or feature work
@@ -455,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = cli_config(a.base, a.overrides, a.data, a.skip_bad)
         summary = fit(cfg, out_dir=a.out, resume=a.out if a.resume else None)
-    except (ConfigError, CorpusError, FileExistsError, FloatingPointError) as e:
+    except (ConfigError, CorpusError, FileExistsError, FloatingPointError, TrialOutOfMemory) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if a.json:
