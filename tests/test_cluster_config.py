@@ -1,5 +1,6 @@
 """cluster.yaml passes Ray's own cluster-launcher schema and has what README's cluster recipe
-relies on (a CPU head running mlflow server, GPU workers on demand and spot, shared VGS_HOME)."""
+relies on (a CPU head running mlflow server on PostgreSQL with S3 artifacts, GPU workers on demand
+and spot, shared VGS_HOME, the tracking URI set on every node)."""
 from pathlib import Path
 
 import yaml
@@ -18,5 +19,10 @@ def test_cluster_yaml_is_valid_for_ray_up():
     assert len(gpu_types) >= 2 and any("InstanceMarketOptions" in t["node_config"] for t in gpu_types)
     assert any("mlflow server" in c for c in cfg["head_setup_commands"])
     assert any("scripts/setup.sh" in c for c in cfg["setup_commands"])
-    assert all("VGS_HOME=/mnt/shared" in c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"]
-               if c.strip().startswith("VGS_HOME"))
+    starts = [c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"] if "ray start" in c]
+    assert len(starts) == 2
+    # every node: the shared feature store, and the MLflow server's address given explicitly
+    assert all("VGS_HOME=/mnt/shared" in c and "MLFLOW_TRACKING_URI=http://" in c for c in starts)
+    server = next(c for c in cfg["head_setup_commands"] if "mlflow server" in c)
+    assert "--backend-store-uri postgresql://" in server and "--artifacts-destination s3://" in server
+    assert any("[server]" in c for c in cfg["setup_commands"])  # psycopg for the PostgreSQL store
