@@ -8,6 +8,7 @@
     vgs features images ... = python -m vgs.image_features (precomputed image features)
     vgs prepare ...         = python -m vgs.data.prepare (import + featurise a corpus ahead of sweeps)
     vgs report NAME         = python -m vgs.report (paper-style table and plots of a sweep)
+    vgs bench ...           = python -m vgs.bench (training-step throughput vs the reference step)
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import sys
 
 COMMANDS = {"sweep": "vgs.sweep", "train": "vgs.train", "synth": "vgs.data.synth", "models": "vgs.models.__main__",
             "calibrate": "vgs.calibrate", "features": None,
-            "prepare": "vgs.data.prepare", "report": "vgs.report"}
+            "prepare": "vgs.data.prepare", "report": "vgs.report", "bench": "vgs.bench"}
 
 
 def main(argv: list[str] | None = None) -> int:

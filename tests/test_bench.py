@@ -1,0 +1,38 @@
+"""The benchmark runs end to end and reports every figure it promises (no timing is asserted:
+figures are for reading, per README)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vgs.bench import bench_config, places_like_lengths, synthetic_batches
+
+from conftest import REFERENCE_STEP
+
+
+def test_places_like_lengths_and_sorted_batches():
+    lengths = places_like_lengths(20_000, np.random.default_rng(0))
+    assert lengths.min() >= 100 and lengths.max() <= 2048
+    assert 600 < np.median(lengths) < 700 and 700 < lengths.mean() < 820
+    cfg, batch = bench_config("small")
+    batches = synthetic_batches(cfg, batch, 4, torch.device("cpu"))
+    assert len(batches) == 4 and all(b["speech"].shape[1] == int(b["lengths"].max()) for b in batches)
+
+
+def test_bench_prints_reference_and_vgs_figures(tmp_path, vgs_home):
+    if not REFERENCE_STEP.exists():
+        pytest.skip(f"reference step not found at {REFERENCE_STEP}")
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "vgs.bench", "--configs", "small", "--iters", "2", "--warmup", "1",
+                          "--pack", "2", "--pack-seconds", "2", "--loader-images", "0", "--json", str(out),
+                          "--reference", str(REFERENCE_STEP)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    small = figures["configs"]["small"]
+    assert small["reference_joint"] > 0 and small["vgs_joint"] > 0
+    assert small["ratio"] == pytest.approx(small["vgs_joint"] / small["reference_joint"], rel=0.01)
+    assert figures["packing"]["trials"] == 2 and figures["packing"]["packed_aggregate"] > 0
+    assert "ratio" in run.stdout and "packing small" in run.stdout
