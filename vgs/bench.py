@@ -235,7 +235,14 @@ def main(argv: list[str] | None = None) -> int:
                 row["reference_speech"] = ref.speech_samples_per_s(3, 1024, REFERENCE_FRAMES, batch, device.type,
                                                                    a.iters, a.warmup)
                 row["reference_image"] = ref.image_samples_per_s(1024, 224, batch, device.type, a.iters, a.warmup)
-        step, per_call = vgs_step(cfg, batch, device, a.amp)
+        amp = out["amp"]
+        step, per_call = vgs_step(cfg, batch, device, amp)
+        try:
+            step()
+        except RuntimeError as e:  # e.g. a cuDNN without bf16 GRUs: say so and measure float32
+            print(f"{name}: vgs step in {amp} failed ({str(e).splitlines()[0][:200]}); measuring float32", flush=True)
+            amp = row["amp"] = "off"
+            step, per_call = vgs_step(cfg, batch, device, amp)
         row["vgs_joint"] = per_call / _timed(step, device, a.iters, a.warmup)
         if device.type == "cuda":
             row["gpu_utilisation_pct"] = gpu_utilisation(step)
