@@ -15,11 +15,11 @@ def cpu_text(tiny_corpus, tmp_path, **extra):
 def test_asr_word_error_rate_falls_well_below_one(tiny_corpus, tmp_path):
     summary = fit(cpu_text(tiny_corpus, tmp_path, **{"model.family": "asr"}), out_dir=tmp_path / "asr", quiet=True)
     assert summary["epoch"] == 8
-    assert summary["best_val_wer"] < 0.5, summary  # measured 0.14 (greedy decoding on val)
+    assert summary["best_val_wer"] < 0.5, summary  # measured 0.11 (greedy decoding on val)
 
 
 def test_text_image_retrieval_beats_chance(tiny_corpus, tmp_path):
     summary = fit(cpu_text(tiny_corpus, tmp_path, **{"model.family": "text-image", "train.epochs": 4}),
                   out_dir=tmp_path / "ti", quiet=True)
     chance = 10 / 40  # R@10 over the 40 validation images
-    assert summary["best_val_t2i_r10"] > 1.5 * chance, summary  # measured 0.50
+    assert summary["best_val_t2i_r10"] > 1.5 * chance, summary  # measured 0.505
