@@ -1,7 +1,9 @@
-"""Run every named sweep at smoke size in one Ray session (used by tests/test_sweeps_smoke.py).
+"""Run named sweeps at smoke size in one Ray session (used by tests/test_sweeps_smoke.py).
 
-    python tests/sweep_smoke_all.py OUT_DIR
-prints one JSON line per sweep: name, number of trials, statuses, metric, the metric values."""
+    python tests/sweep_smoke_all.py OUT_DIR PART
+runs half PART (0 or 1) of the plan, so that two processes (two local Ray sessions, one MLflow
+database each: OUT_DIR/mlflow-PART.db) keep both cores busy; prints one JSON line per sweep:
+name, number of trials, statuses, metric, the metric values."""
 import json
 import sys
 from pathlib import Path
@@ -11,24 +13,30 @@ from vgs.sweep import run_sweep
 TINY = {"data.builtin_images": "80", "train.epochs": "1", "train.test_at_end": "false"}
 # (sweep, picks, extra overrides): one or two cells of each table, one seed, one epoch
 CPU_ONLY = {"cpu": 1, "gpu": 0}
-PLAN = [
-    ("gru_layers_seed003", {"variant.component": ["text-T1", "translate-3.1.1"]}, {}),
-    ("gru_layers_asr", {"model.asr.encoder_layers": ["3"]}, {}),
-    ("gru_layers_slt", {"model.asr.encoder_layers": ["4"]}, {}),
-    ("hidden_size", {"variant.model": ["mtl-transcribe-512"]}, {}),
-    ("hidden_size_asr", {"model.asr.hidden": ["512"]}, {}),
-    ("latent_dim", {"variant.pair": ["DG2A1024"]},
-     {"data.image_resize": "40", "data.image_crop": "32", "model.image.blocks": "2-2-2-2", "train.batch_size": "16"}),
-    ("pipeline_vs_mtl", {"variant.model": ["pipe-seq/translations"]}, {"train.epochs": "2"}),
-    ("downsampling", {"variant.model": ["mtl-transcribe"], "data.text_fraction": ["0.112"]}, {}),
-    ("sharing", {"variant.row": ["row12"]}, {}),
+PARTS = [
+    [  # part 0: the two whose reports the test reads, and two more
+        ("pipeline_vs_mtl", {"variant.model": ["pipe-seq/translations"]}, {"train.epochs": "2"}),
+        ("downsampling", {"variant.model": ["mtl-transcribe"], "data.text_fraction": ["0.112"]}, {}),
+        ("gru_layers_asr", {"model.asr.encoder_layers": ["3"]}, {}),
+        ("hidden_size_asr", {"model.asr.hidden": ["512"]}, {}),
+    ],
+    [
+        ("gru_layers_seed003", {"variant.component": ["text-T1", "translate-3.1.1"]}, {}),
+        ("gru_layers_slt", {"model.asr.encoder_layers": ["4"]}, {}),
+        ("hidden_size", {"variant.model": ["mtl-transcribe-512"]}, {}),
+        ("latent_dim", {"variant.pair": ["DG2A1024"]},
+         {"data.image_resize": "40", "data.image_crop": "32", "model.image.blocks": "2-2-2-2",
+          "train.batch_size": "16"}),
+        ("sharing", {"variant.row": ["row12"]}, {}),
+    ],
 ]
 
 
-def main(out: str) -> None:
+def main(out: str, part: int) -> None:
     out_dir = Path(out)
-    for name, picks, extra in PLAN:
-        summary = run_sweep(name, storage=str(out_dir / "ray"), tracking_uri=f"sqlite:///{out_dir / 'mlflow.db'}",
+    for name, picks, extra in PARTS[part]:
+        summary = run_sweep(name, storage=str(out_dir / f"ray-{part}"),
+                            tracking_uri=f"sqlite:///{out_dir / f'mlflow-{part}.db'}",
                             overrides={**TINY, **extra}, samples=1 if name == "gru_layers_seed003" else None,
                             picks=picks, seeds=[0], resources=CPU_ONLY)
         key = "val_" + summary["metric"][4:]
@@ -38,4 +46,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], int(sys.argv[2]))

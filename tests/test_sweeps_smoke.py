@@ -31,16 +31,22 @@ def test_every_sweep_runs_at_smoke_size(tmp_path):
     env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
     env.pop("RAY_ADDRESS", None)
     script = Path(__file__).with_name("sweep_smoke_all.py")
-    r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, cwd=tmp_path,
-                       env=env, timeout=1200)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
-    results = {x["sweep"]: x for x in map(json.loads, (line for line in r.stdout.splitlines() if line.startswith("{")))}
+    # two halves at once, each with its own local Ray, VGS_HOME (corpus, feature stores) and MLflow
+    # database, so they share nothing: single-trial sweeps would leave a core idle
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), str(part)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                              env={**env, "VGS_HOME": str(tmp_path / f"home-{part}")}) for part in (0, 1)]
+    outs = [p.communicate(timeout=1200) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:] + err[-5000:]
+    lines = [line for out, _ in outs for line in out.splitlines() if line.startswith("{")]
+    results = {x["sweep"]: x for x in map(json.loads, lines)}
     assert set(results) == set(PAPER_SWEEPS)
     for name, res in results.items():
         assert res["trials"] >= 1 and set(res["status"]) == {"completed"}, res
         assert all(isinstance(v, float) for v in res["values"]), res
     # the paper-style report of two of them, from MLflow
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{tmp_path / 'mlflow-0.db'}"  # part 0 ran pipeline_vs_mtl and downsampling
     rep = subprocess.run([sys.executable, "-m", "vgs.report", "pipeline_vs_mtl", "--tracking-uri", uri,
                           "--out", str(tmp_path / "rep")], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert rep.returncode == 0, rep.stderr[-3000:]

@@ -266,6 +266,8 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
     cfg = from_dict(to_dict(cfg))  # private copy
     cfg.data = resolve_paths(cfg.data)
     check_consistent(cfg)  # before any corpus or feature work
+    lead = distributed.rank() == 0  # prints, and writes the resumable last.pt
+    quiet = quiet or not lead
     torch.set_num_threads(max(1, cfg.train.threads))
     device = pick_device(cfg.train.device)
     try:
@@ -297,8 +299,6 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
         model.to(memory_format=torch.channels_last)  # DenseNet's convolutions run faster NHWC on tensor cores
     precision = training_precision(cfg.train.amp, device)
     stepper = data_parallel(model, device, cfg.train.gather_negatives)
-    lead = distributed.rank() == 0  # prints, and writes the resumable last.pt
-    quiet = quiet or not lead
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     steps = len(epoch_plan(model, splits, cfg, 1, np.random.default_rng(0)))
     sched = make_scheduler(opt, cfg.train, steps)
