@@ -331,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", help="comma-separated seeds instead of the YAML's, e.g. --seeds 0")
     p.add_argument("--resources", help="per-trial resources instead of the YAML's: cpu=N,gpu=F per worker and "
                                        "workers=N (DDP workers per trial), e.g. gpu=0.25 or gpu=1,workers=4")
-    p.add_argument("--storage", help="Ray results folder, shared by all nodes on a cluster (default: .vgs/ray_results)")
+    p.add_argument("--storage", help="Ray results: a folder, or an s3:// gs:// file:// URI that every node of a "
+                                       "cluster reaches (default: .vgs/ray_results)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue the most recent run of this sweep")
     p.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio files (with a report)")
