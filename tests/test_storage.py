@@ -15,7 +15,7 @@ def test_local_folder_and_file_uri_find_the_latest_restorable_sweep(tmp_path):
             storage.normalise(folder)
             if restorable:
                 storage.write_text(storage.join(folder, "tuner.pkl"), "x")
-        assert storage.latest_sweep(root, "gru_layers") == storage.join(root, "gru_layers_20260102-000000")
+        assert storage.latest_sweep(root, "gru_layers") == "gru_layers_20260102-000000"
     assert (tmp_path / "b" / "gru_layers_20260102-000000" / "tuner.pkl").read_text() == "x"
 
 

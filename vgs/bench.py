@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from vgs.config import Config, base_config
 from vgs.data.batching import length_sorted_batches
 from vgs.models.registry import build_model
-from vgs.train import training_precision
+from vgs.train import training_precision, tune_for_device
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "reference_step.py"
 MFCC = 40  # the mortazavi preset, as the reference's conv1d(40 -> 64)
@@ -110,11 +110,8 @@ def synthetic_batches(cfg: Config, batch: int, count: int, device: torch.device,
 
 def vgs_step(cfg: Config, batch: int, device: torch.device, amp: str):
     """(step function, samples per call): vgs's training step as train.fit runs it on a GPU."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     model = build_model(cfg.model, MFCC).to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    tune_for_device(model, device)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     batches = synthetic_batches(cfg, batch, 16, device)
     precision = training_precision(amp, device)
@@ -204,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="cuda, cpu or auto")
     p.add_argument("--configs", default=None, help="comma-separated: paper, small (default: both on a GPU, "
                                                    "small on a CPU, where the paper model takes minutes per step)")
-    p.add_argument("--amp", default="bf16", help="vgs step precision on a GPU: bf16 or off")
+    p.add_argument("--amp", default="bf16", choices=["bf16", "off"], help="vgs step precision on a GPU")
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--pack", type=int, default=4, help="trials packed on one device for the packing figure (0: skip)")

@@ -39,12 +39,6 @@ def shard(items: np.ndarray) -> np.ndarray:
     return items[rank()::world()]
 
 
-def shard_sizes(n: int) -> list[int]:
-    """Length of each rank's shard of n items."""
-    w = world()
-    return [len(range(r, n, w)) for r in range(w)]
-
-
 def unshard(parts: list, n: int) -> list:
     """Inverse of shard(): per-rank lists (rank r holds items r, r+W, ...) -> the n items in order."""
     out: list = [None] * n

@@ -28,8 +28,11 @@ def join(location: str, name: str) -> str:
 
 
 def _filesystem(location: str):
+    """(pyarrow filesystem, path in it) of a folder or a URI."""
     import pyarrow.fs
 
+    if not is_uri(location):
+        return pyarrow.fs.LocalFileSystem(), location
     try:
         return pyarrow.fs.FileSystem.from_uri(location)
     except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError) as e:
@@ -38,23 +41,20 @@ def _filesystem(location: str):
 
 
 def latest_sweep(location: str, sweep_name: str) -> str | None:
-    """The most recent `<sweep_name>_<time>` run under location that Tune can restore."""
+    """Name of the most recent `<sweep_name>_<time>` run under location that Tune can restore."""
     import pyarrow.fs
 
-    fs, root = _filesystem(location) if is_uri(location) else (pyarrow.fs.LocalFileSystem(), location)
+    fs, root = _filesystem(location)
     infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
     names = sorted(i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory
                    and i.base_name.startswith(f"{sweep_name}_"))
     for name in reversed(names):
         if fs.get_file_info(f"{root.rstrip('/')}/{name}/tuner.pkl").type == pyarrow.fs.FileType.File:
-            return join(location, name)
+            return name
     return None
 
 
 def write_text(location: str, text: str) -> None:
-    if not is_uri(location):
-        Path(location).write_text(text)
-        return
     fs, path = _filesystem(location)
     with fs.open_output_stream(path) as f:
         f.write(text.encode())

@@ -190,12 +190,12 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
     previous = storages.latest_sweep(storage_dir, spec.name) if resume else None
     if resume and previous is None:
         raise ConfigError(f"--resume: no earlier '{spec.name}' sweep under {storage_dir}")
-    sweep_name = previous.rstrip("/").rsplit("/", 1)[-1] if previous else f"{spec.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    sweep_name = previous or f"{spec.name}_{time.strftime('%Y%m%d-%H%M%S')}"
     sweep_dir = storages.join(storage_dir, sweep_name)
     trainable = make_trainable(spec, base, sweep_dir)
     if previous is not None:
-        print(f"resuming {previous}", file=sys.stderr)
-        tuner = tune.Tuner.restore(str(previous), trainable=trainable, resume_unfinished=True, resume_errored=True)
+        print(f"resuming {sweep_dir}", file=sys.stderr)
+        tuner = tune.Tuner.restore(sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         param_space, searcher = build_param_space(spec, base)
         callback = MlflowSweepCallback(

@@ -43,12 +43,18 @@ def pick_device(name: str) -> torch.device:
 
 
 def training_precision(amp: str, device: torch.device):
-    """Context for the training step's forward pass: bf16 autocast on a GPU when asked."""
-    if amp not in ("off", "bf16"):
-        raise ConfigError(f"train.amp must be off or bf16, got '{amp}'")
+    """Context for the training step's forward pass: bf16 autocast on a GPU when asked (the value
+    is checked with the config: check_consistent)."""
     if amp == "bf16" and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def tune_for_device(model: torch.nn.Module, device: torch.device) -> None:
+    """GPU settings of the training step (train.fit and vgs.bench): no-op on CPU."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # conv algorithms tuned per shape (length-bucketed batches repeat)
+        model.to(memory_format=torch.channels_last)  # DenseNet's convolutions run faster NHWC on tensor cores
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
@@ -119,16 +125,24 @@ def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: 
 # the results are gathered back in order (vgs.distributed), so every rank scores the whole split.
 
 
+def _my_caption_batches(split: PairSplit, captions: np.ndarray, cfg: Config) -> tuple[int, list]:
+    """This rank's shard of `captions`: its size, and its length-sorted evaluation batches, each as
+    (rows of the shard's output it fills, caption indices)."""
+    mine = distributed.shard(captions)
+    position = {c: k for k, c in enumerate(mine)}
+    return len(mine), [([position[c] for c in idx], idx)
+                       for idx in _batches_in_order(split, mine, cfg.train.eval_batch_size)]
+
+
 def embed_queries(model, split: PairSplit, cfg: Config, device: torch.device, captions: np.ndarray,
                   beam: int = 1) -> np.ndarray:
     """Joint-space embeddings of the captions' queries (speech, text or decoded speech)."""
     text_query = model.query_kind == "text"
-    mine = distributed.shard(captions)
-    out = np.empty((len(mine), cfg.model.latent), np.float32)
-    position = {c: k for k, c in enumerate(mine)}
-    for idx in _batches_in_order(split, mine, cfg.train.eval_batch_size):
+    n, batches = _my_caption_batches(split, captions, cfg)
+    out = np.empty((n, cfg.model.latent), np.float32)
+    for rows, idx in batches:
         batch = _to(split.batch(idx, cfg.data.image_crop, images=False, text=text_query), device)
-        out[[position[c] for c in idx]] = model.query(batch, beam).float().cpu().numpy()
+        out[rows] = model.query(batch, beam).float().cpu().numpy()
     return distributed.gather_rows(out, len(captions))
 
 
@@ -145,13 +159,11 @@ def embed_images(model, split: PairSplit, cfg: Config, device: torch.device, row
 def embed_pairs(model, split: PairSplit, cfg: Config, device: torch.device,
                 captions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """mtl-match / three-task: (speech, text) embeddings of the captions from model.match."""
-    mine = distributed.shard(captions)
-    speech = np.empty((len(mine), cfg.model.latent), np.float32)
+    n, batches = _my_caption_batches(split, captions, cfg)
+    speech = np.empty((n, cfg.model.latent), np.float32)
     text = np.empty_like(speech)
-    position = {c: k for k, c in enumerate(mine)}
-    for idx in _batches_in_order(split, mine, cfg.train.eval_batch_size):
+    for rows, idx in batches:
         s_emb, t_emb = model.match(_to(split.batch(idx, cfg.data.image_crop, images=False, text=True), device))
-        rows = [position[c] for c in idx]
         speech[rows], text[rows] = s_emb.float().cpu().numpy(), t_emb.float().cpu().numpy()
     return distributed.gather_rows(speech, len(captions)), distributed.gather_rows(text, len(captions))
 
@@ -159,13 +171,12 @@ def embed_pairs(model, split: PairSplit, cfg: Config, device: torch.device,
 def decode_captions(model, split: PairSplit, cfg: Config, device: torch.device, captions: np.ndarray,
                     beam: int) -> list[list[int]]:
     """Character ids decoded from each caption's speech (ASR/SLT), in the order of `captions`."""
-    mine = distributed.shard(captions)
-    hyps: list = [None] * len(mine)
-    position = {c: k for k, c in enumerate(mine)}
-    for idx in _batches_in_order(split, mine, cfg.train.eval_batch_size):
+    n, batches = _my_caption_batches(split, captions, cfg)
+    hyps: list = [None] * n
+    for rows, idx in batches:
         batch = _to(split.batch(idx, cfg.data.image_crop, images=False), device)
-        for c, h in zip(idx, model.transcribe(batch, beam)):
-            hyps[position[c]] = h
+        for row, h in zip(rows, model.transcribe(batch, beam)):
+            hyps[row] = h
     return distributed.gather_objects(hyps, len(captions))
 
 
@@ -294,9 +305,7 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
         raise ConfigError(str(e)) from e
     metric, mode = model.selection(source)
     better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # conv algorithms tuned per shape (length-bucketed batches repeat)
-        model.to(memory_format=torch.channels_last)  # DenseNet's convolutions run faster NHWC on tensor cores
+    tune_for_device(model, device)
     precision = training_precision(cfg.train.amp, device)
     stepper = data_parallel(model, device, cfg.train.gather_negatives)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
