@@ -27,7 +27,7 @@ def test_round_trip_and_flatten():
     cfg = base_config("cpu-small")
     assert from_dict(to_dict(cfg)) == cfg
     flat = flatten(cfg)
-    assert flat["model.latent"] == 128 and "train.seed" in flat
+    assert flat["model.latent"] == 256 and "train.seed" in flat  # the CPU recipe: DG1A256
 
 
 def test_unknown_base_and_bad_override_syntax():

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from vgs.config import ConfigError, apply_overrides, base_config
+from vgs.config import ConfigError, DataConfig, apply_overrides, base_config
+from vgs.data.prepare import builtin_corpus_dir
 from vgs.train import fit
 
 TINY = {"train.epochs": 1, "train.test_at_end": True, "train.batch_size": 32, "train.eval_batch_size": 64,
@@ -76,9 +77,11 @@ def test_three_task_ablations_and_non_aligned_speech_text_data(tiny_corpus, tmp_
     with pytest.raises(ConfigError, match="ablated together"):
         fit(tiny(tiny_corpus, tmp_path, "three-task", **{"model.three.s2t": -1}), out_dir=tmp_path / "x", quiet=True)
     apart = fit(tiny(tiny_corpus, tmp_path, "three-task", **{"data.speech_text": "nonaligned",
-                                                             "data.builtin_images": 80}),
+                                                             "data.builtin_images": 80, "data.builtin_test": 32}),
                 out_dir=tmp_path / "apart", quiet=True)
-    assert (vgs_home / "corpora" / "builtin-80img-seed1" / "corpus.json").exists()
+    second = DataConfig(builtin_images=80, builtin_seed=1, builtin_test=32)
+    assert builtin_corpus_dir(second).parent == vgs_home / "corpora"
+    assert (builtin_corpus_dir(second) / "corpus.json").exists()
     # 40 training images x 5 captions of the second corpus = 200 pairs: 7 batches of 32 at most
     assert apart["train_s2t_batches"] == apart["train_s2i_batches"] <= 7 and apart["val_s2t_r10"] >= 0
 

@@ -1,3 +1,4 @@
+import math
 import subprocess
 import sys
 
@@ -71,7 +72,7 @@ def test_cli_names_a_missing_corpus(tmp_path):
     assert r.returncode == 2 and f"corpus folder not found: {tmp_path / 'missing'}" in r.stderr
 
 
-@pytest.mark.parametrize("name", ["calr", "calwr", "cyclic", "constant"])
+@pytest.mark.parametrize("name", ["calr", "calwr", "cyclic", "constant", "wsd"])
 def test_learning_rate_schedules(name):
     from vgs.config import TrainConfig
     from vgs.train import make_scheduler
@@ -90,6 +91,11 @@ def test_learning_rate_schedules(name):
         assert lrs[19] < 2e-5 and lrs[20] == pytest.approx(1e-3)
     elif name == "cyclic":  # triangular between min_lr and lr, one epoch up, one down
         assert lrs[0] == pytest.approx(1e-5) and lrs[10] == pytest.approx(1e-3) and lrs[20] == pytest.approx(1e-5)
+    elif name == "wsd":  # full rate for the first 70% of the 40 steps, then a cosine down to min_lr
+        assert lrs[:28] == pytest.approx([1e-3] * 28) and all(a > b for a, b in zip(lrs[28:], lrs[29:]))
+        assert lrs[28] == pytest.approx(1e-3) and lrs[-1] < 5e-5
+        cosine = [1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + math.cos(math.pi * (k - 28) / 12)) for k in range(28, 40)]
+        assert lrs[28:] == pytest.approx(cosine)
     else:
         assert set(lrs) == {1e-3}
 

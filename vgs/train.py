@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import random
@@ -57,10 +58,25 @@ def tune_for_device(model: torch.nn.Module, device: torch.device) -> None:
         model.to(memory_format=torch.channels_last)  # DenseNet's convolutions run faster NHWC on tensor cores
 
 
+def stable_then_cosine(step: int, total: int, decay_fraction: float, floor: float) -> float:
+    """LR factor of the "wsd" schedule: 1 for the first (1 - decay_fraction) of the steps, then a
+    cosine down to `floor` at the last step.  A short run keeps its full rate for most of its
+    steps (ASHA's rungs compare configurations at the same rate) and ends annealed (less seed noise)."""
+    start = round(total * (1 - decay_fraction))
+    if step < start or total <= start:
+        return 1.0
+    progress = min(1.0, (step - start) / max(1, total - start))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    """Per-batch LR schedules: CALR, CALWR (T0, Tmult in epochs), cyclic (triangular), constant."""
+    """Per-batch LR schedules: CALR, CALWR (T0, Tmult in epochs), cyclic (triangular), constant,
+    wsd (constant, then a cosine over the last train.decay_fraction of the steps)."""
     s = torch.optim.lr_scheduler
     steps = max(1, steps_per_epoch)
+    if cfg.scheduler == "wsd":
+        total, floor = cfg.epochs * steps, cfg.min_lr / cfg.lr
+        return s.LambdaLR(opt, lambda step: stable_then_cosine(step, total, cfg.decay_fraction, floor))
     if cfg.scheduler == "calr":
         return s.CosineAnnealingLR(opt, T_max=cfg.epochs * steps, eta_min=cfg.min_lr)
     if cfg.scheduler == "calwr":
@@ -70,7 +86,7 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
                           mode="triangular", cycle_momentum=False)
     if cfg.scheduler == "constant":
         return s.LambdaLR(opt, lambda _: 1.0)
-    raise ConfigError(f"train.scheduler must be one of calr, calwr, cyclic, constant; got '{cfg.scheduler}'")
+    raise ConfigError(f"train.scheduler must be one of calr, calwr, cyclic, constant, wsd; got '{cfg.scheduler}'")
 
 
 # task -> (captions it trains on: "all" or "text", needs text tensors, needs image pixels)
@@ -285,7 +301,7 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
         source = text_source(cfg.model)
     except ValueError as e:
         raise ConfigError(str(e)) from e
-    data = data or prepare(cfg.data, quiet=quiet)
+    data = dataclasses.replace(data or prepare(cfg.data, quiet=quiet), speech_norm=cfg.data.speech_norm)
     speech_text = None
     if cfg.data.speech_text == "nonaligned" and cfg.model.family in ("three-task", "mtl-match"):
         speech_text = prepare_speech_text(cfg.data, quiet=quiet)
@@ -295,7 +311,7 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
     cap_decoding(cfg, train_split)
     splits = {task: train_split for task in TASK_DATA}
     if speech_text:
-        splits["s2t"] = SpeechTextSplit(*speech_text, "train", source, vocab)
+        splits["s2t"] = SpeechTextSplit(*speech_text, "train", source, vocab, cfg.data.speech_norm)
 
     _seed_everything(cfg.train.seed)
     try:
@@ -315,12 +331,14 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
     out = Path(out_dir) if out_dir else vgs_home() / "runs" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     start_epoch, best = 1, {"epoch": 0, metric: -math.inf if mode == "max" else math.inf}
+    seconds_total = 0.0  # training + validation time of every epoch so far (the trial's compute)
     if resume and (Path(resume) / "last.pt").exists():
         state = torch.load(Path(resume) / "last.pt", map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, best = state["epoch"] + 1, state["best"]
+        seconds_total = state.get("seconds_total", 0.0)
         if Path(resume).resolve() != out.resolve():
             for name in ("best.pt", DECODED_TRAIN):
                 if (Path(resume) / name).exists():
@@ -374,10 +392,12 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
             _save(out / "best.pt", {"model": model.state_dict(), "config": to_dict(cfg), "model_name": name,
                                     "epoch": epoch, "metrics": val, "vocab": vocab.chars if vocab else None})
         metrics.update({f"best_{k}": v for k, v in best.items()})
+        seconds_total += metrics["epoch_seconds"]
+        metrics["seconds_total"] = seconds_total
         if lead:
             _save(out / "last.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                     "scheduler": sched.state_dict(), "epoch": epoch, "best": best,
-                                    "config": to_dict(cfg)})
+                                    "config": to_dict(cfg), "seconds_total": seconds_total})
         analysis = cfg.train.analysis and model.has_images and model.query_kind == "speech"
         if epoch == cfg.train.epochs and (cfg.train.test_at_end or analysis):
             best_model = load_best(out / "best.pt", cfg, data, device, vocab)  # test and analyses: best epoch

@@ -40,6 +40,7 @@ class PairSplit:
 
     def __init__(self, data: Prepared, split: str, text_source: str | None = None, vocab: Vocabulary | None = None):
         self.speech, self.image_store = data.speech, data.images
+        self.per_utterance = data.speech_norm == "utterance"
         utts = [u for u in data.corpus.split(split) if u.id in data.speech.index]  # over-long ones were dropped
         if not utts:
             raise ValueError(f"split '{split}' of {data.corpus.root} has no usable utterances")
@@ -83,7 +84,7 @@ class PairSplit:
         return shuffled_without_singles(batches, rng)
 
     def speech_batch(self, idx: np.ndarray, min_frames: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
-        frames = [self.speech.normalised(self.utt_ids[i]) for i in idx]
+        frames = [self.speech.normalised(self.utt_ids[i], self.per_utterance) for i in idx]
         lengths = torch.tensor([len(f) for f in frames])
         out = np.zeros((len(frames), max(int(lengths.max()), min_frames), self.speech.dim), np.float32)
         for k, f in enumerate(frames):
@@ -136,8 +137,10 @@ class SpeechTextSplit(PairSplit):
     """Speech/text pairs without images: the NON-ALIGNED speech/text data of seed 004 (LibriSpeech,
     or a second built-in corpus).  Each caption is its own match, so no pairs are masked."""
 
-    def __init__(self, corpus, speech, split: str, text_source: str, vocab: Vocabulary):
+    def __init__(self, corpus, speech, split: str, text_source: str, vocab: Vocabulary,
+                 speech_norm: str = "corpus"):
         utts = [u for u in corpus.split(split) if u.id in speech.index]
+        self.per_utterance = speech_norm == "utterance"
         if not utts:
             raise ValueError(f"split '{split}' of {corpus.root} has no usable utterances")
         self.speech, self.image_store, self.text_source = speech, None, text_source

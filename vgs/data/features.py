@@ -214,9 +214,14 @@ class SpeechStore:
         i = self.index[uid]
         return self._values[self._offsets[i]:self._offsets[i + 1]].reshape(-1, self.dim)
 
-    def normalised(self, uid: str) -> np.ndarray:
-        """Frames standardised with the training split's per-dimension mean and std."""
-        return (self.frames(uid) - self.mean) / self.std
+    def normalised(self, uid: str, per_utterance: bool = False) -> np.ndarray:
+        """Frames standardised per dimension: with the training split's mean and std, or with the
+        utterance's own (cepstral mean and variance normalisation: removes much of the speaker and
+        channel from the MFCCs)."""
+        f = self.frames(uid)
+        if per_utterance:
+            return (f - f.mean(0)) / np.maximum(f.std(0), 1e-3 * self.std)
+        return (f - self.mean) / self.std
 
 
 def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_frames: int = 8192,

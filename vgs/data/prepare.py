@@ -25,19 +25,38 @@ class Prepared:
     # Training captions whose text (transcript/translation) text-supervised objectives may use;
     # None: all of them (no textual downsampling).
     text_ids: set[str] | None = None
+    speech_norm: str = "corpus"  # data.speech_norm: how batches standardise the MFCCs
+
+
+def builtin_split(cfg: DataConfig) -> tuple[int, int, int]:
+    """(train, val, test) images of the built-in corpus of `cfg`; a ConfigError if they do not fit."""
+    from vgs.config import ConfigError
+    from vgs.data.synth import split_sizes
+
+    try:
+        return split_sizes(cfg.builtin_images, cfg.builtin_val or None, cfg.builtin_test or None)
+    except ValueError as e:
+        raise ConfigError(f"data.builtin_images/builtin_val/builtin_test: {e}") from e
 
 
 def builtin_corpus_dir(cfg: DataConfig) -> Path:
-    return vgs_home() / "corpora" / f"builtin-{cfg.builtin_images}img-seed{cfg.builtin_seed}"
+    """Named by everything that makes it: generator version, size, seed and split."""
+    from vgs.data.synth import GENERATOR_VERSION
+
+    train, val, test = builtin_split(cfg)
+    return vgs_home() / "corpora" / (f"builtin-v{GENERATOR_VERSION}-{cfg.builtin_images}img-seed{cfg.builtin_seed}"
+                                     f"-split{train}-{val}-{test}")
 
 
 def ensure_builtin(cfg: DataConfig, quiet: bool = False) -> Path:
-    """The built-in corpus of `cfg` (builtin_images, builtin_seed), generated if it is not there."""
+    """The built-in corpus of `cfg` (builtin_images, builtin_seed, split), generated if it is not there."""
     root = builtin_corpus_dir(cfg)
     if not (root / "corpus.json").exists():
         from vgs.data.synth import generate
 
-        generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, quiet=quiet)
+        _, val, test = builtin_split(cfg)
+        generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, val_images=val, test_images=test,
+                 quiet=quiet)
     return root
 
 
@@ -87,7 +106,8 @@ def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
         images = build_feature_image_store(corpus, cfg.image_features, cfg.store, quiet=quiet)
     else:
         images = build_image_store(corpus, cfg.image_resize, cfg.store, quiet=quiet)
-    return Prepared(corpus, speech, images, text_ids=training_text_ids(cfg, corpus, speech, quiet))
+    return Prepared(corpus, speech, images, text_ids=training_text_ids(cfg, corpus, speech, quiet),
+                    speech_norm=cfg.speech_norm)
 
 
 def prepare_speech_text(cfg: DataConfig, quiet: bool = False) -> tuple[Corpus, SpeechStore]:
