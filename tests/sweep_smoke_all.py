@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from vgs.sweep import run_sweep
+from vgs.sweep import SweepOptions, run_sweep
 
 TINY = {"data.builtin_images": "80", "train.epochs": "1", "train.test_at_end": "false"}
 # (sweep, picks, extra overrides): one or two cells of each table, one seed, one epoch
@@ -35,10 +35,11 @@ PARTS = [
 def main(out: str, part: int) -> None:
     out_dir = Path(out)
     for name, picks, extra in PARTS[part]:
-        summary = run_sweep(name, storage=str(out_dir / f"ray-{part}"),
-                            tracking_uri=f"sqlite:///{out_dir / f'mlflow-{part}.db'}",
-                            overrides={**TINY, **extra}, samples=1 if name == "gru_layers_seed003" else None,
-                            picks=picks, seeds=[0], resources=CPU_ONLY)
+        summary = run_sweep(SweepOptions(name, storage=str(out_dir / f"ray-{part}"),
+                                         tracking_uri=f"sqlite:///{out_dir / f'mlflow-{part}.db'}",
+                                         overrides={**TINY, **extra},
+                                         samples=1 if name == "gru_layers_seed003" else None,
+                                         picks=picks, seeds=[0], resources=CPU_ONLY))
         key = "val_" + summary["metric"][4:]
         print(json.dumps({"sweep": name, "trials": len(summary["trials"]),
                           "status": sorted(t["status"] for t in summary["trials"]), "metric": summary["metric"],

@@ -16,11 +16,29 @@ def test_every_search_space_validates(path):
     assert spec.space and spec.metric.startswith("val_")
 
 
-def test_gru_layers_searches_depth_and_latent_with_optuna_and_asha():
+def test_gru_layers_searches_depth_and_latent_with_optuna_and_asha_then_confirms():
     spec = searchspace.load("gru_layers")
-    assert spec.space["model.speech.layers"]["choice"] == [2, 3, 4]
-    assert "model.latent" in spec.space
-    assert spec.algorithm == "optuna" and spec.scheduler["type"] == "asha"
+    assert spec.space["model.speech.layers"]["choice"] == [1, 2]
+    assert spec.space["model.latent"]["choice"] == [64, 128, 256]
+    assert spec.algorithm == "optuna" and spec.scheduler["type"] == "asha" and spec.num_samples == 6
+    assert spec.confirm_top == 2 and spec.confirm_seeds == [0, 1]
+    grid = searchspace.load("gru_layers_grid")  # the same space, every cell to the full budget
+    assert grid.space == spec.space and grid.algorithm == "grid" and grid.scheduler["type"] == "none"
+    assert grid.base == spec.base and grid.overrides == spec.overrides
+
+
+@pytest.mark.parametrize("confirm, message", [
+    ("{top: 2, seeds: [0]}", "two or more distinct seeds"),
+    ("{top: -1, seeds: [0, 1]}", "confirm.top must be >= 0"),
+    ("{top: two, seeds: [0, 1]}", "confirm.top must be an integer"),
+    ("{top: 2, seeds: 2}", "confirm.seeds must be a list"),
+    ("{top: 2, seeds: [0, 1], each: 3}", "unknown key"),
+])
+def test_bad_confirmation_is_refused_naming_the_key(tmp_path, confirm, message):
+    path = write(tmp_path, "base: cpu-tiny\nspace:\n  model.latent: {choice: [64, 128]}\n"
+                           f"confirm: {confirm}\n")
+    with pytest.raises(ConfigError, match=message):
+        searchspace.load(path)
 
 
 def write(tmp_path, text):

@@ -21,6 +21,8 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "best trial" in r.stdout and "ui --backend-store-uri sqlite:///" in r.stdout
     assert "| val s2i R@10 |" in r.stdout
+    last = r.stdout.strip().splitlines()[-1]  # one seed: the verdict says it cannot tell
+    assert last.startswith("verdict: ") and ("seed noise unknown" in last or "only one configuration" in last), last
 
     from mlflow.tracking import MlflowClient
 
@@ -32,6 +34,7 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
     assert len(parents) == 1 and len(trials) == 2
     parent = parents[0]
     assert parent.info.status == "FINISHED"
+    assert "best_val_s2i_r10" in parent.data.metrics and "vgs.verdict" in parent.data.tags
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"summary.md", "best_trial.json"}
     for t in trials:
         assert t.data.tags["mlflow.parentRunId"] == parent.info.run_id
@@ -65,3 +68,38 @@ def test_gpu_sweep_on_a_machine_without_gpus_is_refused_with_the_fix(tmp_path):
            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "data.builtin_images=80"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert r.returncode == 2 and "asks for 4 CPU and 1 GPU per trial" in r.stderr and "--resources" in r.stderr
+
+
+@pytest.mark.slow
+def test_confirmation_phase_states_the_verdict_and_resumes_without_duplicates(tmp_path):
+    r = run_sweep(tmp_path, "--confirm", "2")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("verdict: ") and "beyond seed noise" in last and "(n=2)" in last, last
+    assert "per configuration (val_s2i_r10, full-budget trials)" in r.stdout
+
+    import json
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    summary = json.loads(next(Path(tmp_path / "ray").glob("smoke_*/summary.json")).read_text())
+    assert [len(c["values"]) for c in summary["configs"]] == [2, 2]  # both configurations, two seeds each
+    assert summary["verdict"] in last
+    full = [(json.dumps({k: v for k, v in t["config"].items()}, sort_keys=True)) for t in summary["trials"]
+            if t["status"] == "completed"]
+    assert len(full) == len(set(full)) == 4  # each (configuration, seed) ran its full budget once
+    assert any(t["phase"] == "confirm" for t in summary["trials"])
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("vgs-smoke")
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(x for x in runs if x.data.tags.get("vgs.kind") == "sweep")
+    assert parent.data.tags["vgs.verdict"] == summary["verdict"]
+    assert parent.data.metrics["best_val_s2i_r10"] == summary["best"]["val_s2i_r10"]
+    trials = [x for x in runs if x.data.tags.get("vgs.kind") == "trial"]
+    assert len(trials) == len(summary["trials"])  # both phases under the one parent
+
+    again = run_sweep(tmp_path, "--confirm", "2", "--resume")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert len(client.search_runs([exp.experiment_id])) == len(runs)

@@ -1,10 +1,15 @@
-"""Difficulty calibration of the built-in corpus: does a bigger model or more training help?
+"""Difficulty calibration of a corpus (the built-in one by default): how far does the speech model
+get, how far does the same model get from text, and do more training and more capacity help?
 
-    python -m vgs.calibrate [--data DIR] [--workers 2] [--epochs 6,24]
+    python -m vgs.calibrate [--data DIR] [--base cpu-small] [--epochs E] [--workers 2] [key=value ...]
 
-Trains the default small model (cpu-small) for the given numbers of epochs and a wider one
-(twice the latent size) for the longest, on the same corpus, and prints a table of validation (best epoch) and test recall.
-The README's calibration table is this command's output.
+Trains, on the same corpus and the same image side, side by side (one core each):
+  speech-image  the base config for E epochs (the demo's starting point)
+  text-image    the same, with the transcripts instead of the speech (the text "ceiling")
+  speech-image  for 2E epochs (more training)
+  speech-image  with twice the latent size, E epochs (more capacity)
+and prints a table of validation (best epoch) and test recall, then the speech / text ratio of
+validation R@10 at the same budget.  The README's calibration table is this command's output.
 """
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ import multiprocessing as mp
 import sys
 import time
 
-from vgs.config import apply_overrides, base_config
+from vgs.config import ConfigError, apply_overrides, base_config, parse_cli_overrides
 from vgs.data.prepare import prepare, resolve_paths
+from vgs.models.registry import model_name
 
 
 def _run(job: tuple[str, str, dict]) -> tuple[str, dict, float]:
@@ -26,40 +32,75 @@ def _run(job: tuple[str, str, dict]) -> tuple[str, dict, float]:
     return label, summary, time.time() - t
 
 
-def jobs(epochs: list[int], data: str | None) -> list[tuple[str, str, dict]]:
-    root = {"data.root": data} if data else {}
-    small = base_config("cpu-small").model
-    out = [(f"DG{small.speech.layers}A{small.latent} (cpu-small), {e} epochs", "cpu-small", {**root, "train.epochs": e})
-           for e in epochs]
-    wide = {"model.latent": small.latent * 2}  # more capacity: twice the GRU width and latent size
-    out.append((f"DG{small.speech.layers}A{wide['model.latent']}, {max(epochs)} epochs", "cpu-small",
-                {**root, **wide, "train.epochs": max(epochs)}))
-    return out
+def jobs(base: str, epochs: int, overrides: dict) -> list[tuple[str, str, dict]]:
+    """(label, base, overrides) of the four trainings."""
+    cfg = apply_overrides(base_config(base), overrides)
+    name, latent = model_name(cfg.model), cfg.model.latent
+    same = {**overrides, "train.epochs": epochs}
+    wide = {**same, "model.latent": latent * 2}
+    return [(f"speech-image {name} ({base}), {epochs} epochs", base, same),
+            (f"text-image, same image side and budget, {epochs} epochs", base, {**same, "model.family": "text-image"}),
+            (f"speech-image {name}, {2 * epochs} epochs", base, {**same, "train.epochs": 2 * epochs}),
+            (f"speech-image {model_name(apply_overrides(cfg, wide).model)} (2x latent), {epochs} epochs", base, wide)]
+
+
+def _scores(s: dict, split: str) -> tuple[float, float]:
+    """(query->image, image->query) R@10 of a summary: speech or text queries."""
+    q = "t2i" if f"{split}_t2i_r10" in s else "s2i"
+    return s[f"{split}_{q}_r10"], s[f"{split}_{q[::-1]}_r10"]
+
+
+def table(results: list[tuple[str, dict, float]], n_val: int, n_test: int) -> str:
+    lines = [f"| model, training | val R@10 q→i / i→q ({n_val} images) | test R@10 q→i / i→q ({n_test} images) "
+             f"| test medr q→i | minutes |", "|---|---|---|---|---|"]
+    for label, s, seconds in results:
+        q = "t2i" if "test_t2i_medr" in s else "s2i"
+        (v1, v2), (t1, t2) = _scores(s, "best_val"), _scores(s, "test")
+        lines.append(f"| {label} | {v1:.3f} / {v2:.3f} | {t1:.3f} / {t2:.3f} | {s[f'test_{q}_medr']:.0f} "
+                     f"| {seconds / 60:.1f} |")
+    return "\n".join(lines)
+
+
+def speech_text_ratio(results: list[tuple[str, dict, float]]) -> float:
+    """Validation R@10 (query -> image) of the speech model over the text model at the same budget."""
+    speech, text = _scores(results[0][1], "best_val")[0], _scores(results[1][1], "best_val")[0]
+    return speech / text if text > 0 else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.calibrate", description=__doc__.split("\n\n")[0])
+    p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. data.builtin_images=600")
     p.add_argument("--data", help="corpus folder (default: the built-in corpus)")
-    p.add_argument("--epochs", default="6,24", help="comma-separated epoch budgets for the small model")
+    p.add_argument("--base", default="cpu-small", help="base config of the speech model (default: cpu-small)")
+    p.add_argument("--epochs", type=int, help="epochs of the base budget (default: the base config's train.epochs)")
     p.add_argument("--workers", type=int, default=2, help="trainings run side by side, one core each")
-    a = p.parse_args(argv)
-    epochs = [int(e) for e in a.epochs.split(",")]
-    cfg = base_config("cpu-small")
-    if a.data:
-        cfg.data.root = a.data
-    data = prepare(resolve_paths(cfg.data))  # once, before the workers start
-    todo = jobs(epochs, a.data)
+    a = p.parse_intermixed_args(argv)
+    try:
+        overrides = parse_cli_overrides(a.overrides)
+        if a.data:
+            overrides["data.root"] = a.data
+        cfg = apply_overrides(base_config(a.base), overrides)
+        epochs = a.epochs or cfg.train.epochs
+        if epochs < 1:
+            raise ConfigError(f"--epochs must be >= 1, got {epochs}")
+        data = prepare(resolve_paths(cfg.data))  # once, before the workers start
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    todo = jobs(a.base, epochs, overrides)
     print(f"training {len(todo)} configurations on {data.corpus.root} ({a.workers} at a time)", file=sys.stderr)
+    t0 = time.time()
     with mp.get_context("spawn").Pool(a.workers) as pool:
-        results = sorted(pool.imap_unordered(_run, todo), key=lambda r: [j[0] for j in todo].index(r[0]))
+        results = []
+        for r in pool.imap_unordered(_run, todo):
+            results.append(r)
+            print(f"  done: {r[0]} ({r[2] / 60:.1f} min)", file=sys.stderr, flush=True)
+    results.sort(key=lambda r: [j[0] for j in todo].index(r[0]))
     n_val, n_test = len(data.corpus.images("val")), len(data.corpus.images("test"))
-    print(f"\n| model, training | val R@10 s2i / i2s ({n_val} images) | test R@10 s2i / i2s ({n_test} images) "
-          f"| test medr s2i | minutes |")
-    print("|---|---|---|---|---|")
-    for label, s, seconds in results:
-        print(f"| {label} | {s['best_val_s2i_r10']:.3f} / {s['best_val_i2s_r10']:.3f} "
-              f"| {s['test_s2i_r10']:.3f} / {s['test_i2s_r10']:.3f} | {s['test_s2i_medr']:.0f} | {seconds / 60:.1f} |")
-    print(f"\nchance: val R@10 {10 / n_val:.3f}, test R@10 {10 / n_test:.3f}")
+    print(f"\n{table(results, n_val, n_test)}")
+    print(f"\nchance: val R@10 {min(1.0, 10 / n_val):.3f}, test R@10 {min(1.0, 10 / n_test):.3f}; "
+          f"{(time.time() - t0) / 60:.1f} minutes in all")
+    print(f"speech / text ratio (val R@10 query->image, {epochs} epochs each): {speech_text_ratio(results):.2f}")
     return 0
 
 

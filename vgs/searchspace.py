@@ -13,6 +13,8 @@
     seeds: [0]
     resources: {cpu: 1, gpu: 0}
     max_concurrent: 2               # 0: as many as the cluster fits
+    confirm: {top: 2, seeds: [0, 1]}  # then run the best 2 configurations with each of these seeds
+                                      # to the full budget (no pruning), for the seed-noise verdict
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from vgs.config import Config, ConfigError, apply_overrides, base_config, check_
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 TOP_KEYS = ("description", "base", "overrides", "variants", "space", "search", "scheduler", "metric", "mode",
-            "seeds", "resources", "max_concurrent")
+            "seeds", "resources", "max_concurrent", "confirm")
 # s2i/i2s: speech queries; t2i/i2t: text-image; s2t: mtl-match; r10: the family's own query->image R@10
 METRICS = tuple(f"val_{d}_{m}" for d in ("s2i", "i2s", "t2i", "i2t", "s2t") for m in ("r1", "r5", "r10", "medr")) \
     + ("val_r10", "val_wer", "val_cer", "val_bleu")
@@ -60,6 +62,10 @@ class SweepSpec:
     gpu: float = 0.0
     workers: int = 1
     max_concurrent: int = 0
+    # Confirmation phase: the `confirm_top` best configurations of the search, each run with every
+    # seed of `confirm_seeds` to the full budget (trials the search already completed are reused).
+    confirm_top: int = 0
+    confirm_seeds: list[int] = field(default_factory=list)
 
     def base_config(self, extra: dict[str, Any] | None = None) -> Config:
         return apply_overrides(base_config(self.base), {**self.overrides, **(extra or {})})
@@ -124,9 +130,11 @@ def parse(raw: Any, path: Path) -> SweepSpec:
     search = raw.get("search", {}) or {}
     scheduler = raw.get("scheduler", {"type": "none"}) or {"type": "none"}
     resources = raw.get("resources", {}) or {}
+    confirm = raw.get("confirm", {}) or {}
     for section, allowed, value in (("search", ("algorithm", "num_samples", "seed", "sampler"), search),
                                     ("scheduler", ("type", "grace_period", "reduction_factor"), scheduler),
-                                    ("resources", ("cpu", "gpu", "workers"), resources)):
+                                    ("resources", ("cpu", "gpu", "workers"), resources),
+                                    ("confirm", ("top", "seeds"), confirm)):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: '{section}' must be a mapping")
         bad = sorted(set(value) - set(allowed))
@@ -141,8 +149,29 @@ def parse(raw: Any, path: Path) -> SweepSpec:
         mode=str(raw.get("mode", "max")), seeds=[int(s) for s in (raw.get("seeds") or [0])],
         cpu=float(resources.get("cpu", 1)), gpu=float(resources.get("gpu", 0)), workers=int(resources.get("workers", 1)),
         max_concurrent=int(raw.get("max_concurrent", 0)))
+    if confirm:
+        seeds = confirm.get("seeds") or []
+        if not isinstance(seeds, list):
+            raise ConfigError(f"{where}: confirm.seeds must be a list of seeds, e.g. [0, 1]; got {seeds!r}")
+        spec.confirm_top = _int(confirm.get("top", 2), "confirm.top", where)
+        spec.confirm_seeds = [_int(s, "confirm.seeds", where) for s in seeds]
     validate(spec)
     return spec
+
+
+def _int(value: Any, key: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
+    return value
+
+
+def check_confirm(spec: SweepSpec) -> None:
+    where = str(spec.path)
+    if spec.confirm_top < 0:
+        raise ConfigError(f"{where}: confirm.top must be >= 0 (0: no confirmation), got {spec.confirm_top}")
+    if spec.confirm_top and len(set(spec.confirm_seeds)) < 2:
+        raise ConfigError(f"{where}: confirm.seeds needs two or more distinct seeds (seed noise is their spread), "
+                          f"got {spec.confirm_seeds}")
 
 
 def _parse_variants(raw: Any, where: str) -> dict[str, dict[str, dict[str, Any]]]:
@@ -190,6 +219,7 @@ def validate(spec: SweepSpec) -> None:
     if spec.num_samples < 1:
         raise ConfigError(f"{where}: search.num_samples must be >= 1")
     check_resources(spec)
+    check_confirm(spec)
     for group, named in spec.variants.items():
         key = VARIANT_PREFIX + group
         dist = spec.space.setdefault(key, {"choice": list(named)})

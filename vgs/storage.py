@@ -54,6 +54,13 @@ def latest_sweep(location: str, sweep_name: str) -> str | None:
     return None
 
 
+def exists(location: str) -> bool:
+    import pyarrow.fs
+
+    fs, path = _filesystem(location)
+    return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+
 def write_text(location: str, text: str) -> None:
     fs, path = _filesystem(location)
     with fs.open_output_stream(path) as f:

@@ -16,15 +16,17 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dict, vgs_home, \
     default_tracking_uri, apply_overrides
 from vgs.data.records import CorpusError
-from vgs.searchspace import SweepSpec, check_resources, load, restrict, space_contains, trial_overrides
+from vgs.searchspace import SweepSpec, check_confirm, check_resources, load, restrict, space_contains, trial_overrides
 from vgs import storage as storages
 from vgs.trial import run_trial
+from vgs.verdict import config_key, group_by_config, verdict
 
 # Columns of the summary table, in this order, where any trial reports them.
 TABLE_METRICS = ("s2i_r1", "s2i_r5", "s2i_r10", "s2i_medr", "i2s_r1", "i2s_r5", "i2s_r10", "i2s_medr", "t2i_r10",
@@ -143,47 +145,69 @@ def make_trainable(spec: SweepSpec, base: Config, sweep_dir: str):
     return tune.with_resources(fn, {"cpu": spec.cpu, "gpu": spec.gpu})
 
 
-def run_sweep(name: str, data: str | None = None, storage: str | None = None, tracking_uri: str | None = None,
-              resume: bool = False, overrides: dict[str, str] | None = None, address: str | None = None,
-              samples: int | None = None, picks: dict[str, list[str]] | None = None,
-              seeds: list[int] | None = None, resources: dict[str, float] | None = None) -> dict:
-    """samples: number of Optuna trials instead of the YAML's search.num_samples; picks: keep
-    only these choices of some space keys; seeds: instead of the YAML's seeds."""
+@dataclass
+class SweepOptions:
+    """What a sweep command line asks for beyond the YAML (None: the YAML's own value)."""
+
+    name: str  # search space name (search_spaces/NAME.yaml) or a YAML path
+    data: str | None = None  # corpus folder (default: the built-in corpus)
+    storage: str | None = None  # Ray results folder or URI (default: .vgs/ray_results)
+    tracking_uri: str | None = None  # MLflow (default: sqlite:///<cwd>/mlflow.db)
+    resume: bool = False
+    overrides: dict[str, str] = field(default_factory=dict)  # dotted keys of the base config
+    address: str | None = None  # Ray cluster
+    samples: int | None = None  # Optuna trials instead of search.num_samples
+    picks: dict[str, list[str]] = field(default_factory=dict)  # keep only these choices of some space keys
+    seeds: list[int] | None = None
+    resources: dict[str, float] = field(default_factory=dict)  # cpu, gpu per worker; workers per trial
+    confirm: int | None = None  # confirm.top instead of the YAML's (0: no confirmation phase)
+
+
+def run_sweep(opts: SweepOptions) -> dict:
+    """Run the sweep `opts.name`; returns its summary (trials, configurations, verdict, best, compute)."""
     import ray
     from ray import tune
+
+    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from vgs.data.prepare import prepare, resolve_paths
     from vgs.tracking import MlflowSweepCallback
 
     t_start = time.time()
+    name, resume = opts.name, opts.resume
     spec = load(name)
-    if samples is not None:
-        if samples < 1:
-            raise ConfigError(f"--samples must be >= 1, got {samples}")
-        spec.num_samples = samples
-    restrict(spec, picks or {})
-    if seeds:
-        spec.seeds = seeds
-    if resources:
-        spec.cpu, spec.gpu = resources.get("cpu", spec.cpu), resources.get("gpu", spec.gpu)
-        spec.workers = int(resources.get("workers", spec.workers))
+    if opts.samples is not None:
+        if opts.samples < 1:
+            raise ConfigError(f"--samples must be >= 1, got {opts.samples}")
+        spec.num_samples = opts.samples
+    restrict(spec, opts.picks)
+    if opts.seeds:
+        spec.seeds = opts.seeds
+    if opts.resources:
+        spec.cpu, spec.gpu = opts.resources.get("cpu", spec.cpu), opts.resources.get("gpu", spec.gpu)
+        spec.workers = int(opts.resources.get("workers", spec.workers))
         check_resources(spec)
-    extra = dict(overrides or {})
-    if data:
-        extra["data.root"] = data
+    if opts.confirm is not None:
+        spec.confirm_top = opts.confirm
+        spec.confirm_seeds = spec.confirm_seeds or (spec.seeds + [max(spec.seeds) + 1] if len(spec.seeds) < 2
+                                                    else list(spec.seeds))
+        check_confirm(spec)
+    extra = dict(opts.overrides)
+    if opts.data:
+        extra["data.root"] = opts.data
     base = spec.base_config(extra)
     base.data = resolve_paths(base.data)
-    storage_dir = storages.normalise(storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
-    tracking_uri = tracking_uri or default_tracking_uri()
+    storage_dir = storages.normalise(opts.storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
+    tracking_uri = opts.tracking_uri or default_tracking_uri()
 
     print(f"sweep '{spec.name}': {spec.description}", file=sys.stderr)
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=True,
+        ray.init(address=opts.address, include_dashboard=False, log_to_driver=True,
                  runtime_env={"env_vars": {"VGS_HOME": str(vgs_home()), "PYTHONWARNINGS": "ignore::UserWarning",
                                            # explicit on every node: a worker never guesses a local mlflow.db
                                            "MLFLOW_TRACKING_URI": tracking_uri}})
     # before any corpus work: a trial that cannot fit is reported at once
-    check_trial_fits(spec, ray.cluster_resources(), local=address is None and not os.environ.get("RAY_ADDRESS"))
+    check_trial_fits(spec, ray.cluster_resources(), local=opts.address is None and not os.environ.get("RAY_ADDRESS"))
     print(f"preparing corpus {base.data.root} (features are computed once and reused)", file=sys.stderr, flush=True)
     prepare(base.data)  # in the driver, once, so trials only read the stores
 
@@ -193,17 +217,26 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
     sweep_name = previous or f"{spec.name}_{time.strftime('%Y%m%d-%H%M%S')}"
     sweep_dir = storages.join(storage_dir, sweep_name)
     trainable = make_trainable(spec, base, sweep_dir)
+
+    def tracker() -> MlflowSweepCallback:  # every phase logs to the same parent run (found by sweep_dir)
+        return MlflowSweepCallback(
+            tracking_uri, experiment=f"vgs-{spec.name}", sweep_name=spec.name, sweep_dir=sweep_dir,
+            params={"sweep": spec.name, "base": spec.base, "search": spec.algorithm, "num_samples": spec.num_samples,
+                    "scheduler": spec.scheduler.get("type"), "metric": spec.metric, "data.root": base.data.root,
+                    "workers_per_trial": spec.workers, "cpu_per_worker": spec.cpu, "gpu_per_worker": spec.gpu,
+                    "confirm_top": spec.confirm_top, "confirm_seeds": ",".join(map(str, spec.confirm_seeds))},
+            max_epochs=base.train.epochs, base_params=flatten(base), seeds=spec.seeds, variants=spec.variants)
+
+    def run_config(name: str) -> Any:
+        return tune.RunConfig(name=name, storage_path=storage_dir if name == sweep_name else sweep_dir,
+                              callbacks=[tracker()], verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                              failure_config=tune.FailureConfig(max_failures=1))
+
     if previous is not None:
         print(f"resuming {sweep_dir}", file=sys.stderr)
         tuner = tune.Tuner.restore(sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         param_space, searcher = build_param_space(spec, base)
-        callback = MlflowSweepCallback(
-            tracking_uri, experiment=f"vgs-{spec.name}", sweep_name=spec.name, sweep_dir=sweep_dir,
-            params={"sweep": spec.name, "base": spec.base, "search": spec.algorithm, "num_samples": spec.num_samples,
-                    "scheduler": spec.scheduler.get("type"), "metric": spec.metric, "data.root": base.data.root,
-                    "workers_per_trial": spec.workers, "cpu_per_worker": spec.cpu, "gpu_per_worker": spec.gpu},
-            max_epochs=base.train.epochs, base_params=flatten(base), seeds=spec.seeds, variants=spec.variants)
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(
@@ -212,10 +245,46 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
                 max_concurrent_trials=spec.max_concurrent or None,
                 # ASHA gets metric/mode through TuneConfig only; OptunaSearch already has them.
                 metric=spec.metric, mode=spec.mode, trial_dirname_creator=lambda t: t.trial_id),
-            run_config=tune.RunConfig(
-                name=sweep_name, storage_path=storage_dir, callbacks=[callback], verbose=0,
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                failure_config=tune.FailureConfig(max_failures=1)))
+            run_config=run_config(sweep_name))
+    trials = summarise(spec, _fit_tuner(tuner, spec, name, sweep_dir), base.train.epochs)
+
+    cells = confirm_cells(spec, trials)
+    if cells:
+        confirm_dir = storages.join(sweep_dir, CONFIRM)
+        print(f"confirming the best {spec.confirm_top} configurations with seeds "
+              f"{', '.join(map(str, spec.confirm_seeds))} at the full budget: {len(cells)} more trials",
+              file=sys.stderr, flush=True)
+        if previous is not None and storages.exists(storages.join(confirm_dir, "tuner.pkl")):
+            confirm = tune.Tuner.restore(confirm_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            confirm = tune.Tuner(trainable, param_space=cell_space(cells), tune_config=tune.TuneConfig(
+                search_alg=BasicVariantGenerator(points_to_evaluate=cells), num_samples=len(cells),
+                max_concurrent_trials=spec.max_concurrent or None, metric=spec.metric, mode=spec.mode,
+                trial_dirname_creator=lambda t: t.trial_id), run_config=run_config(CONFIRM))
+        for t in summarise(spec, _fit_tuner(confirm, spec, name, sweep_dir), base.train.epochs):
+            trials.append({**t, "phase": CONFIRM})
+
+    summary = summary_of(spec, trials)
+    table = format_table(summary["trials"], list(spec.space), multi_seed=len(_seeds_run(trials)) > 1)
+    configs = format_config_table(summary["configs"], spec.metric) if summary["configs_repeated"] else ""
+    summary["table"] = table + (f"\n\nper configuration ({spec.metric}, full-budget trials):\n{configs}"
+                                if configs else "")
+    finisher = tracker()
+    finisher.setup()
+    finisher.finish(f"# {spec.name}\n\n{summary['table']}\n\nverdict: {summary['verdict']}\n", summary.get("best"),
+                    summary["verdict"])
+    storages.write_text(storages.join(sweep_dir, "summary.json"), json.dumps(summary, indent=1, default=str))
+    summary["wall_seconds"] = time.time() - t_start
+    summary["sweep_dir"] = sweep_dir
+    summary["tracking_uri"] = tracking_uri
+    return summary
+
+
+CONFIRM = "confirm"  # the confirmation phase: its Tune folder inside the sweep's, and its trials' phase
+
+
+def _fit_tuner(tuner, spec: SweepSpec, name: str, sweep_dir: str):
+    """tuner.fit(), with SIGTERM treated as Ctrl-C (Tune saves its state) and an interrupt raised."""
     # SIGTERM (a scheduler, `kill`) gets Ctrl-C's graceful stop: Tune saves the experiment state.
     previous_term = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     watch = _InterruptWatch()
@@ -229,30 +298,45 @@ def run_sweep(name: str, data: str | None = None, storage: str | None = None, tr
     if watch.interrupted:
         raise SweepInterrupted(f"sweep '{spec.name}' interrupted; its state is saved in {sweep_dir}. Continue it "
                                f"with: python -m vgs.sweep {name} --resume (same --storage and --tracking-uri)")
-    summary = summarise(spec, results, base.train.epochs)
-    callback = _find_callback(tuner)
-    table = format_table(summary["trials"], list(spec.space), multi_seed=len(spec.seeds) > 1)
-    if callback is not None:
-        callback.finish(f"# {spec.name}\n\n{table}\n", summary.get("best"))
-    storages.write_text(storages.join(sweep_dir, "summary.json"), json.dumps(summary, indent=1, default=str))
-    summary["wall_seconds"] = time.time() - t_start
-    summary["table"] = table
-    summary["sweep_dir"] = sweep_dir
-    summary["tracking_uri"] = tracking_uri
-    return summary
+    return results
 
 
-def _find_callback(tuner):
-    from vgs.tracking import MlflowSweepCallback
+def confirm_cells(spec: SweepSpec, trials: list[dict]) -> list[dict]:
+    """Trial configs (searched keys + train.seed) of the confirmation phase: the `confirm_top` best
+    configurations by their best score in the search (pruned trials included: ASHA may stop a good
+    configuration early), each with every seed of `confirm_seeds`, less those already completed."""
+    if not spec.confirm_top:
+        return []
+    key, sign = f"val_{spec.metric[4:]}", 1 if spec.mode == "max" else -1
+    best: dict[tuple, tuple[float, dict]] = {}
+    for t in trials:
+        value = t.get(key)
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            continue
+        config = {k: v for k, v in t["config"].items() if k != "train.seed"}
+        ck = config_key(config)
+        if ck not in best or sign * value > sign * best[ck][0]:
+            best[ck] = (value, config)
+    top = sorted(best.values(), key=lambda vc: sign * vc[0], reverse=True)[:spec.confirm_top]
+    done = {(config_key(t["config"]), t["config"].get("train.seed")) for t in trials if t["status"] == "completed"}
+    return [{**config, "train.seed": seed} for _, config in top for seed in spec.confirm_seeds
+            if (config_key(config), seed) not in done]
 
-    try:
-        callbacks = tuner._local_tuner.get_run_config().callbacks or []
-    except AttributeError:
-        return None
-    return next((c for c in callbacks if isinstance(c, MlflowSweepCallback)), None)
+
+def cell_space(cells: list[dict]) -> dict:
+    """A Tune space that holds every cell (BasicVariantGenerator then runs exactly the cells)."""
+    from ray import tune
+
+    keys = dict.fromkeys(k for c in cells for k in c)
+    return {k: tune.choice(list(dict.fromkeys(c[k] for c in cells))) for k in keys}
 
 
-def summarise(spec: SweepSpec, results, max_epochs: int) -> dict:
+def _seeds_run(trials: list[dict]) -> set:
+    return {t["config"].get("train.seed") for t in trials}
+
+
+def summarise(spec: SweepSpec, results, max_epochs: int) -> list[dict]:
+    """One record per trial of a Tune result grid: config, epochs, status, best validation scores, test scores."""
     trials = []
     for r in results:
         m = r.metrics or {}
@@ -261,15 +345,40 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> dict:
         status = "error" if r.error else ("pruned" if epochs < max_epochs else "completed")
         trials.append({"trial_id": m.get("trial_id", Path(r.path).name), "config": cfg, "epochs": epochs,
                        "best_epoch": m.get("best_epoch"), "status": status, "error": _reason(r.error),
+                       "phase": "search", "seconds": m.get("seconds_total"),
                        **{f"val_{k}": m.get(f"best_val_{k}") for k in (*TABLE_METRICS, spec.metric[4:])},
                        **{k: v for k, v in m.items() if k.startswith("test_")}})
+    return trials
+
+
+def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
+    """Trials sorted by score, the configurations' mean ± sd over seeds, the seed-noise verdict, the
+    best trial (of the winning configuration when the verdict has one) and the compute spent."""
     key = f"val_{spec.metric[4:]}"
     scored = [t for t in trials if isinstance(t.get(key), (int, float)) and not math.isnan(t[key])]
     sign = 1 if spec.mode == "max" else -1
     scored.sort(key=lambda t: sign * t[key], reverse=True)
-    others = [t for t in trials if t not in scored]
-    return {"sweep": spec.name, "metric": spec.metric, "mode": spec.mode, "trials": scored + others,
-            "best": scored[0] if scored else None}
+    groups = group_by_config(trials, key, spec.mode)
+    judged = verdict(groups, spec.mode, spec.metric)
+    best = scored[0] if scored else None
+    if judged.winner is not None:
+        best = next(t for t in scored if config_key(t["config"]) == config_key(judged.winner.config))
+    seconds = [t["seconds"] for t in trials if isinstance(t.get("seconds"), (int, float))]
+    return {"sweep": spec.name, "metric": spec.metric, "mode": spec.mode,
+            "trials": scored + [t for t in trials if t not in scored], "best": best,
+            "configs": [{"config": g.config, "values": g.values, "mean": g.mean, "sd": g.sd} for g in groups],
+            "configs_repeated": any(len(g.values) > 1 for g in groups),
+            "verdict": judged.line, "beyond_noise": judged.beyond_noise,
+            "compute": {"trials": len(trials), "trial_epochs": sum(t["epochs"] for t in trials),
+                        "trial_seconds": round(sum(seconds), 1),
+                        "core_seconds": round(sum(seconds) * spec.cpu * spec.workers, 1)}}
+
+
+def format_config_table(configs: list[dict], metric: str) -> str:
+    rows = [[", ".join(f"{k}={v}" for k, v in c["config"].items()) or "(base)", str(len(c["values"])),
+             f"{c['mean']:.3f}", "-" if c["sd"] is None else f"{c['sd']:.3f}",
+             " ".join(f"{v:.3f}" for v in c["values"])] for c in configs]
+    return _markdown(["configuration", "seeds", f"mean {metric}", "sd", "per seed"], rows)
 
 
 def _reason(error) -> str | None:
@@ -301,8 +410,13 @@ def format_table(trials: list[dict], space_keys: list[str], multi_seed: bool = F
         for m in shown:
             v = t.get(f"val_{m}")
             row.append("-" if v is None else (f"{v:.0f}" if m.endswith("medr") else f"{v:.3f}"))
-        row.append(t["status"])
+        row.append(t["status"] + (" (confirm)" if t.get("phase") == CONFIRM else ""))
         rows.append(row)
+    return _markdown(cols, rows)
+
+
+def _markdown(cols: list[str], rows: list[list[str]]) -> str:
+    """A markdown table padded to column widths (readable in a terminal too)."""
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     return "\n".join([line(cols), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
@@ -319,6 +433,35 @@ def mlflow_command() -> str:
     return "mlflow"
 
 
+def _pick(item: str) -> tuple[str, list[str]]:
+    """--pick KEY=A,B -> (KEY, [A, B])."""
+    key, sep, values = item.partition("=")
+    if not sep or not values:
+        raise argparse.ArgumentTypeError(f"'{item}' must look like KEY=A,B")
+    return key.strip(), [v.strip() for v in values.split(",")]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got '{text}'") from None
+
+
+def _resources(text: str) -> dict[str, float]:
+    """--resources cpu=N,gpu=F,workers=N -> {'cpu': N, ...}."""
+    out = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if key.strip() not in ("cpu", "gpu", "workers"):
+            raise argparse.ArgumentTypeError(f"takes cpu=N,gpu=N,workers=N; got '{item}'")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{key.strip()} must be a number, got '{value}'") from None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.sweep", description="Run a named sweep with Ray Tune.")
     p.add_argument("name", help="search space name (search_spaces/NAME.yaml) or a YAML path")
@@ -326,11 +469,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="corpus folder: Flickr8K Audio, Places or SpokenCOCO layout, detected "
                                   "(default: the built-in corpus); see README 'Use your own corpus'")
     p.add_argument("--samples", type=int, help="number of Optuna trials (default: search.num_samples of the YAML)")
-    p.add_argument("--pick", action="append", default=[], metavar="KEY=A,B",
+    p.add_argument("--pick", action="append", default=[], metavar="KEY=A,B", type=_pick,
                    help="keep only these choices of a space key, e.g. --pick variant.model=pipe-seq/full (repeatable)")
-    p.add_argument("--seeds", help="comma-separated seeds instead of the YAML's, e.g. --seeds 0")
-    p.add_argument("--resources", help="per-trial resources instead of the YAML's: cpu=N,gpu=F per worker and "
-                                       "workers=N (DDP workers per trial), e.g. gpu=0.25 or gpu=1,workers=4")
+    p.add_argument("--seeds", type=_seeds, help="comma-separated seeds instead of the YAML's, e.g. --seeds 0")
+    p.add_argument("--confirm", type=int, metavar="N",
+                   help="after the search, run the best N configurations with every seed of confirm.seeds (or "
+                        "the sweep's seeds and one more) to the full budget; 0 turns the YAML's confirmation off")
+    p.add_argument("--resources", type=_resources, default={},
+                   help="per-trial resources instead of the YAML's: cpu=N,gpu=F per worker and "
+                        "workers=N (DDP workers per trial), e.g. gpu=0.25 or gpu=1,workers=4")
     p.add_argument("--storage", help="Ray results: a folder, or an s3:// gs:// file:// URI that every node of a "
                                        "cluster reaches (default: .vgs/ray_results)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
@@ -345,27 +492,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_cli_overrides(a.overrides)
         if a.skip_bad:
             overrides["data.skip_bad"] = "true"
-        picks = {}
-        for item in a.pick:
-            key, sep, values = item.partition("=")
-            if not sep or not values:
-                raise ConfigError(f"--pick '{item}' must look like KEY=A,B")
-            picks[key.strip()] = [v.strip() for v in values.split(",")]
-        try:
-            seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else None
-        except ValueError as e:
-            raise ConfigError(f"--seeds must be comma-separated integers, got '{a.seeds}'") from e
-        resources = {}
-        for item in (a.resources.split(",") if a.resources else []):
-            key, _, value = item.partition("=")
-            if key.strip() not in ("cpu", "gpu", "workers"):
-                raise ConfigError(f"--resources takes cpu=N,gpu=N,workers=N; got '{item}'")
-            try:
-                resources[key.strip()] = float(value)
-            except ValueError as e:
-                raise ConfigError(f"--resources {key.strip()} must be a number, got '{value}'") from e
-        summary = run_sweep(a.name, a.data, a.storage, a.tracking_uri, a.resume, overrides, a.address, a.samples,
-                            picks, seeds, resources)
+        summary = run_sweep(SweepOptions(
+            a.name, data=a.data, storage=a.storage, tracking_uri=a.tracking_uri, resume=a.resume, overrides=overrides,
+            address=a.address, samples=a.samples, picks=dict(a.pick), seeds=a.seeds, resources=a.resources,
+            confirm=a.confirm))
     except (ConfigError, CorpusError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -373,15 +503,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{e}", file=sys.stderr)
         return 130
     best = summary.get("best")
-    print(f"\nsweep '{summary['sweep']}' finished in {summary['wall_seconds']:.0f} s; {len(summary['trials'])} trials")
+    c = summary["compute"]
+    print(f"\nsweep '{summary['sweep']}' finished in {summary['wall_seconds']:.0f} s; {c['trials']} trials, "
+          f"{c['trial_epochs']} trial-epochs, {c['core_seconds']:.0f} core-seconds of training")
     print(summary["table"])
     if best:
         cfg = ", ".join(f"{k}={v}" for k, v in best["config"].items() if k != "train.seed")
+        seed = f" (seed {best['config']['train.seed']})" if "train.seed" in best["config"] else ""
         if best.get("val_s2i_r10") is not None:
-            print(f"\nbest trial {best['trial_id']}: {cfg} -> val R@10 speech->image {best['val_s2i_r10']:.3f}, "
+            print(f"\nbest trial {best['trial_id']}{seed}: {cfg} -> val R@10 speech->image {best['val_s2i_r10']:.3f}, "
                   f"image->speech {best['val_i2s_r10']:.3f} (epoch {best['best_epoch']})")
         else:
-            print(f"\nbest trial {best['trial_id']}: {cfg} -> {summary['metric']} "
+            print(f"\nbest trial {best['trial_id']}{seed}: {cfg} -> {summary['metric']} "
                   f"{best['val_' + summary['metric'][4:]]:.3f} (epoch {best['best_epoch']})")
         if best.get("test_s2i_r10") is not None:
             print(f"  test (best epoch): R@10 speech->image {best['test_s2i_r10']:.3f}, "
@@ -392,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nresults: {summary['sweep_dir']}")
     print(f"MLflow UI: {mlflow_command()} ui --backend-store-uri {summary['tracking_uri']}   "
           f"(then open http://127.0.0.1:5000)")
+    print(f"\nverdict: {summary['verdict']}")
     return 0 if best else 1
 
 

@@ -17,7 +17,7 @@ from vgs.searchspace import trial_overrides
 
 # Keys of a trial's report that become MLflow metrics (step = our epoch).
 METRIC_PREFIXES = ("val_", "best_val_", "test_", "train_", "analysis_")  # train_: loss, per-task losses and batches
-METRIC_KEYS = ("lr", "epoch_seconds", "best_epoch")
+METRIC_KEYS = ("lr", "epoch_seconds", "seconds_total", "best_epoch")
 
 
 def client(tracking_uri: str):
@@ -181,13 +181,17 @@ class MlflowSweepCallback(Callback):
         except Exception as e:  # an artifact store problem must not stop the sweep
             self.mlflow.set_tag(run_id, "vgs.artifact_error", str(e)[:500])
 
-    def finish(self, summary_markdown: str, best: dict | None, status: str = "FINISHED") -> None:
+    def finish(self, summary_markdown: str, best: dict | None, verdict: str = "", status: str = "FINISHED") -> None:
+        """The sweep's answer on its parent run: summary.md, the best trial (best_trial.json, and its
+        validation and test scores as best_val_* / best_test_* metrics) and the seed-noise verdict."""
         if not self.parent_id:
             return
         self.mlflow.log_text(self.parent_id, summary_markdown, "summary.md")
+        if verdict:
+            self.mlflow.set_tag(self.parent_id, "vgs.verdict", verdict[:5000])
         if best:
             self.mlflow.log_text(self.parent_id, json.dumps(best, indent=1, default=str), "best_trial.json")
             for k, v in best.items():
-                if k.startswith("best_val_") and isinstance(v, (int, float)):
-                    self.mlflow.log_metric(self.parent_id, k, float(v))
+                if k.startswith(("val_", "test_")) and isinstance(v, (int, float)) and v == v:  # not NaN
+                    self.mlflow.log_metric(self.parent_id, f"best_{k}", float(v))
         self.mlflow.set_terminated(self.parent_id, status)

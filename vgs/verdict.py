@@ -1,0 +1,100 @@
+"""Does a sweep's winner beat its runner-up beyond seed noise?  Pure functions over trial records.
+
+A configuration is a trial's config without `train.seed`.  Only trials that ran the whole
+budget count (a pruned trial's score is from fewer epochs, so it is not comparable).  Seed noise
+is the pooled within-configuration standard deviation over every configuration that has two
+or more seeds: sd = sqrt(sum (n_i - 1) s_i^2 / sum (n_i - 1)).  The winner beats the runner-up
+when the difference of their means exceeds 2 sd.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ConfigScores:
+    """Full-budget scores of one configuration, one per seed."""
+
+    config: dict
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def sd(self) -> float | None:
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+
+def config_key(config: dict) -> tuple:
+    return tuple(sorted((k, str(v)) for k, v in config.items() if k != "train.seed"))
+
+
+def group_by_config(trials: list[dict], key: str, mode: str) -> list[ConfigScores]:
+    """Completed trials' `key` scores grouped by configuration, best mean first."""
+    groups: dict[tuple, ConfigScores] = {}
+    for t in trials:
+        value = t.get(key)
+        if t.get("status") != "completed" or not isinstance(value, (int, float)) or math.isnan(value):
+            continue
+        config = {k: v for k, v in t["config"].items() if k != "train.seed"}
+        groups.setdefault(config_key(config), ConfigScores(config)).values.append(float(value))
+    sign = 1 if mode == "max" else -1
+    return sorted(groups.values(), key=lambda g: sign * g.mean, reverse=True)
+
+
+def pooled_sd(groups: list[ConfigScores]) -> tuple[float | None, int]:
+    """(pooled within-configuration sd, its degrees of freedom); None when no configuration has two seeds."""
+    dof = sum(len(g.values) - 1 for g in groups)
+    if dof == 0:
+        return None, 0
+    ss = sum((len(g.values) - 1) * g.sd ** 2 for g in groups if len(g.values) > 1)
+    return math.sqrt(ss / dof), dof
+
+
+@dataclass
+class Verdict:
+    winner: ConfigScores | None
+    runner_up: ConfigScores | None
+    sd: float | None  # pooled seed sd
+    dof: int
+    beyond_noise: bool | None  # None: cannot tell (one configuration, or no seed repeats)
+    line: str
+
+
+def label(config: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in config.items()) or "(base config)"
+
+
+def verdict(groups: list[ConfigScores], mode: str, metric: str) -> Verdict:
+    """The one-line statement: does the best configuration beat the second beyond 2 seed sd?"""
+    if not groups:
+        return Verdict(None, None, None, 0, None, "no trial ran its full budget: nothing to compare")
+    best = groups[0]
+    if len(groups) == 1:
+        return Verdict(best, None, None, 0, None,
+                       f"only one configuration ran its full budget ({label(best.config)}): nothing to compare")
+    second = groups[1]
+    sd, dof = pooled_sd(groups)
+    margin = abs(best.mean - second.mean)
+    scores = (f"{label(best.config)}: {metric} {_ms(best)} vs runner-up {label(second.config)}: {_ms(second)}")
+    if sd is None:
+        return Verdict(best, second, None, 0, None,
+                       f"seed noise unknown (one seed per configuration): {scores}; difference {margin:.3f}. "
+                       f"Repeat seeds (--seeds 0,1 or 'confirm:' in the search space) to know whether it is a result")
+    runs = sum(len(g.values) for g in groups if len(g.values) > 1)
+    noise = f"2 sd = {2 * sd:.3f}, seed sd pooled over {runs} runs of {sum(len(g.values) > 1 for g in groups)} configurations"
+    if margin > 2 * sd:
+        return Verdict(best, second, sd, dof, True,
+                       f"beyond seed noise: {scores}; difference {margin:.3f} > {noise}")
+    return Verdict(best, second, sd, dof, False,
+                   f"NOT beyond seed noise: {scores}; difference {margin:.3f} <= {noise}")
+
+
+def _ms(g: ConfigScores) -> str:
+    if g.sd is None:
+        return f"{g.mean:.3f} (n=1)"
+    return f"{g.mean:.3f} ± {g.sd:.3f} (n={len(g.values)})"
