@@ -91,3 +91,33 @@ def test_analysis_metrics_on_request(tiny_corpus, tmp_path):
                   out_dir=tmp_path / "a", quiet=True)
     assert 0 <= summary["analysis_speaker_acc"] <= 1
     assert -1 <= summary["analysis_rsa_text"] <= 1 and -1 <= summary["analysis_rsa_image"] <= 1
+
+
+def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_corpus, tmp_path):
+    """pipe-seq trains ASR for model.mtl.asr_epochs, then the text-image part: two phases, each with
+    its own cosine schedule from train.lr, so epoch 1 (half-way through the ASR phase) and epoch 3
+    (half-way through the text-image phase) end at the same rate; a resume mid-phase keeps it."""
+    from vgs.models.registry import build_model
+    from vgs.train import training_phases
+
+    cfg = tiny(tiny_corpus, tmp_path, "pipe-seq", **{"train.epochs": 4, "model.mtl.asr_epochs": 2,
+                                                     "train.scheduler": "calr", "train.test_at_end": False})
+    assert training_phases(build_model(cfg.model, 40, 0, 30, 4), 4) == [(1, 2), (3, 4)]
+    assert training_phases(build_model(tiny(tiny_corpus, tmp_path, "pipe-ind").model, 40, 0, 30, 4), 4) == [(1, 4)]
+    lrs = []
+    fit(cfg, report=lambda m, _: lrs.append(m["lr"]), out_dir=tmp_path / "seq", quiet=True)
+    assert lrs[0] == pytest.approx(lrs[2], rel=1e-6) and lrs[1] == pytest.approx(lrs[3], rel=1e-6)
+    assert lrs[1] < 0.01 * lrs[0]  # each phase anneals to min_lr by its own end
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_3(metrics, _):
+        if metrics["epoch"] == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        fit(cfg, report=stop_after_3, out_dir=tmp_path / "cut", quiet=True)
+    rest = []
+    fit(cfg, report=lambda m, _: rest.append(m["lr"]), out_dir=tmp_path / "cut", resume=tmp_path / "cut", quiet=True)
+    assert rest == pytest.approx(lrs[3:], rel=1e-6)

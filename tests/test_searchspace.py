@@ -75,3 +75,34 @@ def test_space_contains():
     assert searchspace.space_contains({"choice": [2, 3]}, 3) and not searchspace.space_contains({"choice": [2, 3]}, 4)
     assert searchspace.space_contains({"loguniform": [1e-4, 1e-2]}, 1e-3)
     assert not searchspace.space_contains({"randint": [1, 4]}, 5)
+
+
+def test_the_driver_prepares_every_data_configuration_of_the_cells():
+    """Cells whose data section differs (image size, split, MFCC statistics, a non-aligned
+    speech/text corpus) are prepared by the driver, so no two trials build one store at once."""
+    datas = searchspace.cell_data_configs(searchspace.load("cpu_recipe"))
+    base = searchspace.load("cpu_recipe").base_config().data
+    assert datas[0] == (base, False) and len(datas) == 5
+    assert {(d.image_resize, d.builtin_test, d.speech_norm) for d, _ in datas} == {
+        (80, 0, "utterance"), (80, 0, "corpus"), (40, 0, "utterance"), (80, 1000, "utterance"), (40, 1000, "corpus")}
+    sharing = searchspace.cell_data_configs(searchspace.load("sharing"))
+    assert [nonaligned for _, nonaligned in sharing] == [False, True]
+    assert searchspace.cell_data_configs(searchspace.load("gru_layers")) == [(base, False)]
+
+
+def test_a_cell_that_changes_the_built_in_corpus_gets_its_own_corpus(tmp_path, monkeypatch):
+    """The trials' base leaves the built-in corpus unresolved, so a cell's data.builtin_* choice
+    (cpu_recipe's 1250-training-images) reaches its trial instead of the base's corpus."""
+    from vgs.config import apply_overrides
+    from vgs.data.prepare import resolve_paths
+    from vgs.sweep import trial_base
+
+    monkeypatch.chdir(tmp_path)
+    spec = searchspace.load("cpu_recipe")
+    base = trial_base(spec, {"data.image_features": "feats.npz"})
+    assert base.data.root == "" and base.data.image_features == str(tmp_path / "feats.npz")  # made absolute
+    default = resolve_paths(base.data).root
+    cell = apply_overrides(base, spec.variants["recipe"]["1250-training-images"])
+    assert resolve_paths(cell.data).root != default and resolve_paths(cell.data).root.endswith("split1250-250-1000")
+    mine = trial_base(spec, {"data.root": "corpus"}).data.root
+    assert mine == str(tmp_path / "corpus")

@@ -70,3 +70,4 @@ def test_summary_picks_the_winning_configuration_and_counts_compute():
     assert s["trials"][0]["val_s2i_r10"] == 0.45  # the table still lists trials by score
     assert s["compute"] == {"trials": 5, "trial_epochs": 34, "trial_seconds": 50.0, "core_seconds": 50.0}
     assert [c["values"] for c in s["configs"]] == [[0.40, 0.42], [0.20, 0.22]]
+    assert s["configs"][0]["seconds"] == 10.0

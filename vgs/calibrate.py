@@ -17,9 +17,13 @@ import argparse
 import multiprocessing as mp
 import sys
 import time
+from pathlib import Path
+
+import numpy as np
 
 from vgs.config import ConfigError, apply_overrides, base_config, parse_cli_overrides
 from vgs.data.prepare import prepare, resolve_paths
+from vgs.data.synth import images_fitting
 from vgs.models.registry import model_name
 
 
@@ -101,7 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nchance: val R@10 {min(1.0, 10 / n_val):.3f}, test R@10 {min(1.0, 10 / n_test):.3f}; "
           f"{(time.time() - t0) / 60:.1f} minutes in all")
     print(f"speech / text ratio (val R@10 query->image, {epochs} epochs each): {speech_text_ratio(results):.2f}")
+    if (Path(data.corpus.root) / "dataset.json").exists() and _has_scenes(Path(data.corpus.root)):
+        fit_counts = images_fitting(data.corpus.root, "val")
+        print(f"captions: the objects a validation caption names fit a median of {np.median(fit_counts):.0f} of the "
+              f"{n_val} validation images (mean {fit_counts.mean():.1f}; {(fit_counts >= 2).mean():.0%} fit two or "
+              f"more, {(fit_counts >= 10).mean():.0%} ten or more)")
     return 0
+
+
+def _has_scenes(root: Path) -> bool:
+    """A built-in corpus records each image's scene; a real corpus does not."""
+    import json
+
+    images = json.loads((root / "dataset.json").read_text()).get("images", [])
+    return bool(images) and "scene" in images[0]
 
 
 if __name__ == "__main__":

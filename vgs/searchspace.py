@@ -271,6 +271,23 @@ def validate(spec: SweepSpec) -> None:
             raise ConfigError(f"{where}: the configuration {combo} cannot be built: {e}") from e
 
 
+def cell_data_configs(spec: SweepSpec, extra: dict[str, Any] | None = None,
+                      limit: int = 4096) -> list[tuple[Any, bool]]:
+    """The distinct data sections (DataConfig) of the sweep's cells, the base's first, each with
+    whether a cell trains on its NON-ALIGNED speech/text corpus: what the driver prepares before
+    any trial starts, so that no two trials build one store at once.  Continuous space keys are
+    not enumerated (a trial prepares what they change itself)."""
+    from vgs.models.registry import uses_nonaligned_speech_text
+
+    found: dict[str, tuple[Any, bool]] = {}
+    for combo in [{}] + _sample_combinations(spec, limit):
+        cfg = spec.base_config({**(extra or {}), **trial_overrides(combo, spec.seeds, spec.variants)})
+        key = repr(cfg.data)
+        _, nonaligned = found.get(key, (cfg.data, False))
+        found[key] = (cfg.data, nonaligned or uses_nonaligned_speech_text(cfg))
+    return list(found.values())
+
+
 def _sample_combinations(spec: SweepSpec, limit: int = 64) -> list[dict[str, Any]]:
     choices = {k: v["choice"] for k, v in spec.space.items() if "choice" in v}
     combos = [dict(zip(choices, vals)) for vals in itertools.islice(itertools.product(*choices.values()), limit)]

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import signal
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any
 from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dict, vgs_home, \
     default_tracking_uri, apply_overrides
 from vgs.data.records import CorpusError
-from vgs.searchspace import SweepSpec, check_confirm, check_resources, load, restrict, space_contains, trial_overrides
+from vgs.searchspace import SweepSpec, cell_data_configs, check_confirm, check_resources, load, restrict, space_contains, trial_overrides
 from vgs import storage as storages
 from vgs.trial import run_trial
 from vgs.verdict import config_key, group_by_config, verdict
@@ -170,7 +171,7 @@ def run_sweep(opts: SweepOptions) -> dict:
 
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from vgs.data.prepare import prepare, resolve_paths
+    from vgs.data.prepare import prepare, prepare_speech_text, resolve_paths
     from vgs.tracking import MlflowSweepCallback
 
     t_start = time.time()
@@ -195,8 +196,7 @@ def run_sweep(opts: SweepOptions) -> dict:
     extra = dict(opts.overrides)
     if opts.data:
         extra["data.root"] = opts.data
-    base = spec.base_config(extra)
-    base.data = resolve_paths(base.data)
+    base = trial_base(spec, extra)
     storage_dir = storages.normalise(opts.storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
     tracking_uri = opts.tracking_uri or default_tracking_uri()
 
@@ -208,8 +208,15 @@ def run_sweep(opts: SweepOptions) -> dict:
                                            "MLFLOW_TRACKING_URI": tracking_uri}})
     # before any corpus work: a trial that cannot fit is reported at once
     check_trial_fits(spec, ray.cluster_resources(), local=opts.address is None and not os.environ.get("RAY_ADDRESS"))
-    print(f"preparing corpus {base.data.root} (features are computed once and reused)", file=sys.stderr, flush=True)
-    prepare(base.data)  # in the driver, once, so trials only read the stores
+    # in the driver, once, so trials only read the stores (and never build one at the same time)
+    datas = cell_data_configs(spec, extra)
+    print(f"preparing corpus {resolve_paths(base.data).root}" + (f" and {len(datas) - 1} other data configuration(s) of the cells"
+                                                   if len(datas) > 1 else "")
+          + " (features are computed once and reused)", file=sys.stderr, flush=True)
+    for d, nonaligned in datas:
+        prepare(d)
+        if nonaligned:
+            prepare_speech_text(d)
 
     previous = storages.latest_sweep(storage_dir, spec.name) if resume else None
     if resume and previous is None:
@@ -222,7 +229,8 @@ def run_sweep(opts: SweepOptions) -> dict:
         return MlflowSweepCallback(
             tracking_uri, experiment=f"vgs-{spec.name}", sweep_name=spec.name, sweep_dir=sweep_dir,
             params={"sweep": spec.name, "base": spec.base, "search": spec.algorithm, "num_samples": spec.num_samples,
-                    "scheduler": spec.scheduler.get("type"), "metric": spec.metric, "data.root": base.data.root,
+                    "scheduler": spec.scheduler.get("type"), "metric": spec.metric,
+                    "data.root": resolve_paths(base.data).root,
                     "workers_per_trial": spec.workers, "cpu_per_worker": spec.cpu, "gpu_per_worker": spec.gpu,
                     "confirm_top": spec.confirm_top, "confirm_seeds": ",".join(map(str, spec.confirm_seeds))},
             max_epochs=base.train.epochs, base_params=flatten(base), seeds=spec.seeds, variants=spec.variants)
@@ -278,6 +286,16 @@ def run_sweep(opts: SweepOptions) -> dict:
     summary["sweep_dir"] = sweep_dir
     summary["tracking_uri"] = tracking_uri
     return summary
+
+
+def trial_base(spec: SweepSpec, extra: dict[str, Any]) -> Config:
+    """The config every trial starts from (its own overrides go on top): the user's paths made
+    absolute, the built-in corpus left to each trial to resolve (a cell may change data.builtin_*)."""
+    from vgs.data.prepare import absolute_paths
+
+    base = spec.base_config(extra)
+    base.data = absolute_paths(base.data)
+    return base
 
 
 CONFIRM = "confirm"  # the confirmation phase: its Tune folder inside the sweep's, and its trials' phase
@@ -366,7 +384,8 @@ def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
     seconds = [t["seconds"] for t in trials if isinstance(t.get("seconds"), (int, float))]
     return {"sweep": spec.name, "metric": spec.metric, "mode": spec.mode,
             "trials": scored + [t for t in trials if t not in scored], "best": best,
-            "configs": [{"config": g.config, "values": g.values, "mean": g.mean, "sd": g.sd} for g in groups],
+            "configs": [{"config": g.config, "values": g.values, "mean": g.mean, "sd": g.sd,
+                         "seconds": statistics.fmean(g.seconds) if g.seconds else None} for g in groups],
             "configs_repeated": any(len(g.values) > 1 for g in groups),
             "verdict": judged.line, "beyond_noise": judged.beyond_noise,
             "compute": {"trials": len(trials), "trial_epochs": sum(t["epochs"] for t in trials),
@@ -377,8 +396,9 @@ def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
 def format_config_table(configs: list[dict], metric: str) -> str:
     rows = [[", ".join(f"{k}={v}" for k, v in c["config"].items()) or "(base)", str(len(c["values"])),
              f"{c['mean']:.3f}", "-" if c["sd"] is None else f"{c['sd']:.3f}",
-             " ".join(f"{v:.3f}" for v in c["values"])] for c in configs]
-    return _markdown(["configuration", "seeds", f"mean {metric}", "sd", "per seed"], rows)
+             " ".join(f"{v:.3f}" for v in c["values"]),
+             "-" if c.get("seconds") is None else f"{c['seconds'] / 60:.1f}"] for c in configs]
+    return _markdown(["configuration", "seeds", f"mean {metric}", "sd", "per seed", "minutes per trial"], rows)
 
 
 def _reason(error) -> str | None:

@@ -27,7 +27,7 @@ from vgs.data.prepare import Prepared, prepare, prepare_speech_text, resolve_pat
 from vgs.data.records import CorpusError
 from vgs.data.text import EOS, Vocabulary, text_of
 from vgs.metrics import bleu, cer, cosine_similarity, retrieval, rsa, speaker_probe, text_similarity, wer
-from vgs.models.registry import build_model, model_name, text_source
+from vgs.models.registry import build_model, model_name, text_source, uses_nonaligned_speech_text
 
 # report(metrics, checkpoint_dir): called once per epoch; checkpoint_dir holds last.pt and best.pt
 Report = Callable[[dict, Path], None]
@@ -258,6 +258,22 @@ def epoch_plan(model, splits: dict[str, PairSplit], cfg: Config, epoch: int,
     return [(task, per_task[k][i]) for i in range(n) for k, task in enumerate(tasks)]
 
 
+def training_phases(model, epochs: int) -> list[tuple[int, int]]:
+    """(first, last) epoch of each run of epochs that train the same tasks: one phase for most
+    families, two for pipe-seq (ASR/SLT, then text-image).  Each phase has its own LR schedule."""
+    phases: list[tuple[int, int]] = []
+    for epoch in range(1, epochs + 1):
+        if phases and model.tasks_at(epoch) == model.tasks_at(phases[-1][0]):
+            phases[-1] = (phases[-1][0], epoch)
+        else:
+            phases.append((epoch, epoch))
+    return phases
+
+
+def phase_of(phases: list[tuple[int, int]], epoch: int) -> tuple[int, int]:
+    return next((first, last) for first, last in phases if first <= epoch <= last)
+
+
 class TrialOutOfMemory(RuntimeError):
     """The configuration does not fit in the device's memory; the message says which knobs to turn."""
 
@@ -303,7 +319,7 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
         raise ConfigError(str(e)) from e
     data = dataclasses.replace(data or prepare(cfg.data, quiet=quiet), speech_norm=cfg.data.speech_norm)
     speech_text = None
-    if cfg.data.speech_text == "nonaligned" and cfg.model.family in ("three-task", "mtl-match"):
+    if uses_nonaligned_speech_text(cfg):
         speech_text = prepare_speech_text(cfg.data, quiet=quiet)
     vocab = training_vocabulary(data, source, speech_text[0] if speech_text else None)
     train_split = PairSplit(data, "train", source, vocab)
@@ -325,8 +341,17 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
     precision = training_precision(cfg.train.amp, device)
     stepper = data_parallel(model, device, cfg.train.gather_negatives)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    steps = len(epoch_plan(model, splits, cfg, 1, np.random.default_rng(0)))
-    sched = make_scheduler(opt, cfg.train, steps)
+    phases = training_phases(model, cfg.train.epochs)
+
+    def phase_scheduler(epoch: int):
+        """The LR schedule of the phase that starts at `epoch`, over that phase's own epochs."""
+        first, last = phase_of(phases, epoch)
+        steps = len(epoch_plan(model, splits, cfg, first, np.random.default_rng(0)))
+        for group in opt.param_groups:  # torch's cosine schedules continue from the current rate
+            group["lr"] = cfg.train.lr
+        return make_scheduler(opt, dataclasses.replace(cfg.train, epochs=last - first + 1), steps)
+
+    sched, saved_schedule = None, None  # created at each phase's first epoch, in the loop
 
     out = Path(out_dir) if out_dir else vgs_home() / "runs" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -336,8 +361,8 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
         state = torch.load(Path(resume) / "last.pt", map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
         start_epoch, best = state["epoch"] + 1, state["best"]
+        saved_schedule = (state["epoch"], state["scheduler"])
         seconds_total = state.get("seconds_total", 0.0)
         if Path(resume).resolve() != out.resolve():
             for name in ("best.pt", DECODED_TRAIN):
@@ -350,6 +375,10 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
         t0 = time.time()
         if getattr(model, "sequential", False) and "t2i" in model.tasks_at(epoch):
             use_decoded_training_text(model, train_split, cfg, device, vocab, out, quiet)
+        if sched is None or phase_of(phases, epoch)[0] == epoch:
+            sched = phase_scheduler(epoch)  # a new phase (pipe-seq's text-image part) anneals on its own
+            if saved_schedule and phase_of(phases, saved_schedule[0]) == phase_of(phases, epoch):
+                sched.load_state_dict(saved_schedule[1])  # resumed mid-phase: where it was
         model.train()
         rng = np.random.default_rng([cfg.train.seed, epoch])  # per-epoch stream: resuming replays it exactly
         torch.manual_seed(cfg.train.seed * 100_003 + epoch)
@@ -498,7 +527,7 @@ def _save(path: Path, obj: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.train", description="Train one configuration (no Ray).")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.speech.layers=3 train.epochs=10")
-    p.add_argument("--base", default="cpu-small", help="named base config: cpu-small, cpu-tiny, paper")
+    p.add_argument("--base", default="cpu-small", help="named base config: cpu-small, cpu-tiny, cpu-text, paper, seed003")
     p.add_argument("--data", default=None, help="corpus folder (Flickr8K Audio layout); default: built-in corpus")
     p.add_argument("--out", default=None, help="checkpoint folder (default: .vgs/runs/<time>)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")

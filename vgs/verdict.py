@@ -19,6 +19,7 @@ class ConfigScores:
 
     config: dict
     values: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # each trial's training + validation time
 
     @property
     def mean(self) -> float:
@@ -41,7 +42,10 @@ def group_by_config(trials: list[dict], key: str, mode: str) -> list[ConfigScore
         if t.get("status") != "completed" or not isinstance(value, (int, float)) or math.isnan(value):
             continue
         config = {k: v for k, v in t["config"].items() if k != "train.seed"}
-        groups.setdefault(config_key(config), ConfigScores(config)).values.append(float(value))
+        group = groups.setdefault(config_key(config), ConfigScores(config))
+        group.values.append(float(value))
+        if isinstance(t.get("seconds"), (int, float)):
+            group.seconds.append(float(t["seconds"]))
     sign = 1 if mode == "max" else -1
     return sorted(groups.values(), key=lambda g: sign * g.mean, reverse=True)
 

@@ -60,17 +60,25 @@ def ensure_builtin(cfg: DataConfig, quiet: bool = False) -> Path:
     return root
 
 
-def resolve_paths(cfg: DataConfig) -> DataConfig:
-    """Absolute corpus and store paths, so that trials in other working directories find them."""
-    root = Path(cfg.root).expanduser().resolve() if cfg.root else builtin_corpus_dir(cfg)
-    store = Path(cfg.store).expanduser().resolve() if cfg.store else vgs_home() / "store"
-
+def absolute_paths(cfg: DataConfig) -> DataConfig:
+    """The user's paths made absolute (trials run in other working directories).  An empty root
+    (the built-in corpus) and store stay empty: they follow from data.builtin_* and VGS_HOME, which
+    a trial's own overrides may change."""
     def absolute(path: str) -> str:
         return str(Path(path).expanduser().resolve()) if path else ""
 
-    return dataclasses.replace(cfg, root=str(root), store=str(store), image_dir=absolute(cfg.image_dir),
+    return dataclasses.replace(cfg, root=absolute(cfg.root), store=absolute(cfg.store), image_dir=absolute(cfg.image_dir),
                                image_features=absolute(cfg.image_features), translations=absolute(cfg.translations),
-                               translations_en=absolute(cfg.translations_en))
+                               translations_en=absolute(cfg.translations_en),
+                               speech_text_root=absolute(cfg.speech_text_root))
+
+
+def resolve_paths(cfg: DataConfig) -> DataConfig:
+    """Absolute corpus and store paths: the built-in corpus's folder when no root is given, and
+    <VGS_HOME>/store when no store is."""
+    cfg = absolute_paths(cfg)
+    return dataclasses.replace(cfg, root=cfg.root or str(builtin_corpus_dir(cfg)),
+                               store=cfg.store or str(vgs_home() / "store"))
 
 
 def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
@@ -164,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="corpus folder (default: the built-in corpus)")
     p.add_argument("--skip-bad", action="store_true", help="leave out missing/unreadable files (with a report)")
     p.add_argument("--base", default="paper", help="base config whose data settings to use (the image store "
-                                                   "depends on data.image_resize: cpu-small uses 40 px, paper 256)")
+                                                   "depends on data.image_resize: cpu-small uses 80 px, paper 256)")
     a = p.parse_intermixed_args(argv)
     try:
         data = prepare(cli_config(a.base, a.overrides, a.data, a.skip_bad).data)

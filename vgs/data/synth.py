@@ -186,6 +186,29 @@ BACKGROUNDS_JP = {"grey": "灰色", "beige": "ベージュ", "sky": "水色", "g
 N_TEMPLATES = 5
 
 
+def mentioned_objects(text: str) -> list[tuple[str | None, str, str]]:
+    """(size or None, colour, shape) of every object a caption names."""
+    words = text.split()
+    return [(words[i - 2] if i >= 2 and words[i - 2] in SIZES else None, words[i - 1], w)
+            for i, w in enumerate(words) if w in SHAPES and i >= 1 and words[i - 1] in COLOURS]
+
+
+def images_fitting(corpus_root: str | Path, split: str = "val") -> np.ndarray:
+    """For every caption of `split`, how many images of that split hold every object it names
+    (size, colour, shape): images a listener could not tell apart by the objects alone.  Positions,
+    relations, counts and backgrounds are ignored, so fewer images may fit the whole caption."""
+    records = [im for im in json.loads((Path(corpus_root) / "dataset.json").read_text())["images"]
+               if im["split"] == split]
+    scenes = [im["scene"]["objects"] for im in records]
+
+    def fits(objects: list[dict], named: list) -> bool:
+        return all(any(o["shape"] == shape and o["colour"] == colour and size in (None, o["size"]) for o in objects)
+                   for size, colour, shape in named)
+
+    named = [mentioned_objects(s["raw"]) for im in records for s in im["sentences"]]
+    return np.array([sum(fits(objects, n) for objects in scenes) for n in named])
+
+
 # ---------------------------------------------------------------- audio
 
 

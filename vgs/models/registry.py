@@ -77,6 +77,11 @@ def text_source(cfg: ModelConfig) -> str | None:
     return source
 
 
+def uses_nonaligned_speech_text(cfg) -> bool:
+    """Whether a configuration (vgs.config.Config) trains on a NON-ALIGNED speech/text corpus."""
+    return cfg.data.speech_text == "nonaligned" and cfg.model.family in ("three-task", "mtl-match")
+
+
 def build_model(cfg: ModelConfig, input_dim: int, image_dim: int = 0, vocab_size: int = 0,
                 epochs: int = 1) -> nn.Module:
     """input_dim: speech feature size; image_dim: size of precomputed image features (0: pixels);
