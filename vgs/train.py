@@ -379,6 +379,8 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
             sched = phase_scheduler(epoch)  # a new phase (pipe-seq's text-image part) anneals on its own
             if saved_schedule and phase_of(phases, saved_schedule[0]) == phase_of(phases, epoch):
                 sched.load_state_dict(saved_schedule[1])  # resumed mid-phase: where it was
+                for group, lr in zip(opt.param_groups, sched.get_last_lr()):
+                    group["lr"] = lr  # and the rate it had (making the scheduler set its own)
         model.train()
         rng = np.random.default_rng([cfg.train.seed, epoch])  # per-epoch stream: resuming replays it exactly
         torch.manual_seed(cfg.train.seed * 100_003 + epoch)
