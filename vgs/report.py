@@ -85,11 +85,24 @@ def group_scores(trials, keys: list[str], metric: str) -> dict[tuple, list[float
 
 
 def mean_sd(values: list[float]) -> str:
+    """'0.412 ± 0.006 (n=2)'; a single seed has no sd to show, so none is printed."""
     if not values:
         return "-"
     m = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{m:.3f} ± {sd:.3f} (n={len(values)})"
+    if len(values) == 1:
+        return f"{m:.3f} (n=1)"
+    return f"{m:.3f} ± {statistics.stdev(values):.3f} (n={len(values)})"
+
+
+def natural_key(values: tuple) -> tuple:
+    """Sort key of a row of parameter values (MLflow keeps them as strings): numbers by value,
+    so latent 64 comes before 256, and text after numbers."""
+    def one(v):
+        try:
+            return (0, float(v), "")
+        except (TypeError, ValueError):
+            return (1, 0.0, str(v))
+    return tuple(one(v) for v in values)
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -127,7 +140,7 @@ def table_for(name: str, keys: list[str], groups: dict[tuple, list[float]], metr
                                                      for f in fractions])
         return markdown_table(["model \\ text fraction"] + [f"{f:g}" for f in fractions], rows)
     rows = []
-    for k, values in sorted(groups.items()):
+    for k, values in sorted(groups.items(), key=lambda kv: natural_key(kv[0])):
         ref = paper.get("cells", {}).get(k)
         rows.append(list(k) + [mean_sd(values)] + ([str(ref)] if paper.get("cells") else []))
     return markdown_table(keys + [f"{metric} mean ± sd"] + (["paper"] if paper.get("cells") else []), rows)

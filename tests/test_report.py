@@ -1,0 +1,19 @@
+"""Pure parts of vgs.report: the mean ± sd cell and the row order of a generic sweep's table."""
+from vgs.report import mean_sd, natural_key, table_for
+
+
+def test_mean_sd_shows_no_sd_for_a_single_seed():
+    assert mean_sd([]) == "-"
+    assert mean_sd([0.1234]) == "0.123 (n=1)"
+    assert mean_sd([0.4, 0.5]) == "0.450 ± 0.071 (n=2)"
+
+
+def test_rows_sort_by_number_not_by_string():
+    groups = {("1", "256"): [0.4], ("1", "64"): [0.3], ("2", "128"): [0.2], ("1", "128"): [0.35]}
+    table = table_for("gru_layers", ["model.speech.layers", "model.latent"], groups, "val_s2i_r10")
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+    assert [(a.strip(), b.strip()) for a, b in rows] == [("1", "64"), ("1", "128"), ("1", "256"), ("2", "128")]
+
+
+def test_text_sorts_after_numbers():
+    assert sorted([("b",), ("10",), ("a",), ("9",)], key=natural_key) == [("9",), ("10",), ("a",), ("b",)]
