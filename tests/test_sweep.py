@@ -36,6 +36,9 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
     assert parent.info.status == "FINISHED"
     assert "best_val_s2i_r10" in parent.data.metrics and "vgs.verdict" in parent.data.tags
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"summary.md", "best_trial.json"}
+    # child runs are named by what varies and the parent points at the best one
+    assert {t.info.run_name for t in trials} <= {"layers=1 s0", "layers=2 s0"}
+    assert parent.data.tags["vgs.best_run_id"] in {t.info.run_id for t in trials}
     for t in trials:
         assert t.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert t.data.params["model.speech.layers"] in ("1", "2")
@@ -99,6 +102,9 @@ def test_confirmation_phase_states_the_verdict_and_resumes_without_duplicates(tm
     assert parent.data.metrics["best_val_s2i_r10"] == summary["best"]["val_s2i_r10"]
     trials = [x for x in runs if x.data.tags.get("vgs.kind") == "trial"]
     assert len(trials) == len(summary["trials"])  # both phases under the one parent
+    best_run = client.get_run(parent.data.tags["vgs.best_run_id"])
+    assert best_run.data.tags["vgs.trial_id"] == summary["best"]["trial_id"]
+    assert sorted(t.info.run_name for t in trials).count("layers=1 s1") == 1  # a confirming seed's run
 
     again = run_sweep(tmp_path, "--confirm", "2", "--resume")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]

@@ -41,6 +41,20 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     return None
 
 
+def run_label(config: dict[str, Any], seed: Any) -> str:
+    """A child run's name: the values its trial searched, short enough for a chart legend
+    ('layers=1 latent=256 s0', 'pipe-seq/full s1'); a variant shows its name alone."""
+    parts = []
+    for k, v in config.items():
+        if k.startswith("__") or k == "train.seed":
+            continue
+        v = f"{v:g}" if isinstance(v, float) else str(v)
+        parts.append(v if k.startswith("variant.") else f"{k.rsplit('.', 1)[-1]}={v}")
+    if seed is not None:
+        parts.append(f"s{seed}")
+    return " ".join(parts)[:200] or "base"
+
+
 class MlflowSweepCallback(Callback):
     """Logs trials of one sweep (identified by its Ray experiment folder) to MLflow."""
 
@@ -105,18 +119,29 @@ class MlflowSweepCallback(Callback):
         if found:  # resumed sweep: continue the same child run
             self.runs[tid] = found[0].info.run_id
             return self.runs[tid]
-        run = self.mlflow.create_run(exp, run_name=f"{self.sweep_name}-{tid}",
+        overrides = trial_overrides(trial.config, self.seeds, self.variants)
+        seed = overrides.get("train.seed", self.base_params.get("train.seed"))
+        run = self.mlflow.create_run(exp, run_name=run_label(trial.config, seed),
                                      tags={"mlflow.parentRunId": self.parent_id, "vgs.trial_id": tid,
                                            "vgs.sweep": self.sweep_name, "vgs.kind": "trial"})
         self.runs[tid] = run.info.run_id
         from mlflow.entities import Param
 
-        resolved = {**self.base_params, **trial_overrides(trial.config, self.seeds, self.variants),
+        resolved = {**self.base_params, **overrides,
                     **{k: v for k, v in trial.config.items() if k.startswith("variant.")}}
         params = [Param(k, str(v)) for k, v in resolved.items()]
         for a in range(0, len(params), 100):
             self.mlflow.log_batch(run.info.run_id, params=params[a:a + 100])
         return run.info.run_id
+
+    def _find_trial_run(self, trial_id: str | None) -> str | None:
+        if not trial_id:
+            return None
+        found = self.mlflow.search_runs(
+            [self.experiment_id or experiment_id(self.tracking_uri, self.experiment)],
+            filter_string=f"tags.`vgs.trial_id` = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent_id}'",
+            max_results=1)
+        return found[0].info.run_id if found else None
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         run_id = self._run_for(trial)
@@ -191,6 +216,9 @@ class MlflowSweepCallback(Callback):
             self.mlflow.set_tag(self.parent_id, "vgs.verdict", verdict[:5000])
         if best:
             self.mlflow.log_text(self.parent_id, json.dumps(best, indent=1, default=str), "best_trial.json")
+            best_run = self.runs.get(best.get("trial_id")) or self._find_trial_run(best.get("trial_id"))
+            if best_run:  # from the parent to the best trial's own run (metrics per epoch, checkpoint)
+                self.mlflow.set_tag(self.parent_id, "vgs.best_run_id", best_run)
             for k, v in best.items():
                 if k.startswith(("val_", "test_")) and isinstance(v, (int, float)) and v == v:  # not NaN
                     self.mlflow.log_metric(self.parent_id, f"best_{k}", float(v))
