@@ -35,3 +35,23 @@ def test_unknown_base_and_bad_override_syntax():
         base_config("gpu-huge")
     with pytest.raises(ConfigError, match="key=value"):
         parse_cli_overrides(["model.latent"])
+
+
+@pytest.mark.parametrize("name", sorted(__import__("vgs.config", fromlist=["BASE_CONFIGS"]).BASE_CONFIGS))
+def test_every_base_config_passes_the_range_checks(name):
+    from vgs.config import check_consistent
+
+    check_consistent(base_config(name))
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("train.batch_size", 0, "train.batch_size must be >= 1, got 0"),
+    ("train.lr", -1.0, "train.lr must be > 0, got -1.0"),
+    ("train.epochs", 0, "train.epochs must be >= 1, got 0"),
+    ("model.latent", 255, "model.latent must be an even number"),
+])
+def test_numbers_training_cannot_use_are_refused_naming_the_key(key, value, message):
+    from vgs.config import check_consistent
+
+    with pytest.raises(ConfigError, match=message):
+        check_consistent(apply_overrides(base_config("cpu-tiny"), {key: value}))

@@ -58,6 +58,14 @@ def write(tmp_path, text):
     ("space: {model.latent: {choice: [64]}}\nsearch: {sampler: annealing}\n", "search.sampler must be"),
     ("space: {train.lr: {loguniform: [0.001, 0.01]}}\nsearch: {sampler: bruteforce}\n", "bruteforce enumerates"),
     ("space: {train.epochs: {choice: [1, 2]}}\nscheduler: {type: asha}\n", "ASHA"),
+    ("space: {model.latent: {choice: [64]}}\nsearch: {num_samples: many}\n", "search.num_samples must be an integer"),
+    ("space: {train.lr: {loguniform: [0, 0.01]}}\n", "loguniform needs bounds > 0"),
+    ("space: {train.lr: {loguniform: [abc, 1]}}\n", "bounds must be numbers"),
+    ("space: {train.lr: {uniform: [0.01, 0.001]}}\n", "low < high"),
+    ("space: {model.latent: {uniform: [64, 256]}}\n", "integer key: use randint"),
+    ("space: {train.lr: {randint: [1, 3]}}\n", "real-valued key"),
+    ("space: {train.batch_size: {choice: [0, 16]}}\n", "train.batch_size must be >= 1, got 0"),
+    ("space: {model.latent: {choice: [64]}}\noverrides: {train.lr: -1}\n", "train.lr must be > 0, got -1"),
 ])
 def test_bad_search_spaces_are_refused_with_the_reason(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):

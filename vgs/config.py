@@ -300,8 +300,39 @@ def unflatten(flat: dict[str, Any]) -> dict:
     return nested
 
 
+# Numbers a key's type admits but training cannot use: (key, test, what it must be).
+_RANGES = (
+    ("train.epochs", lambda v: v >= 1, ">= 1"),
+    ("train.batch_size", lambda v: v >= 1, ">= 1"),
+    ("train.eval_batch_size", lambda v: v >= 1, ">= 1"),
+    ("train.lr", lambda v: v > 0, "> 0"),
+    ("train.min_lr", lambda v: v >= 0, ">= 0"),
+    ("train.margin", lambda v: v >= 0, ">= 0"),
+    ("train.clip_grad", lambda v: v >= 0, ">= 0 (0: no clipping)"),
+    ("train.captions_per_image", lambda v: v >= 0, ">= 0 (0: all captions)"),
+    ("train.threads", lambda v: v >= 1, ">= 1"),
+    ("train.calwr_t0", lambda v: v >= 1, ">= 1"),
+    ("train.calwr_t_mult", lambda v: v >= 1, ">= 1"),
+    ("train.cyclic_step_epochs", lambda v: v > 0, "> 0"),
+    ("model.latent", lambda v: v >= 2 and v % 2 == 0, "an even number >= 2 (N/2 GRU units per direction)"),
+    ("model.speech.layers", lambda v: v >= 1, ">= 1"),
+    ("data.builtin_images", lambda v: v >= 3, ">= 3 (train, validation and test need an image each)"),
+)
+
+
+def _value_at(cfg: Config, path: str) -> Any:
+    node: Any = cfg
+    for part in path.split("."):
+        node = getattr(node, part)
+    return node
+
+
 def check_consistent(cfg: Config) -> None:
     """Checks across keys that a single key's type cannot express; raises naming the keys."""
+    for key, ok, must in _RANGES:
+        value = _value_at(cfg, key)
+        if not ok(value):
+            raise ConfigError(f"{key} must be {must}, got {value!r}")
     if cfg.data.image_crop > cfg.data.image_resize:
         raise ConfigError(f"data.image_crop ({cfg.data.image_crop}) exceeds data.image_resize ({cfg.data.image_resize})")
     d = cfg.data

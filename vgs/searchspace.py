@@ -144,8 +144,8 @@ def parse(raw: Any, path: Path) -> SweepSpec:
         name=path.stem, path=path, description=str(raw.get("description", "")), base=str(raw.get("base", "cpu-small")),
         overrides=dict(raw.get("overrides") or {}), space=dict(raw.get("space") or {}),
         variants=_parse_variants(raw.get("variants"), where),
-        algorithm=str(search.get("algorithm", "optuna")), num_samples=int(search.get("num_samples", 1)),
-        search_seed=int(search.get("seed", 0)), sampler=str(search.get("sampler", "tpe")), scheduler=dict(scheduler), metric=str(raw.get("metric", "val_s2i_r10")),
+        algorithm=str(search.get("algorithm", "optuna")), num_samples=_int(search.get("num_samples", 1), "search.num_samples", where),
+        search_seed=_int(search.get("seed", 0), "search.seed", where), sampler=str(search.get("sampler", "tpe")), scheduler=dict(scheduler), metric=str(raw.get("metric", "val_s2i_r10")),
         mode=str(raw.get("mode", "max")), seeds=[int(s) for s in (raw.get("seeds") or [0])],
         cpu=float(resources.get("cpu", 1)), gpu=float(resources.get("gpu", 0)), workers=int(resources.get("workers", 1)),
         max_concurrent=int(raw.get("max_concurrent", 0)))
@@ -260,6 +260,17 @@ def validate(spec: SweepSpec) -> None:
         else:
             if len(values) != 2 or typ not in (int, float):
                 raise ConfigError(f"{where}: space.{key}.{kind} needs [low, high] for a numeric key")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise ConfigError(f"{where}: space.{key}.{kind} bounds must be numbers, got {values!r}")
+            if not values[0] < values[1]:
+                raise ConfigError(f"{where}: space.{key}.{kind} needs low < high, got {values!r}")
+            if kind == "loguniform" and values[0] <= 0:
+                raise ConfigError(f"{where}: space.{key}.loguniform needs bounds > 0 (a log scale), got {values!r}")
+            if typ is int and kind != "randint":
+                raise ConfigError(f"{where}: space.{key} is an integer key: use randint: [low, high] or a choice "
+                                  f"list, not {kind}")
+            if typ is float and kind == "randint":
+                raise ConfigError(f"{where}: space.{key} is a real-valued key: use uniform or loguniform, not randint")
             if spec.algorithm == "grid":
                 raise ConfigError(f"{where}: grid search takes 'choice' lists only (space.{key} is {kind})")
     for combo in _sample_combinations(spec):  # every searched value must give a buildable model

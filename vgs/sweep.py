@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dict, vgs_home, \
-    default_tracking_uri, apply_overrides
+    default_tracking_uri, apply_overrides, check_consistent
 from vgs.data.records import CorpusError
 from vgs.searchspace import SweepSpec, cell_data_configs, check_confirm, check_resources, load, restrict, space_contains, trial_overrides
 from vgs import storage as storages
@@ -294,6 +294,7 @@ def trial_base(spec: SweepSpec, extra: dict[str, Any]) -> Config:
     from vgs.data.prepare import absolute_paths
 
     base = spec.base_config(extra)
+    check_consistent(base)  # e.g. train.batch_size=0 on the command line: refused before Ray starts
     base.data = absolute_paths(base.data)
     return base
 
