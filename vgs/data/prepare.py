@@ -11,6 +11,7 @@ from vgs.config import DataConfig, vgs_home
 from vgs.data.features import (ImageStore, SpeechStore, build_feature_image_store, build_image_store,
                                 build_speech_store)
 from vgs.data.corpora import read_corpus
+from vgs.data.locking import exclusive
 from vgs.data.features import PRESETS, SAMPLE_RATE
 from vgs.data.text_subsets import reduced_english, text_subset
 from vgs.data.translations import attach_translations, read_f30kent_jp
@@ -51,12 +52,15 @@ def builtin_corpus_dir(cfg: DataConfig) -> Path:
 def ensure_builtin(cfg: DataConfig, quiet: bool = False) -> Path:
     """The built-in corpus of `cfg` (builtin_images, builtin_seed, split), generated if it is not there."""
     root = builtin_corpus_dir(cfg)
-    if not (root / "corpus.json").exists():
-        from vgs.data.synth import generate
+    if (root / "corpus.json").exists():
+        return root
+    with exclusive(root.with_name(f".{root.name}.lock"), f"the built-in corpus {root.name}", quiet):
+        if not (root / "corpus.json").exists():  # another process may have made it while we waited
+            from vgs.data.synth import generate
 
-        _, val, test = builtin_split(cfg)
-        generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, val_images=val, test_images=test,
-                 quiet=quiet)
+            _, val, test = builtin_split(cfg)
+            generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, val_images=val, test_images=test,
+                     quiet=quiet)
     return root
 
 
@@ -79,6 +83,12 @@ def resolve_paths(cfg: DataConfig) -> DataConfig:
     cfg = absolute_paths(cfg)
     return dataclasses.replace(cfg, root=cfg.root or str(builtin_corpus_dir(cfg)),
                                store=cfg.store or str(vgs_home() / "store"))
+
+
+def store_lock(cfg: DataConfig, quiet: bool):
+    """One builder at a time per feature-store folder (the stores themselves are keyed by content
+    and written under temporary names; this keeps two builders from sharing a temporary shard)."""
+    return exclusive(Path(cfg.store) / ".build.lock", f"features in {cfg.store}", quiet)
 
 
 def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
@@ -109,11 +119,13 @@ def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
     if not corpus.images():
         raise CorpusError(f"{corpus.name} ({root}) has speech and text but no images; it cannot train a speech-image "
                           f"model. Use it as the speech/text data of the text families (data.speech_text_root)")
-    speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, quiet=quiet, skip_bad=cfg.skip_bad)
-    if cfg.image_features:
-        images = build_feature_image_store(corpus, cfg.image_features, cfg.store, quiet=quiet)
-    else:
-        images = build_image_store(corpus, cfg.image_resize, cfg.store, quiet=quiet)
+    with store_lock(cfg, quiet):  # two sweeps featurising one corpus at once: the second waits, then reuses
+        speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, quiet=quiet,
+                                    skip_bad=cfg.skip_bad)
+        if cfg.image_features:
+            images = build_feature_image_store(corpus, cfg.image_features, cfg.store, quiet=quiet)
+        else:
+            images = build_image_store(corpus, cfg.image_resize, cfg.store, quiet=quiet)
     return Prepared(corpus, speech, images, text_ids=training_text_ids(cfg, corpus, speech, quiet),
                     speech_norm=cfg.speech_norm)
 
@@ -128,7 +140,9 @@ def prepare_speech_text(cfg: DataConfig, quiet: bool = False) -> tuple[Corpus, S
     else:
         root = ensure_builtin(dataclasses.replace(cfg, builtin_seed=cfg.builtin_seed + 1), quiet)
     corpus = read_corpus(root, "auto", None, skip_bad=cfg.skip_bad)
-    speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, quiet=quiet, skip_bad=cfg.skip_bad)
+    with store_lock(cfg, quiet):
+        speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, quiet=quiet,
+                                    skip_bad=cfg.skip_bad)
     if not quiet:
         print(f"speech/text data (non-aligned): {len(corpus.split('train'))} training utterances of {corpus.name}",
               file=sys.stderr)

@@ -1,0 +1,31 @@
+"""An exclusive lock between processes on one machine (or one shared file system that honours
+flock), for work that two sweeps or trials may start at once: generating the built-in corpus,
+building a feature store.  The second process waits, then finds the work done."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import sys
+import time
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: str | Path, what: str = "", quiet: bool = False):
+    path = Path(lock_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        t0, told = time.time(), quiet
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told and time.time() - t0 > 2:  # a brief wait (a reader opening stores) is not news
+                    print(f"waiting for another process that is preparing {what or path.stem} ...", file=sys.stderr)
+                    told = True
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
