@@ -10,7 +10,8 @@ def test_local_folder_and_file_uri_find_the_latest_restorable_sweep(tmp_path):
         root = storage.normalise(location)
         assert storage.latest_sweep(root, "gru_layers") is None
         for name, restorable in (("gru_layers_20260101-000000", True), ("gru_layers_20260102-000000", True),
-                                 ("gru_layers_20260103-000000", False), ("smoke_20260104-000000", True)):
+                                 ("gru_layers_20260103-000000", False), ("smoke_20260104-000000", True),
+                                 ("gru_layers_grid_20260105-000000", True)):  # another sweep, a longer name
             folder = storage.join(root, name)
             storage.normalise(folder)
             if restorable:
@@ -22,3 +23,13 @@ def test_local_folder_and_file_uri_find_the_latest_restorable_sweep(tmp_path):
 def test_unknown_scheme_is_named():
     with pytest.raises(ConfigError, match="nosuch://bucket"):
         storage.normalise("nosuch://bucket/path")
+
+
+def test_two_sweeps_started_in_one_second_get_their_own_folders(tmp_path):
+    root = storage.normalise(str(tmp_path))
+    first, second = storage.new_sweep_name(root, "smoke"), storage.new_sweep_name(root, "smoke")
+    assert first != second and (tmp_path / first).is_dir() and (tmp_path / second).is_dir()
+    if second == first + "-2":  # the same second: the later one sorts after
+        for name in (first, second):
+            storage.write_text(storage.join(storage.join(root, name), "tuner.pkl"), "x")
+        assert storage.latest_sweep(root, "smoke") == second

@@ -3,6 +3,8 @@
 itself does.  (The feature store is memory-mapped, so it needs a real shared folder: VGS_HOME on NFS.)"""
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 from vgs.config import ConfigError
@@ -46,12 +48,36 @@ def latest_sweep(location: str, sweep_name: str) -> str | None:
 
     fs, root = _filesystem(location)
     infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
-    names = sorted(i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory
-                   and i.base_name.startswith(f"{sweep_name}_"))
+    # exactly NAME_<time>[-n]: gru_layers must not pick up gru_layers_grid_<time>
+    own = re.compile(re.escape(sweep_name) + r"_\d{8}-\d{6}(-\d+)?")
+    names = sorted((i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory
+                    and own.fullmatch(i.base_name)), key=lambda n: _time_order(n[len(sweep_name) + 1:]))
     for name in reversed(names):
         if fs.get_file_info(f"{root.rstrip('/')}/{name}/tuner.pkl").type == pyarrow.fs.FileType.File:
             return name
     return None
+
+
+def _time_order(suffix: str) -> tuple[str, int]:
+    """'20261201-212450-2' -> ('20261201-212450', 2): the second sweep of that second sorts after."""
+    return suffix[:15], int(suffix[16:] or 1)
+
+
+def new_sweep_name(location: str, sweep_name: str) -> str:
+    """NAME_<YYYYmmdd-HHMMSS>, claimed by creating its folder: two sweeps started in the same
+    second get NAME_<time> and NAME_<time>-2 (they had shared one folder and one MLflow parent).
+    A URI's folder cannot be claimed atomically; its name gets the time alone."""
+    stamp = f"{sweep_name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    if is_uri(location):
+        return stamp
+    for n in range(1, 1000):
+        name = stamp if n == 1 else f"{stamp}-{n}"
+        try:
+            (Path(location) / name).mkdir()
+            return name
+        except FileExistsError:
+            continue
+    raise ConfigError(f"{location}: cannot make a new folder for sweep {sweep_name}")
 
 
 def exists(location: str) -> bool:

@@ -221,7 +221,7 @@ def run_sweep(opts: SweepOptions) -> dict:
     previous = storages.latest_sweep(storage_dir, spec.name) if resume else None
     if resume and previous is None:
         raise ConfigError(f"--resume: no earlier '{spec.name}' sweep under {storage_dir}")
-    sweep_name = previous or f"{spec.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    sweep_name = previous or storages.new_sweep_name(storage_dir, spec.name)
     sweep_dir = storages.join(storage_dir, sweep_name)
     trainable = make_trainable(spec, base, sweep_dir)
 
