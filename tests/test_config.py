@@ -55,3 +55,12 @@ def test_numbers_training_cannot_use_are_refused_naming_the_key(key, value, mess
 
     with pytest.raises(ConfigError, match=message):
         check_consistent(apply_overrides(base_config("cpu-tiny"), {key: value}))
+
+
+def test_unknown_key_without_a_near_match_lists_its_section_only():
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(Config(), {"train.qqqqqqqqqq": 1})
+    assert "keys under train: train.amp, " in str(e.value) and "train.epochs" in str(e.value) and "model.latent" not in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(Config(), {"model.speech.layer": 3})
+    assert "did you mean" in str(e.value) and "data.root" not in str(e.value)

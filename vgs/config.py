@@ -374,8 +374,12 @@ def cli_config(base: str, items: list[str], data: str | None = None, skip_bad: b
 
 def _unknown_key_message(path: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(path, valid, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown config key '{path}'{hint} Valid keys: {', '.join(valid)}"
+    if close:  # the suggestion is the answer; the whole list would bury it
+        return f"unknown config key '{path}'; did you mean {', '.join(repr(c) for c in close)}?"
+    section = path.rsplit(".", 1)[0] + "." if "." in path else ""
+    near = [k for k in valid if section and k.startswith(section)]
+    listed = f"keys under {section[:-1]}: {', '.join(near)}" if near else f"valid keys: {', '.join(valid)}"
+    return f"unknown config key '{path}'; {listed}"
 
 
 # ---------------------------------------------------------------- named base configs
