@@ -65,6 +65,8 @@ def test_bad_override_is_refused_before_ray_starts(tmp_path):
     r = run_sweep(tmp_path, "train.batch_size=0")
     assert r.returncode == 2 and "train.batch_size must be >= 1, got 0" in r.stderr, r.stderr[-2000:]
     assert "Traceback" not in r.stderr and "Started a local Ray instance" not in r.stderr
+    r = run_sweep(tmp_path, "train.device=cuda")  # every trial would fail: Ray gives them no GPU
+    assert r.returncode == 2 and "--resources gpu=1" in r.stderr, r.stderr[-2000:]
 
 
 def test_gpu_sweep_on_a_machine_without_gpus_is_refused_with_the_fix(tmp_path):

@@ -197,6 +197,9 @@ def run_sweep(opts: SweepOptions) -> dict:
     if opts.data:
         extra["data.root"] = opts.data
     base = trial_base(spec, extra)
+    if base.train.device == "cuda" and spec.gpu <= 0:  # Ray hides every GPU from a trial that asks for none
+        raise ConfigError("train.device=cuda but the sweep's trials ask for no GPU; add --resources gpu=1 "
+                          "(or gpu=0.25 to share one), or leave train.device=auto")
     storage_dir = storages.normalise(opts.storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
     tracking_uri = opts.tracking_uri or default_tracking_uri()
 
@@ -279,8 +282,9 @@ def run_sweep(opts: SweepOptions) -> dict:
                                 if configs else "")
     finisher = tracker()
     finisher.setup()
+    # a sweep none of whose trials produced a score did not answer anything: FAILED, not FINISHED
     finisher.finish(f"# {spec.name}\n\n{summary['table']}\n\nverdict: {summary['verdict']}\n", summary.get("best"),
-                    summary["verdict"])
+                    summary["verdict"], status="FINISHED" if summary.get("best") else "FAILED")
     storages.write_text(storages.join(sweep_dir, "summary.json"), json.dumps(summary, indent=1, default=str))
     summary["wall_seconds"] = time.time() - t_start
     summary["sweep_dir"] = sweep_dir
