@@ -242,19 +242,28 @@ def training_vocabulary(data: Prepared, source: str | None, extra=None) -> Vocab
 def epoch_plan(model, splits: dict[str, PairSplit], cfg: Config, epoch: int,
                rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
     """(task, caption batch) in training order: one batch per task in turn, each task's data
-    shuffled independently; the epoch ends when the task with the fewest batches runs out.
+    shuffled independently.  How long the epoch is follows the family's epoch_rule: the first
+    task's batches ("first": a shorter task starts over, reshuffled, so the speech-image task
+    sees all its data whatever the amount of text) or the fewest of any task ("shortest").
     splits: the training data of each task."""
     tasks = model.tasks_at(epoch)
-    per_task = []
-    for k, task in enumerate(tasks):
+
+    def batches(k: int, task: str, task_rng: np.random.Generator) -> list[np.ndarray]:
         which, split = TASK_DATA[task][0], splits[task]
-        task_rng = rng if k == 0 else np.random.default_rng([cfg.train.seed, epoch, k])
-        per_task.append(split.epoch_batches(task_rng, cfg.train.batch_size, cfg.train.captions_per_image,
-                                            allowed=None if which == "all" else split.text_captions))
-    n = min(len(b) for b in per_task)
-    if n == 0:
+        return split.epoch_batches(task_rng, cfg.train.batch_size, cfg.train.captions_per_image,
+                                   allowed=None if which == "all" else split.text_captions)
+
+    per_task = [batches(k, task, rng if k == 0 else np.random.default_rng([cfg.train.seed, epoch, k]))
+                for k, task in enumerate(tasks)]
+    if not all(per_task):
         raise ConfigError(f"epoch {epoch}: task(s) {', '.join(t for t, b in zip(tasks, per_task) if not b)} have no "
                           f"training batches (no text for data.text_*/model.text.source, or too few captions)")
+    n = len(per_task[0]) if getattr(model, "epoch_rule", "first") == "first" else min(map(len, per_task))
+    for k, task in enumerate(tasks):
+        cycle = 1
+        while len(per_task[k]) < n:  # its data again, in a new order
+            per_task[k] = per_task[k] + batches(k, task, np.random.default_rng([cfg.train.seed, epoch, k, cycle]))
+            cycle += 1
     return [(task, per_task[k][i]) for i in range(n) for k, task in enumerate(tasks)]
 
 

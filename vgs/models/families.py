@@ -47,6 +47,10 @@ class Family(nn.Module):
     has_images = True
     decodes = False
     query_kind = "speech"  # what retrieval queries are: speech | text
+    # What one epoch is when tasks alternate: "first" — the first task's data (Higy et al.'s
+    # multitask models: the speech-image data defines the epoch; a smaller text task cycles,
+    # reshuffled); "shortest" — until the task with the fewest batches runs out (Chrupała et al.).
+    epoch_rule = "first"
 
     def tasks_at(self, epoch: int) -> tuple[str, ...]:
         return self.tasks
@@ -247,6 +251,8 @@ class ThreeTask(SharedEncoderFamily):
     encoders S2I, S2T, T2S, T2I (BiGRU layers + attention + L2; 0 layers = attention only) and two
     image mappings I2S, I2T; tasks speech/image, speech/text, text/image, any of the last two
     ablated (-1)."""
+
+    epoch_rule = "shortest"
 
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
         super().__init__()
