@@ -10,7 +10,8 @@ import pytest
 def run_sweep(tmp_path, *extra):
     env = {**os.environ, "VGS_HOME": str(tmp_path / "home"), "RAY_ADDRESS": ""}
     env.pop("RAY_ADDRESS")
-    cmd = [sys.executable, "-m", "vgs.sweep", "smoke", "--storage", str(tmp_path / "ray"),
+    # a quote in the results folder's name (it once broke an MLflow filter)
+    cmd = [sys.executable, "-m", "vgs.sweep", "smoke", "--storage", str(tmp_path / "ray's"),
            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
 
@@ -21,6 +22,7 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "best trial" in r.stdout and "ui --backend-store-uri sqlite:///" in r.stdout
     assert "| val s2i R@10 |" in r.stdout
+    assert "repeated" not in r.stdout + r.stderr and "epoch 1/2" in r.stdout + r.stderr  # no line folded by Ray
     last = r.stdout.strip().splitlines()[-1]  # one seed: the verdict says it cannot tell
     assert last.startswith("verdict: ") and ("seed noise unknown" in last or "only one configuration" in last), last
 
@@ -91,7 +93,7 @@ def test_confirmation_phase_states_the_verdict_and_resumes_without_duplicates(tm
 
     from mlflow.tracking import MlflowClient
 
-    summary = json.loads(next(Path(tmp_path / "ray").glob("smoke_*/summary.json")).read_text())
+    summary = json.loads(next(Path(tmp_path / "ray's").glob("smoke_*/summary.json")).read_text())
     assert [len(c["values"]) for c in summary["configs"]] == [2, 2]  # both configurations, two seeds each
     assert summary["verdict"] in last
     full = [(json.dumps({k: v for k, v in t["config"].items()}, sort_keys=True)) for t in summary["trials"]

@@ -21,6 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Ray folds alike log lines of different trials into "[repeated 2x across cluster]", which hid
+# whole epoch lines of the demo's progress; read by Ray at import, so set before vgs.trial.
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
 from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dict, vgs_home, \
     default_tracking_uri, apply_overrides, check_consistent
 from vgs.data.records import CorpusError

@@ -95,8 +95,9 @@ class MlflowSweepCallback(Callback):
 
     def find_or_create_parent(self) -> str:
         exp = self.experiment_id
-        found = self.mlflow.search_runs([exp], filter_string=f"tags.`vgs.sweep_dir` = '{self.sweep_dir}'",
-                                        max_results=1)
+        # matched in Python: a folder name may hold a quote, which MLflow's filter syntax cannot take
+        found = [r for r in self.mlflow.search_runs([exp], filter_string="tags.`vgs.kind` = 'sweep'", max_results=50000)
+                 if r.data.tags.get("vgs.sweep_dir") == self.sweep_dir]
         if found:
             run_id = found[0].info.run_id
             self.mlflow.update_run(run_id, status="RUNNING")
