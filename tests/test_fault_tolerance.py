@@ -44,8 +44,18 @@ def test_killed_worker_and_interrupted_driver_both_resume(tmp_path):
                     if m == killed_model and int(p) != killed]
     assert again_epochs and again_epochs[0] >= 2, again_epochs
 
-    again = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    # the printed hint works as printed: the sweep's own overrides and tracking URI come from its record
+    hint = re.search(r"with: python (-m vgs\.sweep smoke --resume --storage \S+)", log)
+    assert hint, log[-3000:]
+    again = subprocess.run([sys.executable, *hint.group(1).split()], capture_output=True, text=True, cwd=tmp_path,
+                           env=env, timeout=600)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-4000:]
+    assert "with its recorded options" in again.stderr and "train.epochs" in again.stderr
+    conflict = subprocess.run(cmd + ["--resume", "train.epochs=12"], capture_output=True, text=True, cwd=tmp_path,
+                              env=env, timeout=600)
+    assert conflict.returncode == 2 and "differs" in conflict.stderr, conflict.stderr[-2000:]
+    finished = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert finished.returncode == 0 and "already finished" in finished.stderr, finished.stderr[-2000:]
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{db}")

@@ -58,6 +58,7 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
     # Resuming a finished sweep continues the same MLflow runs: nothing is duplicated.
     again = run_sweep(tmp_path, "--resume")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "already finished" in again.stderr and again.stdout.strip().splitlines()[-1] == last
     assert len(client.search_runs([exp.experiment_id])) == 3
 
 
@@ -114,5 +115,31 @@ def test_confirmation_phase_states_the_verdict_and_resumes_without_duplicates(tm
     assert sorted(t.info.run_name for t in trials).count("layers=1 s1") == 1  # a confirming seed's run
 
     again = run_sweep(tmp_path, "--confirm", "2", "--resume")
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert again.returncode == 0 and "already finished" in again.stderr, again.stdout[-3000:] + again.stderr[-3000:]
     assert len(client.search_runs([exp.experiment_id])) == len(runs)
+
+
+def test_resume_takes_the_recorded_options_and_refuses_a_conflicting_one(tmp_path):
+    import json
+
+    from vgs.config import ConfigError
+    from vgs.sweep import SweepOptions, resumed_options
+
+    folder = tmp_path / "smoke_20260101-000000"
+    folder.mkdir()
+    (folder / "tuner.pkl").write_text("x")
+    recorded = {"name": "smoke", "data": "/corpus", "storage": None, "tracking_uri": "sqlite:////db", "resume": False,
+                "overrides": {"train.epochs": "12"}, "address": None, "samples": None, "picks": {}, "seeds": [0, 1],
+                "resources": {}, "confirm": None}
+    (folder / "options.json").write_text(json.dumps(recorded))
+    name, opts = resumed_options(SweepOptions("smoke", resume=True), str(tmp_path), "smoke")
+    assert name == folder.name and opts.resume and opts.data == "/corpus" and opts.seeds == [0, 1]
+    assert opts.overrides == {"train.epochs": "12"} and opts.tracking_uri == "sqlite:////db"
+    same = SweepOptions("smoke", resume=True, overrides={"train.epochs": "12"}, data="/corpus")
+    assert resumed_options(same, str(tmp_path), "smoke")[1].overrides == {"train.epochs": "12"}
+    with pytest.raises(ConfigError, match="key=value overrides differs"):
+        resumed_options(SweepOptions("smoke", resume=True, overrides={"train.epochs": "3"}), str(tmp_path), "smoke")
+    with pytest.raises(ConfigError, match="--tracking-uri differs"):
+        resumed_options(SweepOptions("smoke", resume=True, tracking_uri="sqlite:////other"), str(tmp_path), "smoke")
+    with pytest.raises(ConfigError, match="no earlier 'gru_layers' sweep"):
+        resumed_options(SweepOptions("gru_layers", resume=True), str(tmp_path), "gru_layers")

@@ -91,3 +91,9 @@ def write_text(location: str, text: str) -> None:
     fs, path = _filesystem(location)
     with fs.open_output_stream(path) as f:
         f.write(text.encode())
+
+
+def read_text(location: str) -> str:
+    fs, path = _filesystem(location)
+    with fs.open_input_stream(path) as f:
+        return f.read().decode()

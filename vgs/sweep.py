@@ -9,6 +9,7 @@ prepared once in the driver; every trial reuses them.  Runs on whatever Ray clus
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -168,6 +169,37 @@ class SweepOptions:
     confirm: int | None = None  # confirm.top instead of the YAML's (0: no confirmation phase)
 
 
+OPTIONS_FILE = "options.json"  # in the sweep's folder: the command line it was started with
+# what a resumed sweep takes from its record; --address may change (a cluster restarted elsewhere)
+RECORDED = ("data", "tracking_uri", "overrides", "samples", "picks", "seeds", "resources", "confirm")
+
+
+def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tuple[str, SweepOptions]:
+    """--resume: the newest sweep of this name under storage_dir and the options it was started
+    with.  An option given again must agree with the record (a different one is an error)."""
+    previous = storages.latest_sweep(storage_dir, spec_name)
+    if previous is None:
+        raise ConfigError(f"--resume: no earlier '{spec_name}' sweep under {storage_dir}")
+    path = storages.join(storages.join(storage_dir, previous), OPTIONS_FILE)
+    if not storages.exists(path):  # started by a vgs that did not record its options
+        print(f"note: {previous} has no {OPTIONS_FILE}; resuming with this command line's options", file=sys.stderr)
+        return previous, opts
+    recorded = SweepOptions(**json.loads(storages.read_text(path)))
+    unset = SweepOptions(opts.name)
+    for key in RECORDED:
+        given, kept = getattr(opts, key), getattr(recorded, key)
+        if key == "data" and given:
+            given = str(Path(given).expanduser().resolve())
+        if getattr(opts, key) != getattr(unset, key) and given != kept:
+            flag = {"overrides": "key=value overrides", "picks": "--pick"}.get(key, "--" + key.replace("_", "-"))
+            raise ConfigError(f"--resume continues {previous} as it was started; {flag} differs (given {given!r}, "
+                              f"recorded {kept!r}). Leave it out to resume, or start a new sweep without --resume")
+    print(f"resuming {previous} with its recorded options: " + ", ".join(
+        f"{k}={getattr(recorded, k)!r}" for k in RECORDED if getattr(recorded, k) != getattr(unset, k)), file=sys.stderr)
+    return previous, dataclasses.replace(recorded, name=opts.name, resume=True, storage=opts.storage,
+                                         address=opts.address or recorded.address)
+
+
 def run_sweep(opts: SweepOptions) -> dict:
     """Run the sweep `opts.name`; returns its summary (trials, configurations, verdict, best, compute)."""
     import ray
@@ -179,7 +211,18 @@ def run_sweep(opts: SweepOptions) -> dict:
     from vgs.tracking import MlflowSweepCallback
 
     t_start = time.time()
-    name, resume = opts.name, opts.resume
+    storage_dir = storages.normalise(opts.storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
+    previous = None
+    if opts.resume:
+        previous, opts = resumed_options(opts, storage_dir, load(opts.name).name)
+        done = storages.join(storages.join(storage_dir, previous), "summary.json")
+        if storages.exists(done):  # nothing left to run: say so and show its answer
+            print(f"sweep {previous} already finished; its results follow (run without --resume to start a new one)",
+                  file=sys.stderr)
+            summary = json.loads(storages.read_text(done))
+            return {**summary, "wall_seconds": 0.0, "sweep_dir": storages.join(storage_dir, previous),
+                    "tracking_uri": opts.tracking_uri or default_tracking_uri()}
+    name = opts.name
     spec = load(name)
     if opts.samples is not None:
         if opts.samples < 1:
@@ -204,7 +247,6 @@ def run_sweep(opts: SweepOptions) -> dict:
     if base.train.device == "cuda" and spec.gpu <= 0:  # Ray hides every GPU from a trial that asks for none
         raise ConfigError("train.device=cuda but the sweep's trials ask for no GPU; add --resources gpu=1 "
                           "(or gpu=0.25 to share one), or leave train.device=auto")
-    storage_dir = storages.normalise(opts.storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
     tracking_uri = opts.tracking_uri or default_tracking_uri()
 
     print(f"sweep '{spec.name}': {spec.description}", file=sys.stderr)
@@ -225,11 +267,13 @@ def run_sweep(opts: SweepOptions) -> dict:
         if nonaligned:
             prepare_speech_text(d)
 
-    previous = storages.latest_sweep(storage_dir, spec.name) if resume else None
-    if resume and previous is None:
-        raise ConfigError(f"--resume: no earlier '{spec.name}' sweep under {storage_dir}")
     sweep_name = previous or storages.new_sweep_name(storage_dir, spec.name)
     sweep_dir = storages.join(storage_dir, sweep_name)
+    if previous is None:  # what --resume will continue with: this command line, resolved
+        recorded = dataclasses.replace(opts, resume=False, tracking_uri=tracking_uri,
+                                       data=str(Path(opts.data).expanduser().resolve()) if opts.data else None)
+        storages.write_text(storages.join(sweep_dir, OPTIONS_FILE), json.dumps(dataclasses.asdict(recorded), indent=1))
+    resume_hint = f"python -m vgs.sweep {name} --resume" + (f" --storage {opts.storage}" if opts.storage else "")
     trainable = make_trainable(spec, base, sweep_dir)
 
     def tracker() -> MlflowSweepCallback:  # every phase logs to the same parent run (found by sweep_dir)
@@ -261,7 +305,7 @@ def run_sweep(opts: SweepOptions) -> dict:
                 # ASHA gets metric/mode through TuneConfig only; OptunaSearch already has them.
                 metric=spec.metric, mode=spec.mode, trial_dirname_creator=lambda t: t.trial_id),
             run_config=run_config(sweep_name))
-    trials = summarise(spec, _fit_tuner(tuner, spec, name, sweep_dir), base.train.epochs)
+    trials = summarise(spec, _fit_tuner(tuner, spec, resume_hint, sweep_dir), base.train.epochs)
 
     cells = confirm_cells(spec, trials)
     if cells:
@@ -276,7 +320,7 @@ def run_sweep(opts: SweepOptions) -> dict:
                 search_alg=BasicVariantGenerator(points_to_evaluate=cells), num_samples=len(cells),
                 max_concurrent_trials=spec.max_concurrent or None, metric=spec.metric, mode=spec.mode,
                 trial_dirname_creator=lambda t: t.trial_id), run_config=run_config(CONFIRM))
-        for t in summarise(spec, _fit_tuner(confirm, spec, name, sweep_dir), base.train.epochs):
+        for t in summarise(spec, _fit_tuner(confirm, spec, resume_hint, sweep_dir), base.train.epochs):
             trials.append({**t, "phase": CONFIRM})
 
     summary = summary_of(spec, trials)
@@ -310,7 +354,7 @@ def trial_base(spec: SweepSpec, extra: dict[str, Any]) -> Config:
 CONFIRM = "confirm"  # the confirmation phase: its Tune folder inside the sweep's, and its trials' phase
 
 
-def _fit_tuner(tuner, spec: SweepSpec, name: str, sweep_dir: str):
+def _fit_tuner(tuner, spec: SweepSpec, resume_hint: str, sweep_dir: str):
     """tuner.fit(), with SIGTERM treated as Ctrl-C (Tune saves its state) and an interrupt raised."""
     # SIGTERM (a scheduler, `kill`) gets Ctrl-C's graceful stop: Tune saves the experiment state.
     previous_term = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
@@ -324,7 +368,7 @@ def _fit_tuner(tuner, spec: SweepSpec, name: str, sweep_dir: str):
         tune_logger.removeHandler(watch)
     if watch.interrupted:
         raise SweepInterrupted(f"sweep '{spec.name}' interrupted; its state is saved in {sweep_dir}. Continue it "
-                               f"with: python -m vgs.sweep {name} --resume (same --storage and --tracking-uri)")
+                               f"with: {resume_hint}  (it keeps its own data, overrides and tracking URI)")
     return results
 
 
