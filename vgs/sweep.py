@@ -208,7 +208,7 @@ def run_sweep(opts: SweepOptions) -> dict:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from vgs.data.prepare import prepare, prepare_speech_text, resolve_paths
-    from vgs.tracking import MlflowSweepCallback
+    from vgs.tracking import MlflowSweepCallback, check_tracking_uri
 
     t_start = time.time()
     storage_dir = storages.normalise(opts.storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
@@ -242,12 +242,15 @@ def run_sweep(opts: SweepOptions) -> dict:
         check_confirm(spec)
     extra = dict(opts.overrides)
     if opts.data:
+        if not Path(opts.data).expanduser().exists():
+            raise ConfigError(f"--data {opts.data}: no such folder")
         extra["data.root"] = opts.data
     base = trial_base(spec, extra)
     if base.train.device == "cuda" and spec.gpu <= 0:  # Ray hides every GPU from a trial that asks for none
         raise ConfigError("train.device=cuda but the sweep's trials ask for no GPU; add --resources gpu=1 "
                           "(or gpu=0.25 to share one), or leave train.device=auto")
     tracking_uri = opts.tracking_uri or default_tracking_uri()
+    check_tracking_uri(tracking_uri)  # before Ray and before any featurisation
 
     print(f"sweep '{spec.name}': {spec.description}", file=sys.stderr)
     if not ray.is_initialized():

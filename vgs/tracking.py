@@ -26,10 +26,50 @@ def client(tracking_uri: str):
     return MlflowClient(tracking_uri=tracking_uri)
 
 
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Before a sweep starts: the MLflow store answers (a server within `timeout` seconds; MLflow's
+    own client retries for minutes) or its SQLite database can be made.  A new database is made
+    under a lock: two sweeps starting together both ran MLflow's schema migration, and one failed."""
+    from vgs.config import ConfigError
+    from vgs.data.locking import exclusive
+
+    if uri.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout)
+        except urllib.error.HTTPError:
+            pass  # something answered (e.g. an authenticating proxy): MLflow will say more
+        except (urllib.error.URLError, OSError) as e:
+            raise ConfigError(f"--tracking-uri {uri}: no MLflow server answers within {timeout:g} s "
+                              f"({getattr(e, 'reason', e)}); start one (mlflow server --host 127.0.0.1 --port 5000) "
+                              f"or use a database file, sqlite:///PATH/mlflow.db") from e
+    elif uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        if not db.parent.is_dir():
+            raise ConfigError(f"--tracking-uri {uri}: the folder {db.parent} does not exist")
+        with exclusive(db.with_name(f".{db.name}.lock"), f"the MLflow database {db}", quiet=True):
+            client(uri).search_experiments(max_results=1)  # creates the schema once
+    elif "://" not in uri:
+        raise ConfigError(f"--tracking-uri {uri}: a folder is MLflow's file store, which MLflow 3 refuses here; "
+                          f"use sqlite:///{Path(uri).expanduser().resolve() / 'mlflow.db'} or http://HOST:5000")
+
+
 def experiment_id(tracking_uri: str, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
     c = client(tracking_uri)
     exp = c.get_experiment_by_name(name)
-    return exp.experiment_id if exp else c.create_experiment(name, artifact_location=artifact_location(tracking_uri, name))
+    if exp:
+        return exp.experiment_id
+    try:
+        return c.create_experiment(name, artifact_location=artifact_location(tracking_uri, name))
+    except MlflowException:  # another sweep made it a moment ago
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def artifact_location(tracking_uri: str, experiment: str) -> str | None:
