@@ -110,6 +110,6 @@ def test_training_on_precomputed_features(tiny_corpus, tmp_path):
                                                     "data.image_features": str(tmp_path / "thumbs.npy"),
                                                     "train.epochs": 2})
     summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
-    state = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert state["model"]["image.net.weight"].shape == (cfg.model.latent, 192)
     assert summary["epoch"] == 2 and 0 <= summary["val_s2i_r10"] <= 1

@@ -55,7 +55,7 @@ def test_best_checkpoint_holds_state_dict_and_config(tiny_corpus, tmp_path):
     cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 1, "train.test_at_end": True})
     summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
     assert {"test_s2i_r10", "test_i2s_r10"} <= set(summary)
-    state = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert state["config"]["model"]["latent"] == 128 and state["epoch"] == 1
     model = build_model(cfg.model, input_dim=40)
     model.load_state_dict(state["model"])

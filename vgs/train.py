@@ -367,7 +367,8 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
     start_epoch, best = 1, {"epoch": 0, metric: -math.inf if mode == "max" else math.inf}
     seconds_total = 0.0  # training + validation time of every epoch so far (the trial's compute)
     if resume and (Path(resume) / "last.pt").exists():
-        state = torch.load(Path(resume) / "last.pt", map_location=device, weights_only=False)
+        # tensors and plain data only: a checkpoint on shared storage cannot run code in the loader
+        state = torch.load(Path(resume) / "last.pt", map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start_epoch, best = state["epoch"] + 1, state["best"]
@@ -517,7 +518,7 @@ def load_best(best_path: Path, cfg: Config, data: Prepared, device: torch.device
     """The model of the best epoch (best.pt) in eval mode."""
     model = build_model(cfg.model, data.speech.dim, data.images.feature_dim, len(vocab) if vocab else 0,
                         cfg.train.epochs).to(device)
-    model.load_state_dict(torch.load(best_path, map_location=device, weights_only=False)["model"])
+    model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True)["model"])
     return model.eval()
 
 
@@ -529,9 +530,21 @@ def test_scores(model, cfg: Config, data: Prepared, device: torch.device, vocab:
     return {f"test_{k}": v for k, v in scores.items()}
 
 
+def _plain(x):
+    """Numpy scalars -> Python numbers, recursively: torch.load(weights_only=True) takes only
+    tensors and plain Python data."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
 def _save(path: Path, obj: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
+    torch.save(_plain(obj), tmp)
     tmp.replace(path)  # a crash mid-write never leaves a truncated checkpoint
 
 
