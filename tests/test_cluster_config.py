@@ -26,3 +26,20 @@ def test_cluster_yaml_is_valid_for_ray_up():
     server = next(c for c in cfg["head_setup_commands"] if "mlflow server" in c)
     assert "--backend-store-uri postgresql://" in server and "--artifacts-destination s3://" in server
     assert any("[server]" in c for c in cfg["setup_commands"])  # psycopg for the PostgreSQL store
+
+
+def test_cluster_yaml_is_closed_by_default():
+    """Nothing on a public address, secrets from files (issue: an open cluster)."""
+    text = CLUSTER.read_text()
+    cfg = yaml.safe_load(text)
+    assert "0.0.0.0" not in text
+    sg = cfg["provider"]["security_group"]["IpPermissions"]
+    assert [(r["FromPort"], r["IpRanges"][0]["CidrIp"]) for r in sg] == [(22, "YOUR_IP/32")]  # SSH from you only
+    starts = [c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"] if "ray start" in c]
+    assert all("RAY_AUTH_MODE=token" in c and "RAY_AUTH_TOKEN_PATH=" in c for c in starts)
+    assert "--dashboard-host=127.0.0.1" in starts[0]
+    assert all("MLFLOW_TRACKING_PASSWORD=$(" in c for c in starts)  # read from the secrets file on the node
+    server = next(c for c in cfg["head_setup_commands"] if "mlflow server" in c)
+    assert "--app-name basic-auth" in server and "--host $(hostname -I" in server
+    assert "PASSWORD 'vgs'" not in text and "vgs:vgs@" not in text  # no password in the file or a command line
+    assert cfg["file_mounts"]["/home/ubuntu/vgs-secrets"] == "./secrets" and "secrets" in cfg["rsync_exclude"]
