@@ -33,3 +33,12 @@ def test_two_sweeps_started_in_one_second_get_their_own_folders(tmp_path):
         for name in (first, second):
             storage.write_text(storage.join(storage.join(root, name), "tuner.pkl"), "x")
         assert storage.latest_sweep(root, "smoke") == second
+
+
+def test_credentials_in_uris_are_redacted_for_printing_and_tags():
+    assert storage.redact("http://alice:s3cret@mlflow.internal:5000") == "http://alice:***@mlflow.internal:5000"
+    assert storage.redact("s3://bucket/path?access_key=AK&secret_key=SK&region=us-east-1") == \
+        "s3://bucket/path?access_key=***&secret_key=***&region=us-east-1"
+    assert storage.redact("postgresql://vgs:pw@127.0.0.1/mlflow") == "postgresql://vgs:***@127.0.0.1/mlflow"
+    assert storage.redact("/home/me/ray_results") == "/home/me/ray_results"
+    assert storage.redact("http://mlflow.internal:5000") == "http://mlflow.internal:5000"

@@ -10,6 +10,18 @@ from pathlib import Path
 from vgs.config import ConfigError
 
 
+_SECRET_QUERY = re.compile(r"((?:secret_key|access_key|session_token|password|token)=)[^&]*", re.IGNORECASE)
+
+
+def redact(location: str) -> str:
+    """A URI fit to print or log: a password in user:password@host and secret query values
+    (s3://bucket?access_key=...&secret_key=...) become ***."""
+    if "://" not in location:
+        return location
+    location = re.sub(r"(://[^/@:]+:)[^/@]*@", r"\1***@", location)
+    return _SECRET_QUERY.sub(r"\1***", location)
+
+
 def is_uri(location: str) -> bool:
     return "://" in location
 

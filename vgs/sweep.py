@@ -276,7 +276,8 @@ def run_sweep(opts: SweepOptions) -> dict:
         recorded = dataclasses.replace(opts, resume=False, tracking_uri=tracking_uri,
                                        data=str(Path(opts.data).expanduser().resolve()) if opts.data else None)
         storages.write_text(storages.join(sweep_dir, OPTIONS_FILE), json.dumps(dataclasses.asdict(recorded), indent=1))
-    resume_hint = f"python -m vgs.sweep {name} --resume" + (f" --storage {opts.storage}" if opts.storage else "")
+    resume_hint = f"python -m vgs.sweep {name} --resume" + (f" --storage {storages.redact(opts.storage)}"
+                                                           if opts.storage else "")
     trainable = make_trainable(spec, base, sweep_dir)
 
     def tracker() -> MlflowSweepCallback:  # every phase logs to the same parent run (found by sweep_dir)
@@ -295,7 +296,7 @@ def run_sweep(opts: SweepOptions) -> dict:
                               failure_config=tune.FailureConfig(max_failures=1))
 
     if previous is not None:
-        print(f"resuming {sweep_dir}", file=sys.stderr)
+        print(f"resuming {storages.redact(sweep_dir)}", file=sys.stderr)
         tuner = tune.Tuner.restore(sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         param_space, searcher = build_param_space(spec, base)
@@ -370,7 +371,7 @@ def _fit_tuner(tuner, spec: SweepSpec, resume_hint: str, sweep_dir: str):
         signal.signal(signal.SIGTERM, previous_term)
         tune_logger.removeHandler(watch)
     if watch.interrupted:
-        raise SweepInterrupted(f"sweep '{spec.name}' interrupted; its state is saved in {sweep_dir}. Continue it "
+        raise SweepInterrupted(f"sweep '{spec.name}' interrupted; its state is saved in {storages.redact(sweep_dir)}. Continue it "
                                f"with: {resume_hint}  (it keeps its own data, overrides and tracking URI)")
     return results
 
@@ -598,8 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     for t in summary["trials"]:
         if t.get("error"):
             print(f"trial {t['trial_id']} failed: {t['error']}")
-    print(f"\nresults: {summary['sweep_dir']}")
-    print(f"MLflow UI: {mlflow_command()} ui --backend-store-uri {summary['tracking_uri']}   "
+    print(f"\nresults: {storages.redact(summary['sweep_dir'])}")
+    print(f"MLflow UI: {mlflow_command()} ui --backend-store-uri {storages.redact(summary['tracking_uri'])}   "
           f"(then open http://127.0.0.1:5000)")
     print(f"\nverdict: {summary['verdict']}")
     return 0 if best else 1

@@ -14,6 +14,7 @@ from typing import Any
 from ray.tune import Callback
 
 from vgs.searchspace import trial_overrides
+from vgs.storage import redact
 
 # Keys of a trial's report that become MLflow metrics (step = our epoch).
 METRIC_PREFIXES = ("val_", "best_val_", "test_", "train_", "analysis_")  # train_: loss, per-task losses and batches
@@ -42,7 +43,7 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         except urllib.error.HTTPError:
             pass  # something answered (e.g. an authenticating proxy): MLflow will say more
         except (urllib.error.URLError, OSError) as e:
-            raise ConfigError(f"--tracking-uri {uri}: no MLflow server answers within {timeout:g} s "
+            raise ConfigError(f"--tracking-uri {redact(uri)}: no MLflow server answers within {timeout:g} s "
                               f"({getattr(e, 'reason', e)}); start one (mlflow server --host 127.0.0.1 --port 5000) "
                               f"or use a database file, sqlite:///PATH/mlflow.db") from e
     elif uri.startswith("sqlite:///"):
@@ -137,13 +138,13 @@ class MlflowSweepCallback(Callback):
         exp = self.experiment_id
         # matched in Python: a folder name may hold a quote, which MLflow's filter syntax cannot take
         found = [r for r in self.mlflow.search_runs([exp], filter_string="tags.`vgs.kind` = 'sweep'", max_results=50000)
-                 if r.data.tags.get("vgs.sweep_dir") == self.sweep_dir]
+                 if r.data.tags.get("vgs.sweep_dir") == redact(self.sweep_dir)]
         if found:
             run_id = found[0].info.run_id
             self.mlflow.update_run(run_id, status="RUNNING")
             return run_id
         run = self.mlflow.create_run(exp, run_name=Path(self.sweep_dir).name,
-                                     tags={"vgs.sweep": self.sweep_name, "vgs.sweep_dir": self.sweep_dir,
+                                     tags={"vgs.sweep": self.sweep_name, "vgs.sweep_dir": redact(self.sweep_dir),
                                            "vgs.kind": "sweep"})
         for k, v in self.params.items():
             self.mlflow.log_param(run.info.run_id, k, v)
