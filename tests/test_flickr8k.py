@@ -135,3 +135,23 @@ def test_skip_bad_leaves_out_corrupt_audio_with_a_report(flickr1d, tmp_path):
     assert [s["id"] for s in store.manifest["skipped"]] == ["2513260012_03d33305cf_2"]
     report = json.loads(store.path.with_suffix(".skipped.json").read_text())
     assert "corrupt or unreadable audio file" in report["skipped"][0]["reason"]
+
+
+def test_skip_bad_leaves_out_a_corrupt_image_and_its_captions(flickr1d, tmp_path):
+    import json
+
+    from vgs.config import DataConfig
+    from vgs.data.features import build_image_store
+    from vgs.data.prepare import prepare
+
+    root, images = flickr1d
+    victim = sorted(images.iterdir())[0]
+    victim.write_bytes(b"\xff\xd8\xff not a jpeg")
+    with pytest.raises(CorpusError, match=f"corrupt or unreadable image file .*{victim.name}.*--skip-bad"):
+        build_image_store(read_flickr8k(root, images), 40, tmp_path / "s0", quiet=True)
+    data = prepare(DataConfig(root=str(root), image_dir=str(images), store=str(tmp_path / "s"), image_resize=40,
+                              image_crop=32, skip_bad=True), quiet=True)
+    assert victim.name not in data.images.index and len(data.images.index) == 9
+    assert data.images.array.shape[0] == 9 and len(data.corpus.utterances) == 45  # its five captions went too
+    report = json.loads(data.images.path.with_suffix(".skipped.json").read_text())
+    assert report["skipped"][0]["id"] == victim.name

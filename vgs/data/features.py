@@ -361,7 +361,10 @@ def _load_image(path: str, size: int) -> np.ndarray:
         raise CorpusError(f"corrupt or unreadable image file {path}: {e}") from e
 
 
-def build_image_store(corpus: Corpus, size: int, store_dir: str | Path, quiet: bool = False) -> ImageStore:
+def build_image_store(corpus: Corpus, size: int, store_dir: str | Path, quiet: bool = False,
+                      skip_bad: bool = False) -> ImageStore:
+    """skip_bad: leave out corrupt or unreadable images (listed in the manifest and a report)
+    instead of stopping; their captions then have no image and are not used."""
     if corpus.image_dir is None:
         raise CorpusError(f"corpus {corpus.root} has no image folder; pass data.image_dir")
     store_dir = Path(store_dir)
@@ -375,20 +378,41 @@ def build_image_store(corpus: Corpus, size: int, store_dir: str | Path, quiet: b
         return ImageStore(path, json.loads(manifest_path.read_text()))
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
     progress = Progress(f"images ({size}px) {corpus.name}", total=len(names), unit="img", quiet=quiet)
+    kept, skipped = [], []
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3))
-        for i, name in enumerate(names):
-            out[i] = _load_image(str(corpus.image_dir / name), size)
+        for name in names:
+            try:
+                out[len(kept)] = _load_image(str(corpus.image_dir / name), size)
+                kept.append(name)
+            except CorpusError as e:
+                if not skip_bad:
+                    raise CorpusError(f"{e} (data.skip_bad=true / --skip-bad leaves such files out, with a "
+                                      f"report)") from e
+                skipped.append({"id": name, "reason": str(e)})
             progress.update(1)
         out.flush()
-        del out
+        if skipped:  # the rows of the images kept, in order
+            np.save(tmp.with_name(tmp.name + ".kept.npy"), np.asarray(out[:len(kept)]))
+            del out
+            os.replace(tmp.with_name(tmp.name + ".kept.npy"), tmp)
+        else:
+            del out
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     progress.close()
+    if not kept:
+        tmp.unlink(missing_ok=True)
+        raise CorpusError(f"corpus {corpus.root}: no readable image")
     os.replace(tmp, path)
-    manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "images": names}
+    manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "images": kept,
+                "skipped": skipped}
     _write_json_atomic(manifest_path, manifest)
+    if skipped:
+        report = path.with_suffix(".skipped.json")
+        _write_json_atomic(report, {"store": str(path), "skipped": skipped})
+        print(f"skipped {len(skipped)} unreadable image(s); report: {report}", file=sys.stderr)
     return ImageStore(path, manifest)
 
 

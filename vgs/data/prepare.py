@@ -125,7 +125,9 @@ def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
         if cfg.image_features:
             images = build_feature_image_store(corpus, cfg.image_features, cfg.store, quiet=quiet)
         else:
-            images = build_image_store(corpus, cfg.image_resize, cfg.store, quiet=quiet)
+            images = build_image_store(corpus, cfg.image_resize, cfg.store, quiet=quiet, skip_bad=cfg.skip_bad)
+    if len(images.index) < len(corpus.images()):  # --skip-bad left images out: so are their captions
+        corpus = dataclasses.replace(corpus, utterances=[u for u in corpus.utterances if u.image in images.index])
     return Prepared(corpus, speech, images, text_ids=training_text_ids(cfg, corpus, speech, quiet),
                     speech_norm=cfg.speech_norm)
 
