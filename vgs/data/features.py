@@ -155,15 +155,39 @@ def shard_size_for(n: int) -> int:
 # ------------------------------------------------------------------ hashing
 
 
-def _stat_entries(entries: list[tuple[str, str]]) -> list[str]:
-    """One line per source file: key, path, size, modification time (a missing file is named)."""
-    out = []
+def _file_digest(path: str) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _content_entries(entries: list[tuple[str, str]], store_dir: Path) -> list[str]:
+    """One line per source file: its key and a hash of its bytes, so a store is found again only
+    for the same content (size and mtime alone miss a re-recorded file of the same size that an
+    archive extracted with fixed mtimes).  Hashes are computed once and cached in the store folder
+    under (size, mtime, ctime, inode): a rewritten or re-extracted file changes its ctime or inode,
+    which no tool sets back, so it is hashed again."""
+    cache_path = store_dir / "content-hashes.json"
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (FileNotFoundError, ValueError):
+        cache = {}
+    out, changed = [], False
     for key, path in entries:
         try:
             st = os.stat(path)
         except FileNotFoundError as e:
             raise CorpusError(f"file not found: {path}") from e
-        out.append(f"{key}\0{path}\0{st.st_size}\0{st.st_mtime_ns}\n")
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        hit = cache.get(path)
+        if hit is None or hit[:4] != stamp:
+            cache[path] = hit = stamp + [_file_digest(path)]
+            changed = True
+        out.append(f"{key}\0{hit[4]}\n")
+    if changed:
+        _write_json_atomic(cache_path, cache)
     return out
 
 
@@ -174,9 +198,9 @@ def _hash_lines(lines: list[str], params: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def _source_hash(entries: list[tuple[str, str]], params: dict) -> str:
-    """Hash of (key, path, size, mtime) for every source file plus the parameters."""
-    return _hash_lines(_stat_entries(entries), params)
+def _source_hash(entries: list[tuple[str, str]], params: dict, store_dir: Path) -> str:
+    """Hash of (key, content hash) of every source file plus the parameters."""
+    return _hash_lines(_content_entries(entries, store_dir), params)
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -244,7 +268,9 @@ def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_f
     store_dir.mkdir(parents=True, exist_ok=True)
     params = {"version": STORE_VERSION, "preset": preset, **PRESETS[preset], "max_frames": max_frames,
               "skip_bad": skip_bad}
-    lines = _stat_entries([(u.id, u.audio) for u in corpus.utterances])
+    # which utterances train is part of the key: the normalisation statistics come from them
+    lines = [f"{u.split == 'train'}\0{line}" for u, line in
+             zip(corpus.utterances, _content_entries([(u.id, u.audio) for u in corpus.utterances], store_dir))]
     digest = _hash_lines(lines, params)
     path = store_dir / f"speech-{preset}-{digest}.arrow"
     manifest_path = path.with_suffix(".json")
@@ -371,7 +397,7 @@ def build_image_store(corpus: Corpus, size: int, store_dir: str | Path, quiet: b
     store_dir.mkdir(parents=True, exist_ok=True)
     names = corpus.images()
     params = {"version": STORE_VERSION, "size": size}
-    digest = _source_hash([(n, str(corpus.image_dir / n)) for n in names], params)
+    digest = _source_hash([(n, str(corpus.image_dir / n)) for n in names], params, store_dir)
     path = store_dir / f"images-{size}-{digest}.npy"
     manifest_path = path.with_suffix(".json")
     if path.exists() and manifest_path.exists():
@@ -425,7 +451,7 @@ def build_feature_image_store(corpus: Corpus, feature_file: str | Path, store_di
     store_dir.mkdir(parents=True, exist_ok=True)
     names = corpus.images()
     feature_file = Path(feature_file).expanduser().resolve()
-    digest = _source_hash([("features", str(feature_file))], {"version": STORE_VERSION, "images": names})
+    digest = _source_hash([("features", str(feature_file))], {"version": STORE_VERSION, "images": names}, store_dir)
     path = store_dir / f"imagefeats-{digest}.npy"
     manifest_path = path.with_suffix(".json")
     if path.exists() and manifest_path.exists():
