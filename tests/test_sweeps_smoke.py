@@ -31,11 +31,12 @@ def test_every_sweep_runs_at_smoke_size(tmp_path):
     env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
     env.pop("RAY_ADDRESS", None)
     script = Path(__file__).with_name("sweep_smoke_all.py")
-    # two halves at once, each with its own local Ray, VGS_HOME (corpus, feature stores) and MLflow
-    # database, so they share nothing: single-trial sweeps would leave a core idle
+    # two halves at once (single-trial sweeps would leave a core idle), each with its own local Ray
+    # and MLflow database, and one VGS_HOME: both start by building the same built-in corpus and
+    # feature stores, which one of them does while the other waits (they had crashed on each
+    # other's temporary files)
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), str(part)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                              env={**env, "VGS_HOME": str(tmp_path / f"home-{part}")}) for part in (0, 1)]
+                              stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env) for part in (0, 1)]
     outs = [p.communicate(timeout=1200) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, out[-3000:] + err[-5000:]
