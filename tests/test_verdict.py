@@ -71,3 +71,17 @@ def test_summary_picks_the_winning_configuration_and_counts_compute():
     assert s["compute"] == {"trials": 5, "trial_epochs": 34, "trial_seconds": 50.0, "core_seconds": 50.0}
     assert [c["values"] for c in s["configs"]] == [[0.40, 0.42], [0.20, 0.22]]
     assert s["configs"][0]["seconds"] == 10.0
+
+
+def test_a_sweep_without_any_scored_trial_ends_failed():
+    """Every trial failed (e.g. a conv kernel longer than any utterance, which only the forward
+    pass finds): the parent run is FAILED, not FINISHED, and the command exits 1."""
+    from vgs.sweep import parent_status, summary_of
+    from vgs.searchspace import load
+
+    spec = load("smoke")
+    failed = [{"trial_id": "a", "config": {"model.speech.layers": 1}, "epochs": 0, "status": "error", "error": "x"},
+              {"trial_id": "b", "config": {"model.speech.layers": 2}, "epochs": 0, "status": "error", "error": "y"}]
+    assert parent_status(summary_of(spec, failed)) == "FAILED"
+    scored = [{**failed[0], "status": "completed", "epochs": 2, "val_s2i_r10": 0.3, "seconds": 1.0}]
+    assert parent_status(summary_of(spec, scored)) == "FINISHED"

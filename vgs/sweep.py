@@ -334,14 +334,19 @@ def run_sweep(opts: SweepOptions) -> dict:
                                 if configs else "")
     finisher = tracker()
     finisher.setup()
-    # a sweep none of whose trials produced a score did not answer anything: FAILED, not FINISHED
     finisher.finish(f"# {spec.name}\n\n{summary['table']}\n\nverdict: {summary['verdict']}\n", summary.get("best"),
-                    summary["verdict"], status="FINISHED" if summary.get("best") else "FAILED")
+                    summary["verdict"], status=parent_status(summary))
     storages.write_text(storages.join(sweep_dir, "summary.json"), json.dumps(summary, indent=1, default=str))
     summary["wall_seconds"] = time.time() - t_start
     summary["sweep_dir"] = sweep_dir
     summary["tracking_uri"] = tracking_uri
     return summary
+
+
+def parent_status(summary: dict) -> str:
+    """The parent run's end: a sweep none of whose trials produced a score answered nothing, so
+    FAILED (and the command exits 1), not FINISHED."""
+    return "FINISHED" if summary.get("best") else "FAILED"
 
 
 def trial_base(spec: SweepSpec, extra: dict[str, Any]) -> Config:
@@ -603,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MLflow UI: {mlflow_command()} ui --backend-store-uri {storages.redact(summary['tracking_uri'])}   "
           f"(then open http://127.0.0.1:5000)")
     print(f"\nverdict: {summary['verdict']}")
-    return 0 if best else 1
+    return 0 if parent_status(summary) == "FINISHED" else 1
 
 
 if __name__ == "__main__":
