@@ -101,6 +101,7 @@ def exists(location: str) -> bool:
 
 def write_text(location: str, text: str) -> None:
     fs, path = _filesystem(location)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)  # a file:// folder must exist; object stores ignore it
     with fs.open_output_stream(path) as f:
         f.write(text.encode())
 
