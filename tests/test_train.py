@@ -107,3 +107,10 @@ def test_unknown_scheduler_is_refused():
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     with pytest.raises(ConfigError, match="train.scheduler must be one of"):
         make_scheduler(opt, TrainConfig(scheduler="step"), 10)
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(vgs_home):
+    from vgs.train import new_run_dir
+
+    folders = [new_run_dir() for _ in range(3)]
+    assert len(set(folders)) == 3 and all(f.is_dir() for f in folders)

@@ -362,7 +362,7 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
 
     sched, saved_schedule = None, None  # created at each phase's first epoch, in the loop
 
-    out = Path(out_dir) if out_dir else vgs_home() / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    out = Path(out_dir) if out_dir else new_run_dir()
     out.mkdir(parents=True, exist_ok=True)
     start_epoch, best = 1, {"epoch": 0, metric: -math.inf if mode == "max" else math.inf}
     seconds_total = 0.0  # training + validation time of every epoch so far (the trial's compute)
@@ -528,6 +528,23 @@ def test_scores(model, cfg: Config, data: Prepared, device: torch.device, vocab:
     scores = evaluate(model, split, cfg, device, vocab, beam=cfg.model.asr.beam)
     scores.pop("examples", None)
     return {f"test_{k}": v for k, v in scores.items()}
+
+
+def new_run_dir() -> Path:
+    """<VGS_HOME>/runs/<time>, claimed by creating it: two runs started in the same second (vgs
+    calibrate trains two at once) get <time> and <time>-2 instead of one folder, where one had
+    loaded the other's best.pt."""
+    base = vgs_home() / "runs"
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 10_000):
+        folder = base / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot make a run folder under {base}")
 
 
 def _plain(x):
