@@ -82,14 +82,21 @@ def new_sweep_name(location: str, sweep_name: str) -> str:
     stamp = f"{sweep_name}_{time.strftime('%Y%m%d-%H%M%S')}"
     if is_uri(location):
         return stamp
-    for n in range(1, 1000):
-        name = stamp if n == 1 else f"{stamp}-{n}"
+    return claim_folder(Path(location), stamp).name
+
+
+def claim_folder(base: Path, stamp: str) -> Path:
+    """base/<stamp>, or <stamp>-2, -3, ... if taken, made with mkdir so that two processes
+    starting in the same second never get the same folder."""
+    base.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        folder = base / (stamp if n == 1 else f"{stamp}-{n}")
         try:
-            (Path(location) / name).mkdir()
-            return name
+            folder.mkdir()
+            return folder
         except FileExistsError:
             continue
-    raise ConfigError(f"{location}: cannot make a new folder for sweep {sweep_name}")
+    raise ConfigError(f"{base}: cannot make a new folder named {stamp}")
 
 
 def exists(location: str) -> bool:

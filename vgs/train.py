@@ -534,17 +534,9 @@ def new_run_dir() -> Path:
     """<VGS_HOME>/runs/<time>, claimed by creating it: two runs started in the same second (vgs
     calibrate trains two at once) get <time> and <time>-2 instead of one folder, where one had
     loaded the other's best.pt."""
-    base = vgs_home() / "runs"
-    base.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 10_000):
-        folder = base / (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"cannot make a run folder under {base}")
+    from vgs.storage import claim_folder
+
+    return claim_folder(vgs_home() / "runs", time.strftime("%Y%m%d-%H%M%S"))
 
 
 def _plain(x):
