@@ -7,7 +7,7 @@ import pytest
 from vgs.config import ConfigError
 from vgs import searchspace
 
-SPACES = sorted((Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"))
+SPACES = sorted((Path(__file__).resolve().parents[1] / "vgs" / "search_spaces").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])

@@ -1,4 +1,4 @@
-"""Search-space YAML files (`search_spaces/NAME.yaml`): loading and validation.
+"""Search-space YAML files (`vgs/search_spaces/NAME.yaml`, shipped in the package): loading and validation.
 
     description: what the sweep asks
     base: cpu-small                 # named base config (vgs.config.BASE_CONFIGS)
@@ -35,6 +35,7 @@ TOP_KEYS = ("description", "base", "overrides", "variants", "space", "search", "
 METRICS = tuple(f"val_{d}_{m}" for d in ("s2i", "i2s", "t2i", "i2t", "s2t") for m in ("r1", "r5", "r10", "medr")) \
     + ("val_r10", "val_wer", "val_cer", "val_bleu")
 VARIANT_PREFIX = "variant."
+PACKAGE_SPACES = Path(__file__).resolve().parent / "search_spaces"
 
 
 @dataclass
@@ -93,7 +94,9 @@ def space_contains(dist: dict[str, list], value: Any) -> bool:
 
 def search_space_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get("VGS_SEARCH_SPACES", "").split(os.pathsep) if p]
-    return dirs + [Path.cwd() / "search_spaces", Path(__file__).resolve().parent.parent / "search_spaces"]
+    # VGS_SEARCH_SPACES, then ./search_spaces (a user's own), then the package's (vgs/search_spaces,
+    # package data: an installed wheel has them too)
+    return dirs + [Path.cwd() / "search_spaces", PACKAGE_SPACES]
 
 
 def available() -> list[str]:
