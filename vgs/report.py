@@ -73,15 +73,21 @@ def latest_sweep(client, name: str):
     return parent, trials
 
 
-def group_scores(trials, keys: list[str], metric: str) -> dict[tuple, list[float]]:
-    """{values of the searched keys: [best validation score of each seed's trial]}."""
-    groups: dict[tuple, list[float]] = defaultdict(list)
+def trial_status(trials) -> dict[tuple, str]:
+    """{configuration: its trials' fate}, e.g. '2 completed, 9 ep' or '1 pruned at ep 3'."""
+    from vgs.plots import config_of
+
+    fates: dict[tuple, list[tuple[bool, int]]] = defaultdict(list)
     for t in trials:
-        value = t.data.metrics.get(f"best_{metric}")
-        if value is None or t.info.status == "FAILED":
-            continue
-        groups[tuple(t.data.params.get(k, "") for k in keys)].append(value)
-    return dict(groups)
+        fates[config_of(t)].append((t.pruned, max((e for e, _ in t.history), default=0)))
+    out = {}
+    for config, runs in fates.items():
+        done = [e for pruned, e in runs if not pruned]
+        cut = sorted(e for pruned, e in runs if pruned)
+        parts = ([f"{len(done)} completed, {max(done)} ep"] if done else []) + \
+            ([f"{len(cut)} pruned at ep {'/'.join(map(str, cut))}"] if cut else [])
+        out[config] = "; ".join(parts)
+    return out
 
 
 def mean_sd(values: list[float]) -> str:
@@ -110,7 +116,8 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def table_for(name: str, keys: list[str], groups: dict[tuple, list[float]], metric: str) -> str:
+def table_for(name: str, keys: list[str], groups: dict[tuple, list[float]], metric: str,
+              status: dict[tuple, str] | None = None) -> str:
     paper = PAPER.get(name, {})
     if name == "pipeline_vs_mtl" and keys == ["variant.model"]:
         order = list(dict.fromkeys(m for m, _ in paper["cells"]))
@@ -142,43 +149,23 @@ def table_for(name: str, keys: list[str], groups: dict[tuple, list[float]], metr
     rows = []
     for k, values in sorted(groups.items(), key=lambda kv: natural_key(kv[0])):
         ref = paper.get("cells", {}).get(k)
-        rows.append(list(k) + [mean_sd(values)] + ([str(ref)] if paper.get("cells") else []))
-    return markdown_table(keys + [f"{metric} mean ± sd"] + (["paper"] if paper.get("cells") else []), rows)
+        rows.append(list(k) + [mean_sd(values)] + ([str(ref)] if paper.get("cells") else [])
+                    + ([status.get(k, "")] if status else []))
+    return markdown_table(keys + [f"{metric} mean ± sd"] + (["paper"] if paper.get("cells") else [])
+                          + (["trials"] if status else []), rows)
 
 
-def _pyplot():
-    """matplotlib's pyplot drawing to files only (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_histories(client, trials, metric: str, path: Path) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    # 20 distinct colours, then dashed: a table of 18 cells stays readable
-    ax.set_prop_cycle(color=[plt.cm.tab20(i % 20) for i in range(40)], linestyle=["-"] * 20 + ["--"] * 20)
-    for t in trials:
-        history = client.get_metric_history(t.info.run_id, metric)
-        if history:
-            pts = sorted((h.step, h.value) for h in history)
-            label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(t.data.params.items())
-                              if k.startswith("variant.")) or t.data.tags.get("vgs.trial_id", t.info.run_id[:8])
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
-    ax.grid(alpha=0.3)
-    if len(trials) <= 20:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def grid_table(keys: list[str], groups: dict[tuple, list[float]]) -> str:
+    """A space of two keys as a grid: the first key's values down, the second's across."""
+    rows = sorted({k[0] for k in groups}, key=lambda v: natural_key((v,)))
+    cols = sorted({k[1] for k in groups}, key=lambda v: natural_key((v,)))
+    return markdown_table([f"{keys[0]} \\ {keys[1]}"] + cols,
+                          [[r] + [mean_sd(groups.get((r, c), [])) for c in cols] for r in rows])
 
 
 def plot_downsampling(groups: dict[tuple, list[float]], keys: list[str], metric: str, path: Path) -> None:
+    from vgs.plots import _pyplot
+
     plt = _pyplot()
     mi, fi = keys.index("variant.model"), keys.index("data.text_fraction")
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -199,25 +186,32 @@ def report(name: str, tracking_uri: str | None = None, out: str | Path | None = 
            metric: str | None = None) -> str:
     from mlflow.tracking import MlflowClient
 
+    from vgs.plots import chance_of, draw_sweep_plots, grid_means, sweep_trials
     from vgs.searchspace import load
 
     spec = load(name)
     metric = metric or spec.metric
     client = MlflowClient(tracking_uri or default_tracking_uri())
-    parent, trials = latest_sweep(client, spec.name)
+    parent, runs = latest_sweep(client, spec.name)
     keys = [k for k in spec.space if k != "train.seed"]
-    groups = group_scores(trials, keys, metric)
+    trials = sweep_trials(client, parent.info.run_id, keys, metric)
+    groups = grid_means(trials)
     if not groups:
-        raise ConfigError(f"the latest '{name}' sweep has no trial with best_{metric} yet")
+        raise ConfigError(f"the latest '{name}' sweep has no trial with sel_{metric} yet")
     out_dir = Path(out) if out else vgs_home() / "reports" / name
     out_dir.mkdir(parents=True, exist_ok=True)
     paper = PAPER.get(name, {})
-    text = (f"# {name}\n\nsweep run {parent.info.run_id}, {len(trials)} trials; best validation {metric} per trial "
-            f"(best epoch), mean ± sd over seeds\n\n{table_for(name, keys, groups, metric)}\n")
+    text = (f"# {name}\n\nsweep run {parent.info.run_id}, {len(runs)} trials; validation {metric} of each trial at "
+            f"its selected epoch, mean ± sd over seeds\n\n{table_for(name, keys, groups, metric, trial_status(trials))}\n")
+    if len(keys) == 2 and not paper:
+        text += f"\n{grid_table(keys, groups)}\n"
+    chance = chance_of(metric, next((t.images for t in trials if t.images), None))
+    if chance is not None:
+        text += f"\nChance (a random ranking): {chance:.3f}.\n"
     if paper:
         text += f"\nPaper: {paper['source']}.\n"
-    plot_histories(client, trials, metric, out_dir / "metric_per_epoch.png")
-    files = [out_dir / "metric_per_epoch.png"]
+    files = draw_sweep_plots(trials, keys, spec.space, metric, spec.mode, out_dir,
+                             importance=spec.algorithm == "optuna")
     if name == "downsampling" and set(keys) == {"variant.model", "data.text_fraction"}:
         plot_downsampling(groups, keys, metric, out_dir / "downsampling.png")
         files.append(out_dir / "downsampling.png")
@@ -229,7 +223,7 @@ def report(name: str, tracking_uri: str | None = None, out: str | Path | None = 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.report", description=__doc__.split("\n\n")[0])
-    p.add_argument("name", help="sweep name (search_spaces/NAME.yaml)")
+    p.add_argument("name", help="sweep name (vgs/search_spaces/NAME.yaml)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--out", help="folder for report.md and plots (default: .vgs/reports/NAME)")
     p.add_argument("--metric", help="validation metric to tabulate (default: the sweep's)")
