@@ -17,7 +17,8 @@ def test_killed_worker_and_interrupted_driver_both_resume(tmp_path):
     db = tmp_path / "mlflow.db"
     cmd = [sys.executable, "-m", "vgs.sweep", "smoke", "--storage", str(tmp_path / "ray"), "--tracking-uri",
            f"sqlite:///{db}", "--samples", "1", "train.epochs=8", "train.captions_per_image=0",
-           "data.builtin_images=80"]  # one trial: ASHA never prunes it, so it must come back
+           "data.builtin_images=80", "--verbose"]  # one trial: ASHA never prunes it, so it must come back
+    # (--verbose: the trial's own output, with its worker's pid, reaches the driver)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env)
     # Progress lines carry the trial worker's pid: "(run_trial pid=123) [DG1A128-tiny] epoch 2/8 ...".
     # At a trial's epoch 2 (checkpointed), SIGKILL its process: nothing gets to clean up. Once that

@@ -26,12 +26,12 @@ def test_two_worker_trial_matches_one_worker(tiny_corpus, vgs_home, tmp_path):
     env = {**os.environ, "VGS_HOME": str(vgs_home)}
     env.pop("RAY_ADDRESS", None)
     run = subprocess.run(
-        [sys.executable, "-m", "vgs.sweep", "smoke", "--samples", "1", "--resources", "workers=2",
+        [sys.executable, "-m", "vgs.sweep", "smoke", "--samples", "1", "--resources", "workers=2", "--verbose",
          "--pick", "model.speech.layers=1", "--storage", f"file://{tmp_path / 'ray'}", "--tracking-uri", f"sqlite:///{db}",
          *(f"{k}={v}" for k, v in overrides.items() if k != "model.speech.layers")],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
-    assert "world_size=2" in run.stderr  # Ray Train set up a 2-rank process group
+    assert "world_size=2" in run.stderr  # Ray Train set up a 2-rank process group (its own log: --verbose)
     sweep_dir = next((tmp_path / "ray").glob("smoke_*"))
     assert (sweep_dir / "summary.json").exists() and list(sweep_dir.glob("train-*/checkpoint_*/last.pt"))
 

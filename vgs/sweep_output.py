@@ -1,0 +1,91 @@
+"""What a sweep prints while it runs: one line per trial-epoch from the driver, named like the
+trial's MLflow run, and Ray's, Optuna's and MLflow's routine log lines kept out of the way.
+
+Trials train quietly; the driver sees every report, so its lines are never interleaved, folded
+by Ray's log de-duplication or prefixed with a worker's pid.  `--verbose` brings the workers'
+own output (and every library log line) back.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from typing import Any
+
+from ray.tune import Callback
+
+from vgs.searchspace import trial_overrides
+from vgs.tracking import run_label
+
+# Validation scores shown on a progress line, where a trial reports them.
+SHOWN = ("val_s2i_r10", "val_i2s_r10", "val_t2i_r10", "val_s2t_r10", "val_wer", "val_bleu", "val_cer")
+
+# Routine lines of Ray Tune and Optuna that say nothing a vgs user can act on.
+NOISE = ("Study.stop` is supposed to be invoked", "`max_concurrent_trials` will be ignored",
+         "Wrote the latest version of all result files", "A new study created in memory",
+         "Token authentication is enabled for this Ray cluster")  # on every local ray.init
+
+
+def progress_line(label: str, result: dict[str, Any], epochs: int) -> str:
+    """'[layers=1 latent=256 s0] epoch 2/3 loss 0.1513 val s2i_r10 0.350 i2s_r10 0.452 (44.1 s)'."""
+    shown = " ".join(f"{k[4:]} {result[k]:.3f}" for k in SHOWN if isinstance(result.get(k), (int, float)))
+    workers = f", {result['workers']} workers" if result.get("workers", 1) > 1 else ""
+    return (f"[{label}] epoch {int(result.get('epoch', 0))}/{epochs} loss {result.get('train_loss', float('nan')):.4f} "
+            f"val {shown} ({result.get('epoch_seconds', 0.0):.1f} s{workers})")
+
+
+class ProgressCallback(Callback):
+    """Prints, in the driver, each trial's epochs and how it ended (completed, pruned, failed)."""
+
+    def __init__(self, max_epochs: int, seeds: list[int], variants: dict | None, base_seed: int,
+                 metric: str, stream=None):
+        self.max_epochs, self.seeds, self.variants, self.base_seed = max_epochs, seeds, variants or {}, base_seed
+        self.metric = metric
+        self.stream = stream
+        self.last: dict[str, dict] = {}
+
+    def __getstate__(self):  # Ray pickles callbacks with the experiment state: no stream
+        return {k: v for k, v in self.__dict__.items() if k != "stream"} | {"stream": None}
+
+    def _label(self, trial) -> str:
+        seed = trial_overrides(trial.config, self.seeds, self.variants).get("train.seed", self.base_seed)
+        return run_label(trial.config, seed)
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream or sys.stderr, flush=True)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.last[trial.trial_id] = result
+        self._print(progress_line(self._label(trial), result, self.max_epochs))
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = self.last.get(trial.trial_id) or trial.last_result or {}
+        epoch, best = int(result.get("epoch", 0)), result.get(f"sel_{self.metric}")
+        score = f", {self.metric} {best:.3f} at epoch {result.get('best_epoch')}" if isinstance(best, float) else ""
+        fate = "completed" if epoch >= self.max_epochs else f"pruned after epoch {epoch}/{self.max_epochs}"
+        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial) + 1
+        self._print(f"[{self._label(trial)}] {fate}{score}  ({done}/{len(trials)} trials done)")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._print(f"[{self._label(trial)}] failed (the summary names the error; --verbose shows the trial's output)")
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(n in record.getMessage() for n in NOISE)
+
+
+def quiet_libraries() -> None:
+    """Ray Tune's and Optuna's routine lines out; their warnings and errors stay."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    noise = _DropNoise()
+    for name in ("ray.tune", "ray.tune.tune", "ray.tune.search.optuna.optuna_search", "ray"):
+        logger = logging.getLogger(name)
+        logger.addFilter(noise)
+        for handler in logger.handlers:
+            handler.addFilter(noise)
