@@ -9,6 +9,8 @@
     vgs prepare ...         = python -m vgs.data.prepare (import + featurise a corpus ahead of sweeps)
     vgs report NAME         = python -m vgs.report (paper-style table and plots of a sweep)
     vgs bench ...           = python -m vgs.bench (training-step throughput vs the reference step)
+    vgs retrieve ...        = python -m vgs.retrieve (top images for a recording, captions for an image)
+    vgs embed ...           = python -m vgs.retrieve embed (a corpus's embeddings to Parquet)
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import sys
 
 COMMANDS = {"sweep": "vgs.sweep", "train": "vgs.train", "synth": "vgs.data.synth", "models": "vgs.models.__main__",
             "calibrate": "vgs.calibrate", "features": None,
-            "prepare": "vgs.data.prepare", "report": "vgs.report", "bench": "vgs.bench"}
+            "prepare": "vgs.data.prepare", "report": "vgs.report", "bench": "vgs.bench",
+            "retrieve": "vgs.retrieve", "embed": None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             print("usage: vgs features images --data ROOT --arch ARCH --weights FILE --out FILE", file=sys.stderr)
             return 2
         return importlib.import_module("vgs.image_features").main(argv[2:])
+    if argv[0] == "embed":
+        return importlib.import_module("vgs.retrieve").main(["embed", *argv[1:]])
     return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
 
 

@@ -34,6 +34,19 @@ def shuffled_without_singles(batches: list[np.ndarray], rng: np.random.Generator
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def standardise_pixels(images: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> the image encoder's (B, 3, H, W) standardised float input."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    return x.sub_(PIXEL_MEAN).div_(PIXEL_STD).contiguous()
+
+
+def centre_crop(image: np.ndarray, crop: int) -> np.ndarray:
+    """The middle crop x crop pixels of a (S, S, 3) image (evaluation's view of it)."""
+    size = image.shape[0]
+    top = (size - crop) // 2
+    return image[top:top + crop, top:top + crop]
+
+
 class PairSplit:
     """One split's captions, their images, their text (for the text families), and tensors for
     batches of them."""
@@ -108,8 +121,7 @@ class PairSplit:
                 top, left = rng.integers(0, size - crop + 1, size=2)
             patch = img[top:top + crop, left:left + crop]
             out[k] = patch[:, ::-1] if rng is not None and rng.random() < 0.5 else patch
-        x = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255)
-        return x.sub_(PIXEL_MEAN).div_(PIXEL_STD).contiguous()
+        return standardise_pixels(out)
 
     def text_batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         seqs = [self.texts[i] for i in idx]

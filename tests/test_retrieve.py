@@ -1,0 +1,112 @@
+"""A trained run in use: retrieval from a recording or an image file, embeddings to Parquet and
+the Model Registry round trip, on a model trained here (one epoch on the tiny corpus)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vgs.config import ConfigError, apply_overrides, base_config
+from vgs.data.flickr8k import read_flickr8k
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_corpus, tmp_path_factory):
+    from vgs.train import fit
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = apply_overrides(base_config("cpu-tiny"), {"data.root": str(tiny_corpus), "train.epochs": 1})
+    fit(cfg, out_dir=out, quiet=True)
+    return out / "best.pt"
+
+
+def test_a_wav_query_ranks_as_evaluation_does(trained_run, tiny_corpus):
+    from vgs.retrieve import corpus_embeddings, embed_wav, load_trained, retrieve_images
+
+    t = load_trained(str(trained_run))
+    rows = corpus_embeddings(t, ["test"])
+    speech = [i for i, k in enumerate(rows["kind"]) if k == "speech"]
+    images = [i for i, k in enumerate(rows["kind"]) if k == "image"]
+    utt = read_flickr8k(tiny_corpus).split("test")[0]
+    # the recording featurised afresh embeds as the evaluation's store frames did
+    stored = rows["embedding"][next(i for i in speech if rows["id"][i] == utt.id)]
+    np.testing.assert_allclose(embed_wav(t, str(utt.audio)), stored, atol=1e-4)
+    top = retrieve_images(t, str(utt.audio), None, 5, ["test"])
+    scores = np.stack([rows["embedding"][i] for i in images]) @ stored
+    assert [name for name, _ in top] == [rows["id"][images[i]] for i in np.argsort(-scores)[:5]]
+    assert top[0][1] == pytest.approx(float(scores.max()), abs=1e-4)
+
+
+def test_an_image_file_finds_captions_and_a_folder_of_images_is_ranked(trained_run, tiny_corpus, tmp_path):
+    from vgs.retrieve import corpus_embeddings, retrieve_captions, retrieve_images, load_trained
+
+    t = load_trained(str(trained_run))
+    corpus = read_flickr8k(tiny_corpus)
+    utt = corpus.split("test")[0]
+    image_file = corpus.image_dir / utt.image
+    rows = corpus_embeddings(t, ["test"])
+    stored = rows["embedding"][rows["id"].index(utt.image)]
+    captions = retrieve_captions(t, str(image_file), 3, ["test"])
+    speech = [i for i, k in enumerate(rows["kind"]) if k == "speech"]
+    best = max(speech, key=lambda i: float(rows["embedding"][i] @ stored))
+    assert captions[0][0] == rows["id"][best] and captions[0][1] == rows["transcript"][best]
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for u in corpus.split("test")[:4]:
+        (folder / u.image).write_bytes((corpus.image_dir / u.image).read_bytes())
+    ranked = retrieve_images(t, str(utt.audio), str(folder), 10, ["test"])
+    assert len(ranked) == len(list(folder.iterdir())) and all(s <= ranked[0][1] for _, s in ranked)
+
+
+def test_embed_writes_every_caption_and_image_to_parquet(trained_run, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "emb.parquet"
+    r = subprocess.run([sys.executable, "-m", "vgs.retrieve", "embed", "--run", str(trained_run), "--out", str(out),
+                        "--splits", "val,test"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = pq.read_table(out).to_pydict()
+    assert set(table) == {"kind", "id", "split", "image", "transcript", "embedding"}
+    ck = torch.load(trained_run, weights_only=True)
+    assert {len(e) for e in table["embedding"]} == {ck["config"]["model"]["latent"]}
+    assert set(table["split"]) == {"val", "test"} and table["kind"].count("image") == 40 + 20
+    assert f"{table['kind'].count('speech')} speech and 60 image embeddings" in r.stdout
+
+
+def test_registered_best_trial_loads_back_by_name(trained_run, tiny_corpus, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from vgs.retrieve import embed_wav, load_trained, register_best
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("vgs-x", artifact_location=(tmp_path / "art").as_uri())
+    parent = client.create_run(exp, tags={"vgs.kind": "sweep"})
+    child = client.create_run(exp, tags={"mlflow.parentRunId": parent.info.run_id, "vgs.trial_id": "t1"})
+    client.log_artifact(child.info.run_id, str(trained_run), artifact_path="checkpoint")
+    with pytest.raises(ConfigError, match="names no best trial"):
+        register_best(client, parent.info.run_id, "vgs-x-best")
+    client.set_tag(parent.info.run_id, "vgs.best_run_id", child.info.run_id)
+    assert register_best(client, parent.info.run_id, "vgs-x-best") == "vgs-x-best version 1"
+    utt = read_flickr8k(tiny_corpus).split("test")[0]
+    local = embed_wav(load_trained(str(trained_run)), str(utt.audio))
+    for ref in ("models:/vgs-x-best", "models:/vgs-x-best/1", child.info.run_id):
+        np.testing.assert_allclose(embed_wav(load_trained(ref, uri), str(utt.audio)), local, atol=1e-6)
+    with pytest.raises(ConfigError, match="no registered model 'nope'"):
+        load_trained("models:/nope", uri)
+    r = subprocess.run([sys.executable, "-m", "vgs.retrieve", "--run", "models:/vgs-x-best", "--tracking-uri", uri,
+                        "--wav", str(utt.audio), "-k", "3"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 3, r.stderr[-3000:]
+
+
+def test_bad_runs_are_named(tmp_path):
+    from vgs.retrieve import load_trained
+
+    with pytest.raises(ConfigError, match="holds no best.pt"):
+        load_trained(str(tmp_path))
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(ConfigError, match="not a vgs checkpoint"):
+        load_trained(str(tmp_path / "junk.pt"))
+    with pytest.raises(ConfigError, match="MLflow"):
+        load_trained("0123456789abcdef", f"sqlite:///{tmp_path / 'm.db'}")

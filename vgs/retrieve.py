@@ -1,0 +1,314 @@
+"""Use a trained run: retrieve images for a spoken query, captions for an image, or write the
+embeddings of a corpus.
+
+    python -m vgs.retrieve --run RUN --wav FILE [--images DIR] [-k 10]
+    python -m vgs.retrieve --run RUN --image FILE [-k 10]
+    python -m vgs.retrieve embed --run RUN [--data DIR] --out FILE.parquet
+
+RUN is a checkpoint (best.pt, or a folder holding it), an MLflow run id (its checkpoint/best.pt),
+or a registered model: models:/NAME, models:/NAME/VERSION or models:/NAME@ALIAS (a sweep's best
+trial registered with `vgs sweep ... --register NAME`, or `register_best`).  The model meets the
+data as it was trained: its config names the corpus and features; --data points at another copy
+of the corpus (or another corpus of the same layout).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vgs.config import Config, ConfigError, apply_overrides, default_tracking_uri, from_dict
+from vgs.data.records import CorpusError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def _client(tracking_uri: str | None):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri or default_tracking_uri())
+
+
+def registered_source(client, ref: str) -> tuple[str, str]:
+    """models:/NAME[/VERSION | @ALIAS] -> (artifact URI of its checkpoint folder, 'NAME version N')."""
+    from mlflow.exceptions import MlflowException
+
+    rest = ref[len("models:/"):]
+    try:
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+        elif "/" in rest:
+            name, number = rest.split("/", 1)
+            version = client.get_model_version(name, number)
+        else:
+            name = rest
+            versions = client.search_model_versions(f"name = '{name}'")
+            if not versions:
+                raise ConfigError(f"{ref}: no registered model '{name}' at this tracking URI")
+            version = max(versions, key=lambda v: int(v.version))
+    except MlflowException as e:
+        raise ConfigError(f"{ref}: {e.message}") from e
+    return version.source, f"{version.name} version {version.version}"
+
+
+def checkpoint_file(ref: str, tracking_uri: str | None = None) -> Path:
+    """A local best.pt for RUN (see the module's doc), downloaded from MLflow where needed."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        if (path / "best.pt").is_file():
+            return path / "best.pt"
+        raise ConfigError(f"--run {ref}: the folder holds no best.pt")
+    uri = tracking_uri or default_tracking_uri()
+    try:
+        if ref.startswith("models:/"):
+            source, _ = registered_source(_client(uri), ref)
+            folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri))
+            return folder / "best.pt" if folder.is_dir() else folder
+        return Path(mlflow.artifacts.download_artifacts(run_id=ref, artifact_path="checkpoint/best.pt",
+                                                        tracking_uri=uri))
+    except MlflowException as e:
+        raise ConfigError(f"--run {ref}: not a checkpoint file or folder, and MLflow at {uri} says: "
+                          f"{e.message.splitlines()[0]}") from e
+    except OSError as e:
+        raise ConfigError(f"--run {ref}: no checkpoint/best.pt in that run ({e})") from e
+
+
+@dataclass
+class Trained:
+    """A trained model with the data it was trained on (its corpus's stores)."""
+
+    model: torch.nn.Module
+    cfg: Config
+    data: object  # vgs.data.prepare.Prepared
+    vocab: object  # Vocabulary or None
+    device: torch.device
+
+
+def load_trained(ref: str, tracking_uri: str | None = None, data_root: str | None = None,
+                 device: str = "auto", quiet: bool = True) -> Trained:
+    from vgs.data.prepare import prepare
+    from vgs.data.text import Vocabulary
+    from vgs.models.registry import build_model
+    from vgs.train import pick_device
+
+    path = checkpoint_file(ref, tracking_uri)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a file that is not a checkpoint
+        raise ConfigError(f"{path}: not a vgs checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(ck, dict) or "model" not in ck or "config" not in ck:
+        raise ConfigError(f"{path}: not a vgs best.pt (no 'model' and 'config')")
+    cfg = from_dict(ck["config"])
+    if data_root:
+        cfg = apply_overrides(cfg, {"data.root": str(Path(data_root).expanduser().resolve())})
+    data = prepare(cfg.data, quiet=quiet)
+    vocab = Vocabulary(ck["vocab"]) if ck.get("vocab") else None
+    dev = pick_device(device)
+    model = build_model(cfg.model, data.speech.dim, data.images.feature_dim, len(vocab) if vocab else 0,
+                        cfg.train.epochs).to(dev)
+    model.load_state_dict(ck["model"])
+    import dataclasses
+
+    data = dataclasses.replace(data, speech_norm=cfg.data.speech_norm)
+    return Trained(model.eval(), cfg, data, vocab, dev)
+
+
+def _check_speech_to_image(t: Trained) -> None:
+    if not (t.model.has_images and t.model.query_kind == "speech"):
+        raise ConfigError(f"this run's model ({t.cfg.model.family}) does not rank images by speech")
+
+
+def wav_features(t: Trained, wav: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A recording as the model's speech input: the training corpus's MFCC preset, standardised as
+    in training (the training split's statistics, or the utterance's own)."""
+    from vgs.data.features import load_audio, mfcc
+
+    f = mfcc(load_audio(wav), t.cfg.data.features)
+    store = t.data.speech
+    if t.data.speech_norm == "utterance":
+        f = (f - f.mean(0)) / np.maximum(f.std(0), 1e-3 * store.std)
+    else:
+        f = (f - store.mean) / store.std
+    frames = np.zeros((1, max(len(f), 6), f.shape[1]), np.float32)
+    frames[0, :len(f)] = f
+    return torch.from_numpy(frames), torch.tensor([len(f)])
+
+
+@torch.no_grad()
+def embed_wav(t: Trained, wav: str) -> np.ndarray:
+    speech, lengths = wav_features(t, wav)
+    return t.model.query({"speech": speech.to(t.device), "lengths": lengths.to(t.device)},
+                         t.cfg.model.asr.beam).float().cpu().numpy()[0]
+
+
+@torch.no_grad()
+def embed_image_files(t: Trained, files: list[Path]) -> np.ndarray:
+    from vgs.data.batching import centre_crop, standardise_pixels
+    from vgs.data.features import _load_image
+
+    if t.data.images.feature_dim:
+        raise ConfigError("this run trained on precomputed image features; rank the corpus's images "
+                          "(leave out --images) or compute the same features for the new ones")
+    out = []
+    bs = t.cfg.train.eval_batch_size
+    for a in range(0, len(files), bs):
+        raw = np.stack([centre_crop(_load_image(str(f), t.cfg.data.image_resize), t.cfg.data.image_crop)
+                        for f in files[a:a + bs]])
+        out.append(t.model.image(standardise_pixels(raw).to(t.device)).float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def corpus_splits(t: Trained, splits: list[str]):
+    from vgs.data.batching import PairSplit
+    from vgs.models.registry import text_source
+
+    out = []
+    for s in splits:
+        try:
+            out.append((s, PairSplit(t.data, s, text_source(t.cfg.model), t.vocab)))
+        except ValueError:
+            continue  # an empty split (e.g. a corpus without a test split)
+    return out
+
+
+@torch.no_grad()
+def corpus_embeddings(t: Trained, splits: list[str]) -> dict[str, list]:
+    """Speech embeddings of every caption and image embeddings of every image of the splits."""
+    from vgs.train import embed_images, embed_queries
+
+    rows: dict[str, list] = {k: [] for k in ("kind", "id", "split", "image", "transcript", "embedding")}
+    for name, split in corpus_splits(t, splits):
+        speech = embed_queries(t.model, split, t.cfg, t.device, np.arange(len(split)), t.cfg.model.asr.beam)
+        images = embed_images(t.model, split, t.cfg, t.device, np.arange(len(split.image_names)))
+        for i, uid in enumerate(split.utt_ids):
+            for k, v in zip(rows, ("speech", uid, name, split.image_names[split.image_of_caption[i]],
+                                   split.transcripts[i], speech[i])):
+                rows[k].append(v)
+        for i, image in enumerate(split.image_names):
+            for k, v in zip(rows, ("image", image, name, image, "", images[i])):
+                rows[k].append(v)
+    return rows
+
+
+def top_k(query: np.ndarray, candidates: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """Indices and cosine scores of the k best candidates (embeddings are L2-normalised)."""
+    scores = candidates @ query
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(int(i), float(scores[i])) for i in order]
+
+
+def retrieve_images(t: Trained, wav: str, images_dir: str | None, k: int, splits: list[str]) -> list[tuple[str, float]]:
+    _check_speech_to_image(t)
+    query = embed_wav(t, wav)
+    if images_dir:
+        files = sorted(p for p in Path(images_dir).expanduser().iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ConfigError(f"--images {images_dir}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        return [(str(files[i]), s) for i, s in top_k(query, embed_image_files(t, files), k)]
+    rows = corpus_embeddings_of(t, splits, "image")
+    return [(rows["id"][i], s) for i, s in top_k(query, np.stack(rows["embedding"]), k)]
+
+
+def retrieve_captions(t: Trained, image: str, k: int, splits: list[str]) -> list[tuple[str, str, float]]:
+    _check_speech_to_image(t)
+    query = embed_image_files(t, [Path(image).expanduser()])[0]
+    rows = corpus_embeddings_of(t, splits, "speech")
+    return [(rows["id"][i], rows["transcript"][i], s) for i, s in top_k(query, np.stack(rows["embedding"]), k)]
+
+
+def corpus_embeddings_of(t: Trained, splits: list[str], kind: str) -> dict[str, list]:
+    rows = corpus_embeddings(t, splits)
+    keep = [i for i, x in enumerate(rows["kind"]) if x == kind]
+    return {c: [v[i] for i in keep] for c, v in rows.items()}
+
+
+def write_parquet(rows: dict[str, list], out: str | Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table({**{k: rows[k] for k in rows if k != "embedding"},
+                      "embedding": pa.array([np.asarray(e, np.float32) for e in rows["embedding"]],
+                                            type=pa.list_(pa.float32()))})
+    tmp = out.with_name(out.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(out)  # never a half-written file under the asked name
+    return out
+
+
+def register_best(client, sweep_run_id: str, name: str) -> str:
+    """Register the best trial's checkpoint of a sweep (its parent run's tag vgs.best_run_id) in
+    the MLflow Model Registry as a new version of NAME; returns 'NAME version N'."""
+    from mlflow.exceptions import MlflowException
+
+    parent = client.get_run(sweep_run_id)
+    best = parent.data.tags.get("vgs.best_run_id")
+    if not best:
+        raise ConfigError(f"sweep run {sweep_run_id} names no best trial (tag vgs.best_run_id)")
+    run = client.get_run(best)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=f"best trials of vgs sweeps ({parent.info.run_name})")
+    version = client.create_model_version(name, source=f"{run.info.artifact_uri}/checkpoint", run_id=best,
+                                          tags={"vgs.sweep_run_id": sweep_run_id,
+                                                "vgs.trial_id": run.data.tags.get("vgs.trial_id", "")})
+    return f"{name} version {version.version}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    embed = bool(argv) and argv[0] == "embed"
+    if embed:
+        argv = argv[1:]
+    p = argparse.ArgumentParser(prog="python -m vgs.retrieve" + (" embed" if embed else ""),
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", required=True, help="best.pt, its folder, an MLflow run id, or models:/NAME[/VERSION|@ALIAS]")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--data", help="the corpus folder, where it is not where the run was trained")
+    p.add_argument("--splits", default="train,val,test" if embed else "test",
+                   help="corpus splits to rank or embed, comma-separated (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    if embed:
+        p.add_argument("--out", required=True, help="Parquet file: kind, id, split, image, transcript, embedding")
+    else:
+        query = p.add_mutually_exclusive_group(required=True)
+        query.add_argument("--wav", help="a spoken query: the top images")
+        query.add_argument("--image", help="an image: the top spoken captions of the corpus")
+        p.add_argument("--images", help="with --wav: rank the images of this folder instead of the corpus's")
+        p.add_argument("-k", type=int, default=10, help="how many to print (default: 10)")
+    a = p.parse_args(argv)
+    splits = [s.strip() for s in a.splits.split(",") if s.strip()]
+    try:
+        trained = load_trained(a.run, a.tracking_uri, a.data, a.device)
+        if embed:
+            _check_speech_to_image(trained)
+            rows = corpus_embeddings(trained, splits)
+            out = write_parquet(rows, a.out)
+            print(f"{rows['kind'].count('speech')} speech and {rows['kind'].count('image')} image embeddings "
+                  f"({trained.cfg.model.latent}-d) -> {out}")
+        elif a.wav:
+            for rank, (image, score) in enumerate(retrieve_images(trained, a.wav, a.images, a.k, splits), 1):
+                print(f"{rank:3d}  {score:.3f}  {image}")
+        else:
+            for rank, (uid, text, score) in enumerate(retrieve_captions(trained, a.image, a.k, splits), 1):
+                print(f"{rank:3d}  {score:.3f}  {uid}  {text}")
+    except (ConfigError, CorpusError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
