@@ -18,7 +18,7 @@ def run_sweep(tmp_path, *extra):
 
 @pytest.mark.slow
 def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
-    r = run_sweep(tmp_path)
+    r = run_sweep(tmp_path, "--register", "smoke-best")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "best trial" in r.stdout and "ui --backend-store-uri sqlite:///" in r.stdout
     assert "| val s2i R@10 |" in r.stdout
@@ -37,7 +37,17 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert "best_val_s2i_r10" in parent.data.metrics and "vgs.verdict" in parent.data.tags
-    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"summary.md", "best_trial.json"}
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"summary.md", "best_trial.json",
+                                                                        "search.json", "plots"}
+    # the parent records the search and draws its plots without a manual step
+    assert parent.data.params["search.sampler"] == "tpe" and parent.data.params["scheduler.grace_period"] == "1"
+    assert parent.data.params["space.model.speech.layers"] == "choice [1, 2]" and parent.data.params["mode"] == "max"
+    assert "vgs.plot_error" not in parent.data.tags, parent.data.tags.get("vgs.plot_error")
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/metric_per_epoch.png" in plots, plots
+    assert "sel_val_i2s_r10" in parent.data.metrics and "best_val_i2s_r10" not in parent.data.metrics
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(__file__))).stdout.strip()
     # child runs are named by what varies and the parent points at the best one
     assert {t.info.run_name for t in trials} <= {"layers=1 s0", "layers=2 s0"}
     assert parent.data.tags["vgs.best_run_id"] in {t.info.run_id for t in trials}
@@ -45,6 +55,8 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
         assert t.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert t.data.params["model.speech.layers"] in ("1", "2")
         assert t.data.params["train.epochs"] == "2"
+        assert t.data.tags.get("mlflow.source.git.commit") == (commit or None)  # MLflow's source convention
+        assert "sel_val_i2s_r10" in t.data.metrics and "best_val_i2s_r10" not in t.data.metrics
         history = client.get_metric_history(t.info.run_id, "val_s2i_r10")
         epochs = int(t.data.tags["vgs.epochs_run"])
         assert [m.step for m in history] == list(range(1, epochs + 1))
@@ -52,6 +64,10 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
         pruned = t.data.tags["vgs.pruned"] == "true"
         assert t.info.status == ("KILLED" if pruned else "FINISHED")
         assert [a.path for a in client.list_artifacts(t.info.run_id, "checkpoint")] == ["checkpoint/best.pt"]
+    # --register: the best trial's checkpoint is version 1 of the registered model
+    assert "registered smoke-best version 1" in r.stdout
+    version = client.get_model_version("smoke-best", "1")
+    assert version.run_id == parent.data.tags["vgs.best_run_id"]
     # artifacts sit beside the SQLite database, never in the folder the command ran from
     assert (tmp_path / "mlartifacts" / "vgs-smoke").is_dir() and not (tmp_path / "mlruns").exists()
 
@@ -143,3 +159,37 @@ def test_resume_takes_the_recorded_options_and_refuses_a_conflicting_one(tmp_pat
         resumed_options(SweepOptions("smoke", resume=True, tracking_uri="sqlite:////other"), str(tmp_path), "smoke")
     with pytest.raises(ConfigError, match="no earlier 'gru_layers' sweep"):
         resumed_options(SweepOptions("gru_layers", resume=True), str(tmp_path), "gru_layers")
+
+
+def test_dry_run_plans_every_cell_without_ray(tmp_path):
+    import json
+
+    r = run_sweep(tmp_path, "--dry-run", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Started a local Ray instance" not in r.stderr and not (tmp_path / "ray's").exists()
+    cells = json.loads(r.stdout)
+    assert [c["config"]["model.speech.layers"] for c in cells] == [1, 2]
+    assert all(c["config"]["train.epochs"] == 2 and c["config"]["data.builtin_images"] == 80 for c in cells)
+    # 80 images: 64 train x 5 captions, batch 16, one caption per image per epoch (cpu-tiny) -> 4
+    assert [c["batches_per_epoch"] for c in cells] == [{"s2i": 4}, {"s2i": 4}]
+    assert cells[1]["parameters"] > cells[0]["parameters"] > 0
+    text = run_sweep(tmp_path, "--dry-run", "train.epochs=3")
+    assert text.returncode == 0 and "at most 6 trial-epochs" in text.stdout, text.stdout
+
+
+def test_dry_run_shows_multitask_speech_batches_constant_across_text_fractions(tiny_corpus, tmp_path):
+    from vgs.dry_run import plan_sweep
+    from vgs.searchspace import load
+    from vgs.sweep import trial_base
+
+    yaml = tmp_path / "down.yaml"
+    yaml.write_text("base: cpu-text\nvariants:\n  model:\n    mtl-transcribe: {model.family: mtl-transcribe}\n"
+                    "    text-image: {model.family: text-image}\n"
+                    "space:\n  data.text_fraction: {choice: [1.0, 0.1]}\nsearch: {algorithm: grid}\n"
+                    "metric: val_r10\nseeds: [0]\n")
+    spec = load(str(yaml))
+    plan = plan_sweep(spec, trial_base(spec, {"data.root": str(tiny_corpus)}))
+    by = {(c["config"]["model.family"], c["config"]["data.text_fraction"]): c["batches_per_epoch"] for c in plan["cells"]}
+    assert by[("mtl-transcribe", 1.0)]["s2i"] == by[("mtl-transcribe", 0.1)]["s2i"] > 0
+    assert by[("mtl-transcribe", 0.1)]["asr"] == by[("mtl-transcribe", 0.1)]["s2i"]  # the text cycles
+    assert by[("text-image", 0.1)]["t2i"] < by[("text-image", 1.0)]["t2i"]

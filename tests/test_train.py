@@ -20,8 +20,8 @@ def test_training_learns_on_a_tiny_corpus(tiny_corpus, tmp_path):
                                     "train.lr": 3e-3})
     summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
     chance = 10 / 40  # R@10 of a random ranking over the 40 validation images
-    assert summary["best_val_s2i_r10"] >= chance + 0.1, summary
-    assert summary["best_val_i2s_r10"] >= chance + 0.1, summary
+    assert summary["sel_val_s2i_r10"] >= chance + 0.1, summary
+    assert summary["sel_val_i2s_r10"] >= chance + 0.1, summary
     assert summary["train_loss"] < 0.3  # from 0.4 (= 2 x margin) at initialisation
 
 
@@ -41,7 +41,7 @@ def test_same_seed_same_result_and_resume_replays_exactly(tiny_corpus, tmp_path)
     data = prepare(cfg.data, quiet=True)
     straight = fit(cfg, out_dir=tmp_path / "a", data=data, quiet=True)
     again = fit(cfg, out_dir=tmp_path / "b", data=data, quiet=True)
-    keys = [k for k in straight if k.startswith(("val_", "best_val_")) or k in ("train_loss", "lr")]
+    keys = [k for k in straight if k.startswith(("val_", "best_val_", "sel_val_")) or k in ("train_loss", "lr")]
     assert {k: again[k] for k in keys} == {k: straight[k] for k in keys}
 
     with pytest.raises(_Interrupt):
@@ -114,3 +114,14 @@ def test_runs_started_in_the_same_second_get_their_own_folders(vgs_home):
 
     folders = [new_run_dir() for _ in range(3)]
     assert len(set(folders)) == 3 and all(f.is_dir() for f in folders)
+
+
+def test_selected_epoch_scores_are_named_sel_not_best():
+    from vgs.train import selected_metrics
+
+    # epoch 3 won on speech->image; its image->speech (0.30) is not image->speech's best over epochs
+    best = {"epoch": 3, "val_r10": 0.5, "val_s2i_r10": 0.5, "val_i2s_r10": 0.30}
+    got = selected_metrics(best, "val_r10")
+    assert got == {"best_epoch": 3, "best_val_r10": 0.5, "sel_val_r10": 0.5, "sel_val_s2i_r10": 0.5,
+                   "sel_val_i2s_r10": 0.30}
+    assert not any(k.startswith("best_val_i2s") for k in got)

@@ -59,7 +59,7 @@ def table(results: list[tuple[str, dict, float]], n_val: int, n_test: int) -> st
              f"| test medr q→i | minutes |", "|---|---|---|---|---|"]
     for label, s, seconds in results:
         q = "t2i" if "test_t2i_medr" in s else "s2i"
-        (v1, v2), (t1, t2) = _scores(s, "best_val"), _scores(s, "test")
+        (v1, v2), (t1, t2) = _scores(s, "sel_val"), _scores(s, "test")
         lines.append(f"| {label} | {v1:.3f} / {v2:.3f} | {t1:.3f} / {t2:.3f} | {s[f'test_{q}_medr']:.0f} "
                      f"| {seconds / 60:.1f} |")
     return "\n".join(lines)
@@ -67,7 +67,7 @@ def table(results: list[tuple[str, dict, float]], n_val: int, n_test: int) -> st
 
 def speech_text_ratio(results: list[tuple[str, dict, float]]) -> float:
     """Validation R@10 (query -> image) of the speech model over the text model at the same budget."""
-    speech, text = _scores(results[0][1], "best_val")[0], _scores(results[1][1], "best_val")[0]
+    speech, text = _scores(results[0][1], "sel_val")[0], _scores(results[1][1], "sel_val")[0]
     return speech / text if text > 0 else float("nan")
 
 

@@ -2,7 +2,7 @@
 
     python -m vgs.sweep NAME [--data DIR] [--storage DIR] [--tracking-uri URI] [--resume] [key=value ...]
 
-NAME is a file in search_spaces/ (or a path to a YAML file).  The corpus and its features are
+NAME is a file in vgs/search_spaces/ or ./search_spaces/ (or a path to a YAML file).  The corpus and its features are
 prepared once in the driver; every trial reuses them.  Runs on whatever Ray cluster
 `ray.init()` finds (RAY_ADDRESS, or a cluster started with `ray start`), else a local one.
 """
@@ -32,6 +32,7 @@ from vgs.data.records import CorpusError
 from vgs.searchspace import SweepSpec, cell_data_configs, check_confirm, check_resources, load, restrict, space_contains, trial_overrides
 from vgs import storage as storages
 from vgs.trial import run_trial
+from vgs.sweep_output import ProgressCallback, quiet_libraries
 from vgs.verdict import config_key, group_by_config, verdict
 
 # Columns of the summary table, in this order, where any trial reports them.
@@ -155,7 +156,7 @@ def make_trainable(spec: SweepSpec, base: Config, sweep_dir: str):
 class SweepOptions:
     """What a sweep command line asks for beyond the YAML (None: the YAML's own value)."""
 
-    name: str  # search space name (search_spaces/NAME.yaml) or a YAML path
+    name: str  # search space name (vgs/search_spaces/NAME.yaml) or a YAML path
     data: str | None = None  # corpus folder (default: the built-in corpus)
     storage: str | None = None  # Ray results folder or URI (default: .vgs/ray_results)
     tracking_uri: str | None = None  # MLflow (default: sqlite:///<cwd>/mlflow.db)
@@ -167,6 +168,7 @@ class SweepOptions:
     seeds: list[int] | None = None
     resources: dict[str, float] = field(default_factory=dict)  # cpu, gpu per worker; workers per trial
     confirm: int | None = None  # confirm.top instead of the YAML's (0: no confirmation phase)
+    verbose: bool = False  # the trials' own output and every library log line (not recorded for --resume)
 
 
 OPTIONS_FILE = "options.json"  # in the sweep's folder: the command line it was started with
@@ -184,7 +186,7 @@ def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tup
     if not storages.exists(path):  # started by a vgs that did not record its options
         print(f"note: {previous} has no {OPTIONS_FILE}; resuming with this command line's options", file=sys.stderr)
         return previous, opts
-    recorded = SweepOptions(**json.loads(storages.read_text(path)))
+    recorded = SweepOptions(**{k: v for k, v in json.loads(storages.read_text(path)).items() if k != "verbose"})
     unset = SweepOptions(opts.name)
     for key in RECORDED:
         given, kept = getattr(opts, key), getattr(recorded, key)
@@ -197,33 +199,13 @@ def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tup
     print(f"resuming {previous} with its recorded options: " + ", ".join(
         f"{k}={getattr(recorded, k)!r}" for k in RECORDED if getattr(recorded, k) != getattr(unset, k)), file=sys.stderr)
     return previous, dataclasses.replace(recorded, name=opts.name, resume=True, storage=opts.storage,
-                                         address=opts.address or recorded.address)
+                                         address=opts.address or recorded.address, verbose=opts.verbose)
 
 
-def run_sweep(opts: SweepOptions) -> dict:
-    """Run the sweep `opts.name`; returns its summary (trials, configurations, verdict, best, compute)."""
-    import ray
-    from ray import tune
-
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-
-    from vgs.data.prepare import prepare, prepare_speech_text, resolve_paths
-    from vgs.tracking import MlflowSweepCallback, check_tracking_uri
-
-    t_start = time.time()
-    storage_dir = storages.normalise(opts.storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
-    previous = None
-    if opts.resume:
-        previous, opts = resumed_options(opts, storage_dir, load(opts.name).name)
-        done = storages.join(storages.join(storage_dir, previous), "summary.json")
-        if storages.exists(done):  # nothing left to run: say so and show its answer
-            print(f"sweep {previous} already finished; its results follow (run without --resume to start a new one)",
-                  file=sys.stderr)
-            summary = json.loads(storages.read_text(done))
-            return {**summary, "wall_seconds": 0.0, "sweep_dir": storages.join(storage_dir, previous),
-                    "tracking_uri": opts.tracking_uri or default_tracking_uri()}
-    name = opts.name
-    spec = load(name)
+def resolved_sweep(opts: SweepOptions) -> tuple[SweepSpec, dict[str, Any], Config]:
+    """The sweep's spec with the command line's options applied, the base overrides, and the
+    config every trial starts from; every check that needs no Ray and no corpus."""
+    spec = load(opts.name)
     if opts.samples is not None:
         if opts.samples < 1:
             raise ConfigError(f"--samples must be >= 1, got {opts.samples}")
@@ -249,12 +231,52 @@ def run_sweep(opts: SweepOptions) -> dict:
     if base.train.device == "cuda" and spec.gpu <= 0:  # Ray hides every GPU from a trial that asks for none
         raise ConfigError("train.device=cuda but the sweep's trials ask for no GPU; add --resources gpu=1 "
                           "(or gpu=0.25 to share one), or leave train.device=auto")
+    return spec, extra, base
+
+
+def dry_run(opts: SweepOptions, as_json: bool) -> int:
+    """--dry-run: the plan of the sweep (vgs.dry_run) on stdout; nothing trains, Ray does not start."""
+    from vgs.dry_run import format_plan, plan_sweep
+
+    spec, _, base = resolved_sweep(opts)
+    plan = plan_sweep(spec, base)
+    print(json.dumps(plan["cells"], indent=1, default=str) if as_json else format_plan(plan))
+    return 0
+
+
+def run_sweep(opts: SweepOptions) -> dict:
+    """Run the sweep `opts.name`; returns its summary (trials, configurations, verdict, best, compute)."""
+    import ray
+    from ray import tune
+
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from vgs.data.prepare import prepare, prepare_speech_text, resolve_paths
+    from vgs.tracking import MlflowSweepCallback, check_tracking_uri, search_record, source_tags
+
+    t_start = time.time()
+    if not opts.verbose:
+        quiet_libraries()
+    storage_dir = storages.normalise(opts.storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
+    previous = None
+    if opts.resume:
+        previous, opts = resumed_options(opts, storage_dir, load(opts.name).name)
+        done = storages.join(storages.join(storage_dir, previous), "summary.json")
+        if storages.exists(done):  # nothing left to run: say so and show its answer
+            print(f"sweep {previous} already finished; its results follow (run without --resume to start a new one)",
+                  file=sys.stderr)
+            summary = json.loads(storages.read_text(done))
+            return {**summary, "wall_seconds": 0.0, "sweep_dir": storages.join(storage_dir, previous),
+                    "tracking_uri": opts.tracking_uri or default_tracking_uri()}
+    name = opts.name
+    spec, extra, base = resolved_sweep(opts)
     tracking_uri = opts.tracking_uri or default_tracking_uri()
     check_tracking_uri(tracking_uri)  # before Ray and before any featurisation
 
     print(f"sweep '{spec.name}': {spec.description}", file=sys.stderr)
     if not ray.is_initialized():
-        ray.init(address=opts.address, include_dashboard=False, log_to_driver=True,
+        # the trials' own lines stay in their log files unless --verbose: the driver prints progress
+        ray.init(address=opts.address, include_dashboard=False, log_to_driver=opts.verbose,
                  runtime_env={"env_vars": {"VGS_HOME": str(vgs_home()), "PYTHONWARNINGS": "ignore::UserWarning",
                                            # explicit on every node: a worker never guesses a local mlflow.db
                                            "MLFLOW_TRACKING_URI": tracking_uri}})
@@ -280,6 +302,8 @@ def run_sweep(opts: SweepOptions) -> dict:
                                                            if opts.storage else "")
     trainable = make_trainable(spec, base, sweep_dir)
 
+    search, tags = search_record(spec), source_tags()
+
     def tracker() -> MlflowSweepCallback:  # every phase logs to the same parent run (found by sweep_dir)
         return MlflowSweepCallback(
             tracking_uri, experiment=f"vgs-{spec.name}", sweep_name=spec.name, sweep_dir=sweep_dir,
@@ -288,11 +312,17 @@ def run_sweep(opts: SweepOptions) -> dict:
                     "data.root": resolve_paths(base.data).root,
                     "workers_per_trial": spec.workers, "cpu_per_worker": spec.cpu, "gpu_per_worker": spec.gpu,
                     "confirm_top": spec.confirm_top, "confirm_seeds": ",".join(map(str, spec.confirm_seeds))},
-            max_epochs=base.train.epochs, base_params=flatten(base), seeds=spec.seeds, variants=spec.variants)
+            max_epochs=base.train.epochs, base_params=flatten(base), seeds=spec.seeds, variants=spec.variants,
+            search=search, tags=tags)
+
+    def callbacks() -> list:
+        shown = [] if opts.verbose else [ProgressCallback(base.train.epochs, spec.seeds, spec.variants,
+                                                          base.train.seed, spec.metric)]
+        return [tracker(), *shown]
 
     def run_config(name: str) -> Any:
         return tune.RunConfig(name=name, storage_path=storage_dir if name == sweep_name else sweep_dir,
-                              callbacks=[tracker()], verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                              callbacks=callbacks(), verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                               failure_config=tune.FailureConfig(max_failures=1))
 
     if previous is not None:
@@ -335,7 +365,8 @@ def run_sweep(opts: SweepOptions) -> dict:
     finisher = tracker()
     finisher.setup()
     finisher.finish(f"# {spec.name}\n\n{summary['table']}\n\nverdict: {summary['verdict']}\n", summary.get("best"),
-                    summary["verdict"], status=parent_status(summary))
+                    summary["verdict"], status=parent_status(summary), metric=spec.metric)
+    summary["parent_run_id"] = finisher.parent_id
     storages.write_text(storages.join(sweep_dir, "summary.json"), json.dumps(summary, indent=1, default=str))
     summary["wall_seconds"] = time.time() - t_start
     summary["sweep_dir"] = sweep_dir
@@ -426,7 +457,7 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> list[dict]:
         trials.append({"trial_id": m.get("trial_id", Path(r.path).name), "config": cfg, "epochs": epochs,
                        "best_epoch": m.get("best_epoch"), "status": status, "error": _reason(r.error),
                        "phase": "search", "seconds": m.get("seconds_total"),
-                       **{f"val_{k}": m.get(f"best_val_{k}") for k in (*TABLE_METRICS, spec.metric[4:])},
+                       **{f"val_{k}": m.get(f"sel_val_{k}") for k in (*TABLE_METRICS, spec.metric[4:])},
                        **{k: v for k, v in m.items() if k.startswith("test_")}})
     return trials
 
@@ -546,7 +577,7 @@ def _resources(text: str) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.sweep", description="Run a named sweep with Ray Tune.")
-    p.add_argument("name", help="search space name (search_spaces/NAME.yaml) or a YAML path")
+    p.add_argument("name", help="search space name (vgs/search_spaces/NAME.yaml) or a YAML path")
     p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. train.epochs=10")
     p.add_argument("--data", help="corpus folder: Flickr8K Audio, Places or SpokenCOCO layout, detected "
                                   "(default: the built-in corpus); see README 'Use your own corpus'")
@@ -566,18 +597,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue the most recent run of this sweep")
     p.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio files (with a report)")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local cluster)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan and stop: each cell's resolved configuration, model and parameters, "
+                        "training batches per task per epoch, the sweep's cost and resources (no training, no Ray)")
+    p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON, one object per cell")
+    p.add_argument("--register", metavar="NAME",
+                   help="register the best trial's checkpoint in the MLflow Model Registry as a new version of "
+                        "NAME (load it with: python -m vgs.retrieve --run models:/NAME ...)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show the trials' own output (Ray prefixes it with the worker) and every log line "
+                        "of Ray, Optuna and MLflow; by default the driver prints one line per trial-epoch")
     a = p.parse_intermixed_args(argv)  # overrides may come before or after options
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+    # Ray's new console output prints a boxed experiment header and TensorBoard hints even at
+    # verbose=0; the legacy one at verbose=0 prints nothing (our driver prints the progress)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1" if a.verbose else "0")
     # We checkpoint every epoch on purpose (resumable trials); Ray's warning about it is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     try:
         overrides = parse_cli_overrides(a.overrides)
         if a.skip_bad:
             overrides["data.skip_bad"] = "true"
+        if a.dry_run:
+            return dry_run(SweepOptions(a.name, data=a.data, overrides=overrides, samples=a.samples, picks=dict(a.pick),
+                                        seeds=a.seeds, resources=a.resources, confirm=a.confirm), a.json)
         summary = run_sweep(SweepOptions(
             a.name, data=a.data, storage=a.storage, tracking_uri=a.tracking_uri, resume=a.resume, overrides=overrides,
             address=a.address, samples=a.samples, picks=dict(a.pick), seeds=a.seeds, resources=a.resources,
-            confirm=a.confirm))
+            confirm=a.confirm, verbose=a.verbose))
     except (ConfigError, CorpusError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -607,6 +653,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nresults: {storages.redact(summary['sweep_dir'])}")
     print(f"MLflow UI: {mlflow_command()} ui --backend-store-uri {storages.redact(summary['tracking_uri'])}   "
           f"(then open http://127.0.0.1:5000)")
+    if a.register and best and summary.get("parent_run_id"):
+        from vgs.retrieve import register_best
+        from vgs.tracking import client
+
+        try:
+            registered = register_best(client(summary["tracking_uri"]), summary["parent_run_id"], a.register)
+            print(f"registered {registered}: python -m vgs.retrieve --run models:/{a.register} --wav FILE")
+        except ConfigError as e:
+            print(f"error: --register {a.register}: {e}", file=sys.stderr)
     print(f"\nverdict: {summary['verdict']}")
     return 0 if parent_status(summary) == "FINISHED" else 1
 

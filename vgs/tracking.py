@@ -17,7 +17,7 @@ from vgs.searchspace import trial_overrides
 from vgs.storage import redact
 
 # Keys of a trial's report that become MLflow metrics (step = our epoch).
-METRIC_PREFIXES = ("val_", "best_val_", "test_", "train_", "analysis_")  # train_: loss, per-task losses and batches
+METRIC_PREFIXES = ("val_", "best_val_", "sel_val_", "test_", "train_", "analysis_")  # train_: loss, per-task losses and batches
 METRIC_KEYS = ("lr", "epoch_seconds", "seconds_total", "best_epoch")
 
 
@@ -96,13 +96,62 @@ def run_label(config: dict[str, Any], seed: Any) -> str:
     return " ".join(parts)[:200] or "base"
 
 
+def source_tags() -> dict[str, str]:
+    """MLflow's source tags for every run of a sweep: the entry point and, in a git checkout,
+    its commit (and whether the work tree had changes); an installed package gives its version."""
+    import subprocess
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "vgs.sweep"}
+    try:
+        tags["vgs.version"] = version("vgs")
+    except PackageNotFoundError:
+        pass
+    root = Path(__file__).resolve().parent.parent
+    try:
+        git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True,  # noqa: E731
+                                        timeout=10, check=True).stdout.strip()
+        if git("rev-parse", "--show-toplevel") == str(root):  # vgs's own checkout, not a repo around it
+            tags["mlflow.source.git.commit"] = git("rev-parse", "HEAD")
+            tags["mlflow.source.git.branch"] = git("rev-parse", "--abbrev-ref", "HEAD")
+            tags["vgs.git_dirty"] = str(bool(git("status", "--porcelain", "--untracked-files=no"))).lower()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    tags["mlflow.source.name"] = f"{Path(sys.executable).name} -m vgs.sweep"
+    return tags
+
+
+def search_record(spec) -> dict[str, Any]:
+    """What a sweep searched, for its parent run: space, metric and mode, search algorithm and
+    sampler, scheduler with its settings, seeds and the confirmation phase."""
+    return {"space": spec.space, "variants": spec.variants, "metric": spec.metric, "mode": spec.mode,
+            "search": {"algorithm": spec.algorithm, "num_samples": spec.num_samples, "sampler": spec.sampler,
+                       "seed": spec.search_seed},
+            "scheduler": spec.scheduler, "seeds": spec.seeds,
+            "confirm": {"top": spec.confirm_top, "seeds": spec.confirm_seeds}, "base": spec.base,
+            "overrides": spec.overrides}
+
+
+def search_params(record: dict[str, Any]) -> dict[str, str]:
+    """The search record flattened into parent-run parameters ('space.model.latent': 'choice [64, 128]')."""
+    params = {f"space.{k}": " ".join(f"{kind} {values}" for kind, values in d.items())
+              for k, d in record["space"].items()}
+    params.update({f"search.{k}": str(v) for k, v in record["search"].items()})
+    params.update({f"scheduler.{k}": str(v) for k, v in record["scheduler"].items()})
+    params.update({"mode": record["mode"], "seeds": ",".join(map(str, record["seeds"]))})
+    return {k: v[:6000] for k, v in params.items()}
+
+
 class MlflowSweepCallback(Callback):
     """Logs trials of one sweep (identified by its Ray experiment folder) to MLflow."""
 
     def __init__(self, tracking_uri: str, experiment: str, sweep_name: str, sweep_dir: str,
                  params: dict[str, Any], max_epochs: int, base_params: dict[str, Any], seeds: list[int],
-                 variants: dict | None = None):
+                 variants: dict | None = None, search: dict | None = None, tags: dict[str, str] | None = None):
         self.tracking_uri, self.experiment, self.sweep_name = tracking_uri, experiment, sweep_name
+        self.search = search or {}  # search_record(spec): on the parent as search.json and parameters
+        self.tags = tags or {}  # source_tags(): on the parent and every child
         self.sweep_dir, self.params, self.max_epochs = sweep_dir, params, max_epochs
         self.base_params = base_params  # resolved base config; a trial's own values override it
         self.seeds = seeds
@@ -144,10 +193,16 @@ class MlflowSweepCallback(Callback):
             self.mlflow.update_run(run_id, status="RUNNING")
             return run_id
         run = self.mlflow.create_run(exp, run_name=Path(self.sweep_dir).name,
-                                     tags={"vgs.sweep": self.sweep_name, "vgs.sweep_dir": redact(self.sweep_dir),
-                                           "vgs.kind": "sweep"})
-        for k, v in self.params.items():
-            self.mlflow.log_param(run.info.run_id, k, v)
+                                     tags={**self.tags, "vgs.sweep": self.sweep_name,
+                                           "vgs.sweep_dir": redact(self.sweep_dir), "vgs.kind": "sweep"})
+        from mlflow.entities import Param
+
+        params = {**{k: str(v) for k, v in self.params.items()}, **(search_params(self.search) if self.search else {})}
+        items = [Param(k, v) for k, v in params.items()]
+        for a in range(0, len(items), 100):
+            self.mlflow.log_batch(run.info.run_id, params=items[a:a + 100])
+        if self.search:
+            self.mlflow.log_text(run.info.run_id, json.dumps(self.search, indent=1, default=str), "search.json")
         return run.info.run_id
 
     def _run_for(self, trial) -> str:
@@ -164,7 +219,7 @@ class MlflowSweepCallback(Callback):
         overrides = trial_overrides(trial.config, self.seeds, self.variants)
         seed = overrides.get("train.seed", self.base_params.get("train.seed"))
         run = self.mlflow.create_run(exp, run_name=run_label(trial.config, seed),
-                                     tags={"mlflow.parentRunId": self.parent_id, "vgs.trial_id": tid,
+                                     tags={**self.tags, "mlflow.parentRunId": self.parent_id, "vgs.trial_id": tid,
                                            "vgs.sweep": self.sweep_name, "vgs.kind": "trial"})
         self.runs[tid] = run.info.run_id
         from mlflow.entities import Param
@@ -248,9 +303,10 @@ class MlflowSweepCallback(Callback):
         except Exception as e:  # an artifact store problem must not stop the sweep
             self.mlflow.set_tag(run_id, "vgs.artifact_error", str(e)[:500])
 
-    def finish(self, summary_markdown: str, best: dict | None, verdict: str = "", status: str = "FINISHED") -> None:
+    def finish(self, summary_markdown: str, best: dict | None, verdict: str = "", status: str = "FINISHED",
+               metric: str = "") -> None:
         """The sweep's answer on its parent run: summary.md, the best trial (best_trial.json, and its
-        validation and test scores as best_val_* / best_test_* metrics) and the seed-noise verdict."""
+        scores: best_<metric>, sel_val_*, test_*) and the seed-noise verdict."""
         if not self.parent_id:
             return
         self.mlflow.log_text(self.parent_id, summary_markdown, "summary.md")
@@ -261,7 +317,31 @@ class MlflowSweepCallback(Callback):
             best_run = self.runs.get(best.get("trial_id")) or self._find_trial_run(best.get("trial_id"))
             if best_run:  # from the parent to the best trial's own run (metrics per epoch, checkpoint)
                 self.mlflow.set_tag(self.parent_id, "vgs.best_run_id", best_run)
+            # under the trial's own names: sel_val_* at its selected epoch, best_<metric>, test_*
             for k, v in best.items():
                 if k.startswith(("val_", "test_")) and isinstance(v, (int, float)) and v == v:  # not NaN
-                    self.mlflow.log_metric(self.parent_id, f"best_{k}", float(v))
+                    self.mlflow.log_metric(self.parent_id, f"sel_{k}" if k.startswith("val_") else k, float(v))
+            if isinstance(best.get(metric), (int, float)) and best[metric] == best[metric]:
+                self.mlflow.log_metric(self.parent_id, f"best_{metric}", float(best[metric]))
+        self.log_plots()
         self.mlflow.set_terminated(self.parent_id, status)
+
+    def log_plots(self) -> None:
+        """The sweep's plots (vgs.plots) as artifacts plots/ of the parent run.  A plot that cannot
+        be drawn is a tag, never a failed sweep."""
+        import tempfile
+
+        from vgs.plots import draw_sweep_plots, sweep_trials
+
+        if not self.search:
+            return
+        keys = [k for k in self.search["space"] if k != "train.seed"]
+        try:
+            trials = sweep_trials(self.mlflow, self.parent_id, keys, self.search["metric"])
+            with tempfile.TemporaryDirectory() as d:
+                files = draw_sweep_plots(trials, keys, self.search["space"], self.search["metric"], self.search["mode"],
+                                         Path(d), importance=self.search["search"]["algorithm"] == "optuna")
+                for f in files:
+                    self.mlflow.log_artifact(self.parent_id, str(f), artifact_path="plots")
+        except Exception as e:  # noqa: BLE001 - the sweep's results are already logged
+            self.mlflow.set_tag(self.parent_id, "vgs.plot_error", f"{type(e).__name__}: {e}"[:500])

@@ -121,6 +121,7 @@ def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: 
             scores = {k.replace("s2i", "t2i").replace("i2s", "i2t"): v for k, v in scores.items()}
         out.update(scores)
         out["r10"] = scores["t2i_r10" if text_query else "s2i_r10"]
+        out["images"] = float(len(image_rows))  # candidates of a query: R@k of a random ranking is k / images
     if model.decodes:
         hyps = [vocab.decode(h) for h in decode_captions(model, split, cfg, device, split.text_captions, beam)]
         refs = [vocab.decode(split.texts[i]) for i in split.text_captions]
@@ -287,6 +288,28 @@ class TrialOutOfMemory(RuntimeError):
     """The configuration does not fit in the device's memory; the message says which knobs to turn."""
 
 
+def training_data(cfg: Config, data: Prepared | None = None, quiet: bool = False):
+    """(data, text source, vocabulary, training split of each task, validation split) of `cfg`;
+    prepares the corpus and its stores where `data` is not given.  May lower
+    cfg.model.asr.max_chars to the training text's longest caption (cap_decoding)."""
+    try:
+        source = text_source(cfg.model)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    data = dataclasses.replace(data or prepare(cfg.data, quiet=quiet), speech_norm=cfg.data.speech_norm)
+    speech_text = None
+    if uses_nonaligned_speech_text(cfg):
+        speech_text = prepare_speech_text(cfg.data, quiet=quiet)
+    vocab = training_vocabulary(data, source, speech_text[0] if speech_text else None)
+    train_split = PairSplit(data, "train", source, vocab)
+    val_split = PairSplit(data, "val", source, vocab)
+    cap_decoding(cfg, train_split)
+    splits = {task: train_split for task in TASK_DATA}
+    if speech_text:
+        splits["s2t"] = SpeechTextSplit(*speech_text, "train", source, vocab, cfg.data.speech_norm)
+    return data, source, vocab, splits, val_split
+
+
 def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = None,
         resume: str | Path | None = None, data: Prepared | None = None, quiet: bool = False) -> dict:
     """Train `cfg`; evaluate on val every epoch; keep the best epoch by the family's selection
@@ -322,21 +345,8 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
     quiet = quiet or not lead
     torch.set_num_threads(max(1, cfg.train.threads))
     device = pick_device(cfg.train.device)
-    try:
-        source = text_source(cfg.model)
-    except ValueError as e:
-        raise ConfigError(str(e)) from e
-    data = dataclasses.replace(data or prepare(cfg.data, quiet=quiet), speech_norm=cfg.data.speech_norm)
-    speech_text = None
-    if uses_nonaligned_speech_text(cfg):
-        speech_text = prepare_speech_text(cfg.data, quiet=quiet)
-    vocab = training_vocabulary(data, source, speech_text[0] if speech_text else None)
-    train_split = PairSplit(data, "train", source, vocab)
-    val_split = PairSplit(data, "val", source, vocab)
-    cap_decoding(cfg, train_split)
-    splits = {task: train_split for task in TASK_DATA}
-    if speech_text:
-        splits["s2t"] = SpeechTextSplit(*speech_text, "train", source, vocab, cfg.data.speech_norm)
+    data, source, vocab, splits, val_split = training_data(cfg, data, quiet)
+    train_split = splits["s2i"]
 
     _seed_everything(cfg.train.seed)
     try:
@@ -432,7 +442,7 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
             # every rank keeps best.pt (its own folder): all of them score the test split at the end
             _save(out / "best.pt", {"model": model.state_dict(), "config": to_dict(cfg), "model_name": name,
                                     "epoch": epoch, "metrics": val, "vocab": vocab.chars if vocab else None})
-        metrics.update({f"best_{k}": v for k, v in best.items()})
+        metrics.update(selected_metrics(best, metric))
         seconds_total += metrics["epoch_seconds"]
         metrics["seconds_total"] = seconds_total
         if lead:
@@ -459,6 +469,14 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
         if report is not None:
             report(metrics, out)
     return summary
+
+
+def selected_metrics(best: dict, metric: str) -> dict:
+    """What a trial reports about its selected epoch: best_epoch, best_<metric> (the selection
+    metric's best so far) and sel_val_* (every validation score at that epoch: image->speech R@10
+    at the epoch chosen by speech->image is not image->speech's own best, so it is not named so)."""
+    return {"best_epoch": best["epoch"], f"best_{metric}": best[metric],
+            **{f"sel_{k}": v for k, v in best.items() if k.startswith("val_")}}
 
 
 DECODED_TRAIN = "decoded_train.json"
@@ -576,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         print(json.dumps(summary, indent=1))
     else:
-        keys = [k for k in summary if k.startswith(("best_val_", "test_"))]
+        keys = [k for k in summary if k.startswith(("sel_val_", "test_"))]
         print("  ".join(f"{k}={summary[k]:.3f}" if not math.isnan(summary[k]) else f"{k}=nan" for k in keys))
     return 0
 
