@@ -21,6 +21,7 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
     r = run_sweep(tmp_path, "--register", "smoke-best")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "best trial" in r.stdout and "ui --backend-store-uri sqlite:///" in r.stdout
+    assert "/#/experiments/" in r.stdout and "?workflowType=machine_learning" in r.stdout  # the runs table
     assert "| val s2i R@10 |" in r.stdout
     assert "repeated" not in r.stdout + r.stderr and "epoch 1/2" in r.stdout + r.stderr  # no line folded by Ray
     last = r.stdout.strip().splitlines()[-1]  # one seed: the verdict says it cannot tell

@@ -366,7 +366,7 @@ def run_sweep(opts: SweepOptions) -> dict:
     finisher.setup()
     finisher.finish(f"# {spec.name}\n\n{summary['table']}\n\nverdict: {summary['verdict']}\n", summary.get("best"),
                     summary["verdict"], status=parent_status(summary), metric=spec.metric)
-    summary["parent_run_id"] = finisher.parent_id
+    summary["parent_run_id"], summary["experiment_id"] = finisher.parent_id, finisher.experiment_id
     storages.write_text(storages.join(sweep_dir, "summary.json"), json.dumps(summary, indent=1, default=str))
     summary["wall_seconds"] = time.time() - t_start
     summary["sweep_dir"] = sweep_dir
@@ -651,8 +651,10 @@ def main(argv: list[str] | None = None) -> int:
         if t.get("error"):
             print(f"trial {t['trial_id']} failed: {t['error']}")
     print(f"\nresults: {storages.redact(summary['sweep_dir'])}")
+    runs_table = (f"#/experiments/{summary['experiment_id']}?workflowType=machine_learning"
+                  if summary.get("experiment_id") else "")
     print(f"MLflow UI: {mlflow_command()} ui --backend-store-uri {storages.redact(summary['tracking_uri'])}   "
-          f"(then open http://127.0.0.1:5000)")
+          f"(then open http://127.0.0.1:5000/{runs_table}: the runs table; the parent run's artifacts hold plots/)")
     if a.register and best and summary.get("parent_run_id"):
         from vgs.retrieve import register_best
         from vgs.tracking import client
