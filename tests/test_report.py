@@ -17,3 +17,20 @@ def test_rows_sort_by_number_not_by_string():
 
 def test_text_sorts_after_numbers():
     assert sorted([("b",), ("10",), ("a",), ("9",)], key=natural_key) == [("9",), ("10",), ("a",), ("b",)]
+
+
+def test_a_two_key_space_gets_a_grid_and_each_row_says_how_its_trials_ended():
+    from vgs.plots import TrialRun
+    from vgs.report import grid_table, trial_status
+
+    groups = {("1", "256"): [0.4, 0.41], ("1", "64"): [0.3], ("2", "64"): [0.2]}
+    grid = grid_table(["model.speech.layers", "model.latent"], groups).splitlines()
+    assert grid[0] == "| model.speech.layers \\ model.latent | 64 | 256 |"
+    assert grid[2] == "| 1 | 0.300 (n=1) | 0.405 ± 0.007 (n=2) |" and grid[3] == "| 2 | 0.200 (n=1) | - |"
+    runs = [TrialRun("a", {"k": "1"}, "0", [(1, 0.1), (2, 0.2), (3, 0.3)], 0.3),
+            TrialRun("b", {"k": "1"}, "1", [(1, 0.1), (2, 0.2), (3, 0.3)], 0.3),
+            TrialRun("c", {"k": "2"}, "0", [(1, 0.1)], 0.1, pruned=True)]
+    assert trial_status(runs) == {("1",): "2 completed, 3 ep", ("2",): "1 pruned at ep 1"}
+    table = table_for("x", ["k"], {("1",): [0.3, 0.3], ("2",): [0.1]}, "val_r10", trial_status(runs))
+    assert table.splitlines()[0] == "| k | val_r10 mean ± sd | trials |"
+    assert table.splitlines()[3] == "| 2 | 0.100 (n=1) | 1 pruned at ep 1 |"
