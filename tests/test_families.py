@@ -16,11 +16,11 @@ TINY = {"train.epochs": 1, "train.test_at_end": True, "train.batch_size": 32, "t
 
 EXPECTED = {
     "text-image": {"val_t2i_r10", "val_i2t_r10", "val_r10", "test_t2i_r10"},
-    "asr": {"val_wer", "val_cer", "test_wer"},
-    "slt": {"val_bleu", "val_cer", "test_bleu"},
-    "pipe-ind": {"val_s2i_r10", "val_wer", "test_s2i_r10", "test_wer"},
+    "asr": {"val_wer", "val_cer", "test_wer", "beam_val_wer", "beam_val_cer"},
+    "slt": {"val_bleu", "val_cer", "test_bleu", "beam_val_bleu"},
+    "pipe-ind": {"val_s2i_r10", "val_wer", "test_s2i_r10", "test_wer", "beam_val_s2i_r10", "beam_val_wer"},
     "pipe-seq": {"val_s2i_r10", "val_wer", "test_s2i_r10"},
-    "mtl-transcribe": {"val_s2i_r10", "val_wer", "test_wer"},
+    "mtl-transcribe": {"val_s2i_r10", "val_wer", "test_wer", "beam_val_wer"},
     "mtl-translate": {"val_s2i_r10", "val_bleu", "test_bleu"},
     "mtl-match": {"val_s2i_r10", "val_s2t_r10", "test_s2t_r10"},
     "three-task": {"val_s2i_r10", "val_s2t_r10", "test_s2i_r10"},
@@ -42,6 +42,9 @@ def test_family_trains_and_reports_its_metrics(family, tiny_corpus, tmp_path):
     for k in EXPECTED[family]:
         assert summary[k] >= 0
     assert "examples" not in summary and "val_examples" not in summary
+    # beam_val_*: the selected epoch decoded with model.asr.beam (2 here), apart from the greedy val_*
+    assert any(k.startswith("beam_val_") for k in summary) == (family in ("asr", "slt", "pipe-ind", "pipe-seq",
+                                                                            "mtl-transcribe", "mtl-translate"))
     if family == "pipe-seq":  # epoch 1 trains ASR, epoch 2 the text-image part on decoded speech
         decoded = json.loads((tmp_path / "run" / "decoded_train.json").read_text())
         assert len(decoded) == 240 * 5 and summary["train_t2i_loss"] > 0 and "train_asr_loss" not in summary

@@ -1,8 +1,5 @@
 """A trained run in use: retrieval from a recording or an image file, embeddings to Parquet and
 the Model Registry round trip, on a model trained here (one epoch on the tiny corpus)."""
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -59,22 +56,23 @@ def test_an_image_file_finds_captions_and_a_folder_of_images_is_ranked(trained_r
     assert len(ranked) == len(list(folder.iterdir())) and all(s <= ranked[0][1] for _, s in ranked)
 
 
-def test_embed_writes_every_caption_and_image_to_parquet(trained_run, tmp_path):
+def test_embed_writes_every_caption_and_image_to_parquet(trained_run, tmp_path, capsys):
     import pyarrow.parquet as pq
 
+    from vgs.cli import main
+
     out = tmp_path / "emb.parquet"
-    r = subprocess.run([sys.executable, "-m", "vgs.retrieve", "embed", "--run", str(trained_run), "--out", str(out),
-                        "--splits", "val,test"], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert main(["embed", "--run", str(trained_run), "--out", str(out), "--splits", "val,test"]) == 0
+    stdout = capsys.readouterr().out
     table = pq.read_table(out).to_pydict()
     assert set(table) == {"kind", "id", "split", "image", "transcript", "embedding"}
     ck = torch.load(trained_run, weights_only=True)
     assert {len(e) for e in table["embedding"]} == {ck["config"]["model"]["latent"]}
     assert set(table["split"]) == {"val", "test"} and table["kind"].count("image") == 40 + 20
-    assert f"{table['kind'].count('speech')} speech and 60 image embeddings" in r.stdout
+    assert f"{table['kind'].count('speech')} speech and 60 image embeddings" in stdout
 
 
-def test_registered_best_trial_loads_back_by_name(trained_run, tiny_corpus, tmp_path):
+def test_registered_best_trial_loads_back_by_name(trained_run, tiny_corpus, tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
     from vgs.retrieve import embed_wav, load_trained, register_best
@@ -95,9 +93,11 @@ def test_registered_best_trial_loads_back_by_name(trained_run, tiny_corpus, tmp_
         np.testing.assert_allclose(embed_wav(load_trained(ref, uri), str(utt.audio)), local, atol=1e-6)
     with pytest.raises(ConfigError, match="no registered model 'nope'"):
         load_trained("models:/nope", uri)
-    r = subprocess.run([sys.executable, "-m", "vgs.retrieve", "--run", "models:/vgs-x-best", "--tracking-uri", uri,
-                        "--wav", str(utt.audio), "-k", "3"], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 3, r.stderr[-3000:]
+    from vgs.cli import main
+
+    capsys.readouterr()
+    assert main(["retrieve", "--run", "models:/vgs-x-best", "--tracking-uri", uri, "--wav", str(utt.audio), "-k", "3"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
 
 
 def test_bad_runs_are_named(tmp_path):

@@ -114,3 +114,14 @@ def test_a_cell_that_changes_the_built_in_corpus_gets_its_own_corpus(tmp_path, m
     assert resolve_paths(cell.data).root != default and resolve_paths(cell.data).root.endswith("split1250-250-1000")
     mine = trial_base(spec, {"data.root": "corpus"}).data.root
     assert mine == str(tmp_path / "corpus")
+
+
+def test_latent_dim_gives_dg3_and_dg4_the_papers_warm_restarts():
+    from vgs.searchspace import load, trial_overrides
+
+    spec = load("latent_dim")
+    cfg = lambda pair: spec.base_config(trial_overrides({"variant.pair": pair}, spec.seeds, spec.variants))  # noqa: E731
+    for pair in ("DG3A1024", "DG4A1024"):
+        t = cfg(pair).train
+        assert (t.scheduler, t.calwr_t0, t.calwr_t_mult) == ("calwr", 1, 2), pair
+    assert cfg("DG2A1024").train.scheduler == "calr"

@@ -125,3 +125,27 @@ def test_selected_epoch_scores_are_named_sel_not_best():
     assert got == {"best_epoch": 3, "best_val_r10": 0.5, "sel_val_r10": 0.5, "sel_val_s2i_r10": 0.5,
                    "sel_val_i2s_r10": 0.30}
     assert not any(k.startswith("best_val_i2s") for k in got)
+
+
+def test_restart_phase_splits_the_last_epochs_off():
+    from vgs.train import with_restart
+
+    assert with_restart([(1, 10)], 0) == [(1, 10)]
+    assert with_restart([(1, 10)], 3) == [(1, 7), (8, 10)]
+    assert with_restart([(1, 4), (5, 8)], 2) == [(1, 4), (5, 6), (7, 8)]  # pipe-seq: inside its last phase
+
+
+def test_warm_second_run_halves_the_rate_from_the_best_epoch_and_resumes_exactly(tiny_corpus, tmp_path):
+    cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 3, "train.restart_epochs": 1, "train.scheduler": "constant",
+                                    "train.lr": 2e-3})
+    data = prepare(cfg.data, quiet=True)
+    lrs = []
+    straight = fit(cfg, out_dir=tmp_path / "a", data=data, quiet=True,
+                   report=lambda m, _: lrs.append(m["lr"]))
+    assert lrs == pytest.approx([2e-3, 2e-3, 1e-3])
+    with pytest.raises(_Interrupt):
+        fit(cfg, out_dir=tmp_path / "b", data=data, quiet=True, report=_interrupt_after(2))
+    resumed = fit(cfg, out_dir=tmp_path / "b", resume=tmp_path / "b", data=data, quiet=True)
+    assert resumed["val_s2i_r10"] == straight["val_s2i_r10"] and resumed["train_loss"] == straight["train_loss"]
+    with pytest.raises(ConfigError, match="train.restart_epochs"):
+        fit(apply_overrides(cfg, {"train.restart_epochs": 3}), out_dir=tmp_path / "c", data=data, quiet=True)

@@ -165,6 +165,11 @@ class TrainConfig:
     cyclic_step_epochs: float = 2.0  # cyclic LR: epochs per half cycle
     decay_fraction: float = 0.3  # wsd: the last fraction of the steps anneals (cosine) to min_lr
     clip_grad: float = 0.0  # max gradient norm; 0 turns clipping off
+    # Seed 002's warm second run: the last restart_epochs of train.epochs start again from the
+    # best checkpoint so far, with a fresh optimizer at restart_lr_factor x train.lr and their own
+    # schedule (DG2A2048: 120 epochs, then 30 from the best at half the rate). 0: one run.
+    restart_epochs: int = 0
+    restart_lr_factor: float = 0.5
     margin: float = 0.2  # hinge margin beta (eq. 3)
     augment: bool = True  # random crop + horizontal flip of training images
     # After the last epoch: speaker-ID probe and RSA against text and images (seed 004 §3.7), on
@@ -314,6 +319,8 @@ _RANGES = (
     ("train.calwr_t0", lambda v: v >= 1, ">= 1"),
     ("train.calwr_t_mult", lambda v: v >= 1, ">= 1"),
     ("train.cyclic_step_epochs", lambda v: v > 0, "> 0"),
+    ("train.restart_epochs", lambda v: v >= 0, ">= 0 (0: no second run)"),
+    ("train.restart_lr_factor", lambda v: v > 0, "> 0"),
     ("model.latent", lambda v: v >= 2 and v % 2 == 0, "an even number >= 2 (N/2 GRU units per direction)"),
     ("model.speech.layers", lambda v: v >= 1, ">= 1"),
     ("data.builtin_images", lambda v: v >= 3, ">= 3 (train, validation and test need an image each)"),
@@ -347,6 +354,9 @@ def check_consistent(cfg: Config) -> None:
         raise ConfigError(f"data.speech_norm must be corpus or utterance, got '{d.speech_norm}'")
     if not 0 < cfg.train.decay_fraction <= 1:
         raise ConfigError(f"train.decay_fraction must be in (0, 1], got {cfg.train.decay_fraction}")
+    if cfg.train.restart_epochs >= cfg.train.epochs:
+        raise ConfigError(f"train.restart_epochs ({cfg.train.restart_epochs}) must be fewer than train.epochs "
+                          f"({cfg.train.epochs}): they are the last epochs of the budget")
     if cfg.train.amp not in ("off", "bf16"):
         raise ConfigError(f"train.amp must be off or bf16, got '{cfg.train.amp}'")
 

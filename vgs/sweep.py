@@ -458,7 +458,7 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> list[dict]:
                        "best_epoch": m.get("best_epoch"), "status": status, "error": _reason(r.error),
                        "phase": "search", "seconds": m.get("seconds_total"),
                        **{f"val_{k}": m.get(f"sel_val_{k}") for k in (*TABLE_METRICS, spec.metric[4:])},
-                       **{k: v for k, v in m.items() if k.startswith("test_")}})
+                       **{k: v for k, v in m.items() if k.startswith(("test_", "beam_val_"))}})
     return trials
 
 
@@ -512,8 +512,10 @@ def _metric_label(m: str) -> str:
 
 def format_table(trials: list[dict], space_keys: list[str], multi_seed: bool = False) -> str:
     shown = [m for m in TABLE_METRICS if any(t.get(f"val_{m}") is not None for t in trials)] or list(TABLE_METRICS[:8])
+    # decoded with model.asr.beam at the selected epoch (the per-epoch columns decode greedily)
+    beamed = [m for m in ("wer", "bleu") if any(t.get(f"beam_val_{m}") is not None for t in trials)]
     cols = ["trial"] + space_keys + (["train.seed"] if multi_seed else []) + ["epochs", "best ep"] + \
-        [_metric_label(m) for m in shown] + ["status"]
+        [_metric_label(m) for m in shown] + [f"val {m.upper()} (beam)" for m in beamed] + ["status"]
     rows = []
     for t in trials:
         row = [str(t["trial_id"])] + [str(t["config"].get(k, "")) for k in space_keys]
@@ -523,6 +525,7 @@ def format_table(trials: list[dict], space_keys: list[str], multi_seed: bool = F
         for m in shown:
             v = t.get(f"val_{m}")
             row.append("-" if v is None else (f"{v:.0f}" if m.endswith("medr") else f"{v:.3f}"))
+        row += ["-" if t.get(f"beam_val_{m}") is None else f"{t[f'beam_val_{m}']:.3f}" for m in beamed]
         row.append(t["status"] + (" (confirm)" if t.get("phase") == CONFIRM else ""))
         rows.append(row)
     return _markdown(cols, rows)

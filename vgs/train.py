@@ -280,6 +280,21 @@ def training_phases(model, epochs: int) -> list[tuple[int, int]]:
     return phases
 
 
+def with_restart(phases: list[tuple[int, int]], restart_epochs: int) -> list[tuple[int, int]]:
+    """The phases with the last `restart_epochs` epochs split off as a phase of their own (the
+    warm second run, train.restart_epochs)."""
+    if restart_epochs <= 0:
+        return phases
+    first_restart = phases[-1][1] - restart_epochs + 1
+    out = []
+    for first, last in phases:
+        if first < first_restart <= last:
+            out += [(first, first_restart - 1), (first_restart, last)]
+        else:
+            out.append((first, last))
+    return out
+
+
 def phase_of(phases: list[tuple[int, int]], epoch: int) -> tuple[int, int]:
     return next((first, last) for first, last in phases if first <= epoch <= last)
 
@@ -360,15 +375,17 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
     precision = training_precision(cfg.train.amp, device)
     stepper = data_parallel(model, device, cfg.train.gather_negatives)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    phases = training_phases(model, cfg.train.epochs)
+    phases = with_restart(training_phases(model, cfg.train.epochs), cfg.train.restart_epochs)
+    restart_at = cfg.train.epochs - cfg.train.restart_epochs + 1 if cfg.train.restart_epochs else None
 
     def phase_scheduler(epoch: int):
         """The LR schedule of the phase that starts at `epoch`, over that phase's own epochs."""
         first, last = phase_of(phases, epoch)
         steps = len(epoch_plan(model, splits, cfg, first, np.random.default_rng(0)))
-        for group in opt.param_groups:  # torch's cosine schedules continue from the current rate
-            group["lr"] = cfg.train.lr
-        return make_scheduler(opt, dataclasses.replace(cfg.train, epochs=last - first + 1), steps)
+        lr = cfg.train.lr * (cfg.train.restart_lr_factor if restart_at and first >= restart_at else 1.0)
+        for group in opt.param_groups:  # torch's cosine schedules continue from the current rate ...
+            group["lr"] = group["initial_lr"] = lr  # ... and every schedule scales the first one's initial_lr
+        return make_scheduler(opt, dataclasses.replace(cfg.train, epochs=last - first + 1, lr=lr), steps)
 
     sched, saved_schedule = None, None  # created at each phase's first epoch, in the loop
 
@@ -395,6 +412,9 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
         t0 = time.time()
         if getattr(model, "sequential", False) and "t2i" in model.tasks_at(epoch):
             use_decoded_training_text(model, train_split, cfg, device, vocab, out, quiet)
+        if epoch == restart_at:  # the warm second run: from the best epoch so far, a fresh optimizer
+            model.load_state_dict(torch.load(out / "best.pt", map_location=device, weights_only=True)["model"])
+            opt.state.clear()
         if sched is None or phase_of(phases, epoch)[0] == epoch:
             sched = phase_scheduler(epoch)  # a new phase (pipe-seq's text-image part) anneals on its own
             if saved_schedule and phase_of(phases, saved_schedule[0]) == phase_of(phases, epoch):
@@ -454,6 +474,7 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
             best_model = load_best(out / "best.pt", cfg, data, device, vocab)  # test and analyses: best epoch
             if cfg.train.test_at_end:
                 metrics.update(test_scores(best_model, cfg, data, device, vocab))
+                metrics.update(beam_val_scores(best_model, val_split, cfg, device, vocab))
             if analysis:
                 metrics.update(analyse(best_model, val_split, cfg, device))
         if not quiet:
@@ -546,6 +567,19 @@ def test_scores(model, cfg: Config, data: Prepared, device: torch.device, vocab:
     scores = evaluate(model, split, cfg, device, vocab, beam=cfg.model.asr.beam)
     scores.pop("examples", None)
     return {f"test_{k}": v for k, v in scores.items()}
+
+
+def beam_val_scores(model, split: PairSplit, cfg: Config, device: torch.device,
+                    vocab: Vocabulary | None) -> dict[str, float]:
+    """beam_val_*: the selected epoch's model on the validation split, decoding with beam
+    model.asr.beam, as the papers' tables decode (beam 10).  The per-epoch val_wer / val_bleu
+    decode with model.asr.val_beam (1: greedy, cheap); the two are never mixed under one name.
+    Empty for families that decode nothing, or when both beams are the same."""
+    if not model.decodes or cfg.model.asr.beam == cfg.model.asr.val_beam:
+        return {}
+    scores = evaluate(model, split, cfg, device, vocab, beam=cfg.model.asr.beam)
+    scores.pop("examples", None)
+    return {f"beam_val_{k}": v for k, v in scores.items() if k != "images"}
 
 
 def new_run_dir() -> Path:
