@@ -34,3 +34,27 @@ def test_a_two_key_space_gets_a_grid_and_each_row_says_how_its_trials_ended():
     table = table_for("x", ["k"], {("1",): [0.3, 0.3], ("2",): [0.1]}, "val_r10", trial_status(runs))
     assert table.splitlines()[0] == "| k | val_r10 mean ± sd | trials |"
     assert table.splitlines()[3] == "| 2 | 0.100 (n=1) | 1 pruned at ep 1 |"
+
+
+def test_test_split_scores_sit_beside_the_papers_test_numbers():
+    from vgs.plots import TrialRun
+    from vgs.report import paper_tables, query_score
+
+    def run(cell, seed, **metrics):
+        return TrialRun(f"{cell} s{seed}", {"variant.model": cell}, seed, metrics=metrics)
+
+    trials = [run("pipe-seq/full", "0", test_s2i_r10=0.5, test_s2i_r1=0.1, test_s2i_r5=0.3, test_s2i_medr=9.0,
+                  sel_val_s2i_r1=0.1, sel_val_s2i_r5=0.2, sel_val_s2i_medr=12.0),
+              run("pipe-seq/full", "1", test_s2i_r10=0.6, test_s2i_r1=0.2, test_s2i_r5=0.4, test_s2i_medr=7.0,
+                  sel_val_s2i_r1=0.1, sel_val_s2i_r5=0.2, sel_val_s2i_medr=12.0),
+              run("text-image/full", "0", sel_val_t2i_r1=0.3, sel_val_t2i_r5=0.6, sel_val_t2i_medr=4.0)]
+    assert query_score(trials[2].metrics, "sel_val", "r1") == 0.3  # text-image: its own (text) queries
+    text = paper_tables("pipeline_vs_mtl", trials, ["variant.model"])
+    assert "| text-image/full | 0.300 / 0.600 / 4.0 | 0.258 / 0.566 / 4.0 | 1 |" in text
+    assert "| pipe-seq/full | 0.550 ± 0.071 | 0.631 | 2 |" in text  # Table 3, test R@10
+    assert "| pipe-seq/full | 0.150 ± 0.071 / 0.350 ± 0.071 / 8.0 ± 1.4 | 0.218 / 0.499 / 6.0 | 2 |" in text
+    assert "mtl-asr/full" not in text  # no runs of it: no row
+    latent = paper_tables("latent_dim", [TrialRun("x", {"variant.pair": "DG3A1024"}, "0",
+                                                   metrics={"test_s2i_r10": 0.1, "test_i2s_r10": 0.2})],
+                          ["variant.pair"])
+    assert "| DG3A1024 | 0.100 / 0.200 | 0.677 / 0.671 | 1 |" in latent and "test R@10" in latent

@@ -25,6 +25,7 @@ class TrialRun:
     score: float | None = None  # the metric at the selected epoch
     pruned: bool = False
     images: float | None = None  # validation images (R@k chance = k / images)
+    metrics: dict[str, float] = field(default_factory=dict)  # the run's last value of every metric
 
 
 def sweep_trials(client, parent_id: str, keys: list[str], metric: str) -> list[TrialRun]:
@@ -41,7 +42,7 @@ def sweep_trials(client, parent_id: str, keys: list[str], metric: str) -> list[T
                             seed=r.data.params.get("train.seed", ""), history=history,
                             score=r.data.metrics.get(f"sel_{metric}"),
                             pruned=r.data.tags.get("vgs.pruned") == "true" or r.info.status == "KILLED",
-                            images=r.data.metrics.get("val_images")))
+                            images=r.data.metrics.get("val_images"), metrics=dict(r.data.metrics)))
     return sorted(out, key=lambda t: t.label)
 
 

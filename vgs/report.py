@@ -33,12 +33,6 @@ PAPER = {
             ("mtl-match", "full"): 0.451, ("mtl-match", "reduced"): 0.356, ("mtl-match", "translations"): 0.337,
         },
     },
-    "latent_dim": {
-        "source": "seed 002 Table 2, test R@10 speech->image / image->speech on Places (400k)",
-        "metric": "val_s2i_r10",
-        "cells": {("DG4A2048",): "0.620 / 0.622", ("DG4A1024",): "0.652 / 0.594", ("DG3A1024",): "0.677 / 0.671",
-                  ("DG2A2048",): "0.628 / 0.626", ("DG2A1024",): "0.590 / 0.581"},
-    },
     "sharing": {
         "source": "seed 004 Table 1, validation R@10 / median rank speech->image on Flickr8K (mean of 3 runs)",
         "metric": "val_s2i_r10",
@@ -56,6 +50,83 @@ PAPER = {
         "bleu": {1.0: 0.256, 0.332: 0.153, 0.112: 0.073, 0.038: 0.065, 0.0123: 0.040, 0.0039: 0.021},
     },
 }
+
+
+# The papers' numbers that sit beside our scores of the same split and statistic, one table each:
+# (title, our metric per statistic (query metric: s2i, or t2i for text-image), paper cells).  Rows
+# are a sweep's configurations (a variant name's model/condition for pipeline_vs_mtl).
+R1_R5_MEDR = ("r1", "r5", "medr")
+PAPER_TABLES = {
+    "pipeline_vs_mtl": [
+        ("validation R@1 / R@5 / Medr (seed 003 Tables 6-7)", "sel_val", R1_R5_MEDR, {
+            "speech-image/full": (0.105, 0.299, 16.2), "speech-image/reduced": (0.059, 0.188, 38.3),
+            "speech-image/translations": (0.059, 0.192, 36.0),
+            "text-image/full": (0.258, 0.566, 4.0), "text-image/reduced": (0.228, 0.508, 5.0),
+            "text-image/translations": (0.209, 0.492, 6.0),
+            "pipe-ind/full": (0.232, 0.514, 5.0), "pipe-ind/reduced": (0.187, 0.452, 7.0),
+            "pipe-ind/translations": (0.088, 0.248, 27.3),
+            "pipe-seq/full": (0.224, 0.509, 5.2), "pipe-seq/reduced": (0.190, 0.459, 7.0),
+            "pipe-seq/translations": (0.082, 0.242, 27.0),
+            "mtl-asr/full": (0.177, 0.431, 7.8), "mtl-asr/reduced": (0.133, 0.352, 12.0),
+            "mtl-asr/translations": (0.091, 0.285, 19.3),
+            "mtl-match/full": (0.115, 0.321, 13.0), "mtl-match/reduced": (0.079, 0.244, 24.3),
+            "mtl-match/translations": (0.071, 0.232, 26.3)}),
+        ("test R@10 (seed 003 Table 3: the best pipeline and multitask model)", "test", ("r10",), {
+            "pipe-seq/full": (0.631,), "pipe-seq/translations": (0.348,),
+            "mtl-asr/full": (0.559,), "mtl-asr/translations": (0.392,)}),
+        ("test R@1 / R@5 / Medr (seed 003 Table 8)", "test", R1_R5_MEDR, {
+            "pipe-seq/full": (0.218, 0.499, 6.0), "pipe-seq/translations": (0.079, 0.248, 26.5),
+            "mtl-asr/full": (0.174, 0.425, 8.0), "mtl-asr/translations": (0.099, 0.279, 19.0)}),
+    ],
+    "latent_dim": [
+        ("test R@10 speech->image / image->speech (seed 002 Table 2, Places 400k, 1000 test pairs)", "test",
+         ("s2i_r10", "i2s_r10"), {
+             "DG4A2048": (0.620, 0.622), "DG4A1024": (0.652, 0.594), "DG3A1024": (0.677, 0.671),
+             "DG2A2048": (0.628, 0.626), "DG2A1024": (0.590, 0.581)}),
+    ],
+    "sharing": [
+        ("test R@10 / Medr speech->image (seed 004 Table 2: the 1-task baseline and the best 3-task row)", "test",
+         ("r10", "medr"), {"row01": (0.244, 51.0), "row06": (0.296, 34.0)}),
+    ],
+}
+
+
+def query_score(metrics: dict[str, float], prefix: str, stat: str) -> float | None:
+    """A run's score of `stat` for its own queries: speech (s2i), or text for text-image (t2i);
+    a stat that names its direction ('s2i_r10') is taken as is."""
+    if "_" in stat:
+        return metrics.get(f"{prefix}_{stat}")
+    for direction in ("s2i", "t2i"):
+        if f"{prefix}_{direction}_{stat}" in metrics:
+            return metrics[f"{prefix}_{direction}_{stat}"]
+    return None
+
+
+def _number(stat: str, v: float) -> str:
+    return f"{v:.1f}" if stat.endswith("medr") else f"{v:.3f}"
+
+
+def paper_tables(name: str, trials, keys: list[str]) -> str:
+    """Our scores beside the paper's, one table per PAPER_TABLES entry of this sweep: mean over
+    seeds (± sd where there are several) of the same split and statistic."""
+    from vgs.plots import config_of
+
+    out = []
+    for title, prefix, stats, cells in PAPER_TABLES.get(name, []):
+        rows = []
+        for cell, ref in cells.items():
+            runs = [t for t in trials if " ".join(config_of(t)) == cell]
+            ours = []
+            for stat in stats:
+                values = [v for t in runs if (v := query_score(t.metrics, prefix, stat)) is not None]
+                ours.append("-" if not values else _number(stat, statistics.fmean(values))
+                            + (f" ± {_number(stat, statistics.stdev(values))}" if len(values) > 1 else ""))
+            if runs:
+                rows.append([cell, " / ".join(ours), " / ".join(_number(s, r) for s, r in zip(stats, ref)),
+                             str(len(runs))])
+        if rows:
+            out.append(f"{title}\n\n" + markdown_table([" ".join(keys), "ours", "paper", "seeds"], rows))
+    return "\n\n".join(out)
 
 
 def latest_sweep(client, name: str):
@@ -210,6 +281,9 @@ def report(name: str, tracking_uri: str | None = None, out: str | Path | None = 
         text += f"\nChance (a random ranking): {chance:.3f}.\n"
     if paper:
         text += f"\nPaper: {paper['source']}.\n"
+    compared = paper_tables(name, trials, keys)
+    if compared:
+        text += f"\n## The same splits and statistics as the papers' tables\n\n{compared}\n"
     files = draw_sweep_plots(trials, keys, spec.space, metric, spec.mode, out_dir,
                              importance=spec.algorithm == "optuna")
     if name == "downsampling" and set(keys) == {"variant.model", "data.text_fraction"}:
