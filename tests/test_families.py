@@ -12,7 +12,7 @@ TINY = {"train.epochs": 1, "train.test_at_end": True, "train.batch_size": 32, "t
         "model.latent": 32, "model.text.layers": 1, "model.text.embed": 16, "model.asr.encoder_layers": 1,
         "model.asr.hidden": 16, "model.asr.attention": 16, "model.asr.embed": 8, "model.asr.beam": 2,
         "model.asr.max_chars": 40, "model.mtl.shared_layers": 1, "model.mtl.s2i_layers": 1,
-        "model.mtl.task_layers": 0}
+        "model.mtl.task_layers": 0, "model.match.shared_layers": 1, "model.match.s2i_layers": 1}
 
 EXPECTED = {
     "text-image": {"val_t2i_r10", "val_i2t_r10", "val_r10", "test_t2i_r10"},

@@ -96,3 +96,23 @@ def test_bigru_equals_packed_bidirectional_gru():
     g_want, = torch.autograd.grad(want.pow(2).sum(), x)
     g_got, = torch.autograd.grad(ours(x, lengths).pow(2).sum(), x)
     torch.testing.assert_close(g_got, g_want, atol=1e-6, rtol=1e-5)
+
+
+def test_seed003_multitask_encoders_have_the_papers_layer_split_and_widths():
+    import torch
+
+    from vgs.config import apply_overrides, base_config
+    from vgs.models.registry import build_model
+
+    def built(family):
+        cfg = apply_overrides(base_config("seed003"), {"model.family": family})
+        with torch.device("meta"):
+            return build_model(cfg.model, 39, 2048, 40)
+
+    match = built("mtl-match")  # §3.1.5: shared 2 x 1024, speech->image 2 x 1024, speech->text attention only
+    assert (match.shared.gru.layers, match.s2i.gru.layers, match.s2t.gru.layers) == (2, 2, 0)
+    assert match.shared.gru.out_size == 2 * 1024 and match.s2i.gru.out_size == 2 * 1024
+    assert not list(match.s2t.gru.parameters())  # an attention-only branch holds no GRU weights
+    transcribe = built("mtl-transcribe")  # §3.1.4: shared 4 x 768, both branches 1 x 768
+    assert (transcribe.shared.gru.layers, transcribe.s2i.gru.layers, transcribe.asr_gru.layers) == (4, 1, 1)
+    assert transcribe.s2i.gru.out_size == transcribe.asr_gru.out_size == 2 * 768

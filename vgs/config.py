@@ -103,7 +103,11 @@ class ModelConfig:
     image: ImageConfig = field(default_factory=ImageConfig)
     text: TextConfig = field(default_factory=TextConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
-    mtl: MultitaskConfig = field(default_factory=MultitaskConfig)
+    mtl: MultitaskConfig = field(default_factory=MultitaskConfig)  # mtl-transcribe / mtl-translate
+    # mtl-match's own split (seed 003 §3.1.5, after Chrupała 2019): shared 2 x BiGRU, speech->image
+    # branch 2 x BiGRU, speech->text branch attention only; widths N/2 per direction
+    match: MultitaskConfig = field(default_factory=lambda: MultitaskConfig(shared_layers=2, s2i_layers=2,
+                                                                           task_layers=0))
     three: ThreeTaskConfig = field(default_factory=ThreeTaskConfig)
 
 
@@ -444,6 +448,7 @@ def cpu_text() -> Config:
     cfg.model.text = TextConfig(embed=32, layers=1)
     cfg.model.asr = AsrConfig(encoder_layers=2, hidden=128, embed=32, attention=128, beam=3)
     cfg.model.mtl = MultitaskConfig(shared_layers=1, s2i_layers=1, task_layers=1)
+    cfg.model.match = MultitaskConfig(shared_layers=1, s2i_layers=1, task_layers=0)  # the paper's split, halved
     cfg.train = TrainConfig(epochs=8, batch_size=32, lr=2e-3, scheduler="constant", captions_per_image=0,
                             clip_grad=2.0)
     return cfg

@@ -26,7 +26,7 @@ class BiGRU(nn.Module):
         super().__init__()
         self.layers = layers
         self.out_size = 2 * hidden if layers else input_size
-        sizes = [input_size] + [2 * hidden] * max(0, layers - 1)
+        sizes = ([input_size] + [2 * hidden] * (layers - 1)) if layers else []  # 0 layers: no weights at all
         self.forward_layers = nn.ModuleList(nn.GRU(n, hidden, batch_first=True) for n in sizes)
         self.backward_layers = nn.ModuleList(nn.GRU(n, hidden, batch_first=True) for n in sizes)
 

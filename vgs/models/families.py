@@ -63,9 +63,9 @@ class Family(nn.Module):
 class SpeechBranch(nn.Module):
     """Task-specific BiGRU layers (0 = none) + vectorial attention + L2 into the joint space."""
 
-    def __init__(self, in_size: int, latent: int, layers: int, attention_hidden: int):
+    def __init__(self, in_size: int, latent: int, layers: int, attention_hidden: int, hidden: int = 0):
         super().__init__()
-        self.gru = BiGRU(in_size, latent // 2, layers)
+        self.gru = BiGRU(in_size, hidden or latent // 2, layers)  # hidden: units per direction (default N/2)
         self.project = nn.Linear(self.gru.out_size, latent) if self.gru.out_size != latent else nn.Identity()
         self.attention = VectorialAttention(latent, attention_hidden)
 
@@ -190,7 +190,10 @@ class MultitaskTranscribe(SharedEncoderFamily):
         super().__init__()
         m = cfg.mtl
         self.shared = SharedSpeech(cfg, input_dim, cfg.asr.hidden, m.shared_layers)
-        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, m.s2i_layers, cfg.speech.attention_hidden)
+        # §3.1.4: the speech->image branch is "the same GRU layer" as the ASR branch (768 per
+        # direction at the paper's size), then a linear map into the N-d joint space
+        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, m.s2i_layers, cfg.speech.attention_hidden,
+                                hidden=cfg.asr.hidden)
         self.asr_gru = BiGRU(self.shared.out_size, cfg.asr.hidden, m.task_layers)
         self.decoder = AttentionDecoder(cfg.asr, vocab_size, self.asr_gru.out_size)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
@@ -219,7 +222,7 @@ class MultitaskMatch(SharedEncoderFamily):
 
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
         super().__init__()
-        m = cfg.mtl
+        m = cfg.match  # its own split (model.match), not mtl-transcribe's
         self.shared = SharedSpeech(cfg, input_dim, cfg.latent // 2, m.shared_layers)
         self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, m.s2i_layers, cfg.speech.attention_hidden)
         self.s2t = SpeechBranch(self.shared.out_size, cfg.latent, m.task_layers, cfg.speech.attention_hidden)

@@ -48,7 +48,7 @@ def model_config(name: str) -> ModelConfig:
 def model_name(cfg: ModelConfig) -> str:
     """A short name for logs and tables: DG{L}A{N}[-small|-tiny|-custom] for the co-embedding
     (the registry's terms), the family and its layer counts otherwise."""
-    f, m = cfg.family, cfg.mtl
+    f, m = cfg.family, (cfg.match if cfg.family == "mtl-match" else cfg.mtl)
     if f in ("coembed", "speech-image"):
         suffix = next((k for k, v in IMAGE_VARIANTS.items() if v == cfg.image), "-custom")
         return f"DG{cfg.speech.layers}A{cfg.latent}{suffix}"
