@@ -119,8 +119,8 @@ max_concurrent: 2
 
 
 @pytest.mark.slow
-def test_sweep_on_two_nodes_logs_to_one_mlflow_server(two_node_ray, mlflow_server, tmp_path):
-    env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
+def test_sweep_on_two_nodes_logs_to_one_mlflow_server(two_node_ray, mlflow_server, tmp_path, vgs_home):
+    env = {**os.environ, "VGS_HOME": str(vgs_home)}  # the session's 80-image corpus, built once
     env.pop("RAY_ADDRESS", None)
     (tmp_path / "cluster_sweep.yaml").write_text(SWEEP)
     run = subprocess.run([sys.executable, "-m", "vgs.sweep", str(tmp_path / "cluster_sweep.yaml"), "--address",

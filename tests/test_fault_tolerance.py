@@ -11,8 +11,8 @@ import pytest
 
 
 @pytest.mark.slow
-def test_killed_worker_and_interrupted_driver_both_resume(tmp_path):
-    env = {**os.environ, "VGS_HOME": str(tmp_path / "home"), "RAY_DEDUP_LOGS": "0"}  # every epoch line
+def test_killed_worker_and_interrupted_driver_both_resume(tmp_path, vgs_home):
+    env = {**os.environ, "VGS_HOME": str(vgs_home), "RAY_DEDUP_LOGS": "0"}  # the session's smoke corpus
     env.pop("RAY_ADDRESS", None)
     db = tmp_path / "mlflow.db"
     cmd = [sys.executable, "-m", "vgs.sweep", "smoke", "--storage", str(tmp_path / "ray"), "--tracking-uri",

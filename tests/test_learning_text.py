@@ -13,9 +13,11 @@ def cpu_text(tiny_corpus, tmp_path, **extra):
 
 @pytest.mark.slow
 def test_asr_word_error_rate_falls_well_below_one(tiny_corpus, tmp_path):
-    summary = fit(cpu_text(tiny_corpus, tmp_path, **{"model.family": "asr"}), out_dir=tmp_path / "asr", quiet=True)
-    assert summary["epoch"] == 8
-    assert summary["best_val_wer"] < 0.5, summary  # measured 0.11 (greedy decoding on val)
+    summary = fit(cpu_text(tiny_corpus, tmp_path, **{"model.family": "asr", "train.epochs": 6}),
+                  out_dir=tmp_path / "asr", quiet=True)
+    assert summary["epoch"] == 6
+    # greedy decoding on val, measured: 3.93 after epoch 1, 0.68 after 4, 0.41 after 6 (0.11 after 8)
+    assert summary["best_val_wer"] < 0.7, summary
 
 
 def test_text_image_retrieval_beats_chance(tiny_corpus, tmp_path):

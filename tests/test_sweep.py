@@ -8,7 +8,9 @@ import pytest
 
 
 def run_sweep(tmp_path, *extra):
-    env = {**os.environ, "VGS_HOME": str(tmp_path / "home"), "RAY_ADDRESS": ""}
+    # the session's VGS_HOME (conftest's vgs_home): the smoke corpus and its stores are built once
+    # for every test that sweeps it; results and MLflow stay per test
+    env = {**os.environ, "RAY_ADDRESS": ""}
     env.pop("RAY_ADDRESS")
     # a quote in the results folder's name (it once broke an MLflow filter)
     cmd = [sys.executable, "-m", "vgs.sweep", "smoke", "--storage", str(tmp_path / "ray's"),
@@ -17,7 +19,7 @@ def run_sweep(tmp_path, *extra):
 
 
 @pytest.mark.slow
-def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
+def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_home):
     r = run_sweep(tmp_path, "--register", "smoke-best")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "best trial" in r.stdout and "ui --backend-store-uri sqlite:///" in r.stdout
@@ -79,14 +81,21 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path):
     assert len(client.search_runs([exp.experiment_id])) == 3
 
 
-def test_bad_override_is_refused_before_ray_starts(tmp_path):
-    r = run_sweep(tmp_path, "model.speech.layerz=2")
-    assert r.returncode == 2 and "unknown config key 'model.speech.layerz'" in r.stderr
-    r = run_sweep(tmp_path, "train.batch_size=0")
-    assert r.returncode == 2 and "train.batch_size must be >= 1, got 0" in r.stderr, r.stderr[-2000:]
-    assert "Traceback" not in r.stderr and "Started a local Ray instance" not in r.stderr
-    r = run_sweep(tmp_path, "train.device=cuda")  # every trial would fail: Ray gives them no GPU
-    assert r.returncode == 2 and "--resources gpu=1" in r.stderr, r.stderr[-2000:]
+def test_bad_override_is_refused_before_ray_starts(tmp_path, vgs_home, capsys):
+    import ray
+
+    from vgs.sweep import main
+
+    def refused(*extra) -> str:  # in this process: main() returns 2 with the message, Ray never starts
+        assert main(["smoke", "--storage", str(tmp_path / "ray"), "--tracking-uri",
+                     f"sqlite:///{tmp_path / 'mlflow.db'}", *extra]) == 2
+        assert not ray.is_initialized()
+        return capsys.readouterr().err
+
+    assert "unknown config key 'model.speech.layerz'" in refused("model.speech.layerz=2")
+    err = refused("train.batch_size=0")
+    assert "train.batch_size must be >= 1, got 0" in err and "Traceback" not in err, err[-2000:]
+    assert "--resources gpu=1" in refused("train.device=cuda")  # every trial would fail: Ray gives them no GPU
 
 
 def test_gpu_sweep_on_a_machine_without_gpus_is_refused_with_the_fix(tmp_path):
@@ -99,7 +108,7 @@ def test_gpu_sweep_on_a_machine_without_gpus_is_refused_with_the_fix(tmp_path):
 
 
 @pytest.mark.slow
-def test_confirmation_phase_states_the_verdict_and_resumes_without_duplicates(tmp_path):
+def test_confirmation_phase_states_the_verdict_and_resumes_without_duplicates(tmp_path, vgs_home):
     r = run_sweep(tmp_path, "--confirm", "2")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     last = r.stdout.strip().splitlines()[-1]
@@ -162,7 +171,7 @@ def test_resume_takes_the_recorded_options_and_refuses_a_conflicting_one(tmp_pat
         resumed_options(SweepOptions("gru_layers", resume=True), str(tmp_path), "gru_layers")
 
 
-def test_dry_run_plans_every_cell_without_ray(tmp_path):
+def test_dry_run_plans_every_cell_without_ray(tmp_path, vgs_home):
     import json
 
     r = run_sweep(tmp_path, "--dry-run", "--json")

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_installed_wheel_finds_its_search_spaces_outside_the_source_tree(tmp_path):
+def test_installed_wheel_finds_its_search_spaces_outside_the_source_tree(tmp_path, vgs_home):
     dist = tmp_path / "dist"
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                             str(dist), str(ROOT)], capture_output=True, text=True, timeout=300)
@@ -29,7 +29,7 @@ def test_installed_wheel_finds_its_search_spaces_outside_the_source_tree(tmp_pat
     elsewhere = tmp_path / "elsewhere"  # no search_spaces/ folder here
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VGS_SEARCH_SPACES")}
-    env["VGS_HOME"] = str(tmp_path / "home")
+    env["VGS_HOME"] = str(vgs_home)  # the session's smoke corpus (the dry run counts batches on it)
     where = subprocess.run([str(python), "-c", "import vgs.searchspace as s; print(s.__file__); print(s.available())"],
                            capture_output=True, text=True, cwd=elsewhere, env=env, timeout=120)
     assert where.returncode == 0, where.stderr[-3000:]
