@@ -116,3 +116,37 @@ def test_seed003_multitask_encoders_have_the_papers_layer_split_and_widths():
     transcribe = built("mtl-transcribe")  # §3.1.4: shared 4 x 768, both branches 1 x 768
     assert (transcribe.shared.gru.layers, transcribe.s2i.gru.layers, transcribe.asr_gru.layers) == (4, 1, 1)
     assert transcribe.s2i.gru.out_size == transcribe.asr_gru.out_size == 2 * 768
+
+
+def test_forward_only_gru_equals_torchs_packed_unidirectional_gru():
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from vgs.models.blocks import BiGRU
+
+    torch.manual_seed(0)
+    ours = BiGRU(6, 5, layers=2, bidirectional=False)
+    packed = torch.nn.GRU(6, 5, num_layers=2, batch_first=True)
+    with torch.no_grad():
+        for k in range(2):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(ours.forward_layers[k], f"{name}_l0").copy_(getattr(packed, f"{name}_l{k}"))
+    assert ours.out_size == 5 and not list(ours.backward_layers)
+    x, lengths = torch.randn(3, 8, 6), torch.tensor([8, 2, 5])
+    want = pad_packed_sequence(packed(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))[0],
+                               batch_first=True, total_length=8)[0]
+    torch.testing.assert_close(ours(x, lengths), want, atol=1e-6, rtol=1e-5)
+
+
+def test_chrupala2019_base_is_seed_004s_three_task_model():
+    from vgs.config import apply_overrides, base_config
+    from vgs.data.features import preset_dim
+
+    cfg = apply_overrides(base_config("chrupala2019"), {"model.three.speech_layers": 2, "model.three.s2i": 1})
+    assert preset_dim(cfg.data.features) == 13  # 12 MFCC + log energy, no deltas
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.scheduler, cfg.train.clip_grad) == (25, 2e-4, "constant", 2.0)
+    with torch.device("meta"):
+        model = build_model(cfg.model, 13, 4096, 40)  # VGG-16's 4096-d features -> 1024
+    assert model.shared.gru.out_size == 1024 and not list(model.shared.gru.backward_layers)  # forward GRUs of 1024
+    assert (model.shared.front.conv.out_channels, model.shared.front.conv.kernel_size, model.shared.front.conv.stride) \
+        == (64, (6,), (2,))
+    assert model.image(torch.zeros(2, 4096, device="meta")).shape == (2, 1024)

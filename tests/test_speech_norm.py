@@ -40,3 +40,13 @@ def test_per_utterance_normalisation_equals_the_slow_reference_and_reaches_batch
 def test_unknown_normalisation_is_refused():
     with pytest.raises(ConfigError, match="data.speech_norm must be corpus or utterance"):
         check_consistent(apply_overrides(base_config("cpu-small"), {"data.speech_norm": "speaker"}))
+
+
+def test_seed_004_features_are_the_static_part_of_seed_003s(tiny_corpus):
+    from vgs.data.features import load_audio, mfcc
+    from vgs.data.flickr8k import read_flickr8k
+
+    wav = load_audio(str(read_flickr8k(tiny_corpus).utterances[0].audio))
+    full, static = mfcc(wav, "chrupala"), mfcc(wav, "chrupala13")
+    assert full.shape[1] == 39 and static.shape == (full.shape[0], 13)
+    np.testing.assert_array_equal(static, full[:, :13])  # c1..c12 + log energy, without the deltas

@@ -203,3 +203,26 @@ def test_dry_run_shows_multitask_speech_batches_constant_across_text_fractions(t
     assert by[("mtl-transcribe", 1.0)]["s2i"] == by[("mtl-transcribe", 0.1)]["s2i"] > 0
     assert by[("mtl-transcribe", 0.1)]["asr"] == by[("mtl-transcribe", 0.1)]["s2i"]  # the text cycles
     assert by[("text-image", 0.1)]["t2i"] < by[("text-image", 1.0)]["t2i"]
+
+
+def test_base_option_runs_a_sweep_at_another_size(tiny_corpus, tmp_path):
+    import numpy as np
+
+    from vgs.data.flickr8k import read_flickr8k
+    from vgs.dry_run import plan_sweep
+    from vgs.sweep import SweepOptions, resolved_sweep
+
+    names = sorted({u.image for u in read_flickr8k(tiny_corpus).utterances})
+    feats = tmp_path / "vgg16.npz"  # stands in for VGG-16 features: only their shape matters here
+    np.savez(feats, names=np.array(names), features=np.zeros((len(names), 4096), np.float32))
+    opts = SweepOptions("sharing", data=str(tiny_corpus), base="chrupala2019", picks={"variant.row": ["row06"]},
+                        seeds=[0], overrides={"data.image_features": str(feats)})
+    spec, _, base = resolved_sweep(opts)
+    cell = plan_sweep(spec, base)["cells"][0]
+    assert cell["config"]["model.three.bidirectional"] is False and cell["config"]["data.features"] == "chrupala13"
+    assert cell["config"]["model.three.s2i"] == 2 and cell["config"]["train.epochs"] == 25
+    assert set(cell["batches_per_epoch"]) == {"s2i", "s2t", "t2i"}
+    from vgs.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown base config 'nope'"):
+        resolved_sweep(SweepOptions("sharing", base="nope"))

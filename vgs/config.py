@@ -91,6 +91,9 @@ class ThreeTaskConfig:
     s2t: int = 0
     t2s: int = 0
     t2i: int = 1
+    # every GRU of the model reads both directions (N/2 units each); False: forward only with N
+    # units, as seed 004's GRUs of 1024 (the chrupala2019 base)
+    bidirectional: bool = True
 
 
 @dataclass
@@ -468,8 +471,25 @@ def seed003() -> Config:
     )
 
 
+def chrupala2019() -> Config:
+    """Seed 004's sizes (a GPU configuration; `python -m vgs.sweep sharing --base chrupala2019`):
+    12 MFCC + log energy (13-d, no deltas; 25 ms windows every 10 ms), conv 64 channels, kernel 6,
+    stride 2, forward-only GRUs of 1024, attention MLP 128, margin 0.2, Adam at 2e-4 held constant
+    with gradient clipping at 2.0, 25 epochs (best epoch by R@10).  Its image side is VGG-16's
+    4096-d pre-classification features mapped linearly to 1024: point data.image_features at them
+    (`vgs features images --arch vgg16 ...`); the sharing rows set the layer counts."""
+    return Config(
+        data=DataConfig(features="chrupala13"),
+        model=ModelConfig(family="three-task", latent=1024,
+                          speech=SpeechConfig(conv_channels=64, conv_kernel=6, conv_stride=2, attention_hidden=128),
+                          text=TextConfig(attention_hidden=128),
+                          three=ThreeTaskConfig(bidirectional=False)),
+        train=TrainConfig(epochs=25, batch_size=32, lr=2e-4, scheduler="constant", clip_grad=2.0, margin=0.2),
+    )
+
+
 BASE_CONFIGS = {"cpu-small": cpu_small, "cpu-tiny": cpu_tiny, "cpu-text": cpu_text, "paper": paper,
-                "seed003": seed003}
+                "seed003": seed003, "chrupala2019": chrupala2019}
 
 
 def base_config(name: str) -> Config:

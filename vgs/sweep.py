@@ -169,11 +169,12 @@ class SweepOptions:
     resources: dict[str, float] = field(default_factory=dict)  # cpu, gpu per worker; workers per trial
     confirm: int | None = None  # confirm.top instead of the YAML's (0: no confirmation phase)
     verbose: bool = False  # the trials' own output and every library log line (not recorded for --resume)
+    base: str | None = None  # a named base config instead of the YAML's (e.g. sharing at seed 004's size)
 
 
 OPTIONS_FILE = "options.json"  # in the sweep's folder: the command line it was started with
 # what a resumed sweep takes from its record; --address may change (a cluster restarted elsewhere)
-RECORDED = ("data", "tracking_uri", "overrides", "samples", "picks", "seeds", "resources", "confirm")
+RECORDED = ("data", "tracking_uri", "overrides", "samples", "picks", "seeds", "resources", "confirm", "base")
 
 
 def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tuple[str, SweepOptions]:
@@ -206,6 +207,11 @@ def resolved_sweep(opts: SweepOptions) -> tuple[SweepSpec, dict[str, Any], Confi
     """The sweep's spec with the command line's options applied, the base overrides, and the
     config every trial starts from; every check that needs no Ray and no corpus."""
     spec = load(opts.name)
+    if opts.base:
+        from vgs.config import base_config
+
+        base_config(opts.base)  # an unknown name is refused here, naming the known ones
+        spec.base = opts.base
     if opts.samples is not None:
         if opts.samples < 1:
             raise ConfigError(f"--samples must be >= 1, got {opts.samples}")
@@ -584,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. train.epochs=10")
     p.add_argument("--data", help="corpus folder: Flickr8K Audio, Places or SpokenCOCO layout, detected "
                                   "(default: the built-in corpus); see README 'Use your own corpus'")
+    p.add_argument("--base", help="named base config instead of the YAML's, e.g. --base chrupala2019 for sharing at "
+                                  "seed 004's size (GPU) or --base seed003; keys the YAML sets still apply")
     p.add_argument("--samples", type=int, help="number of Optuna trials (default: search.num_samples of the YAML)")
     p.add_argument("--pick", action="append", default=[], metavar="KEY=A,B", type=_pick,
                    help="keep only these choices of a space key, e.g. --pick variant.model=pipe-seq/full (repeatable)")
@@ -622,11 +630,11 @@ def main(argv: list[str] | None = None) -> int:
             overrides["data.skip_bad"] = "true"
         if a.dry_run:
             return dry_run(SweepOptions(a.name, data=a.data, overrides=overrides, samples=a.samples, picks=dict(a.pick),
-                                        seeds=a.seeds, resources=a.resources, confirm=a.confirm), a.json)
+                                        seeds=a.seeds, resources=a.resources, confirm=a.confirm, base=a.base), a.json)
         summary = run_sweep(SweepOptions(
             a.name, data=a.data, storage=a.storage, tracking_uri=a.tracking_uri, resume=a.resume, overrides=overrides,
             address=a.address, samples=a.samples, picks=dict(a.pick), seeds=a.seeds, resources=a.resources,
-            confirm=a.confirm, verbose=a.verbose))
+            confirm=a.confirm, verbose=a.verbose, base=a.base))
     except (ConfigError, CorpusError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -30,13 +30,18 @@ STORE_VERSION = 1
 PRESETS = {
     # seed 002 §5.1: torchaudio's MFCC defaults with 40 coefficients (n_fft 400, hop 200 = 12.5 ms)
     "mortazavi": {"n_mfcc": 40, "n_fft": 400, "hop": 200, "n_mels": 128, "energy_deltas": False},
-    # seeds 003/004: 12 MFCC + log energy, deltas and delta-deltas (39), 25 ms window, 10 ms shift
+    # seed 003: 12 MFCC + log energy, deltas and delta-deltas (39), 25 ms window, 10 ms shift
     "chrupala": {"n_mfcc": 13, "n_fft": 400, "hop": 160, "n_mels": 40, "energy_deltas": True},
+    # seed 004 §4: the same 12 MFCC + log energy without deltas (13)
+    "chrupala13": {"n_mfcc": 13, "n_fft": 400, "hop": 160, "n_mels": 40, "energy_deltas": True, "deltas": False},
 }
 
 
 def preset_dim(name: str) -> int:
-    return 39 if check_preset(name)["energy_deltas"] else PRESETS[name]["n_mfcc"]
+    p = check_preset(name)
+    if not p["energy_deltas"]:
+        return p["n_mfcc"]
+    return 39 if p.get("deltas", True) else 13
 
 
 def check_preset(name: str) -> dict:
@@ -70,9 +75,12 @@ def mfcc(waveform, preset: str) -> np.ndarray:
             windows = padded.unfold(0, p["n_fft"], p["hop"])[:frames]
             log_energy = torch.log((windows ** 2).sum(1) + 1e-10)
             static = torch.cat([feats[1:], log_energy[None]], 0)  # c1..c12 + log energy
-            d1 = AF.compute_deltas(static[None])[0]
-            d2 = AF.compute_deltas(d1[None])[0]
-            feats = torch.cat([static, d1, d2], 0)
+            if p.get("deltas", True):
+                d1 = AF.compute_deltas(static[None])[0]
+                d2 = AF.compute_deltas(d1[None])[0]
+                feats = torch.cat([static, d1, d2], 0)
+            else:
+                feats = static
     return feats.T.contiguous().numpy().astype(np.float32)
 
 

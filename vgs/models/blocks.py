@@ -22,13 +22,14 @@ class BiGRU(nn.Module):
     result as pack_padded_sequence (tested), ~1.8x faster on CPU, and plain cuDNN calls on GPU.
     Outputs at padded positions are zero."""
 
-    def __init__(self, input_size: int, hidden: int, layers: int):
+    def __init__(self, input_size: int, hidden: int, layers: int, bidirectional: bool = True):
         super().__init__()
         self.layers = layers
-        self.out_size = 2 * hidden if layers else input_size
-        sizes = ([input_size] + [2 * hidden] * (layers - 1)) if layers else []  # 0 layers: no weights at all
+        width = (2 if bidirectional else 1) * hidden  # bidirectional=False: Chrupała's forward-only GRUs
+        self.out_size = width if layers else input_size
+        sizes = ([input_size] + [width] * (layers - 1)) if layers else []  # 0 layers: no weights at all
         self.forward_layers = nn.ModuleList(nn.GRU(n, hidden, batch_first=True) for n in sizes)
-        self.backward_layers = nn.ModuleList(nn.GRU(n, hidden, batch_first=True) for n in sizes)
+        self.backward_layers = nn.ModuleList(nn.GRU(n, hidden, batch_first=True) for n in (sizes if bidirectional else []))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if not self.layers:
@@ -40,6 +41,10 @@ class BiGRU(nn.Module):
         reverse = torch.where(valid, lengths[:, None] - 1 - steps, steps)
         flip = lambda h: h.gather(1, reverse[..., None].expand(-1, -1, h.size(2)))  # noqa: E731
         h = x
+        if not self.backward_layers:  # forward only: padding comes after every valid frame
+            for fw in self.forward_layers:
+                h = fw(h)[0] * valid[..., None]
+            return h
         for fw, bw in zip(self.forward_layers, self.backward_layers):
             h = torch.cat([fw(h)[0], flip(bw(flip(h))[0])], dim=-1) * valid[..., None]
         return h

@@ -63,9 +63,11 @@ class Family(nn.Module):
 class SpeechBranch(nn.Module):
     """Task-specific BiGRU layers (0 = none) + vectorial attention + L2 into the joint space."""
 
-    def __init__(self, in_size: int, latent: int, layers: int, attention_hidden: int, hidden: int = 0):
+    def __init__(self, in_size: int, latent: int, layers: int, attention_hidden: int, hidden: int = 0,
+                 bidirectional: bool = True):
         super().__init__()
-        self.gru = BiGRU(in_size, hidden or latent // 2, layers)  # hidden: units per direction (default N/2)
+        # hidden: units per direction (default: N/2 per direction, or N forward-only)
+        self.gru = BiGRU(in_size, hidden or (latent // 2 if bidirectional else latent), layers, bidirectional)
         self.project = nn.Linear(self.gru.out_size, latent) if self.gru.out_size != latent else nn.Identity()
         self.attention = VectorialAttention(latent, attention_hidden)
 
@@ -77,10 +79,10 @@ class SpeechBranch(nn.Module):
 class SharedSpeech(nn.Module):
     """Conv front end + shared BiGRU layers; returns the state sequence and its lengths."""
 
-    def __init__(self, cfg: ModelConfig, input_dim: int, hidden: int, layers: int):
+    def __init__(self, cfg: ModelConfig, input_dim: int, hidden: int, layers: int, bidirectional: bool = True):
         super().__init__()
         self.front = ConvFrontEnd(cfg.speech, input_dim)
-        self.gru = BiGRU(self.front.out_size, hidden, layers)
+        self.gru = BiGRU(self.front.out_size, hidden, layers, bidirectional)
         self.out_size = self.gru.out_size
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -269,17 +271,19 @@ class ThreeTask(SharedEncoderFamily):
         if (speech_text or text_image) and c.text_layers < 1:
             raise ValueError("model.three.text_layers must be >= 1 when a text task is on")
         self.tasks = ("s2i",) + (("s2t",) if speech_text else ()) + (("t2i",) if text_image else ())
-        self.shared = SharedSpeech(cfg, input_dim, cfg.latent // 2, c.speech_layers)
-        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, c.s2i, att)
+        bi = c.bidirectional  # False: seed 004's forward-only GRUs of N units (model.three.bidirectional)
+        hidden = cfg.latent // 2 if bi else cfg.latent
+        self.shared = SharedSpeech(cfg, input_dim, hidden, c.speech_layers, bi)
+        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, c.s2i, att, bidirectional=bi)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)  # I2S
         if speech_text or text_image:
             self.embed = nn.Embedding(vocab_size, cfg.text.embed, padding_idx=PAD)
-            self.text_shared = BiGRU(cfg.text.embed, cfg.latent // 2, c.text_layers)
+            self.text_shared = BiGRU(cfg.text.embed, hidden, c.text_layers, bi)
         if speech_text:
-            self.s2t = SpeechBranch(self.shared.out_size, cfg.latent, c.s2t, att)
-            self.t2s = SpeechBranch(self.text_shared.out_size, cfg.latent, c.t2s, att)
+            self.s2t = SpeechBranch(self.shared.out_size, cfg.latent, c.s2t, att, bidirectional=bi)
+            self.t2s = SpeechBranch(self.text_shared.out_size, cfg.latent, c.t2s, att, bidirectional=bi)
         if text_image:
-            self.t2i = SpeechBranch(self.text_shared.out_size, cfg.latent, c.t2i, att)
+            self.t2i = SpeechBranch(self.text_shared.out_size, cfg.latent, c.t2i, att, bidirectional=bi)
             self.i2t = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
     def _text(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
