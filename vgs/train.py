@@ -402,7 +402,7 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
         saved_schedule = (state["epoch"], state["scheduler"])
         seconds_total = state.get("seconds_total", 0.0)
         if Path(resume).resolve() != out.resolve():
-            for name in ("best.pt", DECODED_TRAIN):
+            for name in ("best.pt", DECODED_TRAIN, ASR_BEST):
                 if (Path(resume) / name).exists():
                     (out / name).write_bytes((Path(resume) / name).read_bytes())
 
@@ -411,6 +411,9 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
     for epoch in range(start_epoch, cfg.train.epochs + 1):
         t0 = time.time()
         if getattr(model, "sequential", False) and "t2i" in model.tasks_at(epoch):
+            if epoch == model.asr_epochs + 1 and (out / ASR_BEST).exists():  # the ASR phase's best epoch
+                model.recognizer.load_state_dict(
+                    torch.load(out / ASR_BEST, map_location=device, weights_only=True)["recognizer"])
             use_decoded_training_text(model, train_split, cfg, device, vocab, out, quiet)
         if epoch == restart_at:  # the warm second run: from the best epoch so far, a fresh optimizer
             model.load_state_dict(torch.load(out / "best.pt", map_location=device, weights_only=True)["model"])
@@ -457,6 +460,8 @@ def _fit(cfg: Config, report: Report | None, out_dir: str | Path | None, resume:
                    **{f"train_{k}_batches": len(v) for k, v in losses.items()},
                    "lr": opt.param_groups[0]["lr"], "train_seconds": train_seconds,
                    "epoch_seconds": time.time() - t0, "workers": distributed.world(), **val}
+        if getattr(model, "sequential", False) and model.tasks_at(epoch) == ("asr",):
+            keep_best_recognizer(model, val, out, epoch)  # every rank, its own folder (as best.pt)
         if better(val[metric], best[metric]):
             best = {"epoch": epoch, **val}
             # every rank keeps best.pt (its own folder): all of them score the test split at the end
@@ -501,6 +506,18 @@ def selected_metrics(best: dict, metric: str) -> dict:
 
 
 DECODED_TRAIN = "decoded_train.json"
+ASR_BEST = "asr_best.pt"  # pipe-seq: the recognizer of its ASR/SLT phase's best epoch
+
+
+def keep_best_recognizer(model, val: dict, out: Path, epoch: int) -> None:
+    """pipe-seq's stopping rule for its ASR/SLT phase (seed 003 trains ASR to convergence first):
+    keep the recognizer of the phase's best epoch by validation WER (BLEU for SLT); the text-image
+    phase starts from it, and decodes the training speech with it, not with the last epoch's."""
+    key, sign = ("val_wer", -1.0) if "val_wer" in val else ("val_bleu", 1.0)
+    path = out / ASR_BEST
+    if path.exists() and sign * val[key] <= sign * torch.load(path, weights_only=True)["score"]:
+        return
+    _save(path, {"recognizer": model.recognizer.state_dict(), "score": float(val[key]), "epoch": epoch, "metric": key})
 
 
 class _Objective(torch.nn.Module):
