@@ -127,7 +127,12 @@ def test_analysis_metrics_on_request(tiny_corpus, tmp_path):
     summary = fit(tiny(tiny_corpus, tmp_path, "coembed", **{"train.analysis": True, "train.test_at_end": False}),
                   out_dir=tmp_path / "a", quiet=True)
     assert 0 <= summary["analysis_speaker_acc"] <= 1
-    assert -1 <= summary["analysis_rsa_text"] <= 1 and -1 <= summary["analysis_rsa_image"] <= 1
+    for k in ("rsa_text", "rsa_image", "rsa_mfcc", "image_rsa_mfcc", "image_rsa_text"):  # seed 004 Table 4
+        assert -1 <= summary[f"analysis_{k}"] <= 1, k
+    assert not any(k.startswith("analysis_s2t_") for k in summary)  # no speech->text branch
+    three = fit(tiny(tiny_corpus, tmp_path, "three-task", **{"train.analysis": True, "train.test_at_end": False}),
+                out_dir=tmp_path / "b", quiet=True)
+    assert all(-1 <= three[f"analysis_s2t_rsa_{k}"] <= 1 for k in ("mfcc", "text", "image"))
 
 
 def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_corpus, tmp_path):

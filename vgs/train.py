@@ -199,18 +199,27 @@ def decode_captions(model, split: PairSplit, cfg: Config, device: torch.device, 
 
 @torch.no_grad()
 def analyse(model, split: PairSplit, cfg: Config, device: torch.device, limit: int = 600) -> dict[str, float]:
-    """Seed 004 §3.7 on (at most `limit`) validation captions: speaker-ID probe accuracy on the
-    query embeddings, and RSA of their similarities with the text (normalised Levenshtein) and
-    with their images' embeddings."""
+    """Seed 004 §3.7 / Tables 3-4 on (at most `limit`) validation captions: speaker-ID probe
+    accuracy on the speech->image embeddings, and RSA of their similarities with the input (mean
+    standardised MFCCs), the text (normalised Levenshtein) and their images' embeddings; the same
+    for the speech->text branch where the family has one (analysis_s2t_*), and the image space's
+    own RSA with the MFCCs and the text (Table 4's last row)."""
     model.eval()
     captions = np.random.default_rng(0).permutation(len(split))[:limit]
     captions.sort()
     queries = embed_queries(model, split, cfg, device, captions, beam=1)
-    images = embed_images(model, split, cfg, device, split.image_of_caption[captions])
+    images = cosine_similarity(embed_images(model, split, cfg, device, split.image_of_caption[captions]))
+    spaces = {"mfcc": cosine_similarity(np.stack([split.speech.normalised(split.utt_ids[c]).mean(0) for c in captions])),
+              "text": text_similarity([split.transcripts[c] for c in captions]), "image": images}
     out = {"analysis_speaker_acc": speaker_probe(queries, [split.speakers[c] for c in captions]),
-           "analysis_rsa_image": rsa(cosine_similarity(queries), cosine_similarity(images))}
-    texts = [split.transcripts[c] for c in captions]
-    out["analysis_rsa_text"] = rsa(cosine_similarity(queries), text_similarity(texts))
+           **{f"analysis_rsa_{k}": rsa(cosine_similarity(queries), v) for k, v in spaces.items()},
+           "analysis_image_rsa_mfcc": rsa(images, spaces["mfcc"]), "analysis_image_rsa_text": rsa(images, spaces["text"])}
+    if "s2t" in model.tasks and len(split.text_captions):
+        with_text = np.intersect1d(captions, split.text_captions)
+        if len(with_text) > 2:
+            keep = np.searchsorted(captions, with_text)
+            s2t = cosine_similarity(embed_pairs(model, split, cfg, device, with_text)[0])
+            out.update({f"analysis_s2t_rsa_{k}": rsa(s2t, v[np.ix_(keep, keep)]) for k, v in spaces.items()})
     return out
 
 
