@@ -127,6 +127,8 @@ def plot_heatmap(trials: list[TrialRun], keys: list[str], metric: str, path: Pat
     """Two searched keys as rows and columns; each cell the mean over seeds (and n)."""
     plt = _pyplot()
     groups = grid_means(trials)
+    # a cell whose every trial ASHA stopped early: its score is an early epoch's, say so
+    cut = {c for c in groups if all(t.pruned for t in trials if config_of(t) == c)}
     rows, cols = _sorted_values(k[0] for k in groups), _sorted_values(k[1] for k in groups)
     grid = [[statistics.fmean(groups[(r, c)]) if (r, c) in groups else math.nan for c in cols] for r in rows]
     fig, ax = plt.subplots(figsize=(1.2 * len(cols) + 2.5, 0.8 * len(rows) + 1.8))
@@ -135,7 +137,8 @@ def plot_heatmap(trials: list[TrialRun], keys: list[str], metric: str, path: Pat
         for j, c in enumerate(cols):
             if (r, c) in groups:
                 v = groups[(r, c)]
-                ax.text(j, i, f"{statistics.fmean(v):.3f}\n(n={len(v)})", ha="center", va="center", fontsize=8,
+                ax.text(j, i, f"{statistics.fmean(v):.3f}\n(n={len(v)}{', pruned' if (r, c) in cut else ''})",
+                        ha="center", va="center", fontsize=8,
                         color="white" if grid[i][j] < (min(map(min, groups.values())) + max(map(max, groups.values()))) / 2
                         else "black")
     ax.set_xticks(range(len(cols)), cols)
