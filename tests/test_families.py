@@ -146,10 +146,20 @@ def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_co
                                                      "train.scheduler": "calr", "train.test_at_end": False})
     assert training_phases(build_model(cfg.model, 40, 0, 30, 4), 4) == [(1, 2), (3, 4)]
     assert training_phases(build_model(tiny(tiny_corpus, tmp_path, "pipe-ind").model, 40, 0, 30, 4), 4) == [(1, 4)]
-    lrs = []
-    fit(cfg, report=lambda m, _: lrs.append(m["lr"]), out_dir=tmp_path / "seq", quiet=True)
+    history = []
+    fit(cfg, report=lambda m, _: history.append(m), out_dir=tmp_path / "seq", quiet=True)
+    lrs = [m["lr"] for m in history]
     assert lrs[0] == pytest.approx(lrs[2], rel=1e-6) and lrs[1] == pytest.approx(lrs[3], rel=1e-6)
     assert lrs[1] < 0.01 * lrs[0]  # each phase anneals to min_lr by its own end
+    # the text-image phase starts from (and decodes with) the ASR phase's best epoch by val WER
+    import torch
+
+    kept = torch.load(tmp_path / "seq" / "asr_best.pt", weights_only=True)
+    wers = [m["val_wer"] for m in history[:2]]
+    assert kept["score"] == pytest.approx(min(wers)) and kept["epoch"] == 1 + wers.index(min(wers))
+    last = torch.load(tmp_path / "seq" / "last.pt", weights_only=True)["model"]
+    for k, v in kept["recognizer"].items():  # the text-image phase did not train it: still the kept one
+        torch.testing.assert_close(last[f"recognizer.{k}"], v)
 
     class Stop(Exception):
         pass
@@ -164,17 +174,3 @@ def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_co
     fit(cfg, report=lambda m, _: rest.append(m["lr"]), out_dir=tmp_path / "cut", resume=tmp_path / "cut", quiet=True)
     assert rest == pytest.approx(lrs[3:], rel=1e-6)
 
-
-def test_pipe_seq_text_phase_starts_from_the_asr_phases_best_epoch(tiny_corpus, tmp_path):
-    import torch
-
-    cfg = tiny(tiny_corpus, tmp_path, "pipe-seq", **{"train.epochs": 3, "model.mtl.asr_epochs": 2,
-                                                     "train.test_at_end": False})
-    history = []
-    fit(cfg, report=lambda m, _: history.append(m), out_dir=tmp_path / "seq", quiet=True)
-    kept = torch.load(tmp_path / "seq" / "asr_best.pt", weights_only=True)
-    wers = [m["val_wer"] for m in history[:2]]
-    assert kept["score"] == pytest.approx(min(wers)) and kept["epoch"] == 1 + wers.index(min(wers))
-    last = torch.load(tmp_path / "seq" / "last.pt", weights_only=True)["model"]
-    for k, v in kept["recognizer"].items():  # the text-image phase did not train it: still the kept one
-        torch.testing.assert_close(last[f"recognizer.{k}"], v)

@@ -13,10 +13,10 @@ def cpu_text(tiny_corpus, tmp_path, **extra):
 
 @pytest.mark.slow
 def test_asr_word_error_rate_falls_well_below_one(tiny_corpus, tmp_path):
-    summary = fit(cpu_text(tiny_corpus, tmp_path, **{"model.family": "asr", "train.epochs": 6}),
+    summary = fit(cpu_text(tiny_corpus, tmp_path, **{"model.family": "asr", "train.epochs": 5}),
                   out_dir=tmp_path / "asr", quiet=True)
-    assert summary["epoch"] == 6
-    # greedy decoding on val, measured: 3.93 after epoch 1, 0.68 after 4, 0.41 after 6 (0.11 after 8)
+    assert summary["epoch"] == 5
+    # greedy decoding on val, measured: 3.93 after epoch 1, 0.68 after 4, 0.47 after 5 (0.11 after 8)
     assert summary["best_val_wer"] < 0.7, summary
 
 
