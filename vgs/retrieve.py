@@ -133,12 +133,7 @@ def wav_features(t: Trained, wav: str) -> tuple[torch.Tensor, torch.Tensor]:
     in training (the training split's statistics, or the utterance's own)."""
     from vgs.data.features import load_audio, mfcc
 
-    f = mfcc(load_audio(wav), t.cfg.data.features)
-    store = t.data.speech
-    if t.data.speech_norm == "utterance":
-        f = (f - f.mean(0)) / np.maximum(f.std(0), 1e-3 * store.std)
-    else:
-        f = (f - store.mean) / store.std
+    f = t.data.speech.standardise(mfcc(load_audio(wav), t.cfg.data.features), t.data.speech_norm == "utterance")
     frames = np.zeros((1, max(len(f), 6), f.shape[1]), np.float32)
     frames[0, :len(f)] = f
     return torch.from_numpy(frames), torch.tensor([len(f)])
@@ -182,21 +177,24 @@ def corpus_splits(t: Trained, splits: list[str]):
 
 
 @torch.no_grad()
-def corpus_embeddings(t: Trained, splits: list[str]) -> dict[str, list]:
-    """Speech embeddings of every caption and image embeddings of every image of the splits."""
+def corpus_embeddings(t: Trained, splits: list[str], kinds: tuple[str, ...] = ("speech", "image")) -> dict[str, list]:
+    """Speech embeddings of every caption and/or image embeddings of every image of the splits
+    (only the kinds asked for are computed: speech may mean beam-decoding every caption)."""
     from vgs.train import embed_images, embed_queries
 
     rows: dict[str, list] = {k: [] for k in ("kind", "id", "split", "image", "transcript", "embedding")}
     for name, split in corpus_splits(t, splits):
-        speech = embed_queries(t.model, split, t.cfg, t.device, np.arange(len(split)), t.cfg.model.asr.beam)
-        images = embed_images(t.model, split, t.cfg, t.device, np.arange(len(split.image_names)))
-        for i, uid in enumerate(split.utt_ids):
-            for k, v in zip(rows, ("speech", uid, name, split.image_names[split.image_of_caption[i]],
-                                   split.transcripts[i], speech[i])):
-                rows[k].append(v)
-        for i, image in enumerate(split.image_names):
-            for k, v in zip(rows, ("image", image, name, image, "", images[i])):
-                rows[k].append(v)
+        if "speech" in kinds:
+            speech = embed_queries(t.model, split, t.cfg, t.device, np.arange(len(split)), t.cfg.model.asr.beam)
+            for i, uid in enumerate(split.utt_ids):
+                for k, v in zip(rows, ("speech", uid, name, split.image_names[split.image_of_caption[i]],
+                                       split.transcripts[i], speech[i])):
+                    rows[k].append(v)
+        if "image" in kinds:
+            images = embed_images(t.model, split, t.cfg, t.device, np.arange(len(split.image_names)))
+            for i, image in enumerate(split.image_names):
+                for k, v in zip(rows, ("image", image, name, image, "", images[i])):
+                    rows[k].append(v)
     return rows
 
 
@@ -215,21 +213,15 @@ def retrieve_images(t: Trained, wav: str, images_dir: str | None, k: int, splits
         if not files:
             raise ConfigError(f"--images {images_dir}: no image files ({', '.join(IMAGE_SUFFIXES)})")
         return [(str(files[i]), s) for i, s in top_k(query, embed_image_files(t, files), k)]
-    rows = corpus_embeddings_of(t, splits, "image")
+    rows = corpus_embeddings(t, splits, ("image",))
     return [(rows["id"][i], s) for i, s in top_k(query, np.stack(rows["embedding"]), k)]
 
 
 def retrieve_captions(t: Trained, image: str, k: int, splits: list[str]) -> list[tuple[str, str, float]]:
     _check_speech_to_image(t)
     query = embed_image_files(t, [Path(image).expanduser()])[0]
-    rows = corpus_embeddings_of(t, splits, "speech")
+    rows = corpus_embeddings(t, splits, ("speech",))
     return [(rows["id"][i], rows["transcript"][i], s) for i, s in top_k(query, np.stack(rows["embedding"]), k)]
-
-
-def corpus_embeddings_of(t: Trained, splits: list[str], kind: str) -> dict[str, list]:
-    rows = corpus_embeddings(t, splits)
-    keep = [i for i, x in enumerate(rows["kind"]) if x == kind]
-    return {c: [v[i] for i in keep] for c, v in rows.items()}
 
 
 def write_parquet(rows: dict[str, list], out: str | Path) -> Path:

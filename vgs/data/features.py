@@ -250,7 +250,10 @@ class SpeechStore:
         """Frames standardised per dimension: with the training split's mean and std, or with the
         utterance's own (cepstral mean and variance normalisation: removes much of the speaker and
         channel from the MFCCs)."""
-        f = self.frames(uid)
+        return self.standardise(self.frames(uid), per_utterance)
+
+    def standardise(self, f: np.ndarray, per_utterance: bool = False) -> np.ndarray:
+        """(frames, dim) MFCCs of any recording, standardised as this store's utterances are."""
         if per_utterance:
             return (f - f.mean(0)) / np.maximum(f.std(0), 1e-3 * self.std)
         return (f - self.mean) / self.std
