@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vgs.bench import bench_config, places_like_lengths, synthetic_batches
+from vgs.tools.bench import bench_config, places_like_lengths, synthetic_batches
 
 from conftest import REFERENCE_STEP
 
@@ -26,7 +26,7 @@ def test_bench_prints_reference_and_vgs_figures(tmp_path, vgs_home):
     if not REFERENCE_STEP.exists():
         pytest.skip(f"reference step not found at {REFERENCE_STEP}")
     out = tmp_path / "bench.json"
-    run = subprocess.run([sys.executable, "-m", "vgs.bench", "--configs", "small", "--iters", "2", "--warmup", "1",
+    run = subprocess.run([sys.executable, "-m", "vgs.tools.bench", "--configs", "small", "--iters", "2", "--warmup", "1",
                           "--pack", "2", "--pack-seconds", "2", "--loader-images", "0", "--json", str(out),
                           "--reference", str(REFERENCE_STEP)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -19,7 +19,7 @@ def test_named_objects_and_images_that_fit_them(tiny_corpus):
 
 @pytest.mark.slow
 def test_calibrate_prints_the_table_and_the_speech_text_ratio(tiny_corpus, tmp_path):
-    cmd = [sys.executable, "-m", "vgs.calibrate", "--data", str(tiny_corpus), "--epochs", "1",
+    cmd = [sys.executable, "-m", "vgs.tools.calibrate", "--data", str(tiny_corpus), "--epochs", "1",
            f"data.store={tmp_path / 's'}", "data.image_resize=40", "data.image_crop=32", "model.latent=32"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -120,7 +120,7 @@ def test_featurisation_benchmark_prints_throughput(tiny_corpus):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "vgs.bench_features", "--data", str(tiny_corpus), "--workers", "1",
+    r = subprocess.run([sys.executable, "-m", "vgs.tools.bench_features", "--data", str(tiny_corpus), "--workers", "1",
                         "--limit", "80"], capture_output=True, text=True, check=True)
     rows = json.loads(r.stdout)
     assert rows[0]["utterances"] == 80 and rows[0]["utt_per_s"] > 0 and rows[0]["utt_per_s_per_worker"] > 0

@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 
 from vgs import distributed
 from vgs.losses import hinge_all_negatives
-from vgs.models.families import contrastive
+from vgs.models.families import Loss, contrastive
 
 BATCH, DIM = 7, 5  # odd: the ranks hold 4 and 3 rows
 
@@ -37,15 +37,14 @@ def _one_process():
 def _worker(rank: int, world: int, port: int, queue) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    distributed.set_gather_negatives(True)
     weight, speech, image, ids = _inputs()
     model = torch.nn.Linear(DIM, DIM, bias=False)
     model.weight.data = weight.t().clone()
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     rows = distributed.shard(np.arange(BATCH))
     s, i = ddp(speech[rows]), ddp(image[rows])
-    loss = contrastive(torch.nn.functional.normalize(s, dim=-1), torch.nn.functional.normalize(i, dim=-1), 0.2,
-                       ids[rows])
+    loss = contrastive(torch.nn.functional.normalize(s, dim=-1), torch.nn.functional.normalize(i, dim=-1),
+                       Loss(margin=0.2, gather_negatives=True), ids[rows])
     loss.backward()
     gathered = distributed.gather_rows(np.arange(BATCH)[rows] * 10, BATCH)
     strings = distributed.gather_objects([f"u{k}" for k in rows], BATCH)

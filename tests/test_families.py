@@ -76,7 +76,7 @@ def test_epoch_rule_first_cycles_the_shorter_task_and_shortest_stops_at_it():
     import numpy as np
 
     from vgs.config import apply_overrides, base_config
-    from vgs.train import epoch_plan
+    from vgs.training_data import epoch_plan
 
     class Split:  # the two things epoch_plan asks of a split
         text_captions = np.arange(0, 60, 3)
@@ -85,22 +85,15 @@ def test_epoch_rule_first_cycles_the_shorter_task_and_shortest_stops_at_it():
             pool = rng.permutation(np.arange(60) if allowed is None else allowed)
             return [pool[i:i + batch_size] for i in range(0, len(pool), batch_size)]
 
-    class Model:
-        tasks = ("s2i", "asr")  # asr trains on captions with text only
-        epoch_rule = "first"
-
-        def tasks_at(self, epoch):
-            return self.tasks
-
     cfg = apply_overrides(base_config("cpu-tiny"), {"train.batch_size": 10})
-    plan = epoch_plan(Model(), {"s2i": Split(), "asr": Split()}, cfg, 1, np.random.default_rng(0))
+    objectives = ("s2i", "asr")  # asr trains on captions with text only
+    plan = epoch_plan(objectives, "first", {"s2i": Split(), "asr": Split()}, cfg, 1, np.random.default_rng(0))
     tasks = [t for t, _ in plan]
     assert tasks.count("s2i") == tasks.count("asr") == 6 and tasks[:4] == ["s2i", "asr", "s2i", "asr"]
     asr = np.concatenate([b for t, b in plan if t == "asr"])
     assert set(asr) == set(Split.text_captions) and len(asr) == 60  # its 20 captions, three times over
     assert not np.array_equal(asr[:20], asr[20:40])  # each pass in a new order
-    Model.epoch_rule = "shortest"
-    plan = epoch_plan(Model(), {"s2i": Split(), "asr": Split()}, cfg, 1, np.random.default_rng(0))
+    plan = epoch_plan(objectives, "shortest", {"s2i": Split(), "asr": Split()}, cfg, 1, np.random.default_rng(0))
     assert [t for t, _ in plan].count("s2i") == 2
 
 
@@ -139,13 +132,16 @@ def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_co
     """pipe-seq trains ASR for model.mtl.asr_epochs, then the text-image part: two phases, each with
     its own cosine schedule from train.lr, so epoch 1 (half-way through the ASR phase) and epoch 3
     (half-way through the text-image phase) end at the same rate; a resume mid-phase keeps it."""
-    from vgs.models.registry import build_model
-    from vgs.train import training_phases
+    from vgs.schedules import training_phases
+    from vgs.tasks import task_of
 
     cfg = tiny(tiny_corpus, tmp_path, "pipe-seq", **{"train.epochs": 4, "model.mtl.asr_epochs": 2,
                                                      "train.scheduler": "calr", "train.test_at_end": False})
-    assert training_phases(build_model(cfg.model, 40, 0, 30, 4), 4) == [(1, 2), (3, 4)]
-    assert training_phases(build_model(tiny(tiny_corpus, tmp_path, "pipe-ind").model, 40, 0, 30, 4), 4) == [(1, 4)]
+    def phases(c):
+        return training_phases(lambda epoch: task_of(c.model).objectives_at(c.model, 4, epoch), 4)
+
+    assert phases(cfg) == [(1, 2), (3, 4)]
+    assert phases(tiny(tiny_corpus, tmp_path, "pipe-ind")) == [(1, 4)]
     history = []
     fit(cfg, report=lambda m, _: history.append(m), out_dir=tmp_path / "seq", quiet=True)
     lrs = [m["lr"] for m in history]

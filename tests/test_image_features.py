@@ -72,7 +72,7 @@ def test_ten_crop_command_with_weights_from_disk(flickr1d, tmp_path):
     names, feats = load_feature_table(out)
     assert len(names) == 10 and not list(tmp_path.glob("*.parts-*"))
 
-    from vgs.image_features import feature_extractor, ten_crops
+    from vgs.tools.extract_image_features import feature_extractor, ten_crops
 
     model = feature_extractor("resnet18", weights)
     first = sorted(images.iterdir())[0]

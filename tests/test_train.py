@@ -75,7 +75,7 @@ def test_cli_names_a_missing_corpus(tmp_path):
 @pytest.mark.parametrize("name", ["calr", "calwr", "cyclic", "constant", "wsd"])
 def test_learning_rate_schedules(name):
     from vgs.config import TrainConfig
-    from vgs.train import make_scheduler
+    from vgs.schedules import make_scheduler
 
     cfg = TrainConfig(epochs=4, lr=1e-3, min_lr=1e-5, scheduler=name, calwr_t0=2, calwr_t_mult=1, cyclic_step_epochs=1)
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
@@ -102,7 +102,7 @@ def test_learning_rate_schedules(name):
 
 def test_unknown_scheduler_is_refused():
     from vgs.config import TrainConfig
-    from vgs.train import make_scheduler
+    from vgs.schedules import make_scheduler
 
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     with pytest.raises(ConfigError, match="train.scheduler must be one of"):
@@ -110,7 +110,7 @@ def test_unknown_scheduler_is_refused():
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(vgs_home):
-    from vgs.train import new_run_dir
+    from vgs.checkpoint import new_run_dir
 
     folders = [new_run_dir() for _ in range(3)]
     assert len(set(folders)) == 3 and all(f.is_dir() for f in folders)
@@ -128,7 +128,7 @@ def test_selected_epoch_scores_are_named_sel_not_best():
 
 
 def test_restart_phase_splits_the_last_epochs_off():
-    from vgs.train import with_restart
+    from vgs.schedules import with_restart
 
     assert with_restart([(1, 10)], 0) == [(1, 10)]
     assert with_restart([(1, 10)], 3) == [(1, 7), (8, 10)]

@@ -4,11 +4,11 @@
     vgs train ...           = python -m vgs.train
     vgs synth ...           = python -m vgs.data.synth
     vgs models info ...     = python -m vgs.models
-    vgs calibrate ...       = python -m vgs.calibrate
-    vgs features images ... = python -m vgs.image_features (precomputed image features)
+    vgs calibrate ...       = python -m vgs.tools.calibrate
+    vgs features images ... = python -m vgs.tools.extract_image_features (precomputed image features)
     vgs prepare ...         = python -m vgs.data.prepare (import + featurise a corpus ahead of sweeps)
     vgs report NAME         = python -m vgs.report (paper-style table and plots of a sweep)
-    vgs bench ...           = python -m vgs.bench (training-step throughput vs the reference step)
+    vgs bench ...           = python -m vgs.tools.bench (training-step throughput vs the reference step)
     vgs retrieve ...        = python -m vgs.retrieve (top images for a recording, captions for an image)
     vgs embed ...           = python -m vgs.retrieve embed (a corpus's embeddings to Parquet)
 """
@@ -18,8 +18,8 @@ import importlib
 import sys
 
 COMMANDS = {"sweep": "vgs.sweep", "train": "vgs.train", "synth": "vgs.data.synth", "models": "vgs.models.__main__",
-            "calibrate": "vgs.calibrate", "features": None,
-            "prepare": "vgs.data.prepare", "report": "vgs.report", "bench": "vgs.bench",
+            "calibrate": "vgs.tools.calibrate", "features": "vgs.tools.extract_image_features",
+            "prepare": "vgs.data.prepare", "report": "vgs.report", "bench": "vgs.tools.bench",
             "retrieve": "vgs.retrieve", "embed": None}
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[1:2] != ["images"]:
             print("usage: vgs features images --data ROOT --arch ARCH --weights FILE --out FILE", file=sys.stderr)
             return 2
-        return importlib.import_module("vgs.image_features").main(argv[2:])
+        return importlib.import_module(COMMANDS["features"]).main(argv[2:])
     if argv[0] == "embed":
         return importlib.import_module("vgs.retrieve").main(["embed", *argv[1:]])
     return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])

@@ -386,7 +386,11 @@ def cli_config(base: str, items: list[str], data: str | None = None, skip_bad: b
         overrides["data.root"] = data
     if skip_bad:
         overrides["data.skip_bad"] = "true"
-    return apply_overrides(base_config(base), overrides)
+    cfg = apply_overrides(base_config(base), overrides)
+    from vgs.tasks import check_family_keys  # the families know which model.* keys they read
+
+    check_family_keys(cfg.model, overrides)
+    return cfg
 
 
 def _unknown_key_message(path: str, valid: list[str]) -> str:

@@ -13,8 +13,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-_gather_negatives = False
-
 
 def world() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -22,16 +20,6 @@ def world() -> int:
 
 def rank() -> int:
     return dist.get_rank() if world() > 1 else 0
-
-
-def set_gather_negatives(on: bool) -> None:
-    """Contrastive losses use the negatives of every rank (train.gather_negatives)."""
-    global _gather_negatives
-    _gather_negatives = on
-
-
-def gathering_negatives() -> bool:
-    return _gather_negatives and world() > 1
 
 
 def shard(items: np.ndarray) -> np.ndarray:
@@ -124,3 +112,28 @@ def max_over_ranks(value: float) -> float:
     t = torch.tensor([value], dtype=torch.float64, device=_reduce_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return float(t.item())
+
+
+class _Objective(torch.nn.Module):
+    """DDP synchronises gradients of what runs through forward(): route the family's objective there."""
+
+    def __init__(self, family: torch.nn.Module):
+        super().__init__()
+        self.family = family
+
+    def forward(self, batch: dict, objective: str, loss) -> dict[str, torch.Tensor]:
+        return self.family.objective(batch, objective, loss)
+
+
+def data_parallel(model: torch.nn.Module, device: torch.device, several_objectives: bool):
+    """The callable that computes a training step's loss terms: the family's objective, wrapped in
+    DDP when this process is one of several workers (torch.distributed initialised, e.g. by Ray
+    Train).  Multitask families train different parameters in turn: DDP must look for unused ones."""
+    if world() == 1:
+        return model.objective
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type == "cuda":  # batch statistics over the global batch, as one worker would see them
+        torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return DistributedDataParallel(_Objective(model), device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=several_objectives)

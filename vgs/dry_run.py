@@ -40,19 +40,27 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
 
     from vgs.data.prepare import prepare, resolve_paths
     from vgs.models.registry import build_model, count_params, model_name
-    from vgs.train import epoch_plan, training_data, training_phases
+    from vgs.schedules import training_phases
+    from vgs.tasks import task_of
+    from vgs.training_data import epoch_plan, training_data
 
     cfg.data = resolve_paths(cfg.data)
     key = repr(cfg.data)
     if key not in cache:
         cache[key] = prepare(cfg.data, quiet=True)
-    data, _, vocab, splits, _ = training_data(cfg, cache[key], quiet=True)
+    td = training_data(cfg, cache[key], quiet=True)
     with torch.device("meta"):  # shapes only
-        model = build_model(cfg.model, data.speech.dim, data.images.feature_dim, len(vocab) if vocab else 0,
-                            cfg.train.epochs)
+        model = build_model(cfg.model, td.data.speech.dim, td.data.images.feature_dim,
+                            len(td.vocab) if td.vocab else 0, cfg.train.epochs, td.max_chars)
+    task = task_of(cfg.model)
+
+    def objectives_at(epoch: int) -> tuple[str, ...]:
+        return task.objectives_at(cfg.model, cfg.train.epochs, epoch)
+
     phases = []
-    for first, last in training_phases(model, cfg.train.epochs):
-        plan = epoch_plan(model, splits, cfg, first, np.random.default_rng([cfg.train.seed, first]))
+    for first, last in training_phases(objectives_at, cfg.train.epochs):
+        plan = epoch_plan(objectives_at(first), task.epoch_rule, td.splits, cfg, first,
+                          np.random.default_rng([cfg.train.seed, first]))
         counts: dict[str, int] = {}
         samples = 0
         for task, idx in plan:

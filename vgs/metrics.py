@@ -45,10 +45,12 @@ def recall_summary(ranks: np.ndarray, prefix: str, ns=(1, 5, 10)) -> dict[str, f
     return out
 
 
-def retrieval(speech_emb, image_emb, image_of_caption) -> dict[str, float]:
-    """Keys s2i_r1 s2i_r5 s2i_r10 s2i_medr i2s_r1 i2s_r5 i2s_r10 i2s_medr."""
+def retrieval(speech_emb, image_emb, image_of_caption, query: str = "s2i", reverse: str | None = "i2s") -> dict[str, float]:
+    """Keys s2i_r1 s2i_r5 s2i_r10 s2i_medr i2s_r1 i2s_r5 i2s_r10 i2s_medr; `query` and `reverse`
+    name the two directions (vgs.metric_names: t2i/i2t for text queries; reverse None: only the
+    queries' own direction)."""
     s2i, i2s = retrieval_ranks(speech_emb, image_emb, image_of_caption)
-    return {**recall_summary(s2i, "s2i"), **recall_summary(i2s, "i2s")}
+    return {**recall_summary(s2i, query), **(recall_summary(i2s, reverse) if reverse else {})}
 
 
 # ------------------------------------------------------------------ transcription / translation

@@ -99,7 +99,7 @@ def load_trained(ref: str, tracking_uri: str | None = None, data_root: str | Non
     from vgs.data.prepare import prepare
     from vgs.data.text import Vocabulary
     from vgs.models.registry import build_model
-    from vgs.train import pick_device
+    from vgs.device import pick_device
 
     path = checkpoint_file(ref, tracking_uri)
     try:
@@ -115,7 +115,7 @@ def load_trained(ref: str, tracking_uri: str | None = None, data_root: str | Non
     vocab = Vocabulary(ck["vocab"]) if ck.get("vocab") else None
     dev = pick_device(device)
     model = build_model(cfg.model, data.speech.dim, data.images.feature_dim, len(vocab) if vocab else 0,
-                        cfg.train.epochs).to(dev)
+                        cfg.train.epochs, ck.get("max_chars", cfg.model.asr.max_chars)).to(dev)
     model.load_state_dict(ck["model"])
     import dataclasses
 
@@ -124,7 +124,9 @@ def load_trained(ref: str, tracking_uri: str | None = None, data_root: str | Non
 
 
 def _check_speech_to_image(t: Trained) -> None:
-    if not (t.model.has_images and t.model.query_kind == "speech"):
+    from vgs.tasks import task_of
+
+    if task_of(t.cfg.model).image_queries != "speech":
         raise ConfigError(f"this run's model ({t.cfg.model.family}) does not rank images by speech")
 
 
@@ -180,7 +182,7 @@ def corpus_splits(t: Trained, splits: list[str]):
 def corpus_embeddings(t: Trained, splits: list[str], kinds: tuple[str, ...] = ("speech", "image")) -> dict[str, list]:
     """Speech embeddings of every caption and/or image embeddings of every image of the splits
     (only the kinds asked for are computed: speech may mean beam-decoding every caption)."""
-    from vgs.train import embed_images, embed_queries
+    from vgs.evaluate import embed_images, embed_queries
 
     rows: dict[str, list] = {k: [] for k in ("kind", "id", "split", "image", "transcript", "embedding")}
     for name, split in corpus_splits(t, splits):

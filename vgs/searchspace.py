@@ -26,14 +26,14 @@ from typing import Any
 
 import yaml
 
+from vgs import metric_names
 from vgs.config import Config, ConfigError, apply_overrides, base_config, check_consistent, coerce, key_type
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 TOP_KEYS = ("description", "base", "overrides", "variants", "space", "search", "scheduler", "metric", "mode",
             "seeds", "resources", "max_concurrent", "confirm")
 # s2i/i2s: speech queries; t2i/i2t: text-image; s2t: mtl-match; r10: the family's own query->image R@10
-METRICS = tuple(f"val_{d}_{m}" for d in ("s2i", "i2s", "t2i", "i2t", "s2t") for m in ("r1", "r5", "r10", "medr")) \
-    + ("val_r10", "val_wer", "val_cer", "val_bleu")
+METRICS = metric_names.SELECTABLE
 VARIANT_PREFIX = "variant."
 PACKAGE_SPACES = Path(__file__).resolve().parent / "search_spaces"
 
@@ -69,7 +69,30 @@ class SweepSpec:
     confirm_seeds: list[int] = field(default_factory=list)
 
     def base_config(self, extra: dict[str, Any] | None = None) -> Config:
-        return apply_overrides(base_config(self.base), {**self.overrides, **(extra or {})})
+        """The base config with the spec's overrides and `extra` on top.  A model.* key that the
+        resulting family does not read is refused; where the sweep's cells choose the family and
+        `extra` does not, such a key must be read by at least one of the cells' families."""
+        from vgs.tasks import check_family_keys
+
+        overrides = {**self.overrides, **(extra or {})}
+        cfg = apply_overrides(base_config(self.base), overrides)
+        families = self.families()
+        if "model.family" in overrides or len(families) == 1:
+            check_family_keys(cfg.model, overrides)
+        else:
+            check_family_keys(cfg.model, overrides, families)
+        return cfg
+
+    def families(self) -> set[str]:
+        """Every model.family a cell of the sweep may have."""
+        found = {apply_overrides(base_config(self.base), {k: v for k, v in self.overrides.items()
+                                                          if k == "model.family"}).model.family}
+        for named in self.variants.values():
+            found.update(o["model.family"] for o in named.values() if "model.family" in o)
+        dist = self.space.get("model.family")
+        if isinstance(dist, dict) and isinstance(dist.get("choice"), list):
+            found.update(map(str, dist["choice"]))
+        return found
 
 
 def trial_overrides(config: dict[str, Any], seeds: list[int],

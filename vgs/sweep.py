@@ -28,6 +28,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dict, vgs_home, \
     default_tracking_uri, apply_overrides, check_consistent
+from vgs import metric_names
 from vgs.data.records import CorpusError
 from vgs.searchspace import SweepSpec, cell_data_configs, check_confirm, check_resources, load, restrict, space_contains, trial_overrides
 from vgs import storage as storages
@@ -35,9 +36,7 @@ from vgs.trial import run_trial
 from vgs.sweep_output import ProgressCallback, quiet_libraries
 from vgs.verdict import config_key, group_by_config, verdict
 
-# Columns of the summary table, in this order, where any trial reports them.
-TABLE_METRICS = ("s2i_r1", "s2i_r5", "s2i_r10", "s2i_medr", "i2s_r1", "i2s_r5", "i2s_r10", "i2s_medr", "t2i_r10",
-                 "i2t_r10", "s2t_r10", "wer", "cer", "bleu")
+TABLE_METRICS = metric_names.TABLE  # columns of the summary table, in this order, where any trial reports them
 
 
 # ---------------------------------------------------------------- driver
@@ -424,7 +423,7 @@ def confirm_cells(spec: SweepSpec, trials: list[dict]) -> list[dict]:
     configuration early), each with every seed of `confirm_seeds`, less those already completed."""
     if not spec.confirm_top:
         return []
-    key, sign = f"val_{spec.metric[4:]}", 1 if spec.mode == "max" else -1
+    key, sign = spec.metric, 1 if spec.mode == "max" else -1
     best: dict[tuple, tuple[float, dict]] = {}
     for t in trials:
         value = t.get(key)
@@ -463,7 +462,7 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> list[dict]:
         trials.append({"trial_id": m.get("trial_id", Path(r.path).name), "config": cfg, "epochs": epochs,
                        "best_epoch": m.get("best_epoch"), "status": status, "error": _reason(r.error),
                        "phase": "search", "seconds": m.get("seconds_total"),
-                       **{f"val_{k}": m.get(f"sel_val_{k}") for k in (*TABLE_METRICS, spec.metric[4:])},
+                       **{f"val_{k}": m.get(f"sel_val_{k}") for k in (*TABLE_METRICS, metric_names.base_name(spec.metric))},
                        **{k: v for k, v in m.items() if k.startswith(("test_", "beam_val_"))}})
     return trials
 
@@ -471,7 +470,7 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> list[dict]:
 def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
     """Trials sorted by score, the configurations' mean ± sd over seeds, the seed-noise verdict, the
     best trial (of the winning configuration when the verdict has one) and the compute spent."""
-    key = f"val_{spec.metric[4:]}"
+    key = spec.metric
     scored = [t for t in trials if isinstance(t.get(key), (int, float)) and not math.isnan(t[key])]
     sign = 1 if spec.mode == "max" else -1
     scored.sort(key=lambda t: sign * t[key], reverse=True)
@@ -654,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"image->speech {best['val_i2s_r10']:.3f} (epoch {best['best_epoch']})")
         else:
             print(f"\nbest trial {best['trial_id']}{seed}: {cfg} -> {summary['metric']} "
-                  f"{best['val_' + summary['metric'][4:]]:.3f} (epoch {best['best_epoch']})")
+                  f"{best[summary['metric']]:.3f} (epoch {best['best_epoch']})")
         if best.get("test_s2i_r10") is not None:
             print(f"  test (best epoch): R@10 speech->image {best['test_s2i_r10']:.3f}, "
                   f"image->speech {best['test_i2s_r10']:.3f}")

@@ -14,11 +14,11 @@ from typing import Any
 
 from ray.tune import Callback
 
+from vgs import metric_names
 from vgs.searchspace import trial_overrides
 from vgs.tracking import run_label
 
-# Validation scores shown on a progress line, where a trial reports them.
-SHOWN = ("val_s2i_r10", "val_i2s_r10", "val_t2i_r10", "val_s2t_r10", "val_wer", "val_bleu", "val_cer")
+SHOWN = metric_names.PROGRESS  # validation scores on a progress line, where a trial reports them
 
 # Routine lines of Ray Tune and Optuna that say nothing a vgs user can act on.
 NOISE = ("Study.stop` is supposed to be invoked", "`max_concurrent_trials` will be ignored",
@@ -28,7 +28,7 @@ NOISE = ("Study.stop` is supposed to be invoked", "`max_concurrent_trials` will 
 
 def progress_line(label: str, result: dict[str, Any], epochs: int) -> str:
     """'[layers=1 latent=256 s0] epoch 2/3 loss 0.1513 val s2i_r10 0.350 i2s_r10 0.452 (44.1 s)'."""
-    shown = " ".join(f"{k[4:]} {result[k]:.3f}" for k in SHOWN if isinstance(result.get(k), (int, float)))
+    shown = " ".join(f"{metric_names.base_name(k)} {result[k]:.3f}" for k in SHOWN if isinstance(result.get(k), (int, float)))
     workers = f", {result['workers']} workers" if result.get("workers", 1) > 1 else ""
     return (f"[{label}] epoch {int(result.get('epoch', 0))}/{epochs} loss {result.get('train_loss', float('nan')):.4f} "
             f"val {shown} ({result.get('epoch_seconds', 0.0):.1f} s{workers})")

@@ -13,11 +13,12 @@ from typing import Any
 
 from ray.tune import Callback
 
+from vgs import metric_names
 from vgs.searchspace import trial_overrides
 from vgs.storage import redact
 
 # Keys of a trial's report that become MLflow metrics (step = our epoch).
-METRIC_PREFIXES = ("val_", "best_val_", "sel_val_", "beam_val_", "test_", "train_", "analysis_")  # train_: loss, per-task losses and batches
+METRIC_PREFIXES = metric_names.TRACKED_PREFIXES  # train_: loss, per-objective losses and batches
 METRIC_KEYS = ("lr", "epoch_seconds", "seconds_total", "best_epoch")
 
 

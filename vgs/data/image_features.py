@@ -9,7 +9,7 @@ Reading a user's file, keyed by image file name:
 Images are matched by file name; where the file holds bare names (Flickr8K) and the corpus keys
 carry sub-folders (Places), the base name is tried as well.
 
-Computing them: `python -m vgs.image_features --data ROOT --arch resnet152 --weights FILE`
+Computing them: `python -m vgs.tools.extract_image_features --data ROOT --arch resnet152 --weights FILE`
 (see `compute_main`), from torchvision weights the user has on disk; nothing is downloaded.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from vgs.config import ModelConfig
-from vgs.models.families import Family, contrastive
+from vgs.models.families import Family, Loss, contrastive
 from vgs.models.image import ImageEncoder
 from vgs.models.speech import SpeechEncoder
 
@@ -18,11 +18,11 @@ class CoEmbedding(Family):
         self.speech = SpeechEncoder(cfg.speech, input_dim, cfg.latent)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
-    def objective(self, batch: dict, margin: float, task: str = "s2i") -> dict[str, torch.Tensor]:
+    def objective(self, batch: dict, task: str = "s2i", loss: Loss = Loss()) -> dict[str, torch.Tensor]:
         """Named loss terms for one batch (the training loop sums them)."""
         speech = self.speech(batch["speech"], batch["lengths"])
         image = self.image(batch["pixels"])
-        return {"s2i": contrastive(speech, image, margin, batch["image_ids"])}
+        return {"s2i": contrastive(speech, image, loss, batch["image_ids"])}
 
     def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
         return self.speech(batch["speech"], batch["lengths"])

@@ -1,16 +1,20 @@
-"""The text-supervised families of seed 003 (§3.1), beside seed 002's speech-image co-embedding.
+"""The networks of the text-supervised families of seed 003 (§3.1) and seed 004's three-task
+model, beside seed 002's speech-image co-embedding (models/coembed.py).
 
-Every family exposes the same small interface to the training loop:
-    tasks_at(epoch)               task names trained that epoch, one batch each in turn
-    objective(batch, margin, t)   named loss terms of task t for one batch
+These are the computations only; what a family trains when, on which data, how it is evaluated
+and which metric selects its best epoch is its Task (vgs/tasks/).  Every network exposes:
+    tasks                         the objectives it can train (s2i, t2i, s2t, asr)
+    objective(batch, task, loss)  named loss terms of one objective for one batch
     query(batch, beam)            caption -> joint-space embeddings (speech, text or decoded speech)
     image(pixels)                 image -> joint-space embeddings     (families with images)
     transcribe(batch, beam)       speech -> character ids             (families with ASR/SLT)
-    match(batch)                  (speech, text) embeddings            (mtl-match)
-Task names: s2i (speech-image hinge), t2i (text-image hinge), s2t (speech-text hinge),
+    match(batch)                  (speech, text) embeddings            (speech/text retrieval)
+Objectives: s2i (speech-image hinge), t2i (text-image hinge), s2t (speech-text hinge),
 asr (ASR/SLT cross-entropy).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -26,17 +30,26 @@ from vgs.models.seq2seq import AttentionDecoder
 from vgs.models.text import TextEncoder
 
 
-def contrastive(queries: torch.Tensor, targets: torch.Tensor, margin: float,
+@dataclass(frozen=True)
+class Loss:
+    """How the contrastive objectives are computed: the hinge margin (train.margin) and whether,
+    with several workers, negatives come from every worker's rows (train.gather_negatives)."""
+
+    margin: float = 0.2
+    gather_negatives: bool = False
+
+
+def contrastive(queries: torch.Tensor, targets: torch.Tensor, loss: Loss,
                 image_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """Hinge over all negatives of the batch; with several workers and train.gather_negatives,
+    """Hinge over all negatives of the batch; with several workers and loss.gather_negatives,
     over the global batch (every rank's rows), so the step matches one worker's.  image_ids: pairs
     of captions of the same image are not negatives."""
-    if distributed.gathering_negatives():
+    if loss.gather_negatives and distributed.world() > 1:
         queries, targets = distributed.gather_with_grad(queries), distributed.gather_with_grad(targets)
         if image_ids is not None:
             image_ids = distributed.gather_with_grad(image_ids)
     same = None if image_ids is None else image_ids[:, None] == image_ids[None, :]
-    return hinge_all_negatives(queries, targets, margin, same_image=same)
+    return hinge_all_negatives(queries, targets, loss.margin, same_image=same)
 
 
 def _text_in(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,20 +57,7 @@ def _text_in(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Family(nn.Module):
-    has_images = True
-    decodes = False
-    query_kind = "speech"  # what retrieval queries are: speech | text
-    # What one epoch is when tasks alternate: "first" — the first task's data (Higy et al.'s
-    # multitask models: the speech-image data defines the epoch; a smaller text task cycles,
-    # reshuffled); "shortest" — until the task with the fewest batches runs out (Chrupała et al.).
-    epoch_rule = "first"
-
-    def tasks_at(self, epoch: int) -> tuple[str, ...]:
-        return self.tasks
-
-    def selection(self, text_source: str) -> tuple[str, str]:
-        """(validation metric, mode) that picks the best epoch."""
-        return "val_r10", "max"
+    tasks: tuple[str, ...] = ()
 
 
 class SpeechBranch(nn.Module):
@@ -94,15 +94,14 @@ class TextImage(Family):
     """text-image (§3.1.2): text at test time too; the high estimate for the core models."""
 
     tasks = ("t2i",)
-    query_kind = "text"
 
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
         super().__init__()
         self.text = TextEncoder(cfg.text, vocab_size, cfg.latent)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
-    def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
-        return {"t2i": contrastive(self.text(*_text_in(batch)), self.image(batch["pixels"]), margin, batch["image_ids"])}
+    def objective(self, batch: dict, task: str, loss: Loss) -> dict[str, torch.Tensor]:
+        return {"t2i": contrastive(self.text(*_text_in(batch)), self.image(batch["pixels"]), loss, batch["image_ids"])}
 
     def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
         return self.text(*_text_in(batch))
@@ -112,8 +111,6 @@ class Recognizer(Family):
     """ASR (transcripts) or SLT (translations), §3.1.3: conv + BiGRU encoder, attention decoder."""
 
     tasks = ("asr",)
-    has_images = False
-    decodes = True
 
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
         super().__init__()
@@ -124,42 +121,28 @@ class Recognizer(Family):
         h, lengths = self.encoder(batch["speech"], batch["lengths"])
         return h, length_mask(lengths.to(h.device), h.size(1))
 
-    def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
+    def objective(self, batch: dict, task: str, loss: Loss) -> dict[str, torch.Tensor]:
         return {"asr": self.decoder.loss(*self.memory(batch), batch["text"])}
 
     def transcribe(self, batch: dict, beam: int = 1) -> list[list[int]]:
         return self.decoder.beam_search(*self.memory(batch), beam=beam)
 
-    def selection(self, text_source: str) -> tuple[str, str]:
-        return ("val_wer", "min") if text_source == "transcript" else ("val_bleu", "max")
-
 
 class Pipeline(Family):
-    """pipe-ind / pipe-seq (§3.1.3, §3.2.2): ASR/SLT, then text-image on its output.  pipe-ind
-    trains both parts at once on ground-truth text; pipe-seq trains ASR/SLT first
-    (model.mtl.asr_epochs, default half the epochs), then the text-image part on beam-decoded
-    training speech (the loop provides it as batch["text"])."""
+    """pipe-ind / pipe-seq (§3.1.3, §3.2.2): an ASR/SLT recognizer and a text-image model that
+    ranks images by the recognizer's output."""
 
     tasks = ("asr", "t2i")
 
-    def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int, sequential: bool,
-                 epochs: int):
+    def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
         super().__init__()
         self.recognizer = Recognizer(cfg, input_dim, image_dim, vocab_size)
         self.text_image = TextImage(cfg, input_dim, image_dim, vocab_size)
         self.image = self.text_image.image
-        self.decodes = True
-        self.sequential = sequential
-        self.asr_epochs = cfg.mtl.asr_epochs or max(1, epochs // 2)
 
-    def tasks_at(self, epoch: int) -> tuple[str, ...]:
-        if not self.sequential:
-            return self.tasks
-        return ("asr",) if epoch <= self.asr_epochs else ("t2i",)
-
-    def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
+    def objective(self, batch: dict, task: str, loss: Loss) -> dict[str, torch.Tensor]:
         part = self.recognizer if task == "asr" else self.text_image
-        return part.objective(batch, margin, task)
+        return part.objective(batch, task, loss)
 
     def transcribe(self, batch: dict, beam: int = 1) -> list[list[int]]:
         return self.recognizer.transcribe(batch, beam)
@@ -174,8 +157,8 @@ class Pipeline(Family):
 class SharedEncoderFamily(Family):
     """Multitask families: a shared speech encoder whose speech->image branch gives the queries."""
 
-    def s2i_loss(self, h: torch.Tensor, lengths: torch.Tensor, batch: dict, margin: float) -> dict[str, torch.Tensor]:
-        return {"s2i": contrastive(self.s2i(h, lengths), self.image(batch["pixels"]), margin, batch["image_ids"])}
+    def s2i_loss(self, h: torch.Tensor, lengths: torch.Tensor, batch: dict, loss: Loss) -> dict[str, torch.Tensor]:
+        return {"s2i": contrastive(self.s2i(h, lengths), self.image(batch["pixels"]), loss, batch["image_ids"])}
 
     def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
         return self.s2i(*self.shared(batch["speech"], batch["lengths"]))
@@ -186,7 +169,6 @@ class MultitaskTranscribe(SharedEncoderFamily):
     (BiGRU + attention + L2) and an ASR/SLT branch (BiGRU + attention decoder)."""
 
     tasks = ("s2i", "asr")
-    decodes = True
 
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
         super().__init__()
@@ -200,10 +182,10 @@ class MultitaskTranscribe(SharedEncoderFamily):
         self.decoder = AttentionDecoder(cfg.asr, vocab_size, self.asr_gru.out_size)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
-    def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
+    def objective(self, batch: dict, task: str, loss: Loss) -> dict[str, torch.Tensor]:
         h, lengths = self.shared(batch["speech"], batch["lengths"])
         if task == "s2i":
-            return self.s2i_loss(h, lengths, batch, margin)
+            return self.s2i_loss(h, lengths, batch, loss)
         return {"asr": self.decoder.loss(*self._asr_memory(h, lengths), batch["text"])}
 
     def _asr_memory(self, h: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,11 +213,11 @@ class MultitaskMatch(SharedEncoderFamily):
         self.text = TextEncoder(cfg.text, vocab_size, cfg.latent)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
-    def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
+    def objective(self, batch: dict, task: str, loss: Loss) -> dict[str, torch.Tensor]:
         h, lengths = self.shared(batch["speech"], batch["lengths"])
         if task == "s2i":
-            return self.s2i_loss(h, lengths, batch, margin)
-        return {"s2t": contrastive(self.s2t(h, lengths), self.text(*_text_in(batch)), margin)}
+            return self.s2i_loss(h, lengths, batch, loss)
+        return {"s2t": contrastive(self.s2t(h, lengths), self.text(*_text_in(batch)), loss)}
 
     def match(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         h, lengths = self.shared(batch["speech"], batch["lengths"])
@@ -257,8 +239,6 @@ class ThreeTask(SharedEncoderFamily):
     image mappings I2S, I2T; tasks speech/image, speech/text, text/image, any of the last two
     ablated (-1)."""
 
-    epoch_rule = "shortest"
-
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
         super().__init__()
         c, att = cfg.three, cfg.speech.attention_hidden
@@ -270,7 +250,7 @@ class ThreeTask(SharedEncoderFamily):
         speech_text, text_image = c.s2t >= 0, c.t2i >= 0
         if (speech_text or text_image) and c.text_layers < 1:
             raise ValueError("model.three.text_layers must be >= 1 when a text task is on")
-        self.tasks = ("s2i",) + (("s2t",) if speech_text else ()) + (("t2i",) if text_image else ())
+        self.tasks = three_task_objectives(c)
         bi = c.bidirectional  # False: seed 004's forward-only GRUs of N units (model.three.bidirectional)
         hidden = cfg.latent // 2 if bi else cfg.latent
         self.shared = SharedSpeech(cfg, input_dim, hidden, c.speech_layers, bi)
@@ -290,13 +270,19 @@ class ThreeTask(SharedEncoderFamily):
         text, lengths = _text_in(batch)
         return self.text_shared(self.embed(text), lengths), lengths
 
-    def objective(self, batch: dict, margin: float, task: str) -> dict[str, torch.Tensor]:
+    def objective(self, batch: dict, task: str, loss: Loss) -> dict[str, torch.Tensor]:
         if task == "s2i":
-            return self.s2i_loss(*self.shared(batch["speech"], batch["lengths"]), batch, margin)
+            return self.s2i_loss(*self.shared(batch["speech"], batch["lengths"]), batch, loss)
         if task == "s2t":
-            return {"s2t": contrastive(*self.match(batch), margin)}
+            return {"s2t": contrastive(*self.match(batch), loss)}
         text = self.t2i(*self._text(batch))
-        return {"t2i": contrastive(text, self.i2t(batch["pixels"]), margin, batch["image_ids"])}
+        return {"t2i": contrastive(text, self.i2t(batch["pixels"]), loss, batch["image_ids"])}
 
     def match(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         return self.s2t(*self.shared(batch["speech"], batch["lengths"])), self.t2s(*self._text(batch))
+
+
+def three_task_objectives(c) -> tuple[str, ...]:
+    """The objectives of a three-task configuration (model.three): speech/image always, speech/text
+    and text/image unless ablated (-1)."""
+    return ("s2i",) + (("s2t",) if c.s2t >= 0 else ()) + (("t2i",) if c.t2i >= 0 else ())

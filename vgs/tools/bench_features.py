@@ -1,6 +1,6 @@
 """Featurisation throughput: MFCC utterances per second, per core, for a corpus.
 
-    python -m vgs.bench_features [--data DIR] [--preset mortazavi] [--workers 1,2] [--limit 4000]
+    python -m vgs.tools.bench_features [--data DIR] [--preset mortazavi] [--workers 1,2] [--limit 4000]
 
 Builds the speech feature store into a temporary folder (nothing of yours is touched) once per
 worker count and prints utterances/s, utterances/s per worker and seconds of audio per second.
@@ -22,7 +22,7 @@ from vgs.data.prepare import ensure_builtin, resolve_paths
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vgs.bench_features", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m vgs.tools.bench_features", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", help="corpus folder (default: the built-in corpus, generated if missing)")
     p.add_argument("--preset", default="mortazavi")
     p.add_argument("--workers", default=f"1,{os.cpu_count() or 1}", help="comma-separated worker counts")

@@ -1,7 +1,7 @@
 """Training-step throughput: the reference step of ../shared/bench/reference_step.py and vgs's own
 step, same model, same run, plus data-loader throughput, GPU utilisation and trial packing.
 
-    python -m vgs.bench [--device auto] [--configs paper,small] [--amp bf16] [--pack 4] [--json FILE]
+    python -m vgs.tools.bench [--device auto] [--configs paper,small] [--amp bf16] [--pack 4] [--json FILE]
 
 paper: DG3A1024 + DenseNet-264 at 224x224, batch 64 (seed 002).  small: DG2A128 (64 conv channels,
 stride 3, as the reference's front end) + a 2-2-2-2 DenseNet at 32x32, batch 16 (the packing case).  The reference pads every utterance to
@@ -27,9 +27,11 @@ import torch.nn.functional as F
 from vgs.config import Config, base_config
 from vgs.data.batching import length_sorted_batches
 from vgs.models.registry import build_model
-from vgs.train import training_precision, tune_for_device
+from vgs.device import pick_device, training_precision, tune_for_device
+from vgs.models.families import Loss
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "reference_step.py"
+# the workplace's shared folder beside the checkout, or $VGS_SHARED
+REFERENCE = Path(os.environ.get("VGS_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "bench" / "reference_step.py"
 MFCC = 40  # the mortazavi preset, as the reference's conv1d(40 -> 64)
 REFERENCE_FRAMES = 800
 
@@ -123,7 +125,7 @@ def vgs_step(cfg: Config, batch: int, device: torch.device, amp: str):
         b = batches[state["k"] % len(batches)]
         state["k"] += 1
         with precision:
-            loss = sum(model.objective(b, 0.2, "s2i").values())
+            loss = sum(model.objective(b, "s2i", Loss(margin=0.2)).values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -199,7 +201,7 @@ def packed_rate(name: str, trials: int, device: torch.device, amp: str, seconds:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vgs.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m vgs.tools.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto", help="cuda, cpu or auto")
     p.add_argument("--configs", default=None, help="comma-separated: paper, small (default: both on a GPU, "
                                                    "small on a CPU, where the paper model takes minutes per step)")
@@ -213,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", default=str(REFERENCE), help="path of reference_step.py")
     p.add_argument("--json", help="also write the figures to this file")
     a = p.parse_args(argv)
-    device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if a.device == "auto" else a.device))
+    device = pick_device(a.device)
     if device.type == "cpu":
         torch.set_num_threads(a.threads)
     names = (a.configs or ("paper,small" if device.type == "cuda" else "small")).split(",")

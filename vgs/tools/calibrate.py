@@ -1,7 +1,7 @@
 """Difficulty calibration of a corpus (the built-in one by default): how far does the speech model
 get, how far does the same model get from text, and do more training and more capacity help?
 
-    python -m vgs.calibrate [--data DIR] [--base cpu-small] [--epochs E] [--workers 2] [key=value ...]
+    python -m vgs.tools.calibrate [--data DIR] [--base cpu-small] [--epochs E] [--workers 2] [key=value ...]
 
 Trains, on the same corpus and the same image side, side by side (one core each):
   speech-image  the base config for E epochs (the demo's starting point)
@@ -72,7 +72,7 @@ def speech_text_ratio(results: list[tuple[str, dict, float]]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vgs.calibrate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m vgs.tools.calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. data.builtin_images=600")
     p.add_argument("--data", help="corpus folder (default: the built-in corpus)")
     p.add_argument("--base", default="cpu-small", help="base config of the speech model (default: cpu-small)")

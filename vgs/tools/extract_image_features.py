@@ -1,6 +1,6 @@
 """Compute image features with a torchvision model from weights on disk (never downloaded).
 
-    python -m vgs.image_features --data ROOT --arch resnet152 --weights resnet152.pth --out feats.npz
+    python -m vgs.tools.extract_image_features --data ROOT --arch resnet152 --weights resnet152.pth --out feats.npz
     vgs features images ...    (the same)
 
 As in seeds 003/004: each image resized (shorter side 256), ten 224 crops (four corners and the
@@ -76,8 +76,9 @@ def compute(names: list[str], image_dir: Path, arch: str, weights: str | Path, o
             device: str = "auto", quiet: bool = False) -> np.ndarray:
     import torch
 
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    from vgs.device import pick_device
+
+    dev = pick_device(device)
     model = feature_extractor(arch, weights).to(dev)
     key = hashlib.sha256(f"{arch}\0{Path(weights).resolve()}\0{image_dir}".encode()).hexdigest()[:12]
     parts = out.with_name(out.name + f".parts-{key}")
@@ -112,7 +113,7 @@ def compute(names: list[str], image_dir: Path, arch: str, weights: str | Path, o
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vgs.image_features", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m vgs.tools.extract_image_features", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="corpus folder (any supported layout)")
     p.add_argument("--image-dir", help="image folder, where the layout does not say")
     p.add_argument("--arch", default="resnet152", help=f"one of {', '.join(ARCHS)}")

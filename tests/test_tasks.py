@@ -1,0 +1,116 @@
+"""The Task registry (timm-style tests over every registered family): each builds, declares the
+metric names its evaluation really produces, refuses configuration keys it does not read, and a
+new family is one Task plus its registry line."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vgs import metric_names
+from vgs.config import ConfigError, ModelConfig, apply_overrides, base_config, cli_config
+from vgs.tasks import TASKS, task_of
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(family: str, corpus: Path):
+    return apply_overrides(base_config("cpu-tiny"), {
+        "model.family": family, "data.root": str(corpus), "train.epochs": 1, "train.batch_size": 16,
+        "model.asr.encoder_layers": 1, "model.asr.hidden": 16, "model.asr.embed": 8, "model.asr.attention": 16,
+        "model.asr.max_chars": 40, "model.mtl.shared_layers": 1, "model.mtl.s2i_layers": 1, "model.mtl.task_layers": 1,
+        "model.match.shared_layers": 1, "model.match.s2i_layers": 1, "model.match.task_layers": 0,
+        "model.text.embed": 8, "model.text.layers": 1, "model.three.speech_layers": 1, "model.three.text_layers": 1,
+        "model.three.s2i": 0, "model.three.s2t": 0, "model.three.t2s": 0, "model.three.t2i": 0})
+
+
+@pytest.mark.parametrize("family", sorted(TASKS))
+def test_every_family_evaluates_exactly_the_metrics_it_declares(family, tiny_corpus):
+    """An untrained network of each family on the tiny corpus's validation split: evaluate's
+    scores are the Task's metric_names, every one in the shared vocabulary, and the selection
+    metric is among them."""
+    from vgs.evaluate import evaluate
+    from vgs.models.registry import build_model
+    from vgs.training_data import training_data
+
+    cfg = tiny_config(family, tiny_corpus)
+    task = task_of(cfg.model)
+    torch.manual_seed(0)
+    td = training_data(cfg, quiet=True)
+    model = build_model(cfg.model, td.data.speech.dim, td.data.images.feature_dim, len(td.vocab) if td.vocab else 0,
+                        1, td.max_chars)
+    result = evaluate(model, td.val, cfg, torch.device("cpu"), td.vocab)
+    assert sorted(result.scores) == sorted(task.metric_names(cfg.model))
+    assert all(np.isfinite(v) for v in result.scores.values())
+    metric, mode = task.selection(cfg.model)
+    assert metric in metric_names.SELECTABLE and metric_names.base_name(metric) in result.scores
+    assert (mode == "max") == metric_names.higher_is_better(metric)
+    assert bool(result.examples) == task.decodes
+    assert set(task.objectives(cfg.model)) <= set(model.tasks)
+
+
+def test_train_and_evaluate_name_no_family():
+    """The training loop and evaluation run whatever the Task declares: no family name in them."""
+    for path in ("vgs/train.py", "vgs/evaluate.py", "vgs/training_data.py"):
+        text = (ROOT / path).read_text()
+        found = [f for f in TASKS if re.search(r"(?<![\w.-])" + re.escape(f) + r"(?![\w-])", text)]
+        assert not found, f"{path} names {found}"
+    assert len((ROOT / "vgs/train.py").read_text().splitlines()) < 300
+
+
+def test_a_key_of_another_family_is_refused_naming_it():
+    with pytest.raises(ConfigError, match=r"model\.asr\.hidden: not a setting of model\.family=coembed"):
+        cli_config("cpu-small", ["model.asr.hidden=64"])
+    with pytest.raises(ConfigError, match=r"model\.mtl\.asr_epochs.*pipe-ind"):
+        cli_config("cpu-small", ["model.family=pipe-ind", "model.mtl.asr_epochs=2"])
+    assert cli_config("cpu-small", ["model.family=pipe-seq", "model.mtl.asr_epochs=2"]).model.mtl.asr_epochs == 2
+    assert cli_config("cpu-small", ["model.family=three-task", "model.text.embed=16"]).model.text.embed == 16
+    with pytest.raises(ConfigError, match="unknown model family 'nope'"):
+        cli_config("cpu-small", ["model.family=nope"])
+
+
+def test_a_sweep_whose_cells_choose_the_family_checks_keys_against_all_of_them(tmp_path):
+    from vgs.searchspace import load, validate
+
+    spec = load("pipeline_vs_mtl")
+    spec.base_config({"model.asr.hidden": 64})  # read by the pipelines and mtl-transcribe: fine
+    with pytest.raises(ConfigError, match=r"model\.three\.s2i: not a setting of any of this sweep's families"):
+        spec.base_config({"model.three.s2i": 1})
+    path = tmp_path / "bad.yaml"  # a variant that sets a key its own family does not read
+    path.write_text("variants:\n  model:\n    a: {model.family: text-image}\n"
+                    "    b: {model.family: asr, model.text.layers: 1}\nspace: {variant.model: {choice: [a, b]}}\n")
+    with pytest.raises(ConfigError, match=r"variants\.model\.b: model\.text\.layers: not a setting of model\.family=asr"):
+        validate(load(str(path)))
+
+
+def test_a_new_family_is_one_task_and_its_registry_line(tiny_corpus, tmp_path, monkeypatch):
+    """The README's example: the seed-002 network, selected by image->speech recall."""
+    from vgs.tasks.speech_image import SpeechImage
+    from vgs.train import fit
+
+    class SpeechImageByImageQueries(SpeechImage):
+        family = "speech-image-i2s"
+
+        def selection(self, cfg: ModelConfig) -> tuple[str, str]:
+            return "val_i2s_r10", "max"
+
+    monkeypatch.setitem(TASKS, "speech-image-i2s", SpeechImageByImageQueries())
+    cfg = apply_overrides(tiny_config("speech-image-i2s", tiny_corpus), {"train.test_at_end": False})
+    summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
+    assert summary["best_val_i2s_r10"] == summary["sel_val_i2s_r10"] and summary["val_images"] > 0
+    assert summary["train_s2i_batches"] > 0
+
+
+def test_metric_vocabulary():
+    assert metric_names.base_name("sel_val_s2i_r10") == "s2i_r10"
+    assert metric_names.base_name("best_val_wer") == "wer" and metric_names.base_name("lr") == "lr"
+    assert metric_names.retrieval_names("t2i") == ("t2i_r1", "t2i_r5", "t2i_r10", "t2i_medr",
+                                                   "i2t_r1", "i2t_r5", "i2t_r10", "i2t_medr")
+    assert metric_names.retrieval_names("s2t") == ("s2t_r1", "s2t_r5", "s2t_r10", "s2t_medr")
+    assert not metric_names.higher_is_better("val_s2i_medr") and not metric_names.higher_is_better("test_wer")
+    assert all(metric_names.VAL + m in metric_names.SELECTABLE for m in metric_names.TABLE)
+    with pytest.raises(ValueError, match="unknown retrieval direction"):
+        metric_names.ranking("x2y")

@@ -1,0 +1,198 @@
+"""Evaluation of any family: whatever its Task declares (vgs.tasks) — images ranked by its
+queries, speech decoded, speech/text retrieval — on one split, as typed results.
+
+With several workers each rank computes its shard of the captions/images and the results are
+gathered back in order (vgs.distributed), so every rank scores the whole split.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vgs import distributed
+from vgs import metric_names as names
+from vgs.config import Config
+from vgs.data.batching import PairSplit
+from vgs.data.text import Vocabulary
+from vgs.metrics import bleu, cer, cosine_similarity, retrieval, rsa, speaker_probe, text_similarity, wer
+from vgs.tasks import Task, task_of
+
+
+@dataclass
+class Evaluation:
+    """One split's scores (metric_names' base names: s2i_r10, wer, ...) and, for decoding
+    families, the first few (reference, hypothesis) pairs."""
+
+    scores: dict[str, float]
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    def prefixed(self, prefix: str, leave_out: tuple[str, ...] = ()) -> dict[str, float]:
+        return {prefix + k: v for k, v in self.scores.items() if k not in leave_out}
+
+
+@torch.no_grad()
+def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: Vocabulary | None = None,
+             beam: int = 1) -> Evaluation:
+    """Every metric the configuration's Task declares, on one split.  `beam`: decoding width
+    for recognition and for pipelines' queries."""
+    task = task_of(cfg.model)
+    model.eval()
+    scores: dict[str, float] = {}
+    examples: list[dict[str, str]] = []
+    direction = task.query_direction
+    if direction:
+        text_query = task.image_queries == "text"
+        captions = split.text_captions if text_query else np.arange(len(split))
+        queries = embed_queries(model, split, cfg, device, captions, beam, text=text_query)
+        # the images that have a caption among these, and each caption's index into them
+        image_rows, own = np.unique(split.image_of_caption[captions], return_inverse=True)
+        images = embed_images(model, split, cfg, device, image_rows)
+        scores.update(retrieval(queries, images, own, direction, names.REVERSE[direction]))
+        scores[names.OWN_QUERY_R10] = scores[f"{direction}_r10"]
+        scores[names.CHANCE] = float(len(image_rows))
+    if task.decodes:
+        hyps = [vocab.decode(h) for h in decode_captions(model, split, cfg, device, split.text_captions, beam)]
+        refs = [vocab.decode(split.texts[i]) for i in split.text_captions]
+        scores["cer"] = cer(refs, hyps)
+        if split.text_source == "transcript":
+            scores["wer"] = wer(refs, hyps)
+        else:
+            scores["bleu"] = bleu(refs, hyps, tokenize="char")
+        examples = [{"ref": r, "hyp": h} for r, h in zip(refs[:3], hyps[:3])]
+    if task.ranks_speech_text(cfg.model) and len(split.text_captions):
+        speech, text = embed_pairs(model, split, cfg, device, split.text_captions)
+        scores.update(retrieval(speech, text, np.arange(len(speech)), "s2t", None))
+    return Evaluation(scores, examples)
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def batches_in_order(split: PairSplit, captions: np.ndarray, bs: int):
+    """Caption index batches sorted by speech length (less padding)."""
+    order = captions[np.argsort(split.lengths[captions], kind="stable")]
+    for a in range(0, len(order), bs):
+        yield order[a:a + bs]
+
+
+def _my_caption_batches(split: PairSplit, captions: np.ndarray, cfg: Config) -> tuple[int, list]:
+    """This rank's shard of `captions`: its size, and its length-sorted evaluation batches, each as
+    (rows of the shard's output it fills, caption indices)."""
+    mine = distributed.shard(captions)
+    position = {c: k for k, c in enumerate(mine)}
+    return len(mine), [([position[c] for c in idx], idx)
+                       for idx in batches_in_order(split, mine, cfg.train.eval_batch_size)]
+
+
+def embed_queries(model, split: PairSplit, cfg: Config, device: torch.device, captions: np.ndarray,
+                  beam: int = 1, text: bool | None = None) -> np.ndarray:
+    """Joint-space embeddings of the captions' queries (speech, text or decoded speech); `text`:
+    whether the queries are the captions' text (default: as the configuration's Task says)."""
+    if text is None:
+        text = task_of(cfg.model).image_queries == "text"
+    n, batches = _my_caption_batches(split, captions, cfg)
+    out = np.empty((n, cfg.model.latent), np.float32)
+    for rows, idx in batches:
+        batch = _to(split.batch(idx, cfg.data.image_crop, images=False, text=text), device)
+        out[rows] = model.query(batch, beam).float().cpu().numpy()
+    return distributed.gather_rows(out, len(captions))
+
+
+def embed_images(model, split: PairSplit, cfg: Config, device: torch.device, rows: np.ndarray) -> np.ndarray:
+    mine = distributed.shard(rows)
+    out = np.empty((len(mine), cfg.model.latent), np.float32)
+    bs = cfg.train.eval_batch_size
+    for a in range(0, len(mine), bs):
+        part = mine[a:a + bs]
+        out[a:a + len(part)] = model.image(split.pixels(part, cfg.data.image_crop).to(device)).float().cpu().numpy()
+    return distributed.gather_rows(out, len(rows))
+
+
+def embed_pairs(model, split: PairSplit, cfg: Config, device: torch.device,
+                captions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(speech, text) embeddings of the captions from model.match (speech/text retrieval)."""
+    n, batches = _my_caption_batches(split, captions, cfg)
+    speech = np.empty((n, cfg.model.latent), np.float32)
+    text = np.empty_like(speech)
+    for rows, idx in batches:
+        s_emb, t_emb = model.match(_to(split.batch(idx, cfg.data.image_crop, images=False, text=True), device))
+        speech[rows], text[rows] = s_emb.float().cpu().numpy(), t_emb.float().cpu().numpy()
+    return distributed.gather_rows(speech, len(captions)), distributed.gather_rows(text, len(captions))
+
+
+def decode_captions(model, split: PairSplit, cfg: Config, device: torch.device, captions: np.ndarray,
+                    beam: int) -> list[list[int]]:
+    """Character ids decoded from each caption's speech (ASR/SLT), in the order of `captions`."""
+    n, batches = _my_caption_batches(split, captions, cfg)
+    hyps: list = [None] * n
+    for rows, idx in batches:
+        batch = _to(split.batch(idx, cfg.data.image_crop, images=False), device)
+        for row, h in zip(rows, model.transcribe(batch, beam)):
+            hyps[row] = h
+    return distributed.gather_objects(hyps, len(captions))
+
+
+def analyses_apply(task: Task) -> bool:
+    """seed 004's analyses need speech queries ranking images."""
+    return task.image_queries == "speech"
+
+
+@torch.no_grad()
+def analyse(model, split: PairSplit, cfg: Config, device: torch.device, limit: int = 600) -> dict[str, float]:
+    """Seed 004 §3.7 / Tables 3-4 on (at most `limit`) validation captions: speaker-ID probe
+    accuracy on the speech->image embeddings, and RSA of their similarities with the input (mean
+    standardised MFCCs), the text (normalised Levenshtein) and their images' embeddings; the same
+    for the speech->text branch where the family has one (analysis_s2t_*), and the image space's
+    own RSA with the MFCCs and the text (Table 4's last row)."""
+    model.eval()
+    captions = np.random.default_rng(0).permutation(len(split))[:limit]
+    captions.sort()
+    queries = embed_queries(model, split, cfg, device, captions, beam=1)
+    images = cosine_similarity(embed_images(model, split, cfg, device, split.image_of_caption[captions]))
+    spaces = {"mfcc": cosine_similarity(np.stack([split.speech.normalised(split.utt_ids[c]).mean(0) for c in captions])),
+              "text": text_similarity([split.transcripts[c] for c in captions]), "image": images}
+    out = {"analysis_speaker_acc": speaker_probe(queries, [split.speakers[c] for c in captions]),
+           **{f"analysis_rsa_{k}": rsa(cosine_similarity(queries), v) for k, v in spaces.items()},
+           "analysis_image_rsa_mfcc": rsa(images, spaces["mfcc"]), "analysis_image_rsa_text": rsa(images, spaces["text"])}
+    if task_of(cfg.model).ranks_speech_text(cfg.model) and len(split.text_captions):
+        with_text = np.intersect1d(captions, split.text_captions)
+        if len(with_text) > 2:
+            keep = np.searchsorted(captions, with_text)
+            s2t = cosine_similarity(embed_pairs(model, split, cfg, device, with_text)[0])
+            out.update({f"analysis_s2t_rsa_{k}": rsa(s2t, v[np.ix_(keep, keep)]) for k, v in spaces.items()})
+    return out
+
+
+def load_best(best_path: Path, cfg: Config, speech_dim: int, image_dim: int, device: torch.device,
+              vocab: Vocabulary | None):
+    """The model of the best epoch (best.pt) in eval mode."""
+    from vgs.checkpoint import load
+    from vgs.models.registry import build_model
+
+    state = load(best_path, device)
+    model = build_model(cfg.model, speech_dim, image_dim, len(vocab) if vocab else 0, cfg.train.epochs,
+                        state.get("max_chars")).to(device)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def test_scores(model, cfg: Config, data, device: torch.device, vocab: Vocabulary | None) -> dict[str, float]:
+    """Test-split metrics of a model (test_*), decoding with beam model.asr.beam."""
+    split = PairSplit(data, "test", task_of(cfg.model).text_source(cfg.model), vocab)
+    return evaluate(model, split, cfg, device, vocab, beam=cfg.model.asr.beam).prefixed(names.TEST)
+
+
+def beam_val_scores(model, split: PairSplit, cfg: Config, device: torch.device,
+                    vocab: Vocabulary | None) -> dict[str, float]:
+    """beam_val_*: the selected epoch's model on the validation split, decoding with beam
+    model.asr.beam, as the papers' tables decode (beam 10).  The per-epoch val_wer / val_bleu
+    decode with model.asr.val_beam (1: greedy, cheap); the two are never mixed under one name.
+    Empty for families that decode nothing, or when both beams are the same."""
+    if not task_of(cfg.model).decodes or cfg.model.asr.beam == cfg.model.asr.val_beam:
+        return {}
+    return evaluate(model, split, cfg, device, vocab, beam=cfg.model.asr.beam).prefixed(
+        names.BEAM_VAL, leave_out=(names.CHANCE,))

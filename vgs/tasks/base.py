@@ -1,0 +1,181 @@
+"""What a model family is to the rest of vgs: one Task.
+
+A Task declares everything family-specific that training, evaluation and the sweep layer need,
+so that `train.py` and `evaluate.py` never name a family:
+  - the configuration it reads (`sections` of model.*; a key set outside them is an error),
+  - its text (none, a fixed source, or model.text.source) and its data: which objectives it
+    trains each epoch (`objectives_at`), what each objective's batches hold (OBJECTIVES), whether
+    its speech/text objective may take a second, non-aligned corpus, how long an epoch is,
+  - the network (`build`), its short name (`model_name`),
+  - what evaluation ranks or decodes (`image_queries`, `decodes`, speech->text retrieval) and so
+    the names of its metrics (`metric_names`) and the one that selects the best epoch,
+  - hooks around an epoch for families whose training has phases (pipe-seq).
+The networks themselves live in vgs/models/.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+
+from vgs import metric_names as names
+from vgs.config import ConfigError, ModelConfig
+
+TEXT_SOURCES = ("transcript", "translation")
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What one objective's training batches hold."""
+
+    captions: str  # "all": every caption; "text": only captions with text (textual downsampling)
+    text: bool  # character tensors of the caption's text
+    images: bool  # image pixels (or features)
+
+
+# Objective -> its batches.  s2i: speech/image hinge; t2i: text/image hinge; s2t: speech/text
+# hinge; asr: ASR/SLT cross-entropy.
+OBJECTIVES = {"s2i": Needs("all", text=False, images=True), "t2i": Needs("text", text=True, images=True),
+              "asr": Needs("text", text=True, images=False), "s2t": Needs("text", text=True, images=False)}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What building a network needs besides its configuration."""
+
+    speech_dim: int  # speech feature size
+    image_dim: int = 0  # precomputed image feature size (0: pixels)
+    vocab: int = 0  # characters of the training text
+    epochs: int = 1  # the training budget (pipe-seq's default ASR phase is half of it)
+    max_chars: int | None = None  # decoding limit (None: model.asr.max_chars)
+
+
+@dataclass
+class Run:
+    """A training run as the hooks see it: they may replace an objective's training split."""
+
+    model: nn.Module
+    cfg: Any  # vgs.config.Config
+    device: Any  # torch.device
+    vocab: Any  # Vocabulary or None
+    splits: dict  # objective -> training split
+    out: Path  # the run's checkpoint folder
+    quiet: bool = False
+
+
+class Task:
+    family: str = ""  # the registry name (model.family)
+    sections: tuple[str, ...] = ()  # model.<section> (or model.<section>.<key>) it reads
+    text: str | None = None  # None: no text; "config": model.text.source; else the fixed source
+    image_queries: str | None = "speech"  # what ranks images at evaluation: speech | text | None
+    decodes = False  # speech -> characters (WER/CER or BLEU/CER)
+    # What one epoch is when objectives alternate: "first" — the first objective's data (a
+    # shorter one cycles, reshuffled); "shortest" — until the objective with fewest batches runs out.
+    epoch_rule = "first"
+    nonaligned_speech_text = False  # data.speech_text=nonaligned gives its s2t objective a second corpus
+    run_files: tuple[str, ...] = ()  # files of the run folder a resume elsewhere copies (besides best.pt)
+
+    def __init__(self, family: str | None = None):
+        if family:  # one class may serve several registry names (asr and slt, coembed and speech-image)
+            self.family = family
+
+    # ------------------------------------------------------------ configuration
+
+    def text_source(self, cfg: ModelConfig) -> str | None:
+        if self.text is None:
+            return None
+        source = cfg.text.source if self.text == "config" else self.text
+        if source not in TEXT_SOURCES:
+            raise ValueError(f"model.text.source must be transcript or translation, got '{source}'")
+        return source
+
+    def reads(self, key: str) -> bool:
+        """Whether a model.* key applies to this family ('model.asr.hidden')."""
+        rest = key[len("model."):]
+        return rest in ("family", "latent") or any(rest == s or rest.startswith(s + ".") for s in self.sections)
+
+    def check(self, cfg: ModelConfig) -> None:
+        """Family-specific consistency of the configuration (raise ValueError naming the keys)."""
+
+    # ------------------------------------------------------------ training
+
+    def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
+        """Every objective it trains (in the order one epoch alternates them)."""
+        raise NotImplementedError
+
+    def objectives_at(self, cfg: ModelConfig, epochs: int, epoch: int) -> tuple[str, ...]:
+        """The objectives trained at `epoch` of `epochs` (a run of epochs with the same ones is a
+        phase, with its own learning-rate schedule)."""
+        return self.objectives(cfg)
+
+    def uses_speech_text_corpus(self, cfg) -> bool:
+        """Whether a configuration (vgs.config.Config) trains on a NON-ALIGNED speech/text corpus."""
+        return self.nonaligned_speech_text and cfg.data.speech_text == "nonaligned"
+
+    def build(self, cfg: ModelConfig, sizes: Sizes) -> nn.Module:
+        raise NotImplementedError
+
+    def before_epoch(self, run: Run, epoch: int) -> None:
+        """Called before each training epoch (and before a new phase's schedule is made)."""
+
+    def after_validation(self, run: Run, epoch: int, val: dict[str, float]) -> None:
+        """Called with each epoch's validation scores (val_*)."""
+
+    # ------------------------------------------------------------ evaluation
+
+    @property
+    def query_direction(self) -> str | None:
+        """The retrieval direction of its image queries: s2i (speech, decoded or not), t2i, or None."""
+        return {"speech": "s2i", "text": "t2i"}.get(self.image_queries)
+
+    def ranks_speech_text(self, cfg: ModelConfig) -> bool:
+        return "s2t" in self.objectives(cfg)
+
+    def metric_names(self, cfg: ModelConfig) -> tuple[str, ...]:
+        """The validation scores (without the val_ prefix) an epoch of this configuration reports."""
+        out: tuple[str, ...] = ()
+        if self.query_direction:
+            out += names.retrieval_names(self.query_direction) + (names.OWN_QUERY_R10, names.CHANCE)
+        if self.decodes:
+            out += ("cer", "wer" if self.text_source(cfg) == "transcript" else "bleu")
+        if self.ranks_speech_text(cfg):
+            out += names.retrieval_names("s2t", reverse=False)
+        return out
+
+    def selection(self, cfg: ModelConfig) -> tuple[str, str]:
+        """(validation metric, mode) that picks the best epoch."""
+        return names.VAL + names.OWN_QUERY_R10, "max"
+
+    # ------------------------------------------------------------ naming
+
+    def model_name(self, cfg: ModelConfig) -> str:
+        return self.family
+
+
+def with_decoding_limit(cfg: ModelConfig, sizes: Sizes) -> ModelConfig:
+    """The model configuration whose decoder stops at sizes.max_chars (the run's configuration
+    itself is not changed)."""
+    if sizes.max_chars is None:
+        return cfg
+    return dataclasses.replace(cfg, asr=dataclasses.replace(cfg.asr, max_chars=sizes.max_chars))
+
+
+def needs_text(cfg: ModelConfig, sizes: Sizes, source: str | None) -> None:
+    if sizes.vocab < 5:
+        raise ValueError(f"family '{cfg.family}' needs text, but the training split has none for '{source}'")
+
+
+def check_even_latent(cfg: ModelConfig) -> None:
+    if cfg.latent % 2:
+        raise ValueError(f"model.latent must be even (N/2 GRU units per direction), got {cfg.latent}")
+
+
+def refuse_foreign_keys(task: Task, keys) -> None:
+    """A model.* key the family does not read is an error that says which family reads it."""
+    foreign = sorted(k for k in keys if k.startswith("model.") and not task.reads(k))
+    if foreign:
+        reads = ", ".join(f"model.{s}" for s in ("family", "latent") + task.sections)
+        raise ConfigError(f"{', '.join(foreign)}: not a setting of model.family={task.family} (it reads {reads})")

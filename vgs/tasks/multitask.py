@@ -1,0 +1,55 @@
+"""The multitask families of seed 003: a shared speech encoder with a speech->image branch and a
+secondary branch trained in turn, one batch each; the speech-image data defines the epoch (the
+secondary task's data cycles, reshuffled, however little text there is).
+
+mtl-transcribe / mtl-translate (§3.1.4): the secondary task is ASR / SLT (model.mtl split).
+mtl-match (§3.1.5, after Chrupała 2019): the secondary task is speech/text retrieval
+(model.match split; data.speech_text=nonaligned takes its data from a second corpus).
+"""
+from __future__ import annotations
+
+from vgs.config import ModelConfig
+from vgs.models.families import MultitaskMatch, MultitaskTranscribe
+from vgs.tasks.base import Sizes, Task, check_even_latent, needs_text, with_decoding_limit
+
+
+def layer_name(family: str, split, latent: int) -> str:
+    return f"{family}-{split.shared_layers}.{split.s2i_layers}.{split.task_layers}A{latent}"
+
+
+class MultitaskRecognition(Task):
+    sections = ("speech", "asr", "mtl.shared_layers", "mtl.s2i_layers", "mtl.task_layers", "image")
+    decodes = True
+
+    def __init__(self, family: str, text: str):
+        super().__init__(family)
+        self.text = text
+
+    def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
+        return ("s2i", "asr")
+
+    def build(self, cfg: ModelConfig, sizes: Sizes) -> MultitaskTranscribe:
+        check_even_latent(cfg)
+        needs_text(cfg, sizes, self.text)
+        return MultitaskTranscribe(with_decoding_limit(cfg, sizes), sizes.speech_dim, sizes.image_dim, sizes.vocab)
+
+    def model_name(self, cfg: ModelConfig) -> str:
+        return layer_name(self.family, cfg.mtl, cfg.latent)
+
+
+class MultitaskMatching(Task):
+    family = "mtl-match"
+    sections = ("speech", "match", "text", "image")
+    text = "config"
+    nonaligned_speech_text = True
+
+    def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
+        return ("s2i", "s2t")
+
+    def build(self, cfg: ModelConfig, sizes: Sizes) -> MultitaskMatch:
+        check_even_latent(cfg)
+        needs_text(cfg, sizes, self.text_source(cfg))
+        return MultitaskMatch(cfg, sizes.speech_dim, sizes.image_dim, sizes.vocab)
+
+    def model_name(self, cfg: ModelConfig) -> str:
+        return layer_name(self.family, cfg.match, cfg.latent)

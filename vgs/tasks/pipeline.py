@@ -1,0 +1,108 @@
+"""pipe-ind / pipe-seq (seed 003 §3.1.3, §3.2.2): ASR/SLT, then text-image on its output; images
+are ranked from speech through the recognizer's beam-decoded text.
+
+pipe-ind trains both parts at once on ground-truth text.  pipe-seq trains the recognizer first
+(model.mtl.asr_epochs, default half the epochs), keeps the recognizer of that phase's best epoch
+by validation WER (BLEU for SLT), then trains the text-image part on the training speech decoded
+with it (beam model.asr.beam): two phases, each with its own learning-rate schedule.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+
+from vgs.config import ModelConfig
+from vgs.data.text import EOS
+from vgs.models.families import Pipeline as PipelineNet
+from vgs.tasks.base import Run, Sizes, Task, check_even_latent, needs_text, with_decoding_limit
+
+DECODED_TRAIN = "decoded_train.json"  # pipe-seq: the training speech as its recognizer decodes it
+ASR_BEST = "asr_best.pt"  # pipe-seq: the recognizer of its ASR/SLT phase's best epoch
+
+
+class Pipeline(Task):
+    sections = ("speech", "asr", "text", "image")
+    text = "config"
+    decodes = True
+
+    def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
+        return ("asr", "t2i")
+
+    def build(self, cfg: ModelConfig, sizes: Sizes) -> PipelineNet:
+        check_even_latent(cfg)
+        needs_text(cfg, sizes, self.text_source(cfg))
+        return PipelineNet(with_decoding_limit(cfg, sizes), sizes.speech_dim, sizes.image_dim, sizes.vocab)
+
+    def model_name(self, cfg: ModelConfig) -> str:
+        return f"{self.family}-E{cfg.asr.encoder_layers}H{cfg.asr.hidden}-T{cfg.text.layers}A{cfg.latent}"
+
+
+class SequentialPipeline(Pipeline):
+    family = "pipe-seq"
+    sections = Pipeline.sections + ("mtl.asr_epochs",)
+    run_files = (DECODED_TRAIN, ASR_BEST)
+
+    @staticmethod
+    def asr_epochs(cfg: ModelConfig, epochs: int) -> int:
+        return cfg.mtl.asr_epochs or max(1, epochs // 2)
+
+    def objectives_at(self, cfg: ModelConfig, epochs: int, epoch: int) -> tuple[str, ...]:
+        return ("asr",) if epoch <= self.asr_epochs(cfg, epochs) else ("t2i",)
+
+    def before_epoch(self, run: Run, epoch: int) -> None:
+        """At the text-image phase: start from the ASR phase's best recognizer, and train on the
+        training speech decoded with it."""
+        cfg = run.cfg
+        if self.objectives_at(cfg.model, cfg.train.epochs, epoch) != ("t2i",):
+            return
+        if epoch == self.asr_epochs(cfg.model, cfg.train.epochs) + 1 and (run.out / ASR_BEST).exists():
+            state = torch.load(run.out / ASR_BEST, map_location=run.device, weights_only=True)
+            run.model.recognizer.load_state_dict(state["recognizer"])
+        if not getattr(run.splits["t2i"], "decoded", False):
+            run.splits["t2i"] = decoded_split(run)
+
+    def after_validation(self, run: Run, epoch: int, val: dict[str, float]) -> None:
+        """The ASR phase's stopping rule: keep the recognizer of its best epoch (as best.pt, on
+        every rank: each has its own folder)."""
+        if self.objectives_at(run.cfg.model, run.cfg.train.epochs, epoch) != ("asr",):
+            return
+        key, sign = ("val_wer", -1.0) if "val_wer" in val else ("val_bleu", 1.0)
+        path = run.out / ASR_BEST
+        if path.exists() and sign * val[key] <= sign * torch.load(path, weights_only=True)["score"]:
+            return
+        from vgs.checkpoint import save
+
+        save(path, {"recognizer": run.model.recognizer.state_dict(), "score": float(val[key]), "epoch": epoch,
+                    "metric": key})
+
+
+def decoded_split(run: Run):
+    """The training split with every utterance's text replaced by the recognizer's beam output
+    (model.asr.beam), all training speech as in seed 003 §3.2.2; cached in the run folder for
+    resume."""
+    from vgs.evaluate import decode_captions
+
+    split, cfg = run.splits["t2i"], run.cfg
+    path = run.out / DECODED_TRAIN
+    if path.exists():
+        texts = json.loads(path.read_text())
+    else:
+        run.model.eval()
+        t0 = time.time()
+        with torch.no_grad():
+            hyps = decode_captions(run.model, split, cfg, run.device, np.arange(len(split)), cfg.model.asr.beam)
+        texts = [list(h) + [EOS] for h in hyps]
+        path.write_text(json.dumps(texts))
+        if not run.quiet:
+            print(f"pipe-seq: decoded {len(texts)} training utterances (beam {cfg.model.asr.beam}) in "
+                  f"{time.time() - t0:.0f} s; the text-image part now trains on them", file=sys.stderr)
+    decoded = copy.copy(split)  # the other objectives' split keeps the ground truth
+    decoded.texts = texts
+    decoded.text_captions = np.arange(len(split))
+    decoded.decoded = True
+    return decoded

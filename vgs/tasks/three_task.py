@@ -1,0 +1,30 @@
+"""three-task (Chrupała et al. 2019, seed 004 §3): shared speech and text encoders, task encoders
+for speech/image, speech/text and text/image, any of the last two ablated (model.three.* = -1).
+An epoch lasts until the objective with the fewest batches runs out; data.speech_text=nonaligned
+takes the speech/text objective's data from a second corpus."""
+from __future__ import annotations
+
+from vgs.config import ModelConfig
+from vgs.models.families import ThreeTask as ThreeTaskNet, three_task_objectives
+from vgs.tasks.base import Sizes, Task, check_even_latent, needs_text
+
+
+class ThreeTask(Task):
+    family = "three-task"
+    sections = ("speech", "three", "text.embed", "image")
+    text = "transcript"
+    epoch_rule = "shortest"
+    nonaligned_speech_text = True
+
+    def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
+        return three_task_objectives(cfg.three)
+
+    def build(self, cfg: ModelConfig, sizes: Sizes) -> ThreeTaskNet:
+        check_even_latent(cfg)
+        needs_text(cfg, sizes, self.text)
+        return ThreeTaskNet(cfg, sizes.speech_dim, sizes.image_dim, sizes.vocab)
+
+    def model_name(self, cfg: ModelConfig) -> str:
+        t = cfg.three
+        cells = [t.speech_layers, t.text_layers, t.s2i, t.s2t, t.t2s, t.t2i]
+        return "three-task-" + ".".join("x" if v < 0 else str(v) for v in cells) + f"A{cfg.latent}"
