@@ -19,11 +19,15 @@ from pathlib import Path
 
 from vgs.config import ConfigError, default_tracking_uri, vgs_home
 
-# The papers' numbers for the sweeps that reproduce a table (None: not given in the text).
+# The papers' numbers for the sweeps that reproduce a table (None: not given in the text).  A
+# "layout" says how the sweep's table is drawn: "model x condition" (variant names MODEL/CONDITION
+# against the paper's cells), "model x text fraction" (variant.model against data.text_fraction,
+# the paper's WER/BLEU per fraction below); without one, a row per configuration.
 PAPER = {
     "pipeline_vs_mtl": {
         "source": "seed 003 Tables 1-2, validation R@10 on Flickr8K (mean of 3 runs)",
         "metric": "val_r10",
+        "layout": "model x condition",
         "cells": {
             ("speech-image", "full"): 0.416, ("speech-image", "reduced"): 0.280, ("speech-image", "translations"): 0.285,
             ("text-image", "full"): 0.702, ("text-image", "reduced"): 0.653, ("text-image", "translations"): 0.626,
@@ -46,6 +50,7 @@ PAPER = {
         "source": "seed 003 Figure 3 (curves, no numbers in the text); ASR WER (Table 9) and SLT BLEU (Table 10) "
                   "for comparison with the pipelines' val WER / BLEU",
         "metric": "val_r10",
+        "layout": "model x text fraction",
         "wer": {1.0: 0.154, 0.332: 0.238, 0.112: 0.397, 0.038: 0.801, 0.0123: 1.034, 0.0039: 0.977},
         "bleu": {1.0: 0.256, 0.332: 0.153, 0.112: 0.073, 0.038: 0.065, 0.0123: 0.040, 0.0039: 0.021},
     },
@@ -199,7 +204,8 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def table_for(name: str, keys: list[str], groups: dict[tuple, list[float]], metric: str,
               status: dict[tuple, str] | None = None) -> str:
     paper = PAPER.get(name, {})
-    if name == "pipeline_vs_mtl" and keys == ["variant.model"]:
+    layout = paper.get("layout")
+    if layout == "model x condition" and keys == ["variant.model"]:
         order = list(dict.fromkeys(m for m, _ in paper["cells"]))
         models = sorted(dict.fromkeys(k[0].split("/")[0] for k in groups),
                         key=lambda m: order.index(m) if m in order else len(order))
@@ -213,7 +219,7 @@ def table_for(name: str, keys: list[str], groups: dict[tuple, list[float]], metr
                 row.append(f"{ours} · paper {ref:.3f}" if ref is not None else ours)
             rows.append(row)
         return markdown_table(["model"] + [f"{c} ({metric})" for c in conditions], rows)
-    if name == "downsampling" and set(keys) == {"variant.model", "data.text_fraction"}:
+    if layout == "model x text fraction" and set(keys) == {"variant.model", "data.text_fraction"}:
         mi, fi = keys.index("variant.model"), keys.index("data.text_fraction")
         fractions = sorted({float(k[fi]) for k in groups}, reverse=True)
         models = list(dict.fromkeys(k[mi] for k in groups))
@@ -295,7 +301,7 @@ def report(name: str, tracking_uri: str | None = None, out: str | Path | None = 
         text += f"\n## The same splits and statistics as the papers' tables\n\n{compared}\n"
     files = draw_sweep_plots(trials, keys, spec.space, metric, spec.mode, out_dir,
                              importance=spec.algorithm == "optuna")
-    if name == "downsampling" and set(keys) == {"variant.model", "data.text_fraction"}:
+    if paper.get("layout") == "model x text fraction" and set(keys) == {"variant.model", "data.text_fraction"}:
         plot_downsampling(groups, keys, metric, out_dir / "downsampling.png")
         files.append(out_dir / "downsampling.png")
     (out_dir / "report.md").write_text(text)

@@ -30,7 +30,8 @@ from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dic
     default_tracking_uri, apply_overrides, check_consistent
 from vgs import metric_names
 from vgs.data.records import CorpusError
-from vgs.searchspace import SweepSpec, cell_data_configs, check_confirm, check_resources, load, restrict, space_contains, trial_overrides
+from vgs.searchspace import SweepSpec, cell_data_configs, check_confirm, check_resources, load, restrict, space_contains, \
+    trial_overrides, validate
 from vgs import storage as storages
 from vgs.trial import run_trial
 from vgs.sweep_output import ProgressCallback, quiet_libraries
@@ -227,6 +228,7 @@ def resolved_sweep(opts: SweepOptions) -> tuple[SweepSpec, dict[str, Any], Confi
         spec.confirm_seeds = spec.confirm_seeds or (spec.seeds + [max(spec.seeds) + 1] if len(spec.seeds) < 2
                                                     else list(spec.seeds))
         check_confirm(spec)
+    validate(spec)  # the spec that runs is the one checked: --base, --pick, --seeds, ... applied
     extra = dict(opts.overrides)
     if opts.data:
         if not Path(opts.data).expanduser().exists():
