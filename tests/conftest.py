@@ -23,7 +23,7 @@ def tiny_corpus(vgs_home) -> Path:
     """A small built-in corpus, generated once per test session (a few seconds)."""
     from vgs.data.synth import generate
 
-    return generate(vgs_home / "tiny", images=300, seed=3, speakers=20, val_images=40, test_images=20, quiet=True)
+    return generate(vgs_home / "tiny", images=300, seed=3, speakers=20, val_images=40, test_images=20)
 
 
 @pytest.fixture()

@@ -33,7 +33,7 @@ def test_each_layout_trains_end_to_end(layout, places, spokencoco, tmp_path):
     root, image_dir = (places, "") if layout == "places" else (spokencoco[0], str(spokencoco[1]))
     cfg = apply_overrides(base_config("cpu-tiny"), {"data.root": str(root), "data.image_dir": image_dir,
                                                       "data.store": str(tmp_path / "store"), "train.epochs": 1})
-    summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
+    summary = fit(cfg, out_dir=tmp_path / "run")
     assert 0.0 <= summary["val_s2i_r10"] <= 1.0 and summary["epoch"] == 1
 
 
@@ -68,7 +68,7 @@ def test_skipped_items_reach_the_store_report(places, tmp_path):
     victim = sorted((places / "audio" / "wavs").iterdir())[5]
     victim.unlink()
     corpus = read_corpus(places, skip_bad=True)
-    store = build_speech_store(corpus, "mortazavi", tmp_path / "store", quiet=True, skip_bad=True)
+    store = build_speech_store(corpus, "mortazavi", tmp_path / "store", skip_bad=True)
     report = json.loads(store.path.with_suffix(".skipped.json").read_text())
     assert [x["id"] for x in report["skipped"]] == [victim.stem] and "audio file not found" in report["skipped"][0]["reason"]
     assert len(store.ids) == 1499
@@ -89,7 +89,7 @@ def test_interrupted_featurisation_resumes_where_it_stopped(tiny_corpus, tmp_pat
     store = tmp_path / "store"
     code = ("import sys; from vgs.data.corpora import read_corpus; from vgs.data.features import build_speech_store; "
             f"build_speech_store(read_corpus({str(tiny_corpus)!r}), 'mortazavi', {str(store)!r}, workers=1, "
-            "quiet=True, shard_size=50)")
+            "shard_size=50)")
     proc = subprocess.Popen([sys.executable, "-c", code])
     parts = store / "speech-mortazavi.parts"
     deadline = time.time() + 120
@@ -100,9 +100,9 @@ def test_interrupted_featurisation_resumes_where_it_stopped(tiny_corpus, tmp_pat
     finished = len(list(parts.glob("*.json")))
     assert 4 <= finished < 30, "the build should have been interrupted part-way"
     corpus = read_corpus(tiny_corpus)
-    resumed = build_speech_store(corpus, "mortazavi", store, workers=1, quiet=True, shard_size=50)
+    resumed = build_speech_store(corpus, "mortazavi", store, workers=1, shard_size=50)
     assert not parts.exists()
-    fresh = build_speech_store(corpus, "mortazavi", tmp_path / "fresh", workers=2, quiet=True, shard_size=50)
+    fresh = build_speech_store(corpus, "mortazavi", tmp_path / "fresh", workers=2, shard_size=50)
     assert resumed.ids == fresh.ids
     for uid in resumed.ids[::97]:
         np.testing.assert_array_equal(resumed.frames(uid), fresh.frames(uid))

@@ -35,8 +35,7 @@ def tiny(tiny_corpus, tmp_path, family, **extra):
 @pytest.mark.parametrize("family", sorted(EXPECTED))
 def test_family_trains_and_reports_its_metrics(family, tiny_corpus, tmp_path):
     epochs = 2 if family == "pipe-seq" else 1
-    summary = fit(tiny(tiny_corpus, tmp_path, family, **{"train.epochs": epochs}), out_dir=tmp_path / "run",
-                  quiet=True)
+    summary = fit(tiny(tiny_corpus, tmp_path, family, **{"train.epochs": epochs}), out_dir=tmp_path / "run")
     missing = EXPECTED[family] - set(summary)
     assert not missing, f"{family} did not report {missing}"
     for k in EXPECTED[family]:
@@ -52,10 +51,9 @@ def test_family_trains_and_reports_its_metrics(family, tiny_corpus, tmp_path):
 
 def test_text_families_refuse_a_missing_text_source(tiny_corpus, tmp_path):
     with pytest.raises(ConfigError, match="model.text.source must be transcript or translation"):
-        fit(tiny(tiny_corpus, tmp_path, "text-image", **{"model.text.source": "subtitles"}), out_dir=tmp_path / "r",
-            quiet=True)
+        fit(tiny(tiny_corpus, tmp_path, "text-image", **{"model.text.source": "subtitles"}), out_dir=tmp_path / "r")
     with pytest.raises(ConfigError, match="unknown model family 'mtl-dance'"):
-        fit(tiny(tiny_corpus, tmp_path, "mtl-dance"), out_dir=tmp_path / "r", quiet=True)
+        fit(tiny(tiny_corpus, tmp_path, "mtl-dance"), out_dir=tmp_path / "r")
 
 
 def test_downsampled_text_limits_the_text_task_only(tiny_corpus, tmp_path):
@@ -63,9 +61,9 @@ def test_downsampled_text_limits_the_text_task_only(tiny_corpus, tmp_path):
     (Higy et al.: the speech-image data defines the epoch; the ASR task cycles over its smaller
     data), so the speech-image batches do not depend on the text fraction."""
     every = {"train.captions_per_image": 0, "train.test_at_end": False, "train.epochs": 1}
-    full = fit(tiny(tiny_corpus, tmp_path, "mtl-transcribe", **every), out_dir=tmp_path / "a", quiet=True)
+    full = fit(tiny(tiny_corpus, tmp_path, "mtl-transcribe", **every), out_dir=tmp_path / "a")
     less = fit(tiny(tiny_corpus, tmp_path, "mtl-transcribe", **every, **{"data.text_fraction": 0.1}),
-               out_dir=tmp_path / "b", quiet=True)
+               out_dir=tmp_path / "b")
     assert full["train_s2i_batches"] == less["train_s2i_batches"] >= 1200 // 32
     assert full["train_asr_batches"] == full["train_s2i_batches"]
     assert less["train_asr_batches"] == less["train_s2i_batches"]  # the text task repeats, it does not end the epoch
@@ -102,13 +100,13 @@ def test_three_task_ablations_and_non_aligned_speech_text_data(tiny_corpus, tmp_
     speech/text task's data from a second, disjoint built-in corpus."""
     one = fit(tiny(tiny_corpus, tmp_path, "three-task", **{"model.three.text_layers": -1, "model.three.s2t": -1,
                                                            "model.three.t2s": -1, "model.three.t2i": -1}),
-              out_dir=tmp_path / "one", quiet=True)
+              out_dir=tmp_path / "one")
     assert "train_s2i_batches" in one and "train_s2t_batches" not in one and "val_s2t_r10" not in one
     with pytest.raises(ConfigError, match="ablated together"):
-        fit(tiny(tiny_corpus, tmp_path, "three-task", **{"model.three.s2t": -1}), out_dir=tmp_path / "x", quiet=True)
+        fit(tiny(tiny_corpus, tmp_path, "three-task", **{"model.three.s2t": -1}), out_dir=tmp_path / "x")
     apart = fit(tiny(tiny_corpus, tmp_path, "three-task", **{"data.speech_text": "nonaligned",
                                                              "data.builtin_images": 80, "data.builtin_test": 32}),
-                out_dir=tmp_path / "apart", quiet=True)
+                out_dir=tmp_path / "apart")
     second = DataConfig(builtin_images=80, builtin_seed=1, builtin_test=32)
     assert builtin_corpus_dir(second).parent == vgs_home / "corpora"
     assert (builtin_corpus_dir(second) / "corpus.json").exists()
@@ -118,13 +116,13 @@ def test_three_task_ablations_and_non_aligned_speech_text_data(tiny_corpus, tmp_
 
 def test_analysis_metrics_on_request(tiny_corpus, tmp_path):
     summary = fit(tiny(tiny_corpus, tmp_path, "coembed", **{"train.analysis": True, "train.test_at_end": False}),
-                  out_dir=tmp_path / "a", quiet=True)
+                  out_dir=tmp_path / "a")
     assert 0 <= summary["analysis_speaker_acc"] <= 1
     for k in ("rsa_text", "rsa_image", "rsa_mfcc", "image_rsa_mfcc", "image_rsa_text"):  # seed 004 Table 4
         assert -1 <= summary[f"analysis_{k}"] <= 1, k
     assert not any(k.startswith("analysis_s2t_") for k in summary)  # no speech->text branch
     three = fit(tiny(tiny_corpus, tmp_path, "three-task", **{"train.analysis": True, "train.test_at_end": False}),
-                out_dir=tmp_path / "b", quiet=True)
+                out_dir=tmp_path / "b")
     assert all(-1 <= three[f"analysis_s2t_rsa_{k}"] <= 1 for k in ("mfcc", "text", "image"))
 
 
@@ -143,7 +141,7 @@ def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_co
     assert phases(cfg) == [(1, 2), (3, 4)]
     assert phases(tiny(tiny_corpus, tmp_path, "pipe-ind")) == [(1, 4)]
     history = []
-    fit(cfg, report=lambda m, _: history.append(m), out_dir=tmp_path / "seq", quiet=True)
+    fit(cfg, report=lambda m, _: history.append(m), out_dir=tmp_path / "seq")
     lrs = [m["lr"] for m in history]
     assert lrs[0] == pytest.approx(lrs[2], rel=1e-6) and lrs[1] == pytest.approx(lrs[3], rel=1e-6)
     assert lrs[1] < 0.01 * lrs[0]  # each phase anneals to min_lr by its own end
@@ -165,8 +163,8 @@ def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_co
             raise Stop
 
     with pytest.raises(Stop):
-        fit(cfg, report=stop_after_3, out_dir=tmp_path / "cut", quiet=True)
+        fit(cfg, report=stop_after_3, out_dir=tmp_path / "cut")
     rest = []
-    fit(cfg, report=lambda m, _: rest.append(m["lr"]), out_dir=tmp_path / "cut", resume=tmp_path / "cut", quiet=True)
+    fit(cfg, report=lambda m, _: rest.append(m["lr"]), out_dir=tmp_path / "cut", resume=tmp_path / "cut")
     assert rest == pytest.approx(lrs[3:], rel=1e-6)
 

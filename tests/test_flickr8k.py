@@ -20,7 +20,7 @@ def test_reads_real_flickr8k_slice(flickr1d):
 def test_features_of_real_speech(flickr1d, tmp_path):
     root, images = flickr1d
     corpus = read_flickr8k(root, images)
-    store = build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, quiet=True)
+    store = build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1)
     import soundfile as sf
 
     u = corpus.utterances[0]
@@ -28,23 +28,23 @@ def test_features_of_real_speech(flickr1d, tmp_path):
     frames = store.frames(u.id)
     assert frames.shape[1] == 40
     assert abs(frames.shape[0] - seconds / 0.0125) <= 2  # 12.5 ms hop
-    chrupala = build_speech_store(corpus, "chrupala", tmp_path / "store", workers=1, quiet=True)
+    chrupala = build_speech_store(corpus, "chrupala", tmp_path / "store", workers=1)
     assert chrupala.frames(u.id).shape[1] == 39
     assert abs(chrupala.frames(u.id).shape[0] - seconds / 0.010) <= 2  # 10 ms shift
     assert chrupala.path != store.path  # another preset is another store, never a silent reuse
-    img = build_image_store(corpus, 48, tmp_path / "store", quiet=True)
+    img = build_image_store(corpus, 48, tmp_path / "store")
     assert img.array.shape == (10, 48, 48, 3) and img.array.dtype == np.uint8
 
 
 def test_store_is_reused_and_over_long_utterances_dropped(flickr1d, tmp_path):
     root, images = flickr1d
     corpus = read_flickr8k(root, images)
-    first = build_speech_store(corpus, "mortazavi", tmp_path / "s", max_frames=8192, workers=1, quiet=True)
+    first = build_speech_store(corpus, "mortazavi", tmp_path / "s", max_frames=8192, workers=1)
     mtime = first.path.stat().st_mtime_ns
-    again = build_speech_store(corpus, "mortazavi", tmp_path / "s", max_frames=8192, workers=1, quiet=True)
+    again = build_speech_store(corpus, "mortazavi", tmp_path / "s", max_frames=8192, workers=1)
     assert again.path == first.path and again.path.stat().st_mtime_ns == mtime
     longest = int(first.lengths.max())
-    short = build_speech_store(corpus, "mortazavi", tmp_path / "s", max_frames=longest - 1, workers=1, quiet=True)
+    short = build_speech_store(corpus, "mortazavi", tmp_path / "s", max_frames=longest - 1, workers=1)
     assert short.manifest["dropped_over_max_frames"] >= 1
     assert len(short.ids) == 50 - short.manifest["dropped_over_max_frames"]
 
@@ -81,14 +81,14 @@ def test_corrupt_wav_is_named_earlier_store_survives_and_finished_shards_are_reu
 
     root, images = flickr1d
     good = read_flickr8k(root, images)
-    kept = build_speech_store(good, "mortazavi", tmp_path / "store", workers=1, quiet=True)
+    kept = build_speech_store(good, "mortazavi", tmp_path / "store", workers=1)
     bad = copy_layout(root, tmp_path / "c")
     wav = bad / "flickr_audio" / "wavs" / "2513260012_03d33305cf_2.wav"
     wav.unlink()
     wav.write_bytes(b"RIFF\x00garbage")
     corpus = read_flickr8k(bad, images)
     with pytest.raises(CorpusError, match="corrupt or unreadable audio file .*2513260012_03d33305cf_2.wav.*kept in"):
-        build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, quiet=True, shard_size=10)
+        build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, shard_size=10)
     files = sorted(p.name for p in (tmp_path / "store").iterdir())
     assert files == sorted([kept.path.name, kept.path.with_suffix(".json").name, "speech-mortazavi.parts",
                             "content-hashes.json"])
@@ -100,8 +100,7 @@ def test_corrupt_wav_is_named_earlier_store_survives_and_finished_shards_are_reu
 
     # restoring the file: the same content as the earlier store's, which is served as it is
     shutil.copyfile(root / "flickr_audio" / "wavs" / wav.name, wav)
-    assert build_speech_store(read_flickr8k(bad, images), "mortazavi", tmp_path / "store", workers=1,
-                              quiet=True).path == kept.path
+    assert build_speech_store(read_flickr8k(bad, images), "mortazavi", tmp_path / "store", workers=1).path == kept.path
     # replacing it with another recording: only the shards from the bad file's on are computed
     other = next(p for p in sorted((root / "flickr_audio" / "wavs").iterdir()) if p.name != wav.name)
     shutil.copyfile(other, wav)
@@ -136,7 +135,7 @@ def test_skip_bad_leaves_out_corrupt_audio_with_a_report(flickr1d, tmp_path):
     bad = copy_layout(root, tmp_path / "c")
     (bad / "flickr_audio" / "wavs" / "2513260012_03d33305cf_2.wav").write_bytes(b"RIFF\x00garbage")
     corpus = read_flickr8k(bad, images)
-    store = build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, quiet=True, skip_bad=True)
+    store = build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, skip_bad=True)
     assert "2513260012_03d33305cf_2" not in store.index and len(store.ids) == 49
     assert [s["id"] for s in store.manifest["skipped"]] == ["2513260012_03d33305cf_2"]
     report = json.loads(store.path.with_suffix(".skipped.json").read_text())
@@ -154,9 +153,9 @@ def test_skip_bad_leaves_out_a_corrupt_image_and_its_captions(flickr1d, tmp_path
     victim = sorted(images.iterdir())[0]
     victim.write_bytes(b"\xff\xd8\xff not a jpeg")
     with pytest.raises(CorpusError, match=f"corrupt or unreadable image file .*{victim.name}.*--skip-bad"):
-        build_image_store(read_flickr8k(root, images), 40, tmp_path / "s0", quiet=True)
+        build_image_store(read_flickr8k(root, images), 40, tmp_path / "s0")
     data = prepare(DataConfig(root=str(root), image_dir=str(images), store=str(tmp_path / "s"), image_resize=40,
-                              image_crop=32, skip_bad=True), quiet=True)
+                              image_crop=32, skip_bad=True))
     assert victim.name not in data.images.index and len(data.images.index) == 9
     assert data.images.array.shape[0] == 9 and len(data.corpus.utterances) == 45  # its five captions went too
     report = json.loads(data.images.path.with_suffix(".skipped.json").read_text())
@@ -172,19 +171,19 @@ def test_a_rewritten_file_with_the_old_size_and_mtime_gets_new_features(flickr1d
     root, images = flickr1d
     copy = copy_layout(root, tmp_path / "c")
     corpus = read_flickr8k(copy, images)
-    first = build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, quiet=True)
+    first = build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1)
     wavs = sorted((copy / "flickr_audio" / "wavs").iterdir())
     a, b = wavs[0], wavs[1]
     st = os.stat(a)
     data_b = b.read_bytes()
     a.write_bytes((data_b + b"\0" * st.st_size)[:st.st_size])  # other audio, the same size ...
     os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))  # ... and the same mtime
-    second = build_speech_store(read_flickr8k(copy, images), "mortazavi", tmp_path / "store", workers=1, quiet=True)
+    second = build_speech_store(read_flickr8k(copy, images), "mortazavi", tmp_path / "store", workers=1)
     assert second.path != first.path
     assert not np.array_equal(second.frames(a.stem), first.frames(a.stem))
     # a different training split gives other normalisation statistics: another store too
     moved = dataclasses.replace(corpus, utterances=[dataclasses.replace(u, split="val") if i < 10 else u
                                                     for i, u in enumerate(corpus.utterances)])
-    assert build_speech_store(moved, "mortazavi", tmp_path / "store", workers=1, quiet=True).path != first.path
+    assert build_speech_store(moved, "mortazavi", tmp_path / "store", workers=1).path != first.path
     # unchanged files are hashed once: the cache answers the next lookup
     assert (tmp_path / "store" / "content-hashes.json").exists()

@@ -109,7 +109,7 @@ def test_training_on_precomputed_features(tiny_corpus, tmp_path):
     cfg = apply_overrides(base_config("cpu-tiny"), {"data.root": str(tiny_corpus), "data.store": str(tmp_path / "s"),
                                                     "data.image_features": str(tmp_path / "thumbs.npy"),
                                                     "train.epochs": 2})
-    summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
+    summary = fit(cfg, out_dir=tmp_path / "run")
     state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert state["model"]["image.net.weight"].shape == (cfg.model.latent, 192)
     assert summary["epoch"] == 2 and 0 <= summary["val_s2i_r10"] <= 1

@@ -35,7 +35,7 @@ def test_reads_subsets_as_splits_and_featurises_flac(librispeech, tmp_path):
     u = corpus.utterances[0]
     assert u.image is None and u.audio.endswith(".flac") and u.speaker == u.id.split("-")[0]
     assert u.transcript.isupper() and corpus.images() == []
-    store = build_speech_store(corpus, "chrupala", tmp_path / "store", workers=1, quiet=True)
+    store = build_speech_store(corpus, "chrupala", tmp_path / "store", workers=1)
     assert len(store.ids) == 36 and store.frames(u.id).shape[1] == 39
     # one subset folder on its own reads as that split
     assert {x.split for x in read_corpus(librispeech / "dev-clean").utterances} == {"val"}
@@ -69,5 +69,5 @@ def test_librispeech_as_non_aligned_speech_text_data(librispeech, tiny_corpus, t
         "data.root": str(tiny_corpus), "data.store": str(tmp_path / "s"), "model.family": "three-task",
         "data.speech_text": "nonaligned", "data.speech_text_root": str(librispeech), "train.epochs": 1,
         "model.latent": 32, "train.test_at_end": False})
-    summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
+    summary = fit(cfg, out_dir=tmp_path / "run")
     assert summary["train_s2t_batches"] == 1  # LibriSpeech's 12 training utterances, one batch per epoch

@@ -8,7 +8,7 @@ import sys
 from vgs.data.locking import exclusive
 
 PREPARE = ("import sys; from vgs.config import DataConfig; from vgs.data.prepare import prepare; "
-           "d = prepare(DataConfig(builtin_images=12, image_resize=40, image_crop=32), quiet=True); "
+           "d = prepare(DataConfig(builtin_images=12, image_resize=40, image_crop=32)); "
            "print(d.speech.path, len(d.speech.ids))")
 
 
@@ -28,14 +28,14 @@ def test_two_processes_preparing_one_builtin_corpus_at_once_both_succeed(tmp_pat
 def test_exclusive_serialises_two_holders(tmp_path):
     lock = tmp_path / "x.lock"
     code = ("import sys, time; from vgs.data.locking import exclusive\n"
-            f"with exclusive({str(lock)!r}, quiet=True):\n"
+            f"with exclusive({str(lock)!r}, announce=False):\n"
             "    print('in', flush=True); time.sleep(1.5)\n")
     other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert other.stdout.readline().strip() == "in"  # the other process holds the lock now
     import time
 
     t0 = time.time()
-    with exclusive(lock, quiet=True):
+    with exclusive(lock, announce=False):
         waited = time.time() - t0
     other.wait(timeout=30)
     assert waited > 0.5

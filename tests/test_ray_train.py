@@ -51,6 +51,6 @@ def test_two_worker_trial_matches_one_worker(tiny_corpus, vgs_home, tmp_path):
 
     history = []
     fit(apply_overrides(base_config("cpu-tiny"), overrides), report=lambda m, _: history.append(m),
-        out_dir=tmp_path / "one", quiet=True)
+        out_dir=tmp_path / "one")
     assert losses == pytest.approx([m["train_loss"] for m in history], rel=1e-4)
     assert r10 == pytest.approx([m["val_s2i_r10"] for m in history], abs=0.03)

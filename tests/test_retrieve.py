@@ -14,7 +14,7 @@ def trained_run(tiny_corpus, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("run")
     cfg = apply_overrides(base_config("cpu-tiny"), {"data.root": str(tiny_corpus), "train.epochs": 1})
-    fit(cfg, out_dir=out, quiet=True)
+    fit(cfg, out_dir=out)
     return out / "best.pt"
 
 

@@ -22,7 +22,7 @@ def slow_cmvn(frames: np.ndarray) -> np.ndarray:
 
 def test_per_utterance_normalisation_equals_the_slow_reference_and_reaches_batches(tiny_corpus):
     cfg = apply_overrides(base_config("cpu-tiny"), {"data.root": str(tiny_corpus)})
-    data = prepare(cfg.data, quiet=True)
+    data = prepare(cfg.data)
     uid = data.speech.ids[0]
     np.testing.assert_allclose(data.speech.normalised(uid, per_utterance=True),
                                slow_cmvn(data.speech.frames(uid)), rtol=1e-4, atol=1e-4)

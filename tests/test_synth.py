@@ -18,9 +18,9 @@ def digest(folder):
 
 
 def test_same_seed_same_corpus_other_seed_other_corpus(tmp_path):
-    a = generate(tmp_path / "a", images=12, seed=11, speakers=20, val_images=3, test_images=3, quiet=True)
-    b = generate(tmp_path / "b", images=12, seed=11, speakers=20, val_images=3, test_images=3, quiet=True)
-    c = generate(tmp_path / "c", images=12, seed=12, speakers=20, val_images=3, test_images=3, quiet=True)
+    a = generate(tmp_path / "a", images=12, seed=11, speakers=20, val_images=3, test_images=3)
+    b = generate(tmp_path / "b", images=12, seed=11, speakers=20, val_images=3, test_images=3)
+    c = generate(tmp_path / "c", images=12, seed=12, speakers=20, val_images=3, test_images=3)
     assert digest(a) == digest(b)
     assert digest(a) != digest(c)
 
@@ -51,9 +51,9 @@ def test_speakers_are_distinct_voices():
 def test_existing_corpus_is_reused_and_a_different_one_refused(tmp_path):
     import pytest
 
-    out = generate(tmp_path / "c", images=8, seed=1, speakers=20, val_images=2, test_images=2, quiet=True)
+    out = generate(tmp_path / "c", images=8, seed=1, speakers=20, val_images=2, test_images=2)
     before = (out / "dataset.json").stat().st_mtime_ns
-    generate(tmp_path / "c", images=8, seed=1, speakers=20, val_images=2, test_images=2, quiet=True)
+    generate(tmp_path / "c", images=8, seed=1, speakers=20, val_images=2, test_images=2)
     assert (out / "dataset.json").stat().st_mtime_ns == before
     with pytest.raises(FileExistsError, match="different corpus"):
-        generate(tmp_path / "c", images=9, seed=1, speakers=20, val_images=2, test_images=2, quiet=True)
+        generate(tmp_path / "c", images=9, seed=1, speakers=20, val_images=2, test_images=2)

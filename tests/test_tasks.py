@@ -39,7 +39,7 @@ def test_every_family_evaluates_exactly_the_metrics_it_declares(family, tiny_cor
     cfg = tiny_config(family, tiny_corpus)
     task = task_of(cfg.model)
     torch.manual_seed(0)
-    td = training_data(cfg, quiet=True)
+    td = training_data(cfg)
     model = build_model(cfg.model, td.data.speech.dim, td.data.images.feature_dim, len(td.vocab) if td.vocab else 0,
                         1, td.max_chars)
     result = evaluate(model, td.val, cfg, torch.device("cpu"), td.vocab)
@@ -99,7 +99,7 @@ def test_a_new_family_is_one_task_and_its_registry_line(tiny_corpus, tmp_path, m
 
     monkeypatch.setitem(TASKS, "speech-image-i2s", SpeechImageByImageQueries())
     cfg = apply_overrides(tiny_config("speech-image-i2s", tiny_corpus), {"train.test_at_end": False})
-    summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
+    summary = fit(cfg, out_dir=tmp_path / "run")
     assert summary["best_val_i2s_r10"] == summary["sel_val_i2s_r10"] and summary["val_images"] > 0
     assert summary["train_s2i_batches"] > 0
 

@@ -18,7 +18,7 @@ def tiny_cfg(corpus, **overrides):
 def test_training_learns_on_a_tiny_corpus(tiny_corpus, tmp_path):
     cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 14, "train.captions_per_image": 0, "train.batch_size": 16,
                                     "train.lr": 3e-3})
-    summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
+    summary = fit(cfg, out_dir=tmp_path / "run")
     chance = 10 / 40  # R@10 of a random ranking over the 40 validation images
     assert summary["sel_val_s2i_r10"] >= chance + 0.1, summary
     assert summary["sel_val_i2s_r10"] >= chance + 0.1, summary
@@ -38,22 +38,22 @@ def _interrupt_after(epochs):
 
 def test_same_seed_same_result_and_resume_replays_exactly(tiny_corpus, tmp_path):
     cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 2})
-    data = prepare(cfg.data, quiet=True)
-    straight = fit(cfg, out_dir=tmp_path / "a", data=data, quiet=True)
-    again = fit(cfg, out_dir=tmp_path / "b", data=data, quiet=True)
+    data = prepare(cfg.data)
+    straight = fit(cfg, out_dir=tmp_path / "a", data=data)
+    again = fit(cfg, out_dir=tmp_path / "b", data=data)
     keys = [k for k in straight if k.startswith(("val_", "best_val_", "sel_val_")) or k in ("train_loss", "lr")]
     assert {k: again[k] for k in keys} == {k: straight[k] for k in keys}
 
     with pytest.raises(_Interrupt):
-        fit(cfg, out_dir=tmp_path / "c", data=data, quiet=True, report=_interrupt_after(1))
-    resumed = fit(cfg, out_dir=tmp_path / "c", resume=tmp_path / "c", data=data, quiet=True)
+        fit(cfg, out_dir=tmp_path / "c", data=data, report=_interrupt_after(1))
+    resumed = fit(cfg, out_dir=tmp_path / "c", resume=tmp_path / "c", data=data)
     assert resumed["epoch"] == 2
     assert {k: resumed[k] for k in keys} == {k: straight[k] for k in keys}
 
 
 def test_best_checkpoint_holds_state_dict_and_config(tiny_corpus, tmp_path):
     cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 1, "train.test_at_end": True})
-    summary = fit(cfg, out_dir=tmp_path / "run", quiet=True)
+    summary = fit(cfg, out_dir=tmp_path / "run")
     assert {"test_s2i_r10", "test_i2s_r10"} <= set(summary)
     state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert state["config"]["model"]["latent"] == 128 and state["epoch"] == 1
@@ -63,7 +63,7 @@ def test_best_checkpoint_holds_state_dict_and_config(tiny_corpus, tmp_path):
 
 def test_a_config_that_cannot_fit_is_refused(tiny_corpus, tmp_path):
     with pytest.raises(ConfigError, match="data.image_crop"):
-        fit(tiny_cfg(tiny_corpus, **{"data.image_crop": 64}), out_dir=tmp_path, quiet=True)
+        fit(tiny_cfg(tiny_corpus, **{"data.image_crop": 64}), out_dir=tmp_path)
 
 
 def test_cli_names_a_missing_corpus(tmp_path):
@@ -138,14 +138,14 @@ def test_restart_phase_splits_the_last_epochs_off():
 def test_warm_second_run_halves_the_rate_from_the_best_epoch_and_resumes_exactly(tiny_corpus, tmp_path):
     cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 3, "train.restart_epochs": 1, "train.scheduler": "constant",
                                     "train.lr": 2e-3})
-    data = prepare(cfg.data, quiet=True)
+    data = prepare(cfg.data)
     lrs = []
-    straight = fit(cfg, out_dir=tmp_path / "a", data=data, quiet=True,
+    straight = fit(cfg, out_dir=tmp_path / "a", data=data,
                    report=lambda m, _: lrs.append(m["lr"]))
     assert lrs == pytest.approx([2e-3, 2e-3, 1e-3])
     with pytest.raises(_Interrupt):
-        fit(cfg, out_dir=tmp_path / "b", data=data, quiet=True, report=_interrupt_after(2))
-    resumed = fit(cfg, out_dir=tmp_path / "b", resume=tmp_path / "b", data=data, quiet=True)
+        fit(cfg, out_dir=tmp_path / "b", data=data, report=_interrupt_after(2))
+    resumed = fit(cfg, out_dir=tmp_path / "b", resume=tmp_path / "b", data=data)
     assert resumed["val_s2i_r10"] == straight["val_s2i_r10"] and resumed["train_loss"] == straight["train_loss"]
     with pytest.raises(ConfigError, match="train.restart_epochs"):
-        fit(apply_overrides(cfg, {"train.restart_epochs": 3}), out_dir=tmp_path / "c", data=data, quiet=True)
+        fit(apply_overrides(cfg, {"train.restart_epochs": 3}), out_dir=tmp_path / "c", data=data)

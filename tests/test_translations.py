@@ -78,7 +78,7 @@ def test_translated_only_keeps_translated_training_captions(flickr1d, tmp_path):
     jp_dir, expected = write_f30kent(root, tmp_path / "f30k")
     cfg = DataConfig(root=str(root), image_dir=str(images), translations=str(jp_dir), translated_only=True,
                      store=str(tmp_path / "store"), image_resize=40, image_crop=32)
-    data = prepare(cfg, quiet=True)
+    data = prepare(cfg)
     train = {u.id for u in data.corpus.split("train")}
     assert train == {f"{name.rsplit('.', 1)[0]}_{k}" for (name, k) in expected
                      if name in {u.image for u in data.corpus.split("train")}}
@@ -87,13 +87,13 @@ def test_translated_only_keeps_translated_training_captions(flickr1d, tmp_path):
 
 def test_textual_downsampling_is_nested_and_sized_by_speech(tiny_corpus, tmp_path):
     base = DataConfig(root=str(tiny_corpus), store=str(tmp_path / "store"), image_resize=40, image_crop=32)
-    full = prepare(base, quiet=True)
+    full = prepare(base)
     assert full.text_ids is None
-    quarter = prepare(dataclasses.replace(base, text_fraction=0.25), quiet=True).text_ids
-    tenth = prepare(dataclasses.replace(base, text_fraction=0.1), quiet=True).text_ids
+    quarter = prepare(dataclasses.replace(base, text_fraction=0.25)).text_ids
+    tenth = prepare(dataclasses.replace(base, text_fraction=0.1)).text_ids
     assert tenth < quarter and 0.2 < len(quarter) / len(full.corpus.split("train")) < 0.3
-    half_hour = prepare(dataclasses.replace(base, text_hours=0.5), quiet=True)
+    half_hour = prepare(dataclasses.replace(base, text_hours=0.5))
     seconds = sum(half_hour.speech.lengths[half_hour.speech.index[u]] for u in half_hour.text_ids) * 200 / 16000
     assert 1800 <= seconds < 1800 + 15
     with pytest.raises(CorpusError, match="data.text_hours/text_fraction: asked for 100.00 h"):
-        prepare(dataclasses.replace(base, text_hours=100), quiet=True)
+        prepare(dataclasses.replace(base, text_hours=100))

@@ -1,5 +1,8 @@
 """The `vgs` console script: one entry point for the package's commands.
 
+    vgs [-q | -v] COMMAND ...   -q: warnings and errors only; -v: debug and the libraries' output
+                                (the one verbosity switch, vgs.log; also $VGS_VERBOSITY=0|1|2)
+
     vgs sweep NAME ...      = python -m vgs.sweep
     vgs train ...           = python -m vgs.train
     vgs synth ...           = python -m vgs.data.synth
@@ -25,6 +28,11 @@ COMMANDS = {"sweep": "vgs.sweep", "train": "vgs.train", "synth": "vgs.data.synth
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-q", "--quiet", "-v", "--verbose"):
+        from vgs.log import set_verbosity
+
+        set_verbosity(0 if argv[0] in ("-q", "--quiet") else 2)
+        argv = argv[1:]
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         if argv and argv[0] not in ("-h", "--help"):
             print(f"vgs: unknown command '{argv[0]}'", file=sys.stderr)

@@ -40,6 +40,7 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
 
     from vgs.data.prepare import prepare, resolve_paths
     from vgs.models.registry import build_model, count_params, model_name
+    from vgs.log import quiet
     from vgs.schedules import training_phases
     from vgs.tasks import task_of
     from vgs.training_data import epoch_plan, training_data
@@ -47,8 +48,10 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
     cfg.data = resolve_paths(cfg.data)
     key = repr(cfg.data)
     if key not in cache:
-        cache[key] = prepare(cfg.data, quiet=True)
-    td = training_data(cfg, cache[key], quiet=True)
+        with quiet():
+            cache[key] = prepare(cfg.data)
+    with quiet():
+        td = training_data(cfg, cache[key])
     with torch.device("meta"):  # shapes only
         model = build_model(cfg.model, td.data.speech.dim, td.data.images.feature_dim,
                             len(td.vocab) if td.vocab else 0, cfg.train.epochs, td.max_chars)

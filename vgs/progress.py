@@ -1,9 +1,12 @@
 """Progress bars for long work (corpus generation, featurisation) on stderr: one line redrawn in
-place on a terminal, a throttled line every few seconds in a log file."""
+place on a terminal, a throttled line every few seconds in a log file; drawn at verbosity 1 and
+above (vgs.log)."""
 from __future__ import annotations
 
 import sys
 import time
+
+from vgs.log import shows_progress
 
 BAR = 24  # characters of the bar
 
@@ -20,9 +23,8 @@ def bar_line(label: str, done: int, total: int, unit: str, elapsed: float, final
 
 
 class Progress:
-    def __init__(self, label: str, total: int, unit: str = "it", every_s: float = 5.0, quiet: bool = False,
-                 stream=None):
-        self.label, self.total, self.unit, self.quiet = label, total, unit, quiet
+    def __init__(self, label: str, total: int, unit: str = "it", every_s: float = 5.0, stream=None):
+        self.label, self.total, self.unit = label, total, unit
         self.stream = stream or sys.stderr
         self.live = getattr(self.stream, "isatty", lambda: False)()  # a terminal: redraw one line
         self.every_s = 0.2 if self.live else every_s
@@ -37,7 +39,7 @@ class Progress:
             self._print(now)
 
     def _print(self, now: float, final: bool = False) -> None:
-        if self.quiet:
+        if not shows_progress():
             return
         line = bar_line(self.label, self.done, self.total, self.unit, now - self.start, final)
         if self.live:

@@ -17,6 +17,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from vgs.log import report_error
 from vgs.config import ConfigError, default_tracking_uri, vgs_home
 
 # The papers' numbers for the sweeps that reproduce a table (None: not given in the text).  A
@@ -320,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(report(a.name, a.tracking_uri, a.out, a.metric))
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report_error(e)
     return 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vgs.log import report_error
 from vgs.config import Config, ConfigError, apply_overrides, default_tracking_uri, from_dict
 from vgs.data.records import CorpusError
 
@@ -95,7 +96,7 @@ class Trained:
 
 
 def load_trained(ref: str, tracking_uri: str | None = None, data_root: str | None = None,
-                 device: str = "auto", quiet: bool = True) -> Trained:
+                 device: str = "auto") -> Trained:
     from vgs.data.prepare import prepare
     from vgs.data.text import Vocabulary
     from vgs.models.registry import build_model
@@ -111,7 +112,7 @@ def load_trained(ref: str, tracking_uri: str | None = None, data_root: str | Non
     cfg = from_dict(ck["config"])
     if data_root:
         cfg = apply_overrides(cfg, {"data.root": str(Path(data_root).expanduser().resolve())})
-    data = prepare(cfg.data, quiet=quiet)
+    data = prepare(cfg.data)
     vocab = Vocabulary(ck["vocab"]) if ck.get("vocab") else None
     dev = pick_device(device)
     model = build_model(cfg.model, data.speech.dim, data.images.feature_dim, len(vocab) if vocab else 0,
@@ -299,8 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             for rank, (uid, text, score) in enumerate(retrieve_captions(trained, a.image, a.k, splits), 1):
                 print(f"{rank:3d}  {score:.3f}  {uid}  {text}")
     except (ConfigError, CorpusError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report_error(e)
     return 0
 
 

@@ -27,16 +27,18 @@ from typing import Any
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dict, vgs_home, \
-    default_tracking_uri, apply_overrides, check_consistent
+    default_tracking_uri, check_consistent
 from vgs import metric_names
 from vgs.data.records import CorpusError
 from vgs.searchspace import SweepSpec, cell_data_configs, check_confirm, check_resources, load, restrict, space_contains, \
     trial_overrides, validate
 from vgs import storage as storages
 from vgs.trial import run_trial
+from vgs.log import report_error, set_verbosity, verbosity
 from vgs.sweep_output import ProgressCallback, quiet_libraries
 from vgs.verdict import config_key, group_by_config, verdict
 
+log = logging.getLogger(__name__)
 TABLE_METRICS = metric_names.TABLE  # columns of the summary table, in this order, where any trial reports them
 
 
@@ -95,8 +97,7 @@ def make_scheduler(spec: SweepSpec, max_epochs: int):
 
     grace = int(spec.scheduler.get("grace_period", 1))
     if grace > max_epochs:  # e.g. train.epochs=2 on the command line for a quick look
-        print(f"note: ASHA grace_period {grace} > train.epochs {max_epochs}; using {max_epochs} (no pruning)",
-              file=sys.stderr)
+        log.info(f"note: ASHA grace_period {grace} > train.epochs {max_epochs}; using {max_epochs} (no pruning)")
         grace = max_epochs
     # time_attr is our epoch counter: Ray's training_iteration restarts after Tuner.restore.
     return ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=grace,
@@ -133,7 +134,7 @@ def check_trial_fits(spec: SweepSpec, cluster: dict, local: bool) -> None:
                f"--resources cpu=1,gpu=0 (or run on a machine/cluster that has {', '.join(short)})")
     if local:
         raise ConfigError(message)
-    print(f"warning: {message}; waiting for the autoscaler", file=sys.stderr)
+    log.warning(f"warning: {message}; waiting for the autoscaler")
 
 
 DRIVER_MEMORY = 256 * 2**20  # bytes reserved for a multi-worker trial's driving function
@@ -185,7 +186,7 @@ def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tup
         raise ConfigError(f"--resume: no earlier '{spec_name}' sweep under {storage_dir}")
     path = storages.join(storages.join(storage_dir, previous), OPTIONS_FILE)
     if not storages.exists(path):  # started by a vgs that did not record its options
-        print(f"note: {previous} has no {OPTIONS_FILE}; resuming with this command line's options", file=sys.stderr)
+        log.info(f"note: {previous} has no {OPTIONS_FILE}; resuming with this command line's options")
         return previous, opts
     recorded = SweepOptions(**{k: v for k, v in json.loads(storages.read_text(path)).items() if k != "verbose"})
     unset = SweepOptions(opts.name)
@@ -197,8 +198,8 @@ def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tup
             flag = {"overrides": "key=value overrides", "picks": "--pick"}.get(key, "--" + key.replace("_", "-"))
             raise ConfigError(f"--resume continues {previous} as it was started; {flag} differs (given {given!r}, "
                               f"recorded {kept!r}). Leave it out to resume, or start a new sweep without --resume")
-    print(f"resuming {previous} with its recorded options: " + ", ".join(
-        f"{k}={getattr(recorded, k)!r}" for k in RECORDED if getattr(recorded, k) != getattr(unset, k)), file=sys.stderr)
+    log.info(f"resuming {previous} with its recorded options: " + ", ".join(
+        f"{k}={getattr(recorded, k)!r}" for k in RECORDED if getattr(recorded, k) != getattr(unset, k)))
     return previous, dataclasses.replace(recorded, name=opts.name, resume=True, storage=opts.storage,
                                          address=opts.address or recorded.address, verbose=opts.verbose)
 
@@ -270,8 +271,7 @@ def run_sweep(opts: SweepOptions) -> dict:
         previous, opts = resumed_options(opts, storage_dir, load(opts.name).name)
         done = storages.join(storages.join(storage_dir, previous), "summary.json")
         if storages.exists(done):  # nothing left to run: say so and show its answer
-            print(f"sweep {previous} already finished; its results follow (run without --resume to start a new one)",
-                  file=sys.stderr)
+            log.info(f"sweep {previous} already finished; its results follow (run without --resume to start a new one)")
             summary = json.loads(storages.read_text(done))
             return {**summary, "wall_seconds": 0.0, "sweep_dir": storages.join(storage_dir, previous),
                     "tracking_uri": opts.tracking_uri or default_tracking_uri()}
@@ -280,7 +280,7 @@ def run_sweep(opts: SweepOptions) -> dict:
     tracking_uri = opts.tracking_uri or default_tracking_uri()
     check_tracking_uri(tracking_uri)  # before Ray and before any featurisation
 
-    print(f"sweep '{spec.name}': {spec.description}", file=sys.stderr)
+    log.info(f"sweep '{spec.name}': {spec.description}")
     if not ray.is_initialized():
         # the trials' own lines stay in their log files unless --verbose: the driver prints progress
         ray.init(address=opts.address, include_dashboard=False, log_to_driver=opts.verbose,
@@ -291,9 +291,8 @@ def run_sweep(opts: SweepOptions) -> dict:
     check_trial_fits(spec, ray.cluster_resources(), local=opts.address is None and not os.environ.get("RAY_ADDRESS"))
     # in the driver, once, so trials only read the stores (and never build one at the same time)
     datas = cell_data_configs(spec, extra)
-    print(f"preparing corpus {resolve_paths(base.data).root}" + (f" and {len(datas) - 1} other data configuration(s) of the cells"
-                                                   if len(datas) > 1 else "")
-          + " (features are computed once and reused)", file=sys.stderr, flush=True)
+    others = f" and {len(datas) - 1} other data configuration(s) of the cells" if len(datas) > 1 else ""
+    log.info(f"preparing corpus {resolve_paths(base.data).root}{others} (features are computed once and reused)")
     for d, nonaligned in datas:
         prepare(d)
         if nonaligned:
@@ -333,7 +332,7 @@ def run_sweep(opts: SweepOptions) -> dict:
                               failure_config=tune.FailureConfig(max_failures=1))
 
     if previous is not None:
-        print(f"resuming {storages.redact(sweep_dir)}", file=sys.stderr)
+        log.info(f"resuming {storages.redact(sweep_dir)}")
         tuner = tune.Tuner.restore(sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         param_space, searcher = build_param_space(spec, base)
@@ -351,9 +350,8 @@ def run_sweep(opts: SweepOptions) -> dict:
     cells = confirm_cells(spec, trials)
     if cells:
         confirm_dir = storages.join(sweep_dir, CONFIRM)
-        print(f"confirming the best {spec.confirm_top} configurations with seeds "
-              f"{', '.join(map(str, spec.confirm_seeds))} at the full budget: {len(cells)} more trials",
-              file=sys.stderr, flush=True)
+        log.info(f"confirming the best {spec.confirm_top} configurations with seeds "
+                 f"{', '.join(map(str, spec.confirm_seeds))} at the full budget: {len(cells)} more trials")
         if previous is not None and storages.exists(storages.join(confirm_dir, "tuner.pkl")):
             confirm = tune.Tuner.restore(confirm_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
         else:
@@ -622,7 +620,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_intermixed_args(argv)  # overrides may come before or after options
     # Ray's new console output prints a boxed experiment header and TensorBoard hints even at
     # verbose=0; the legacy one at verbose=0 prints nothing (our driver prints the progress)
+    a.verbose = a.verbose or verbosity() >= 2  # `vgs -v sweep ...` is --verbose too
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1" if a.verbose else "0")
+    if a.verbose:
+        set_verbosity(2)
     # We checkpoint every epoch on purpose (resumable trials); Ray's warning about it is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     try:
@@ -637,10 +638,9 @@ def main(argv: list[str] | None = None) -> int:
             address=a.address, samples=a.samples, picks=dict(a.pick), seeds=a.seeds, resources=a.resources,
             confirm=a.confirm, verbose=a.verbose, base=a.base))
     except (ConfigError, CorpusError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report_error(e)
     except SweepInterrupted as e:
-        print(f"\n{e}", file=sys.stderr)
+        log.warning(f"\n{e}")
         return 130
     best = summary.get("best")
     c = summary["compute"]
@@ -675,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
             registered = register_best(client(summary["tracking_uri"]), summary["parent_run_id"], a.register)
             print(f"registered {registered}: python -m vgs.retrieve --run models:/{a.register} --wav FILE")
         except ConfigError as e:
-            print(f"error: --register {a.register}: {e}", file=sys.stderr)
+            log.error(f"error: --register {a.register}: {e}")
     print(f"\nverdict: {summary['verdict']}")
     return 0 if parent_status(summary) == "FINISHED" else 1
 

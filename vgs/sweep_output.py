@@ -8,7 +8,6 @@ own output (and every library log line) back.
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
 from typing import Any
 
@@ -17,6 +16,8 @@ from ray.tune import Callback
 from vgs import metric_names
 from vgs.searchspace import trial_overrides
 from vgs.tracking import run_label
+
+log = logging.getLogger(__name__)
 
 SHOWN = metric_names.PROGRESS  # validation scores on a progress line, where a trial reports them
 
@@ -38,21 +39,17 @@ class ProgressCallback(Callback):
     """Prints, in the driver, each trial's epochs and how it ended (completed, pruned, failed)."""
 
     def __init__(self, max_epochs: int, seeds: list[int], variants: dict | None, base_seed: int,
-                 metric: str, stream=None):
+                 metric: str):
         self.max_epochs, self.seeds, self.variants, self.base_seed = max_epochs, seeds, variants or {}, base_seed
         self.metric = metric
-        self.stream = stream
         self.last: dict[str, dict] = {}
-
-    def __getstate__(self):  # Ray pickles callbacks with the experiment state: no stream
-        return {k: v for k, v in self.__dict__.items() if k != "stream"} | {"stream": None}
 
     def _label(self, trial) -> str:
         seed = trial_overrides(trial.config, self.seeds, self.variants).get("train.seed", self.base_seed)
         return run_label(trial.config, seed)
 
     def _print(self, line: str) -> None:
-        print(line, file=self.stream or sys.stderr, flush=True)
+        log.info(line)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.last[trial.trial_id] = result

@@ -51,7 +51,7 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         db = Path(uri[len("sqlite:///"):])
         if not db.parent.is_dir():
             raise ConfigError(f"--tracking-uri {uri}: the folder {db.parent} does not exist")
-        with exclusive(db.with_name(f".{db.name}.lock"), f"the MLflow database {db}", quiet=True):
+        with exclusive(db.with_name(f".{db.name}.lock"), f"the MLflow database {db}", announce=False):
             client(uri).search_experiments(max_results=1)  # creates the schema once
     elif "://" not in uri:
         raise ConfigError(f"--tracking-uri {uri}: a folder is MLflow's file store, which MLflow 3 refuses here; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import random
 import sys
@@ -28,6 +29,7 @@ from vgs.config import Config, ConfigError, check_consistent, cli_config, from_d
 from vgs.data.prepare import Prepared, resolve_paths
 from vgs.data.records import CorpusError
 from vgs.device import pick_device, training_precision, tune_for_device
+from vgs.log import report_error
 from vgs.evaluate import analyses_apply, analyse, beam_val_scores, evaluate, load_best, test_scores
 from vgs.models.families import Loss
 from vgs.models.registry import build_model, model_name
@@ -35,6 +37,7 @@ from vgs.schedules import make_scheduler, phase_of, training_phases, with_restar
 from vgs.tasks import OBJECTIVES, Run, Task, task_of
 from vgs.training_data import epoch_plan, training_data
 
+log = logging.getLogger(__name__)
 # report(metrics, checkpoint_dir): called once per epoch; checkpoint_dir holds last.pt and best.pt
 Report = Callable[[dict, Path], None]
 
@@ -52,7 +55,7 @@ def selected_metrics(best: dict, metric: str) -> dict:
 
 
 def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = None,
-        resume: str | Path | None = None, data: Prepared | None = None, quiet: bool = False) -> dict:
+        resume: str | Path | None = None, data: Prepared | None = None) -> dict:
     """Train `cfg`; evaluate on val every epoch; keep the best epoch by the family's selection
     metric (val R@10 of its queries -> images; WER for ASR, BLEU for SLT).
 
@@ -61,7 +64,7 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
     summary (best val metrics, and test metrics of the best epoch if train.test_at_end).
     Running out of GPU (or CPU) memory raises TrialOutOfMemory naming the configuration."""
     try:
-        return Training(cfg, out_dir, data, quiet).run(report, resume)
+        return Training(cfg, out_dir, data).run(report, resume)
     except RuntimeError as e:  # torch.OutOfMemoryError (CUDA) is a RuntimeError too
         where = "GPU" if isinstance(e, torch.OutOfMemoryError) else \
             "CPU" if "can't allocate memory" in str(e) or "not enough memory" in str(e) else None
@@ -86,15 +89,14 @@ def _seed_everything(seed: int) -> None:
 class Training:
     """One run of `fit`: the data, the model, its optimiser and schedules, and the epoch loop."""
 
-    def __init__(self, cfg: Config, out_dir: str | Path | None, data: Prepared | None, quiet: bool):
+    def __init__(self, cfg: Config, out_dir: str | Path | None, data: Prepared | None):
         cfg = from_dict(to_dict(cfg))  # private copy
         cfg.data = resolve_paths(cfg.data)
         check_consistent(cfg)  # before any corpus or feature work
         self.cfg, self.lead = cfg, distributed.rank() == 0  # the lead prints and writes the resumable last.pt
-        self.quiet = quiet or not self.lead
         torch.set_num_threads(max(1, cfg.train.threads))
         self.device = pick_device(cfg.train.device)
-        self.data = training_data(cfg, data, self.quiet)
+        self.data = training_data(cfg, data)
         self.task: Task = task_of(cfg.model)
         _seed_everything(cfg.train.seed)
         d = self.data
@@ -114,7 +116,7 @@ class Training:
         self.restart_at = t.epochs - t.restart_epochs + 1 if t.restart_epochs else None
         self.out = Path(out_dir) if out_dir else new_run_dir()
         self.out.mkdir(parents=True, exist_ok=True)
-        self.state = Run(self.model, cfg, self.device, d.vocab, d.splits, self.out, self.quiet)
+        self.state = Run(self.model, cfg, self.device, d.vocab, d.splits, self.out)
 
     def objectives_at(self, epoch: int) -> tuple[str, ...]:
         return self.task.objectives_at(self.cfg.model, self.cfg.train.epochs, epoch)
@@ -233,19 +235,20 @@ class Training:
                                        "config": to_dict(cfg), "seconds_total": seconds_total})
             if epoch == cfg.train.epochs:
                 metrics.update(self.final_scores())
-            if not self.quiet:
-                self.print_epoch(metrics, evaluation.examples)
+            self.log_epoch(metrics, evaluation.examples)
             summary = metrics
             if report is not None:
                 report(metrics, self.out)
         return summary
 
-    def print_epoch(self, metrics: dict, examples: list[dict[str, str]]) -> None:
+    def log_epoch(self, metrics: dict, examples: list[dict[str, str]]) -> None:
+        if not self.lead:  # one rank speaks
+            return
         shown = " ".join(f"{names.base_name(k)} {metrics[k]:.3f}" for k in names.PROGRESS if k in metrics)
-        print(f"[{model_name(self.cfg.model)}] epoch {metrics['epoch']}/{self.cfg.train.epochs} loss "
-              f"{metrics['train_loss']:.4f} val {shown} ({metrics['epoch_seconds']:.1f} s)", file=sys.stderr, flush=True)
+        log.info(f"[{model_name(self.cfg.model)}] epoch {metrics['epoch']}/{self.cfg.train.epochs} loss "
+                 f"{metrics['train_loss']:.4f} val {shown} ({metrics['epoch_seconds']:.1f} s)")
         if examples:
-            print(f"    ref: {examples[0]['ref']}\n    hyp: {examples[0]['hyp']}", file=sys.stderr, flush=True)
+            log.info(f"    ref: {examples[0]['ref']}\n    hyp: {examples[0]['hyp']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,8 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = cli_config(a.base, a.overrides, a.data, a.skip_bad)
         summary = fit(cfg, out_dir=a.out, resume=a.out if a.resume else None)
     except (ConfigError, CorpusError, FileExistsError, FloatingPointError, TrialOutOfMemory) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report_error(e)
     if a.json:
         print(json.dumps(summary, indent=1))
     else:

@@ -41,15 +41,15 @@ def decoding_limit(cfg: Config, train_split: PairSplit) -> int | None:
     return min(cfg.model.asr.max_chars, 2 * max(lengths)) if lengths else None
 
 
-def training_data(cfg: Config, data: Prepared | None = None, quiet: bool = False) -> TrainingData:
+def training_data(cfg: Config, data: Prepared | None = None) -> TrainingData:
     """The data of `cfg`; prepares the corpus and its stores where `data` is not given."""
     try:
         task = task_of(cfg.model)
         source = task.text_source(cfg.model)
     except ValueError as e:
         raise ConfigError(str(e)) from e
-    data = dataclasses.replace(data or prepare(cfg.data, quiet=quiet), speech_norm=cfg.data.speech_norm)
-    speech_text = prepare_speech_text(cfg.data, quiet=quiet) if task.uses_speech_text_corpus(cfg) else None
+    data = dataclasses.replace(data or prepare(cfg.data), speech_norm=cfg.data.speech_norm)
+    speech_text = prepare_speech_text(cfg.data) if task.uses_speech_text_corpus(cfg) else None
     vocab = training_vocabulary(data, source, speech_text[0] if speech_text else None)
     train_split = PairSplit(data, "train", source, vocab)
     splits = {objective: train_split for objective in task.objectives(cfg.model)}

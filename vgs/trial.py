@@ -41,7 +41,7 @@ def run_trial(config: dict, base: dict, seeds: list[int], variants: dict | None 
     def report(metrics: dict, checkpoint_dir: Path) -> None:
         tune.report({**metrics, "node_id": _node_id()}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
-    fit(cfg, report=report, out_dir=work, resume=resume, quiet=False)
+    fit(cfg, report=report, out_dir=work, resume=resume)
 
 
 def _fit_with_ray_train(cfg: dict, workers: int, resources: dict, storage: str, trial_id: str) -> None:
@@ -86,7 +86,11 @@ def train_worker(loop_config: dict) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if rank == 0 else None
         ray.train.report({**metrics, "node_id": _node_id()}, checkpoint=checkpoint)
 
-    fit(cfg, report=report, out_dir=work / "out", resume=resume, quiet=rank != 0)
+    if rank != 0:  # one rank speaks
+        from vgs.log import set_verbosity
+
+        set_verbosity(0)
+    fit(cfg, report=report, out_dir=work / "out", resume=resume)
 
 
 def _node_id() -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing as mp
 import os
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,8 @@ import numpy as np
 
 from vgs.data.records import Corpus, CorpusError
 from vgs.progress import Progress
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 STORE_VERSION = 1
@@ -260,7 +262,7 @@ class SpeechStore:
 
 
 def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_frames: int = 8192,
-                       workers: int | None = None, quiet: bool = False, skip_bad: bool = False,
+                       workers: int | None = None, skip_bad: bool = False,
                        shard_size: int | None = None) -> SpeechStore:
     """MFCCs of every utterance of `corpus`, computed once.
 
@@ -294,10 +296,10 @@ def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_f
     parts.mkdir(exist_ok=True)
     shards = [(_hash_lines(lines[a:a + size], params), a) for a in range(0, len(utts), size)]
     todo = [(name, a) for name, a in shards if not (parts / f"{name}.json").exists()]
-    progress = Progress(f"MFCC ({preset}) {corpus.name}", total=len(utts), unit="utt", quiet=quiet)
-    if len(todo) < len(shards) and not quiet:
+    progress = Progress(f"MFCC ({preset}) {corpus.name}", total=len(utts), unit="utt")
+    if len(todo) < len(shards):
         done = len(utts) - sum(len(utts[a:a + size]) for _, a in todo)
-        print(f"resuming: {done} of {len(utts)} utterances already featurised in {parts}", file=sys.stderr)
+        log.info(f"resuming: {done} of {len(utts)} utterances already featurised in {parts}")
     jobs = [(name, [(u.id, u.audio, u.split == "train") for u in utts[a:a + size]], preset, skip_bad, max_frames,
              str(parts)) for name, a in todo]
     workers = min(workers or os.cpu_count() or 1, max(1, len(utts) // 64), max(1, len(jobs)))
@@ -355,12 +357,11 @@ def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_f
     if skipped:
         report = path.with_suffix(".skipped.json")
         _write_json_atomic(report, {"store": str(path), "skipped": skipped})
-        print(f"skipped {len(skipped)} item(s) (missing or unreadable); report: {report}", file=sys.stderr)
-    if dropped and not quiet:
-        print(f"dropped {len(dropped)} utterance(s) over {max_frames} frames", file=sys.stderr)
-    if not quiet:
-        print(f"speech store: {kept} utterances ({len(dropped)} over {max_frames} frames dropped, "
-              f"{len(skipped)} skipped) -> {path}", file=sys.stderr)
+        log.warning(f"skipped {len(skipped)} item(s) (missing or unreadable); report: {report}")
+    if dropped:
+        log.info(f"dropped {len(dropped)} utterance(s) over {max_frames} frames")
+    log.info(f"speech store: {kept} utterances ({len(dropped)} over {max_frames} frames dropped, "
+             f"{len(skipped)} skipped) -> {path}")
     return SpeechStore(path, manifest)
 
 
@@ -398,7 +399,7 @@ def _load_image(path: str, size: int) -> np.ndarray:
         raise CorpusError(f"corrupt or unreadable image file {path}: {e}") from e
 
 
-def build_image_store(corpus: Corpus, size: int, store_dir: str | Path, quiet: bool = False,
+def build_image_store(corpus: Corpus, size: int, store_dir: str | Path,
                       skip_bad: bool = False) -> ImageStore:
     """skip_bad: leave out corrupt or unreadable images (listed in the manifest and a report)
     instead of stopping; their captions then have no image and are not used."""
@@ -414,7 +415,7 @@ def build_image_store(corpus: Corpus, size: int, store_dir: str | Path, quiet: b
     if path.exists() and manifest_path.exists():
         return ImageStore(path, json.loads(manifest_path.read_text()))
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
-    progress = Progress(f"images ({size}px) {corpus.name}", total=len(names), unit="img", quiet=quiet)
+    progress = Progress(f"images ({size}px) {corpus.name}", total=len(names), unit="img")
     kept, skipped = [], []
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3))
@@ -449,12 +450,11 @@ def build_image_store(corpus: Corpus, size: int, store_dir: str | Path, quiet: b
     if skipped:
         report = path.with_suffix(".skipped.json")
         _write_json_atomic(report, {"store": str(path), "skipped": skipped})
-        print(f"skipped {len(skipped)} unreadable image(s); report: {report}", file=sys.stderr)
+        log.warning(f"skipped {len(skipped)} unreadable image(s); report: {report}")
     return ImageStore(path, manifest)
 
 
-def build_feature_image_store(corpus: Corpus, feature_file: str | Path, store_dir: str | Path,
-                              quiet: bool = False) -> ImageStore:
+def build_feature_image_store(corpus: Corpus, feature_file: str | Path, store_dir: str | Path) -> ImageStore:
     """Precomputed image features (see vgs.data.image_features) in the corpus's image order."""
     from vgs.data.image_features import align_features, load_feature_table
 
@@ -475,6 +475,5 @@ def build_feature_image_store(corpus: Corpus, feature_file: str | Path, store_di
     manifest = {"params": {"version": STORE_VERSION, "source": str(feature_file)}, "source_hash": digest,
                 "corpus": str(corpus.root), "images": names, "feature_dim": int(aligned.shape[1])}
     _write_json_atomic(manifest_path, manifest)
-    if not quiet:
-        print(f"image features: {len(names)} images x {aligned.shape[1]} from {feature_file}", file=sys.stderr)
+    log.info(f"image features: {len(names)} images x {aligned.shape[1]} from {feature_file}")
     return ImageStore(path, manifest)

@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import sys
+import logging
 import time
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 
 @contextlib.contextmanager
-def exclusive(lock_file: str | Path, what: str = "", quiet: bool = False):
+def exclusive(lock_file: str | Path, what: str = "", announce: bool = True):
+    """Hold the lock for the block; `announce`: say so when another process makes us wait."""
     path = Path(lock_file)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
-        t0, told = time.time(), quiet
+        t0, told = time.time(), not announce
         while True:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if not told and time.time() - t0 > 2:  # a brief wait (a reader opening stores) is not news
-                    print(f"waiting for another process that is preparing {what or path.stem} ...", file=sys.stderr)
+                    log.info(f"waiting for another process that is preparing {what or path.stem} ...")
                     told = True
                 time.sleep(0.2)
         try:

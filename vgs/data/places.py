@@ -16,9 +16,13 @@ machines, whole images only), with a note.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from vgs.data.records import Corpus, CorpusError, Problems, Utterance, require_splits
+
+log = logging.getLogger(__name__)
+
 
 _FIELDS = ("uttid", "wav", "image")
 
@@ -110,7 +114,6 @@ def _older_release_splits(root: Path, utterances: list[Utterance]) -> list[Utter
     of the image name) -> val."""
     import dataclasses
     import hashlib
-    import sys
 
     train_images = sorted({u.image for u in utterances if u.split == "train"},
                           key=lambda name: hashlib.sha256(name.encode()).hexdigest())
@@ -124,7 +127,7 @@ def _older_release_splits(root: Path, utterances: list[Utterance]) -> list[Utter
             break
         held.add(name)
         count += per_image[name]
-    print(f"note: {root} has no test file (older Places release): val.json is used as the test set and "
-          f"{count} training pairs are held out as validation", file=sys.stderr)
+    log.info(f"note: {root} has no test file (older Places release): val.json is used as the test set and "
+             f"{count} training pairs are held out as validation")
     return [dataclasses.replace(u, split="test") if u.split == "val" else
             dataclasses.replace(u, split="val") if u.image in held else u for u in utterances]

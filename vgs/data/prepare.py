@@ -3,11 +3,13 @@ computing features only when they are not already there)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from vgs.config import DataConfig, vgs_home
+from vgs.log import report_error
 from vgs.data.features import (ImageStore, SpeechStore, build_feature_image_store, build_image_store,
                                 build_speech_store)
 from vgs.data.corpora import read_corpus
@@ -16,6 +18,8 @@ from vgs.data.features import PRESETS, SAMPLE_RATE
 from vgs.data.text_subsets import reduced_english, text_subset
 from vgs.data.translations import attach_translations, read_f30kent_jp
 from vgs.data.records import Corpus, CorpusError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,18 +53,17 @@ def builtin_corpus_dir(cfg: DataConfig) -> Path:
                                      f"-split{train}-{val}-{test}")
 
 
-def ensure_builtin(cfg: DataConfig, quiet: bool = False) -> Path:
+def ensure_builtin(cfg: DataConfig) -> Path:
     """The built-in corpus of `cfg` (builtin_images, builtin_seed, split), generated if it is not there."""
     root = builtin_corpus_dir(cfg)
     if (root / "corpus.json").exists():
         return root
-    with exclusive(root.with_name(f".{root.name}.lock"), f"the built-in corpus {root.name}", quiet):
+    with exclusive(root.with_name(f".{root.name}.lock"), f"the built-in corpus {root.name}"):
         if not (root / "corpus.json").exists():  # another process may have made it while we waited
             from vgs.data.synth import generate
 
             _, val, test = builtin_split(cfg)
-            generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, val_images=val, test_images=test,
-                     quiet=quiet)
+            generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, val_images=val, test_images=test)
     return root
 
 
@@ -85,27 +88,25 @@ def resolve_paths(cfg: DataConfig) -> DataConfig:
                                store=cfg.store or str(vgs_home() / "store"))
 
 
-def store_lock(cfg: DataConfig, quiet: bool):
+def store_lock(cfg: DataConfig):
     """One builder at a time per feature-store folder (the stores themselves are keyed by content
     and written under temporary names; this keeps two builders from sharing a temporary shard)."""
-    return exclusive(Path(cfg.store) / ".build.lock", f"features in {cfg.store}", quiet)
+    return exclusive(Path(cfg.store) / ".build.lock", f"features in {cfg.store}")
 
 
-def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
+def prepare(cfg: DataConfig) -> Prepared:
     cfg = resolve_paths(cfg)
     root = Path(cfg.root)
     builtin = root == builtin_corpus_dir(cfg)
     if builtin:
-        ensure_builtin(cfg, quiet)
+        ensure_builtin(cfg)
     corpus = read_corpus(root, cfg.layout, cfg.image_dir or None, skip_bad=cfg.skip_bad)
     if builtin:
         corpus = keep_builtin_translations(corpus, cfg.builtin_translated)
     if cfg.translations:
         table = read_f30kent_jp(cfg.translations, cfg.translations_en or None)
         corpus, matched = attach_translations(corpus, table)
-        if not quiet:
-            print(f"translations: {matched} of {len(corpus.utterances)} captions matched in {cfg.translations}",
-                  file=sys.stderr)
+        log.info(f"translations: {matched} of {len(corpus.utterances)} captions matched in {cfg.translations}")
     if cfg.translated_only:
         kept = reduced_english(corpus)
         if not any(u.split == "train" for u in corpus.utterances if u.id in kept):
@@ -114,25 +115,24 @@ def prepare(cfg: DataConfig, quiet: bool = False) -> Prepared:
         before = len(corpus.split("train"))
         corpus = dataclasses.replace(corpus, utterances=[u for u in corpus.utterances
                                                          if u.split != "train" or u.id in kept])
-        if not quiet:
-            print(f"translated_only: {len(corpus.split('train'))} of {before} training captions kept", file=sys.stderr)
+        log.info(f"translated_only: {len(corpus.split('train'))} of {before} training captions kept")
     if not corpus.images():
         raise CorpusError(f"{corpus.name} ({root}) has speech and text but no images; it cannot train a speech-image "
                           f"model. Use it as the speech/text data of the text families (data.speech_text_root)")
-    with store_lock(cfg, quiet):  # two sweeps featurising one corpus at once: the second waits, then reuses
-        speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, quiet=quiet,
+    with store_lock(cfg):  # two sweeps featurising one corpus at once: the second waits, then reuses
+        speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames,
                                     skip_bad=cfg.skip_bad)
         if cfg.image_features:
-            images = build_feature_image_store(corpus, cfg.image_features, cfg.store, quiet=quiet)
+            images = build_feature_image_store(corpus, cfg.image_features, cfg.store)
         else:
-            images = build_image_store(corpus, cfg.image_resize, cfg.store, quiet=quiet, skip_bad=cfg.skip_bad)
+            images = build_image_store(corpus, cfg.image_resize, cfg.store, skip_bad=cfg.skip_bad)
     if len(images.index) < len(corpus.images()):  # --skip-bad left images out: so are their captions
         corpus = dataclasses.replace(corpus, utterances=[u for u in corpus.utterances if u.image in images.index])
-    return Prepared(corpus, speech, images, text_ids=training_text_ids(cfg, corpus, speech, quiet),
+    return Prepared(corpus, speech, images, text_ids=training_text_ids(cfg, corpus, speech),
                     speech_norm=cfg.speech_norm)
 
 
-def prepare_speech_text(cfg: DataConfig, quiet: bool = False) -> tuple[Corpus, SpeechStore]:
+def prepare_speech_text(cfg: DataConfig) -> tuple[Corpus, SpeechStore]:
     """The NON-ALIGNED speech/text data (seed 004 §3.5): the corpus at data.speech_text_root (any
     layout, e.g. LibriSpeech), else a second built-in corpus drawn with seed builtin_seed + 1 (new
     scenes, captions and recordings: disjoint from the main corpus)."""
@@ -140,14 +140,12 @@ def prepare_speech_text(cfg: DataConfig, quiet: bool = False) -> tuple[Corpus, S
     if cfg.speech_text_root:
         root = Path(cfg.speech_text_root).expanduser().resolve()
     else:
-        root = ensure_builtin(dataclasses.replace(cfg, builtin_seed=cfg.builtin_seed + 1), quiet)
+        root = ensure_builtin(dataclasses.replace(cfg, builtin_seed=cfg.builtin_seed + 1))
     corpus = read_corpus(root, "auto", None, skip_bad=cfg.skip_bad)
-    with store_lock(cfg, quiet):
-        speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, quiet=quiet,
+    with store_lock(cfg):
+        speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames,
                                     skip_bad=cfg.skip_bad)
-    if not quiet:
-        print(f"speech/text data (non-aligned): {len(corpus.split('train'))} training utterances of {corpus.name}",
-              file=sys.stderr)
+    log.info(f"speech/text data (non-aligned): {len(corpus.split('train'))} training utterances of {corpus.name}")
     return corpus, speech
 
 
@@ -159,7 +157,7 @@ def keep_builtin_translations(corpus: Corpus, per_image: int) -> Corpus:
     return dataclasses.replace(corpus, utterances=utts)
 
 
-def training_text_ids(cfg: DataConfig, corpus: Corpus, speech: SpeechStore, quiet: bool = False) -> set[str] | None:
+def training_text_ids(cfg: DataConfig, corpus: Corpus, speech: SpeechStore) -> set[str] | None:
     """The textual-downsampling subset of the training captions (None: all keep their text)."""
     if not (cfg.text_hours or cfg.text_fraction):
         return None
@@ -171,8 +169,7 @@ def training_text_ids(cfg: DataConfig, corpus: Corpus, speech: SpeechStore, quie
                            fraction=cfg.text_fraction or None)
     except ValueError as e:
         raise CorpusError(f"data.text_hours/text_fraction: {e}") from e
-    if not quiet:
-        print(f"text kept for {len(kept)} of {len(train)} training captions", file=sys.stderr)
+    log.info(f"text kept for {len(kept)} of {len(train)} training captions")
     return kept
 
 
@@ -193,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = prepare(cli_config(a.base, a.overrides, a.data, a.skip_bad).data)
     except (ConfigError, CorpusError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report_error(e)
     splits = {s: len(data.corpus.split(s)) for s in ("train", "val", "test")}
     print(f"{data.corpus.name}: {splits} utterances, {len(data.corpus.images())} images; "
           f"speech store {data.speech.path} ({len(data.speech.ids)} utterances), image store {data.images.path}")

@@ -13,10 +13,13 @@ image into val and test, and a note says so.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from pathlib import Path
 
 from vgs.data.records import Corpus, CorpusError, Problems, Utterance, require_splits
+
+log = logging.getLogger(__name__)
+
 
 FILES = {"train": "SpokenCOCO_train.json", "val": "SpokenCOCO_val.json"}
 _KARPATHY = {"train": "train", "restval": "train", "val": "val", "test": "test"}
@@ -72,8 +75,7 @@ def read_spokencoco(root: str | Path, image_dir: str | Path | None = None, check
                                             speaker=str(cap.get("speaker", "unknown")),
                                             transcript=str(cap.get("text", "")), translation=None, split=split))
     if not karpathy:
-        print(f"note: no dataset_coco.json in {root}; SpokenCOCO_val.json is split by image into val and test",
-              file=sys.stderr)
+        log.info(f"note: no dataset_coco.json in {root}; SpokenCOCO_val.json is split by image into val and test")
     require_splits(root, utterances)
     return Corpus(name=f"spokencoco:{root.name}", root=root, image_dir=images_root, utterances=utterances,
                   skipped=problems.skipped)

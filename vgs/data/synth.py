@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import multiprocessing as mp
 import os
@@ -28,7 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from vgs.data.espeak import Espeak, Voice
+from vgs.log import report_error
 from vgs.progress import Progress
+
+log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 2
 SAMPLE_RATE = 16000
@@ -283,7 +287,7 @@ def split_sizes(images: int, val: int | None = None, test: int | None = None) ->
 
 def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int = 40,
              val_images: int | None = None, test_images: int | None = None,
-             workers: int | None = None, quiet: bool = False) -> Path:
+             workers: int | None = None) -> Path:
     """Write the corpus to `out` (atomically: built in out.partial, renamed when complete).
 
     An existing complete corpus with the same parameters is reused; an interrupted one
@@ -295,8 +299,7 @@ def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int =
     if manifest.exists():
         existing = json.loads(manifest.read_text())
         if existing.get("params") == params:
-            if not quiet:
-                print(f"built-in corpus already at {out}", file=sys.stderr)
+            log.info(f"built-in corpus already at {out}")
             return out
         raise FileExistsError(f"{out} holds a different corpus ({existing.get('params')}); "
                               f"choose another --out or remove it")
@@ -334,8 +337,7 @@ def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int =
 
     workers = workers or os.cpu_count() or 1
     n_captions = sum(len(j) for j in jobs.values())
-    progress = Progress("synthesising speech and drawing images", total=n_captions + images, unit="item",
-                        quiet=quiet)
+    progress = Progress("synthesising speech and drawing images", total=n_captions + images, unit="item")
     seconds = 0.0
     # eSpeak NG keeps voice state for the life of a process, so every speaker gets a fresh one
     # (maxtasksperchild=1).  A fork server that has imported numpy, scipy and soundfile (never
@@ -361,11 +363,9 @@ def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int =
     if out.exists():
         shutil.rmtree(out)  # empty folder (checked above)
     os.replace(partial, out)
-    if not quiet:
-        print(f"built-in corpus: {images} images, {n_captions} spoken captions "
-              f"({stats['audio_hours']} h of speech), split {params['split']} (train/val/test), "
-              f"{speakers} speakers, in {stats['generation_seconds']} s with {workers} workers -> {out}",
-              file=sys.stderr)
+    log.info(f"built-in corpus: {images} images, {n_captions} spoken captions "
+             f"({stats['audio_hours']} h of speech), split {params['split']} (train/val/test), "
+             f"{speakers} speakers, in {stats['generation_seconds']} s with {workers} workers -> {out}")
     return out
 
 
@@ -383,8 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         generate(a.out, a.images, a.seed, a.speakers, a.val_images, a.test_images, a.workers)
     except (ValueError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report_error(e)
     return 0
 
 

@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from vgs.log import report_error
 from vgs.models.registry import PAPER_PAIRS, info
 
 
@@ -18,8 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = [info(n, a.input_dim) for n in (a.names or PAPER_PAIRS)]
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report_error(e)
     print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=1))
     return 0
 

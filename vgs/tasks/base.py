@@ -63,7 +63,6 @@ class Run:
     vocab: Any  # Vocabulary or None
     splits: dict  # objective -> training split
     out: Path  # the run's checkpoint folder
-    quiet: bool = False
 
 
 class Task:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
+import logging
 import time
 
 import numpy as np
@@ -20,6 +20,8 @@ from vgs.config import ModelConfig
 from vgs.data.text import EOS
 from vgs.models.families import Pipeline as PipelineNet
 from vgs.tasks.base import Run, Sizes, Task, check_even_latent, needs_text, with_decoding_limit
+
+log = logging.getLogger(__name__)
 
 DECODED_TRAIN = "decoded_train.json"  # pipe-seq: the training speech as its recognizer decodes it
 ASR_BEST = "asr_best.pt"  # pipe-seq: the recognizer of its ASR/SLT phase's best epoch
@@ -98,9 +100,8 @@ def decoded_split(run: Run):
             hyps = decode_captions(run.model, split, cfg, run.device, np.arange(len(split)), cfg.model.asr.beam)
         texts = [list(h) + [EOS] for h in hyps]
         path.write_text(json.dumps(texts))
-        if not run.quiet:
-            print(f"pipe-seq: decoded {len(texts)} training utterances (beam {cfg.model.asr.beam}) in "
-                  f"{time.time() - t0:.0f} s; the text-image part now trains on them", file=sys.stderr)
+        log.info(f"pipe-seq: decoded {len(texts)} training utterances (beam {cfg.model.asr.beam}) in "
+                 f"{time.time() - t0:.0f} s; the text-image part now trains on them")
     decoded = copy.copy(split)  # the other objectives' split keeps the ground truth
     decoded.texts = texts
     decoded.text_captions = np.arange(len(split))

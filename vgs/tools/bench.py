@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from vgs.config import Config, base_config
 from vgs.data.batching import length_sorted_batches
 from vgs.models.registry import build_model
+from vgs.log import quiet
 from vgs.device import pick_device, training_precision, tune_for_device
 from vgs.models.families import Loss
 
@@ -153,7 +154,8 @@ def loader_rate(cfg: Config, images: int, seconds: float = 10.0) -> dict:
     from vgs.data.prepare import prepare, resolve_paths
 
     cfg.data.builtin_images = images
-    data = prepare(resolve_paths(cfg.data), quiet=True)
+    with quiet():
+        data = prepare(resolve_paths(cfg.data))
     split = PairSplit(data, "train")
     rng = np.random.default_rng(0)
     n, t = 0, time.perf_counter()

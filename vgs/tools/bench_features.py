@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -19,6 +20,10 @@ from vgs.config import DataConfig
 from vgs.data.corpora import read_corpus
 from vgs.data.features import build_speech_store
 from vgs.data.prepare import ensure_builtin, resolve_paths
+from vgs.log import quiet
+
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     for workers in sorted({int(w) for w in a.workers.split(",")}):
         with tempfile.TemporaryDirectory() as tmp:
             t = time.time()
-            store = build_speech_store(corpus, a.preset, tmp, workers=workers, quiet=True)
+            with quiet():
+                store = build_speech_store(corpus, a.preset, tmp, workers=workers)
             seconds = time.time() - t
             hop = 0.0125 if a.preset == "mortazavi" else 0.010
             audio_s = float(store.lengths.sum()) * hop
@@ -46,9 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"workers": workers, "utterances": n, "seconds": round(seconds, 2),
                      "utt_per_s": round(n / seconds, 1), "utt_per_s_per_worker": round(n / seconds / workers, 1),
                      "audio_s_per_s": round(audio_s / seconds, 1)})
-        print(f"{a.preset}: {workers} worker(s): {n} utterances in {seconds:.1f} s = {n / seconds:.0f} utt/s "
-              f"({n / seconds / workers:.0f} per worker), {audio_s / seconds:.0f} s of audio per second",
-              file=sys.stderr)
+        log.info(f"{a.preset}: {workers} worker(s): {n} utterances in {seconds:.1f} s = {n / seconds:.0f} utt/s "
+                 f"({n / seconds / workers:.0f} per worker), {audio_s / seconds:.0f} s of audio per second")
     print(json.dumps(rows, indent=1))
     return 0
 

@@ -14,6 +14,7 @@ validation R@10 at the same budget.  The README's calibration table is this comm
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing as mp
 import sys
 import time
@@ -24,7 +25,10 @@ import numpy as np
 from vgs.config import ConfigError, apply_overrides, base_config, parse_cli_overrides
 from vgs.data.prepare import prepare, resolve_paths
 from vgs.data.synth import images_fitting
+from vgs.log import quiet, report_error
 from vgs.models.registry import model_name
+
+log = logging.getLogger(__name__)
 
 
 def _run(job: tuple[str, str, dict]) -> tuple[str, dict, float]:
@@ -32,7 +36,8 @@ def _run(job: tuple[str, str, dict]) -> tuple[str, dict, float]:
 
     label, base, overrides = job
     t = time.time()
-    summary = fit(apply_overrides(base_config(base), {**overrides, "train.test_at_end": True}), quiet=True)
+    with quiet():  # several at once: their epoch lines would interleave
+        summary = fit(apply_overrides(base_config(base), {**overrides, "train.test_at_end": True}))
     return label, summary, time.time() - t
 
 
@@ -89,16 +94,15 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--epochs must be >= 1, got {epochs}")
         data = prepare(resolve_paths(cfg.data))  # once, before the workers start
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report_error(e)
     todo = jobs(a.base, epochs, overrides)
-    print(f"training {len(todo)} configurations on {data.corpus.root} ({a.workers} at a time)", file=sys.stderr)
+    log.info(f"training {len(todo)} configurations on {data.corpus.root} ({a.workers} at a time)")
     t0 = time.time()
     with mp.get_context("spawn").Pool(a.workers) as pool:
         results = []
         for r in pool.imap_unordered(_run, todo):
             results.append(r)
-            print(f"  done: {r[0]} ({r[2] / 60:.1f} min)", file=sys.stderr, flush=True)
+            log.info(f"  done: {r[0]} ({r[2] / 60:.1f} min)")
     results.sort(key=lambda r: [j[0] for j in todo].index(r[0]))
     n_val, n_test = len(data.corpus.images("val")), len(data.corpus.images("test"))
     print(f"\n{table(results, n_val, n_test)}")

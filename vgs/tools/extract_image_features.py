@@ -21,6 +21,7 @@ import numpy as np
 from vgs.data.corpora import read_corpus
 from vgs.data.image_features import describe, write_feature_file
 from vgs.data.records import CorpusError
+from vgs.log import report_error
 from vgs.progress import Progress
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg16", "vgg19")
@@ -73,7 +74,7 @@ def ten_crops(path: Path, resize: int = 256, crop: int = 224):
 
 
 def compute(names: list[str], image_dir: Path, arch: str, weights: str | Path, out: Path, batch: int = 16,
-            device: str = "auto", quiet: bool = False) -> np.ndarray:
+            device: str = "auto") -> np.ndarray:
     import torch
 
     from vgs.device import pick_device
@@ -83,7 +84,7 @@ def compute(names: list[str], image_dir: Path, arch: str, weights: str | Path, o
     key = hashlib.sha256(f"{arch}\0{Path(weights).resolve()}\0{image_dir}".encode()).hexdigest()[:12]
     parts = out.with_name(out.name + f".parts-{key}")
     parts.mkdir(parents=True, exist_ok=True)
-    progress = Progress(f"image features ({arch})", total=len(names), unit="img", quiet=quiet)
+    progress = Progress(f"image features ({arch})", total=len(names), unit="img")
     chunks = []
     for start in range(0, len(names), CHUNK):
         chunk_names = names[start:start + CHUNK]
@@ -129,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(a.out).expanduser().resolve()
         feats = compute(corpus.images(), corpus.image_dir, a.arch, a.weights, out, a.batch, a.device)
     except CorpusError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report_error(e)
     print(describe(out, feats))
     return 0
 
