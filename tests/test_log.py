@@ -53,14 +53,17 @@ def test_the_switch_governs_messages_and_progress_bars(capsys, restore_verbosity
 def test_child_processes_inherit_it_and_the_console_script_sets_it(tmp_path):
     env = {**os.environ, "VGS_HOME": str(tmp_path)}
 
-    def synth(*before, **extra_env):
+    def synth(*before, module="vgs.cli", **extra_env):
         out = tmp_path / f"c{len(list(tmp_path.iterdir()))}"
-        return subprocess.run([sys.executable, "-m", "vgs.cli", *before, "synth", "--out", str(out), "--images", "6",
+        command = [*before, "synth"] if module == "vgs.cli" else []
+        return subprocess.run([sys.executable, "-m", module, *command, "--out", str(out), "--images", "6",
                                "--val-images", "1", "--test-images", "1", "--speakers", "4", "--workers", "1"],
                               env={**env, **extra_env}, capture_output=True, text=True, timeout=300)
 
     loud = synth()
     assert loud.returncode == 0 and "built-in corpus: 6 images" in loud.stderr, loud.stderr[-2000:]
+    as_main = synth(module="vgs.data.synth")  # its module logger is __main__'s: still vgs's handler
+    assert as_main.returncode == 0 and "built-in corpus: 6 images" in as_main.stderr, as_main.stderr[-2000:]
     quiet = synth("-q")
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr[-2000:]
     silent = synth(**{log.ENV: "0"})

@@ -17,8 +17,8 @@ from vgs import metric_names as names
 from vgs.config import Config
 from vgs.data.batching import PairSplit
 from vgs.data.text import Vocabulary
-from vgs.metrics import bleu, cer, cosine_similarity, retrieval, rsa, speaker_probe, text_similarity, wer
-from vgs.tasks import Task, task_of
+from vgs.metrics import bleu, cer, retrieval, wer
+from vgs.tasks import task_of
 
 
 @dataclass
@@ -134,37 +134,6 @@ def decode_captions(model, split: PairSplit, cfg: Config, device: torch.device, 
         for row, h in zip(rows, model.transcribe(batch, beam)):
             hyps[row] = h
     return distributed.gather_objects(hyps, len(captions))
-
-
-def analyses_apply(task: Task) -> bool:
-    """seed 004's analyses need speech queries ranking images."""
-    return task.image_queries == "speech"
-
-
-@torch.no_grad()
-def analyse(model, split: PairSplit, cfg: Config, device: torch.device, limit: int = 600) -> dict[str, float]:
-    """Seed 004 §3.7 / Tables 3-4 on (at most `limit`) validation captions: speaker-ID probe
-    accuracy on the speech->image embeddings, and RSA of their similarities with the input (mean
-    standardised MFCCs), the text (normalised Levenshtein) and their images' embeddings; the same
-    for the speech->text branch where the family has one (analysis_s2t_*), and the image space's
-    own RSA with the MFCCs and the text (Table 4's last row)."""
-    model.eval()
-    captions = np.random.default_rng(0).permutation(len(split))[:limit]
-    captions.sort()
-    queries = embed_queries(model, split, cfg, device, captions, beam=1)
-    images = cosine_similarity(embed_images(model, split, cfg, device, split.image_of_caption[captions]))
-    spaces = {"mfcc": cosine_similarity(np.stack([split.speech.normalised(split.utt_ids[c]).mean(0) for c in captions])),
-              "text": text_similarity([split.transcripts[c] for c in captions]), "image": images}
-    out = {"analysis_speaker_acc": speaker_probe(queries, [split.speakers[c] for c in captions]),
-           **{f"analysis_rsa_{k}": rsa(cosine_similarity(queries), v) for k, v in spaces.items()},
-           "analysis_image_rsa_mfcc": rsa(images, spaces["mfcc"]), "analysis_image_rsa_text": rsa(images, spaces["text"])}
-    if task_of(cfg.model).ranks_speech_text(cfg.model) and len(split.text_captions):
-        with_text = np.intersect1d(captions, split.text_captions)
-        if len(with_text) > 2:
-            keep = np.searchsorted(captions, with_text)
-            s2t = cosine_similarity(embed_pairs(model, split, cfg, device, with_text)[0])
-            out.update({f"analysis_s2t_rsa_{k}": rsa(s2t, v[np.ix_(keep, keep)]) for k, v in spaces.items()})
-    return out
 
 
 def load_best(best_path: Path, cfg: Config, speech_dim: int, image_dim: int, device: torch.device,

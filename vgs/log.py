@@ -78,3 +78,12 @@ def report_error(e: BaseException, code: int = 2) -> int:
     """A command's refusal: 'error: <what and why>' on stderr, and its exit status."""
     ROOT.error(f"error: {e}")
     return code
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A module's logger: logging.getLogger(__name__), except that a module run as a program
+    (`python -m vgs.sweep`: __name__ is "__main__") still logs under "vgs"."""
+    if name == "__main__":
+        spec = sys.modules["__main__"].__spec__
+        name = spec.name if spec is not None and spec.name.startswith("vgs") else "vgs"
+    return logging.getLogger(name)

@@ -125,30 +125,43 @@ def cosine_similarity(x: np.ndarray) -> np.ndarray:
     return x @ x.T
 
 
-def speaker_probe(embeddings: np.ndarray, speakers: list[str], l2: float = 1e-2, seed: int = 0,
-                  steps: int = 200) -> float:
-    """Accuracy of an L2-penalised multinomial logistic regression that decodes the speaker from
-    utterance embeddings, trained on 2/3 of them (random, seeded) and tested on the other 1/3."""
-    x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)
-    names = sorted(set(speakers))
-    y = torch.tensor([names.index(s) for s in speakers])
-    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(y)))
-    cut = (2 * len(y)) // 3
-    train, test = order[:cut], order[cut:]
-    if len(test) == 0 or len(names) < 2:
-        raise ValueError("speaker_probe needs at least 3 utterances and 2 speakers")
-    mean, std = x[train].mean(0), x[train].std(0).clamp(min=1e-8)
-    x = (x - mean) / std
+def logistic_probe(train_x, train_y, test_x, test_y, l2: float = 1e-2, steps: int = 200) -> float:
+    """Test accuracy of an L2-penalised multinomial logistic regression (features standardised
+    with the training set's statistics; LBFGS) trained on (train_x, train_y).  Labels: any
+    hashable values; a test label never seen in training counts as an error."""
+    names = sorted(set(train_y), key=str)
+    if len(names) < 2 or len(test_y) == 0:
+        raise ValueError("a probe needs at least 2 training classes and 1 test item")
+    index = {n: k for k, n in enumerate(names)}
+    x = torch.as_tensor(np.asarray(train_x), dtype=torch.float64)
+    xt = torch.as_tensor(np.asarray(test_x), dtype=torch.float64)
+    y = torch.tensor([index[v] for v in train_y])
+    yt = torch.tensor([index.get(v, -1) for v in test_y])
+    mean, std = x.mean(0), x.std(0).clamp(min=1e-8)
+    x, xt = (x - mean) / std, (xt - mean) / std
     w = torch.zeros(x.shape[1], len(names), dtype=torch.float64, requires_grad=True)
     b = torch.zeros(len(names), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x[train] @ w + b, y[train]) + l2 * (w ** 2).sum()
+        loss = torch.nn.functional.cross_entropy(x @ w + b, y) + l2 * (w ** 2).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
     with torch.no_grad():
-        return float(((x[test] @ w + b).argmax(1) == y[test]).double().mean())
+        return float(((xt @ w + b).argmax(1) == yt).double().mean())
+
+
+def speaker_probe(embeddings: np.ndarray, speakers: list[str], l2: float = 1e-2, seed: int = 0,
+                  steps: int = 200) -> float:
+    """Accuracy of an L2-penalised multinomial logistic regression that decodes the speaker from
+    utterance embeddings, trained on 2/3 of them (random, seeded) and tested on the other 1/3."""
+    x = np.asarray(embeddings)
+    order = np.random.default_rng(seed).permutation(len(speakers))
+    cut = (2 * len(speakers)) // 3
+    train, test = order[:cut], order[cut:]
+    if len(test) == 0 or len(set(speakers)) < 2:
+        raise ValueError("speaker_probe needs at least 3 utterances and 2 speakers")
+    return logistic_probe(x[train], [speakers[i] for i in train], x[test], [speakers[i] for i in test], l2, steps)

@@ -100,6 +100,10 @@ PAPER_TABLES = {
          ("rsa_mfcc", "rsa_text", "rsa_image"), {"row01": (0.043, 0.194, 0.187), "row06": (0.030, 0.212, 0.222)}),
         ("RSA of the S2T encoder with MFCC / text / image (seed 004 Table 4)", "analysis",
          ("s2t_rsa_mfcc", "s2t_rsa_text", "s2t_rsa_image"), {"row06": (0.099, 0.243, 0.105)}),
+        ("phoneme decoding accuracy from MFCC / the randomly initialised S / the trained S (seed 004 Table 5; "
+         "its MFCC and random-init rows are one number each, here every run's own)", "analysis",
+         ("phoneme_acc_mfcc", "phoneme_acc_random", "phoneme_acc"),
+         {"row01": (0.284, 0.486, 0.528), "row06": (0.284, 0.486, 0.578)}),
         ("RSA of the image space with MFCC / text (seed 004 Table 4, last row)", "analysis",
          ("image_rsa_mfcc", "image_rsa_text"), {"row06": (0.008, 0.083)}),
     ],

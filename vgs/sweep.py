@@ -34,11 +34,11 @@ from vgs.searchspace import SweepSpec, cell_data_configs, check_confirm, check_r
     trial_overrides, validate
 from vgs import storage as storages
 from vgs.trial import run_trial
-from vgs.log import report_error, set_verbosity, verbosity
+from vgs.log import get_logger, report_error, set_verbosity, verbosity
 from vgs.sweep_output import ProgressCallback, quiet_libraries
 from vgs.verdict import config_key, group_by_config, verdict
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 TABLE_METRICS = metric_names.TABLE  # columns of the summary table, in this order, where any trial reports them
 
 

@@ -14,10 +14,11 @@ from typing import Any
 from ray.tune import Callback
 
 from vgs import metric_names
+from vgs.log import get_logger
 from vgs.searchspace import trial_overrides
 from vgs.tracking import run_label
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SHOWN = metric_names.PROGRESS  # validation scores on a progress line, where a trial reports them
 

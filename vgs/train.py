@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import math
 import random
 import sys
@@ -29,15 +28,16 @@ from vgs.config import Config, ConfigError, check_consistent, cli_config, from_d
 from vgs.data.prepare import Prepared, resolve_paths
 from vgs.data.records import CorpusError
 from vgs.device import pick_device, training_precision, tune_for_device
-from vgs.log import report_error
-from vgs.evaluate import analyses_apply, analyse, beam_val_scores, evaluate, load_best, test_scores
+from vgs.log import get_logger, report_error
+from vgs.analysis import analyses_apply, analyse, phoneme_decoding
+from vgs.evaluate import beam_val_scores, evaluate, load_best, test_scores
 from vgs.models.families import Loss
 from vgs.models.registry import build_model, model_name
 from vgs.schedules import make_scheduler, phase_of, training_phases, with_restart
 from vgs.tasks import OBJECTIVES, Run, Task, task_of
 from vgs.training_data import epoch_plan, training_data
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 # report(metrics, checkpoint_dir): called once per epoch; checkpoint_dir holds last.pt and best.pt
 Report = Callable[[dict, Path], None]
 
@@ -99,10 +99,8 @@ class Training:
         self.data = training_data(cfg, data)
         self.task: Task = task_of(cfg.model)
         _seed_everything(cfg.train.seed)
-        d = self.data
         try:
-            self.model = build_model(cfg.model, d.data.speech.dim, d.data.images.feature_dim,
-                                     len(d.vocab) if d.vocab else 0, cfg.train.epochs, d.max_chars).to(self.device)
+            self.model = self.new_model()
         except ValueError as e:
             raise ConfigError(str(e)) from e
         self.metric, self.mode = self.task.selection(cfg.model)
@@ -116,7 +114,13 @@ class Training:
         self.restart_at = t.epochs - t.restart_epochs + 1 if t.restart_epochs else None
         self.out = Path(out_dir) if out_dir else new_run_dir()
         self.out.mkdir(parents=True, exist_ok=True)
-        self.state = Run(self.model, cfg, self.device, d.vocab, d.splits, self.out)
+        self.state = Run(self.model, cfg, self.device, self.data.vocab, self.data.splits, self.out)
+
+    def new_model(self) -> torch.nn.Module:
+        """The configuration's network at its initialisation (after the run's seed)."""
+        d = self.data
+        return build_model(self.cfg.model, d.data.speech.dim, d.data.images.feature_dim, len(d.vocab) if d.vocab else 0,
+                           self.cfg.train.epochs, d.max_chars).to(self.device)
 
     def objectives_at(self, epoch: int) -> tuple[str, ...]:
         return self.task.objectives_at(self.cfg.model, self.cfg.train.epochs, epoch)
@@ -190,6 +194,8 @@ class Training:
             out.update(beam_val_scores(best, d.val, cfg, self.device, d.vocab))
         if analysis:
             out.update(analyse(best, d.val, cfg, self.device))
+            torch.manual_seed(cfg.train.seed)  # the run's own initial weights: seed 004's "random init"
+            out.update(phoneme_decoding(best, self.new_model(), d.val, cfg, self.device, d.data.corpus.root))
         return out
 
     def run(self, report: Report | None, resume: str | Path | None) -> dict:

@@ -12,7 +12,23 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE = 1, 3, 4
 
-_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_INITIALIZE_PHONEME_EVENTS = 0x0001
+_EVENT_LIST_TERMINATED, _EVENT_PHONEME = 0, 7
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    """espeak_EVENT of speak_lib.h."""
+
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", _EventId)]
+
+
+_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 @dataclass(frozen=True)
@@ -30,9 +46,10 @@ class EspeakError(RuntimeError):
 
 
 class Espeak:
-    """One synthesiser per process (eSpeak NG keeps global state)."""
+    """One synthesiser per process (eSpeak NG keeps global state).  phoneme_events: also collect
+    each phoneme's start (eSpeak's mnemonic, milliseconds into the audio) as `self.phonemes`."""
 
-    def __init__(self) -> None:
+    def __init__(self, phoneme_events: bool = False) -> None:
         try:
             import espeakng_loader
         except ImportError as e:  # pragma: no cover - a dependency of the package
@@ -44,19 +61,27 @@ class Espeak:
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                      ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), 0)
+        options = _INITIALIZE_PHONEME_EVENTS if phoneme_events else 0
+        self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(),
+                                                 options)
         if self.sample_rate <= 0:
             raise EspeakError(f"eSpeak NG failed to initialise (code {self.sample_rate})")
         self._chunks: list[np.ndarray] = []
+        self.phonemes: list[tuple[str, int]] = []  # (mnemonic, start in ms) of the last synthesis
         # Breathy voice variants mix in pseudo-random noise; seeding eSpeak NG's generator (and
         # libc's rand(), which some builds use) per utterance makes the audio independent of
         # what this process synthesised before.
         self._libc = ctypes.CDLL(None)
         self._set_seed = getattr(lib, "espeak_ng_SetRandSeed", None)
 
-        def collect(wav, n, _events):
+        def collect(wav, n, events):
             if n > 0:
                 self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            k = 0
+            while phoneme_events and events and events[k].type != _EVENT_LIST_TERMINATED:
+                if events[k].type == _EVENT_PHONEME:
+                    self.phonemes.append((events[k].id.string.decode("utf-8", "replace"), events[k].audio_position))
+                k += 1
             return 0
 
         self._callback = _SynthCallback(collect)  # keep a reference: ctypes does not
@@ -69,7 +94,7 @@ class Espeak:
         self._lib.espeak_SetParameter(_PARAM_RATE, voice.rate, 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, voice.pitch, 0)
         self._lib.espeak_SetParameter(_PARAM_RANGE, voice.pitch_range, 0)
-        self._chunks = []
+        self._chunks, self.phonemes = [], []
         self._libc.srand(ctypes.c_uint(seed & 0xFFFFFFFF))
         if self._set_seed is not None:
             self._set_seed(ctypes.c_long(seed & 0x7FFFFFFF))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import multiprocessing as mp
 import os
 import warnings
@@ -20,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from vgs.data.records import Corpus, CorpusError
+from vgs.log import get_logger
 from vgs.progress import Progress
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SAMPLE_RATE = 16000
 STORE_VERSION = 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import time
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from vgs.log import get_logger
+
+log = get_logger(__name__)
 
 
 @contextlib.contextmanager

@@ -16,12 +16,12 @@ machines, whole images only), with a note.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 from vgs.data.records import Corpus, CorpusError, Problems, Utterance, require_splits
+from vgs.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 _FIELDS = ("uttid", "wav", "image")

@@ -3,13 +3,12 @@ computing features only when they are not already there)."""
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from vgs.config import DataConfig, vgs_home
-from vgs.log import report_error
+from vgs.log import get_logger, report_error
 from vgs.data.features import (ImageStore, SpeechStore, build_feature_image_store, build_image_store,
                                 build_speech_store)
 from vgs.data.corpora import read_corpus
@@ -19,7 +18,7 @@ from vgs.data.text_subsets import reduced_english, text_subset
 from vgs.data.translations import attach_translations, read_f30kent_jp
 from vgs.data.records import Corpus, CorpusError
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass

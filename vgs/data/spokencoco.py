@@ -13,12 +13,12 @@ image into val and test, and a note says so.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 from vgs.data.records import Corpus, CorpusError, Problems, Utterance, require_splits
+from vgs.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 FILES = {"train": "SpokenCOCO_train.json", "val": "SpokenCOCO_val.json"}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import multiprocessing as mp
 import os
@@ -29,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from vgs.data.espeak import Espeak, Voice
-from vgs.log import report_error
+from vgs.log import get_logger, report_error
 from vgs.progress import Progress
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 GENERATOR_VERSION = 2
 SAMPLE_RATE = 16000

@@ -26,3 +26,8 @@ class CoEmbedding(Family):
 
     def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
         return self.speech(batch["speech"], batch["lengths"])
+
+    def speech_states(self, speech: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The speech encoder's frame-level states (its BiGRU's output) and their lengths."""
+        y, out_len = self.speech.front(speech, lengths)
+        return self.speech.gru(y, out_len), out_len

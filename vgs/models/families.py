@@ -7,6 +7,7 @@ and which metric selects its best epoch is its Task (vgs/tasks/).  Every network
     objective(batch, task, loss)  named loss terms of one objective for one batch
     query(batch, beam)            caption -> joint-space embeddings (speech, text or decoded speech)
     image(pixels)                 image -> joint-space embeddings     (families with images)
+    speech_states(speech, lens)   the (shared) speech encoder's frame-level states (speech families)
     transcribe(batch, beam)       speech -> character ids             (families with ASR/SLT)
     match(batch)                  (speech, text) embeddings            (speech/text retrieval)
 Objectives: s2i (speech-image hinge), t2i (text-image hinge), s2t (speech-text hinge),
@@ -117,6 +118,9 @@ class Recognizer(Family):
         self.encoder = SharedSpeech(cfg, input_dim, cfg.asr.hidden, cfg.asr.encoder_layers)
         self.decoder = AttentionDecoder(cfg.asr, vocab_size, self.encoder.out_size)
 
+    def speech_states(self, speech: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(speech, lengths)
+
     def memory(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         h, lengths = self.encoder(batch["speech"], batch["lengths"])
         return h, length_mask(lengths.to(h.device), h.size(1))
@@ -147,6 +151,9 @@ class Pipeline(Family):
     def transcribe(self, batch: dict, beam: int = 1) -> list[list[int]]:
         return self.recognizer.transcribe(batch, beam)
 
+    def speech_states(self, speech: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.recognizer.speech_states(speech, lengths)
+
     def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
         """Speech -> decoded characters -> text encoder: evaluation is always from speech."""
         hyps = self.transcribe(batch, beam)
@@ -162,6 +169,10 @@ class SharedEncoderFamily(Family):
 
     def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
         return self.s2i(*self.shared(batch["speech"], batch["lengths"]))
+
+    def speech_states(self, speech: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shared encoder's output (seed 004's S)."""
+        return self.shared(speech, lengths)
 
 
 class MultitaskTranscribe(SharedEncoderFamily):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import time
 
 import numpy as np
@@ -18,10 +17,11 @@ import torch
 
 from vgs.config import ModelConfig
 from vgs.data.text import EOS
+from vgs.log import get_logger
 from vgs.models.families import Pipeline as PipelineNet
 from vgs.tasks.base import Run, Sizes, Task, check_even_latent, needs_text, with_decoding_limit
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DECODED_TRAIN = "decoded_train.json"  # pipe-seq: the training speech as its recognizer decodes it
 ASR_BEST = "asr_best.pt"  # pipe-seq: the recognizer of its ASR/SLT phase's best epoch

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -20,10 +19,10 @@ from vgs.config import DataConfig
 from vgs.data.corpora import read_corpus
 from vgs.data.features import build_speech_store
 from vgs.data.prepare import ensure_builtin, resolve_paths
-from vgs.log import quiet
+from vgs.log import get_logger, quiet
 
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:

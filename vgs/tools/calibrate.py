@@ -14,7 +14,6 @@ validation R@10 at the same budget.  The README's calibration table is this comm
 from __future__ import annotations
 
 import argparse
-import logging
 import multiprocessing as mp
 import sys
 import time
@@ -25,10 +24,10 @@ import numpy as np
 from vgs.config import ConfigError, apply_overrides, base_config, parse_cli_overrides
 from vgs.data.prepare import prepare, resolve_paths
 from vgs.data.synth import images_fitting
-from vgs.log import quiet, report_error
+from vgs.log import get_logger, quiet, report_error
 from vgs.models.registry import model_name
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def _run(job: tuple[str, str, dict]) -> tuple[str, dict, float]:
