@@ -60,14 +60,16 @@ def test_test_split_scores_sit_beside_the_papers_test_numbers():
     assert "| DG3A1024 | 0.100 / 0.200 | 0.677 / 0.671 | 1 |" in latent and "test R@10" in latent
 
 
-def test_sharing_analyses_sit_beside_seed_004_tables_3_and_4():
+def test_sharing_analyses_sit_beside_seed_004_tables_3_to_5():
     from vgs.plots import TrialRun
     from vgs.report import paper_tables
 
     run = TrialRun("row06 s0", {"variant.row": "row06"}, "0", metrics={
         "analysis_speaker_acc": 0.1, "analysis_rsa_mfcc": 0.05, "analysis_rsa_text": 0.2, "analysis_rsa_image": 0.3,
-        "analysis_s2t_rsa_mfcc": 0.1, "analysis_s2t_rsa_text": 0.25, "analysis_s2t_rsa_image": 0.1})
+        "analysis_s2t_rsa_mfcc": 0.1, "analysis_s2t_rsa_text": 0.25, "analysis_s2t_rsa_image": 0.1,
+        "analysis_phoneme_acc_mfcc": 0.3, "analysis_phoneme_acc_random": 0.4, "analysis_phoneme_acc": 0.5})
     text = paper_tables("sharing", [run, TrialRun("row01 s0", {"variant.row": "row01"}, "0")], ["variant.row"])
     assert "| row06 | 0.100 | 0.085 | 1 |" in text and "| row06 | 0.050 / 0.200 / 0.300 | 0.030 / 0.212 / 0.222 | 1 |" in text
     assert "| row06 | 0.100 / 0.250 / 0.100 | 0.099 / 0.243 / 0.105 | 1 |" in text
+    assert "| row06 | 0.300 / 0.400 / 0.500 | 0.284 / 0.486 / 0.578 | 1 |" in text and "Table 5" in text
     assert "row01" not in text  # no analyses (nor test scores) logged for it: no row
