@@ -150,3 +150,25 @@ def test_chrupala2019_base_is_seed_004s_three_task_model():
     assert (model.shared.front.conv.out_channels, model.shared.front.conv.kernel_size, model.shared.front.conv.stride) \
         == (64, (6,), (2,))
     assert model.image(torch.zeros(2, 4096, device="meta")).shape == (2, 1024)
+    from vgs.models.blocks import ScalarAttention, VectorialAttention
+
+    assert isinstance(model.s2i.attention, ScalarAttention) and model.s2i.attention.U.out_features == 1
+    with torch.device("meta"):
+        default = build_model(apply_overrides(base_config("cpu-small"), {}).model, 40)
+    assert isinstance(default.speech.attention, VectorialAttention)  # seeds 002/003 stay vectorial
+
+
+def test_scalar_attention_weighs_each_step_once():
+    """Against the obvious loop: alpha_t = softmax_t(U tanh(W h_t)) over the valid steps."""
+    from vgs.models.blocks import ScalarAttention
+
+    torch.manual_seed(0)
+    att = ScalarAttention(6, 4)
+    h = torch.randn(2, 5, 6)
+    lengths = [5, 3]
+    mask = torch.arange(5)[None, :] < torch.tensor(lengths)[:, None]
+    got = att(h, mask)
+    for b, n in enumerate(lengths):
+        e = [float(att.U(torch.tanh(att.W(h[b, t])))) for t in range(n)]
+        w = torch.softmax(torch.tensor(e), 0)
+        torch.testing.assert_close(got[b], sum(w[t] * h[b, t] for t in range(n)), rtol=1e-5, atol=1e-6)

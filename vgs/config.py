@@ -28,6 +28,9 @@ class SpeechConfig:
     # The paper does not give a stride; >1 shortens the GRU's input (CPU configs use 2-3).
     conv_stride: int = 1
     attention_hidden: int = 128
+    # vectorial: a weight per step and dimension (seeds 002/003); scalar: one weight per step
+    # (seed 004 eq. 4-5; three-task's text branches too)
+    attention: str = "vectorial"
 
 
 @dataclass
@@ -364,6 +367,8 @@ def check_consistent(cfg: Config) -> None:
     if cfg.train.restart_epochs >= cfg.train.epochs:
         raise ConfigError(f"train.restart_epochs ({cfg.train.restart_epochs}) must be fewer than train.epochs "
                           f"({cfg.train.epochs}): they are the last epochs of the budget")
+    if cfg.model.speech.attention not in ("vectorial", "scalar"):
+        raise ConfigError(f"model.speech.attention must be vectorial or scalar, got '{cfg.model.speech.attention}'")
     if cfg.train.amp not in ("off", "bf16"):
         raise ConfigError(f"train.amp must be off or bf16, got '{cfg.train.amp}'")
 
@@ -478,14 +483,15 @@ def seed003() -> Config:
 def chrupala2019() -> Config:
     """Seed 004's sizes (a GPU configuration; `python -m vgs.sweep sharing --base chrupala2019`):
     12 MFCC + log energy (13-d, no deltas; 25 ms windows every 10 ms), conv 64 channels, kernel 6,
-    stride 2, forward-only GRUs of 1024, attention MLP 128, margin 0.2, Adam at 2e-4 held constant
+    stride 2, forward-only GRUs of 1024, scalar attention (one weight per step) with an MLP of 128, margin 0.2, Adam at 2e-4 held constant
     with gradient clipping at 2.0, 25 epochs (best epoch by R@10).  Its image side is VGG-16's
     4096-d pre-classification features mapped linearly to 1024: point data.image_features at them
     (`vgs features images --arch vgg16 ...`); the sharing rows set the layer counts."""
     return Config(
         data=DataConfig(features="chrupala13"),
         model=ModelConfig(family="three-task", latent=1024,
-                          speech=SpeechConfig(conv_channels=64, conv_kernel=6, conv_stride=2, attention_hidden=128),
+                          speech=SpeechConfig(conv_channels=64, conv_kernel=6, conv_stride=2, attention_hidden=128,
+                                              attention="scalar"),
                           text=TextConfig(attention_hidden=128),
                           three=ThreeTaskConfig(bidirectional=False)),
         train=TrainConfig(epochs=25, batch_size=32, lr=2e-4, scheduler="constant", clip_grad=2.0, margin=0.2),

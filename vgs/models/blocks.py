@@ -77,3 +77,28 @@ class VectorialAttention(nn.Module):
         scores = self.V(torch.tanh(self.W(h)))  # (B, T, N)
         scores = scores.masked_fill(~mask.unsqueeze(-1), float("-inf"))  # padding gets no weight
         return (torch.softmax(scores, dim=1) * h).sum(1)
+
+
+class ScalarAttention(nn.Module):
+    """alpha_t = softmax_t(U tanh(W h_t)); Att = sum_t alpha_t h_t: one weight per time step
+    (seed 004 §3.3, eq. 4-5), where the vectorial attention weighs every dimension on its own."""
+
+    def __init__(self, n: int, hidden: int = 128):
+        super().__init__()
+        self.W = nn.Linear(n, hidden)
+        self.U = nn.Linear(hidden, 1)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = self.U(torch.tanh(self.W(h)))  # (B, T, 1)
+        scores = scores.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+        return (torch.softmax(scores, dim=1) * h).sum(1)
+
+
+ATTENTIONS = {"vectorial": VectorialAttention, "scalar": ScalarAttention}
+
+
+def attention(kind: str, n: int, hidden: int) -> nn.Module:
+    """model.speech.attention: vectorial (seeds 002/003) or scalar (seed 004)."""
+    if kind not in ATTENTIONS:
+        raise ValueError(f"model.speech.attention must be one of {', '.join(ATTENTIONS)}, got '{kind}'")
+    return ATTENTIONS[kind](n, hidden)

@@ -25,7 +25,7 @@ from vgs.config import ModelConfig
 from vgs.data.text import EOS, PAD
 from vgs import distributed
 from vgs.losses import hinge_all_negatives
-from vgs.models.blocks import BiGRU, ConvFrontEnd, VectorialAttention, length_mask
+from vgs.models.blocks import BiGRU, ConvFrontEnd, attention, length_mask
 from vgs.models.image import ImageEncoder
 from vgs.models.seq2seq import AttentionDecoder
 from vgs.models.text import TextEncoder
@@ -62,15 +62,15 @@ class Family(nn.Module):
 
 
 class SpeechBranch(nn.Module):
-    """Task-specific BiGRU layers (0 = none) + vectorial attention + L2 into the joint space."""
+    """Task-specific BiGRU layers (0 = none) + attention (vectorial or scalar) + L2 into the joint space."""
 
     def __init__(self, in_size: int, latent: int, layers: int, attention_hidden: int, hidden: int = 0,
-                 bidirectional: bool = True):
+                 bidirectional: bool = True, attention_kind: str = "vectorial"):
         super().__init__()
         # hidden: units per direction (default: N/2 per direction, or N forward-only)
         self.gru = BiGRU(in_size, hidden or (latent // 2 if bidirectional else latent), layers, bidirectional)
         self.project = nn.Linear(self.gru.out_size, latent) if self.gru.out_size != latent else nn.Identity()
-        self.attention = VectorialAttention(latent, attention_hidden)
+        self.attention = attention(attention_kind, latent, attention_hidden)
 
     def forward(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         h = self.project(self.gru(h, lengths))
@@ -188,7 +188,7 @@ class MultitaskTranscribe(SharedEncoderFamily):
         # §3.1.4: the speech->image branch is "the same GRU layer" as the ASR branch (768 per
         # direction at the paper's size), then a linear map into the N-d joint space
         self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, m.s2i_layers, cfg.speech.attention_hidden,
-                                hidden=cfg.asr.hidden)
+                                hidden=cfg.asr.hidden, attention_kind=cfg.speech.attention)
         self.asr_gru = BiGRU(self.shared.out_size, cfg.asr.hidden, m.task_layers)
         self.decoder = AttentionDecoder(cfg.asr, vocab_size, self.asr_gru.out_size)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
@@ -219,8 +219,11 @@ class MultitaskMatch(SharedEncoderFamily):
         super().__init__()
         m = cfg.match  # its own split (model.match), not mtl-transcribe's
         self.shared = SharedSpeech(cfg, input_dim, cfg.latent // 2, m.shared_layers)
-        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, m.s2i_layers, cfg.speech.attention_hidden)
-        self.s2t = SpeechBranch(self.shared.out_size, cfg.latent, m.task_layers, cfg.speech.attention_hidden)
+        kind = cfg.speech.attention
+        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, m.s2i_layers, cfg.speech.attention_hidden,
+                                attention_kind=kind)
+        self.s2t = SpeechBranch(self.shared.out_size, cfg.latent, m.task_layers, cfg.speech.attention_hidden,
+                                attention_kind=kind)
         self.text = TextEncoder(cfg.text, vocab_size, cfg.latent)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
@@ -263,18 +266,19 @@ class ThreeTask(SharedEncoderFamily):
             raise ValueError("model.three.text_layers must be >= 1 when a text task is on")
         self.tasks = three_task_objectives(c)
         bi = c.bidirectional  # False: seed 004's forward-only GRUs of N units (model.three.bidirectional)
+        kind = cfg.speech.attention
         hidden = cfg.latent // 2 if bi else cfg.latent
         self.shared = SharedSpeech(cfg, input_dim, hidden, c.speech_layers, bi)
-        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, c.s2i, att, bidirectional=bi)
+        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, c.s2i, att, bidirectional=bi, attention_kind=kind)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)  # I2S
         if speech_text or text_image:
             self.embed = nn.Embedding(vocab_size, cfg.text.embed, padding_idx=PAD)
             self.text_shared = BiGRU(cfg.text.embed, hidden, c.text_layers, bi)
         if speech_text:
-            self.s2t = SpeechBranch(self.shared.out_size, cfg.latent, c.s2t, att, bidirectional=bi)
-            self.t2s = SpeechBranch(self.text_shared.out_size, cfg.latent, c.t2s, att, bidirectional=bi)
+            self.s2t = SpeechBranch(self.shared.out_size, cfg.latent, c.s2t, att, bidirectional=bi, attention_kind=kind)
+            self.t2s = SpeechBranch(self.text_shared.out_size, cfg.latent, c.t2s, att, bidirectional=bi, attention_kind=kind)
         if text_image:
-            self.t2i = SpeechBranch(self.text_shared.out_size, cfg.latent, c.t2i, att, bidirectional=bi)
+            self.t2i = SpeechBranch(self.text_shared.out_size, cfg.latent, c.t2i, att, bidirectional=bi, attention_kind=kind)
             self.i2t = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
     def _text(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vgs.config import SpeechConfig
-from vgs.models.blocks import BiGRU, ConvFrontEnd, VectorialAttention, length_mask
+from vgs.models.blocks import BiGRU, ConvFrontEnd, VectorialAttention, attention, length_mask
 
 __all__ = ["SpeechEncoder", "VectorialAttention"]
 
@@ -21,7 +21,7 @@ class SpeechEncoder(nn.Module):
             raise ValueError(f"model.speech.layers must be >= 1, got {cfg.layers}")
         self.front = ConvFrontEnd(cfg, input_dim)
         self.gru = BiGRU(cfg.conv_channels, latent // 2, cfg.layers)
-        self.attention = VectorialAttention(latent, cfg.attention_hidden)
+        self.attention = attention(cfg.attention, latent, cfg.attention_hidden)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x: (B, T, input_dim) padded frames (T >= kernel); lengths: (B,) valid frames."""
