@@ -172,3 +172,17 @@ def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_co
     fit(cfg, report=lambda m, _: rest.append(m["lr"]), out_dir=tmp_path / "cut", resume=tmp_path / "cut")
     assert rest == pytest.approx(lrs[3:], rel=1e-6)
 
+
+
+def test_pipe_seq_asr_phase_ends_once_val_wer_has_converged(tiny_corpus, tmp_path):
+    """model.mtl.asr_patience: at a learning rate too small to change anything, epoch 2 does not
+    improve on epoch 1's WER, so with patience 1 the ASR phase (planned for 4 epochs) ends after
+    epoch 2 and the text-image part trains epochs 3-5; the run folder records it for a resume."""
+    cfg = tiny(tiny_corpus, tmp_path, "pipe-seq", **{"train.epochs": 5, "model.mtl.asr_epochs": 4,
+                                                     "model.mtl.asr_patience": 1, "train.lr": 1e-9,
+                                                     "train.scheduler": "constant", "train.test_at_end": False})
+    history = []
+    fit(cfg, report=lambda m, _: history.append(m), out_dir=tmp_path / "seq")
+    assert history[0]["val_wer"] == history[1]["val_wer"]
+    assert [("train_asr_batches" in m, "train_t2i_batches" in m) for m in history] == [(True, False)] * 2 + [(False, True)] * 3
+    assert json.loads((tmp_path / "seq" / "asr_phase.json").read_text()) == {"ended_after": 2, "best_epoch": 1}

@@ -80,6 +80,9 @@ class MultitaskConfig:
     s2i_layers: int = 1
     task_layers: int = 1
     asr_epochs: int = 0  # pipe-seq: epochs of ASR/SLT training before the text-image part (0: half)
+    # pipe-seq: the ASR/SLT phase ends early once val WER (BLEU) has not improved for this many
+    # epochs (training to convergence); its remaining epochs go to the text-image part (0: never)
+    asr_patience: int = 0
 
 
 @dataclass
@@ -331,6 +334,7 @@ _RANGES = (
     ("train.cyclic_step_epochs", lambda v: v > 0, "> 0"),
     ("train.restart_epochs", lambda v: v >= 0, ">= 0 (0: no second run)"),
     ("train.restart_lr_factor", lambda v: v > 0, "> 0"),
+    ("model.mtl.asr_patience", lambda v: v >= 0, ">= 0 (0: the ASR phase runs all its epochs)"),
     ("model.latent", lambda v: v >= 2 and v % 2 == 0, "an even number >= 2 (N/2 GRU units per direction)"),
     ("model.speech.layers", lambda v: v >= 1, ">= 1"),
     ("data.builtin_images", lambda v: v >= 3, ">= 3 (train, validation and test need an image each)"),

@@ -110,11 +110,15 @@ class Training:
         self.loss = Loss(cfg.train.margin, cfg.train.gather_negatives)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
         t = cfg.train
-        self.phases = with_restart(training_phases(self.objectives_at, t.epochs), t.restart_epochs)
         self.restart_at = t.epochs - t.restart_epochs + 1 if t.restart_epochs else None
         self.out = Path(out_dir) if out_dir else new_run_dir()
         self.out.mkdir(parents=True, exist_ok=True)
         self.state = Run(self.model, cfg, self.device, self.data.vocab, self.data.splits, self.out)
+        self.plan_phases()
+
+    def plan_phases(self) -> None:
+        t = self.cfg.train
+        self.phases = with_restart(training_phases(self.objectives_at, t.epochs), t.restart_epochs)
 
     def new_model(self) -> torch.nn.Module:
         """The configuration's network at its initialisation (after the run's seed)."""
@@ -123,7 +127,7 @@ class Training:
                            self.cfg.train.epochs, d.max_chars).to(self.device)
 
     def objectives_at(self, epoch: int) -> tuple[str, ...]:
-        return self.task.objectives_at(self.cfg.model, self.cfg.train.epochs, epoch)
+        return self.task.objectives_at(self.cfg.model, self.cfg.train.epochs, epoch, self.state)
 
     def plan(self, epoch: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
         return epoch_plan(self.objectives_at(epoch), self.task.epoch_rule, self.state.splits, self.cfg, epoch, rng)
@@ -201,6 +205,7 @@ class Training:
     def run(self, report: Report | None, resume: str | Path | None) -> dict:
         cfg, d = self.cfg, self.data
         start_epoch, best, saved_schedule, seconds_total = self.resume(resume)
+        self.plan_phases()  # a resumed run's phases as they were (a phase may have ended early)
         summary: dict = {}
         sched = None  # created at each phase's first epoch
         for epoch in range(start_epoch, cfg.train.epochs + 1):
@@ -225,7 +230,8 @@ class Training:
             metrics = {"epoch": epoch, **mean_loss, **{f"train_{k}_batches": len(v) for k, v in losses.items()},
                        "lr": self.opt.param_groups[0]["lr"], "train_seconds": train_seconds,
                        "epoch_seconds": time.time() - t0, "workers": distributed.world(), **val}
-            self.task.after_validation(self.state, epoch, val)
+            if self.task.after_validation(self.state, epoch, val):
+                self.plan_phases()  # e.g. pipe-seq's ASR phase converged: the next epoch starts the next phase
             if (val[self.metric] > best[self.metric]) if self.mode == "max" else (val[self.metric] < best[self.metric]):
                 best = {"epoch": epoch, **val}
                 # every rank keeps best.pt (its own folder): all of them score the test split at the end

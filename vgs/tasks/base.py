@@ -105,9 +105,10 @@ class Task:
         """Every objective it trains (in the order one epoch alternates them)."""
         raise NotImplementedError
 
-    def objectives_at(self, cfg: ModelConfig, epochs: int, epoch: int) -> tuple[str, ...]:
+    def objectives_at(self, cfg: ModelConfig, epochs: int, epoch: int, run: Run | None = None) -> tuple[str, ...]:
         """The objectives trained at `epoch` of `epochs` (a run of epochs with the same ones is a
-        phase, with its own learning-rate schedule)."""
+        phase, with its own learning-rate schedule); `run`: the training so far, for a family whose
+        phases end on what it measured (None: as planned)."""
         return self.objectives(cfg)
 
     def uses_speech_text_corpus(self, cfg) -> bool:
@@ -120,8 +121,10 @@ class Task:
     def before_epoch(self, run: Run, epoch: int) -> None:
         """Called before each training epoch (and before a new phase's schedule is made)."""
 
-    def after_validation(self, run: Run, epoch: int, val: dict[str, float]) -> None:
-        """Called with each epoch's validation scores (val_*)."""
+    def after_validation(self, run: Run, epoch: int, val: dict[str, float]) -> bool:
+        """Called with each epoch's validation scores (val_*); True: the phases changed (a phase
+        ended early), and the loop plans them again with objectives_at."""
+        return False
 
     # ------------------------------------------------------------ evaluation
 

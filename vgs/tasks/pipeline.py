@@ -2,8 +2,9 @@
 are ranked from speech through the recognizer's beam-decoded text.
 
 pipe-ind trains both parts at once on ground-truth text.  pipe-seq trains the recognizer first
-(model.mtl.asr_epochs, default half the epochs), keeps the recognizer of that phase's best epoch
-by validation WER (BLEU for SLT), then trains the text-image part on the training speech decoded
+(model.mtl.asr_epochs, default half the epochs; with model.mtl.asr_patience it stops earlier,
+once validation WER has converged), keeps the recognizer of that phase's best epoch by
+validation WER (BLEU for SLT), then trains the text-image part on the training speech decoded
 with it (beam model.asr.beam): two phases, each with its own learning-rate schedule.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ log = get_logger(__name__)
 
 DECODED_TRAIN = "decoded_train.json"  # pipe-seq: the training speech as its recognizer decodes it
 ASR_BEST = "asr_best.pt"  # pipe-seq: the recognizer of its ASR/SLT phase's best epoch
+ASR_ENDED = "asr_phase.json"  # pipe-seq: the epoch its ASR/SLT phase converged at (asr_patience)
 
 
 class Pipeline(Task):
@@ -46,41 +48,56 @@ class Pipeline(Task):
 
 class SequentialPipeline(Pipeline):
     family = "pipe-seq"
-    sections = Pipeline.sections + ("mtl.asr_epochs",)
-    run_files = (DECODED_TRAIN, ASR_BEST)
+    sections = Pipeline.sections + ("mtl.asr_epochs", "mtl.asr_patience")
+    run_files = (DECODED_TRAIN, ASR_BEST, ASR_ENDED)
 
     @staticmethod
-    def asr_epochs(cfg: ModelConfig, epochs: int) -> int:
-        return cfg.mtl.asr_epochs or max(1, epochs // 2)
+    def asr_epochs(cfg: ModelConfig, epochs: int, run: Run | None = None) -> int:
+        """The ASR phase's length: model.mtl.asr_epochs (default half), or fewer where it converged
+        earlier (model.mtl.asr_patience; recorded in the run folder, so a resume knows it)."""
+        planned = cfg.mtl.asr_epochs or max(1, epochs // 2)
+        if run is not None and (run.out / ASR_ENDED).exists():
+            return min(planned, json.loads((run.out / ASR_ENDED).read_text())["ended_after"])
+        return planned
 
-    def objectives_at(self, cfg: ModelConfig, epochs: int, epoch: int) -> tuple[str, ...]:
-        return ("asr",) if epoch <= self.asr_epochs(cfg, epochs) else ("t2i",)
+    def objectives_at(self, cfg: ModelConfig, epochs: int, epoch: int, run: Run | None = None) -> tuple[str, ...]:
+        return ("asr",) if epoch <= self.asr_epochs(cfg, epochs, run) else ("t2i",)
 
     def before_epoch(self, run: Run, epoch: int) -> None:
         """At the text-image phase: start from the ASR phase's best recognizer, and train on the
         training speech decoded with it."""
         cfg = run.cfg
-        if self.objectives_at(cfg.model, cfg.train.epochs, epoch) != ("t2i",):
+        if self.objectives_at(cfg.model, cfg.train.epochs, epoch, run) != ("t2i",):
             return
-        if epoch == self.asr_epochs(cfg.model, cfg.train.epochs) + 1 and (run.out / ASR_BEST).exists():
+        if epoch == self.asr_epochs(cfg.model, cfg.train.epochs, run) + 1 and (run.out / ASR_BEST).exists():
             state = torch.load(run.out / ASR_BEST, map_location=run.device, weights_only=True)
             run.model.recognizer.load_state_dict(state["recognizer"])
         if not getattr(run.splits["t2i"], "decoded", False):
             run.splits["t2i"] = decoded_split(run)
 
-    def after_validation(self, run: Run, epoch: int, val: dict[str, float]) -> None:
+    def after_validation(self, run: Run, epoch: int, val: dict[str, float]) -> bool:
         """The ASR phase's stopping rule: keep the recognizer of its best epoch (as best.pt, on
-        every rank: each has its own folder)."""
-        if self.objectives_at(run.cfg.model, run.cfg.train.epochs, epoch) != ("asr",):
-            return
+        every rank: each has its own folder); with model.mtl.asr_patience, end the phase once that
+        many epochs have not improved on it."""
+        cfg = run.cfg
+        if self.objectives_at(cfg.model, cfg.train.epochs, epoch, run) != ("asr",):
+            return False
         key, sign = ("val_wer", -1.0) if "val_wer" in val else ("val_bleu", 1.0)
         path = run.out / ASR_BEST
-        if path.exists() and sign * val[key] <= sign * torch.load(path, weights_only=True)["score"]:
-            return
-        from vgs.checkpoint import save
+        kept = torch.load(path, weights_only=True) if path.exists() else None
+        if kept is None or sign * val[key] > sign * kept["score"]:
+            from vgs.checkpoint import save
 
-        save(path, {"recognizer": run.model.recognizer.state_dict(), "score": float(val[key]), "epoch": epoch,
-                    "metric": key})
+            save(path, {"recognizer": run.model.recognizer.state_dict(), "score": float(val[key]), "epoch": epoch,
+                        "metric": key})
+            return False
+        patience = cfg.model.mtl.asr_patience
+        if patience and epoch - kept["epoch"] >= patience and epoch < self.asr_epochs(cfg.model, cfg.train.epochs):
+            (run.out / ASR_ENDED).write_text(json.dumps({"ended_after": epoch, "best_epoch": kept["epoch"]}))
+            log.info(f"pipe-seq: {key} has not improved for {patience} epoch(s) since epoch {kept['epoch']}: the "
+                     f"ASR phase ends after epoch {epoch}, the text-image part trains from epoch {epoch + 1}")
+            return True
+        return False
 
 
 def decoded_split(run: Run):
