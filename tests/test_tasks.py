@@ -114,3 +114,13 @@ def test_metric_vocabulary():
     assert all(metric_names.VAL + m in metric_names.SELECTABLE for m in metric_names.TABLE)
     with pytest.raises(ValueError, match="unknown retrieval direction"):
         metric_names.ranking("x2y")
+
+
+def test_dry_run_plans_each_phase_of_a_two_phase_family(tiny_corpus):
+    """pipe-seq's plan: ASR batches in its first phase, text-image batches in its second."""
+    from vgs.dry_run import plan_cell
+
+    cfg = apply_overrides(tiny_config("pipe-seq", tiny_corpus), {"train.epochs": 4, "model.mtl.asr_epochs": 1})
+    plan = plan_cell(cfg, {})
+    assert [p["epochs"] for p in plan["phases"]] == [[1, 1], [2, 4]]
+    assert list(plan["phases"][0]["batches_per_epoch"]) == ["asr"] and list(plan["phases"][1]["batches_per_epoch"]) == ["t2i"]

@@ -66,8 +66,8 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
                           np.random.default_rng([cfg.train.seed, first]))
         counts: dict[str, int] = {}
         samples = 0
-        for task, idx in plan:
-            counts[task] = counts.get(task, 0) + 1
+        for objective, idx in plan:
+            counts[objective] = counts.get(objective, 0) + 1
             samples += len(idx)
         phases.append({"epochs": [first, last], "batches_per_epoch": counts, "samples_per_epoch": samples})
     return {"model": model_name(cfg.model), "parameters": count_params(model), "epochs": cfg.train.epochs,
