@@ -231,7 +231,7 @@ class Training:
                        "lr": self.opt.param_groups[0]["lr"], "train_seconds": train_seconds,
                        "epoch_seconds": time.time() - t0, "workers": distributed.world(), **val}
             if self.task.after_validation(self.state, epoch, val):
-                self.plan_phases()  # e.g. pipe-seq's ASR phase converged: the next epoch starts the next phase
+                self.plan_phases()  # a phase ended early (it converged): the next epoch starts the next one
             if (val[self.metric] > best[self.metric]) if self.mode == "max" else (val[self.metric] < best[self.metric]):
                 best = {"epoch": epoch, **val}
                 # every rank keeps best.pt (its own folder): all of them score the test split at the end
