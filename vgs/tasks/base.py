@@ -76,6 +76,7 @@ class Task:
     epoch_rule = "first"
     nonaligned_speech_text = False  # data.speech_text=nonaligned gives its s2t objective a second corpus
     run_files: tuple[str, ...] = ()  # files of the run folder a resume elsewhere copies (besides best.pt)
+    network: type | None = None  # vgs.models class, built as network(cfg, speech_dim, image_dim, vocab)
 
     def __init__(self, family: str | None = None):
         if family:  # one class may serve several registry names (asr and slt, coembed and speech-image)
@@ -96,9 +97,6 @@ class Task:
         rest = key[len("model."):]
         return rest in ("family", "latent") or any(rest == s or rest.startswith(s + ".") for s in self.sections)
 
-    def check(self, cfg: ModelConfig) -> None:
-        """Family-specific consistency of the configuration (raise ValueError naming the keys)."""
-
     # ------------------------------------------------------------ training
 
     def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
@@ -116,7 +114,17 @@ class Task:
         return self.nonaligned_speech_text and cfg.data.speech_text == "nonaligned"
 
     def build(self, cfg: ModelConfig, sizes: Sizes) -> nn.Module:
-        raise NotImplementedError
+        """The family's network: a text family needs an even latent size (N/2 GRU units per
+        direction) and training text; a decoding one stops at the run's decoding limit."""
+        if self.text is not None:
+            if cfg.latent % 2:
+                raise ValueError(f"model.latent must be even (N/2 GRU units per direction), got {cfg.latent}")
+            if sizes.vocab < 5:
+                raise ValueError(f"family '{cfg.family}' needs text, but the training split has none for "
+                                 f"'{self.text_source(cfg)}'")
+        if self.decodes and sizes.max_chars is not None:
+            cfg = dataclasses.replace(cfg, asr=dataclasses.replace(cfg.asr, max_chars=sizes.max_chars))
+        return self.network(cfg, sizes.speech_dim, sizes.image_dim, sizes.vocab)
 
     def before_epoch(self, run: Run, epoch: int) -> None:
         """Called before each training epoch (and before a new phase's schedule is made)."""
@@ -155,24 +163,6 @@ class Task:
 
     def model_name(self, cfg: ModelConfig) -> str:
         return self.family
-
-
-def with_decoding_limit(cfg: ModelConfig, sizes: Sizes) -> ModelConfig:
-    """The model configuration whose decoder stops at sizes.max_chars (the run's configuration
-    itself is not changed)."""
-    if sizes.max_chars is None:
-        return cfg
-    return dataclasses.replace(cfg, asr=dataclasses.replace(cfg.asr, max_chars=sizes.max_chars))
-
-
-def needs_text(cfg: ModelConfig, sizes: Sizes, source: str | None) -> None:
-    if sizes.vocab < 5:
-        raise ValueError(f"family '{cfg.family}' needs text, but the training split has none for '{source}'")
-
-
-def check_even_latent(cfg: ModelConfig) -> None:
-    if cfg.latent % 2:
-        raise ValueError(f"model.latent must be even (N/2 GRU units per direction), got {cfg.latent}")
 
 
 def refuse_foreign_keys(task: Task, keys) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from vgs.config import ModelConfig
 from vgs.models.families import MultitaskMatch, MultitaskTranscribe
-from vgs.tasks.base import Sizes, Task, check_even_latent, needs_text, with_decoding_limit
+from vgs.tasks.base import Task
 
 
 def layer_name(family: str, split, latent: int) -> str:
@@ -19,6 +19,7 @@ def layer_name(family: str, split, latent: int) -> str:
 
 class MultitaskRecognition(Task):
     sections = ("speech", "asr", "mtl.shared_layers", "mtl.s2i_layers", "mtl.task_layers", "image")
+    network = MultitaskTranscribe
     decodes = True
 
     def __init__(self, family: str, text: str):
@@ -28,11 +29,6 @@ class MultitaskRecognition(Task):
     def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
         return ("s2i", "asr")
 
-    def build(self, cfg: ModelConfig, sizes: Sizes) -> MultitaskTranscribe:
-        check_even_latent(cfg)
-        needs_text(cfg, sizes, self.text)
-        return MultitaskTranscribe(with_decoding_limit(cfg, sizes), sizes.speech_dim, sizes.image_dim, sizes.vocab)
-
     def model_name(self, cfg: ModelConfig) -> str:
         return layer_name(self.family, cfg.mtl, cfg.latent)
 
@@ -40,16 +36,12 @@ class MultitaskRecognition(Task):
 class MultitaskMatching(Task):
     family = "mtl-match"
     sections = ("speech", "match", "text", "image")
+    network = MultitaskMatch
     text = "config"
     nonaligned_speech_text = True
 
     def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
         return ("s2i", "s2t")
-
-    def build(self, cfg: ModelConfig, sizes: Sizes) -> MultitaskMatch:
-        check_even_latent(cfg)
-        needs_text(cfg, sizes, self.text_source(cfg))
-        return MultitaskMatch(cfg, sizes.speech_dim, sizes.image_dim, sizes.vocab)
 
     def model_name(self, cfg: ModelConfig) -> str:
         return layer_name(self.family, cfg.match, cfg.latent)

@@ -20,7 +20,7 @@ from vgs.config import ModelConfig
 from vgs.data.text import EOS
 from vgs.log import get_logger
 from vgs.models.families import Pipeline as PipelineNet
-from vgs.tasks.base import Run, Sizes, Task, check_even_latent, needs_text, with_decoding_limit
+from vgs.tasks.base import Run, Task
 
 log = get_logger(__name__)
 
@@ -31,16 +31,12 @@ ASR_ENDED = "asr_phase.json"  # pipe-seq: the epoch its ASR/SLT phase converged 
 
 class Pipeline(Task):
     sections = ("speech", "asr", "text", "image")
+    network = PipelineNet
     text = "config"
     decodes = True
 
     def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
         return ("asr", "t2i")
-
-    def build(self, cfg: ModelConfig, sizes: Sizes) -> PipelineNet:
-        check_even_latent(cfg)
-        needs_text(cfg, sizes, self.text_source(cfg))
-        return PipelineNet(with_decoding_limit(cfg, sizes), sizes.speech_dim, sizes.image_dim, sizes.vocab)
 
     def model_name(self, cfg: ModelConfig) -> str:
         return f"{self.family}-E{cfg.asr.encoder_layers}H{cfg.asr.hidden}-T{cfg.text.layers}A{cfg.latent}"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from vgs.config import ModelConfig
 from vgs.models.families import Recognizer
-from vgs.tasks.base import Sizes, Task, check_even_latent, needs_text, with_decoding_limit
+from vgs.tasks.base import Task
 
 
 class Recognition(Task):
     sections = ("speech", "asr")
+    network = Recognizer
     image_queries = None
     decodes = True
 
@@ -18,11 +19,6 @@ class Recognition(Task):
 
     def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
         return ("asr",)
-
-    def build(self, cfg: ModelConfig, sizes: Sizes) -> Recognizer:
-        check_even_latent(cfg)
-        needs_text(cfg, sizes, self.text)
-        return Recognizer(with_decoding_limit(cfg, sizes), sizes.speech_dim, sizes.image_dim, sizes.vocab)
 
     def selection(self, cfg: ModelConfig) -> tuple[str, str]:
         return ("val_wer", "min") if self.text == "transcript" else ("val_bleu", "max")

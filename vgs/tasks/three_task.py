@@ -6,23 +6,19 @@ from __future__ import annotations
 
 from vgs.config import ModelConfig
 from vgs.models.families import ThreeTask as ThreeTaskNet, three_task_objectives
-from vgs.tasks.base import Sizes, Task, check_even_latent, needs_text
+from vgs.tasks.base import Task
 
 
 class ThreeTask(Task):
     family = "three-task"
     sections = ("speech", "three", "text.embed", "image")
+    network = ThreeTaskNet
     text = "transcript"
     epoch_rule = "shortest"
     nonaligned_speech_text = True
 
     def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
         return three_task_objectives(cfg.three)
-
-    def build(self, cfg: ModelConfig, sizes: Sizes) -> ThreeTaskNet:
-        check_even_latent(cfg)
-        needs_text(cfg, sizes, self.text)
-        return ThreeTaskNet(cfg, sizes.speech_dim, sizes.image_dim, sizes.vocab)
 
     def model_name(self, cfg: ModelConfig) -> str:
         t = cfg.three
