@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from vgs.data.locking import exclusive
+from vgs.data.synth import SAMPLE_RATE, silence_pads
 
-SAMPLE_RATE = 16000  # the generator's output rate
 CACHE = "phonemes.json"
 PAUSE = "_"  # eSpeak's pause mnemonics start with it: not a phoneme
 
@@ -30,8 +30,8 @@ def is_builtin(root: Path) -> bool:
 
 
 def leading_silence(seed: int) -> float:
-    """Seconds of silence the generator put before caption `seed`'s speech (synth.add_noise's first draw)."""
-    return int(np.random.default_rng(seed).integers(0, int(0.25 * SAMPLE_RATE), size=2)[0]) / SAMPLE_RATE
+    """Seconds of silence the generator put before caption `seed`'s speech."""
+    return int(silence_pads(np.random.default_rng(seed))[0]) / SAMPLE_RATE
 
 
 def segments(events: list[tuple[str, int]], offset: float) -> list[Segment]:

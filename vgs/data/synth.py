@@ -215,10 +215,16 @@ def images_fitting(corpus_root: str | Path, split: str = "val") -> np.ndarray:
 # ---------------------------------------------------------------- audio
 
 
+def silence_pads(rng: np.random.Generator) -> np.ndarray:
+    """Samples of leading and trailing silence (up to 250 ms each): add_noise's first draw, which
+    the phoneme alignments (vgs.data.alignments) repeat to place the speech."""
+    return rng.integers(0, int(0.25 * SAMPLE_RATE), size=2)
+
+
 def add_noise(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random leading/trailing silence and white noise at 20-40 dB SNR."""
     x = samples.astype(np.float32) / 32768.0
-    pad = rng.integers(0, int(0.25 * SAMPLE_RATE), size=2)
+    pad = silence_pads(rng)
     x = np.concatenate([np.zeros(pad[0], np.float32), x, np.zeros(pad[1], np.float32)])
     power = float(np.mean(x ** 2)) + 1e-10
     snr_db = rng.uniform(20, 40)
