@@ -73,3 +73,17 @@ def test_sharing_analyses_sit_beside_seed_004_tables_3_to_5():
     assert "| row06 | 0.100 / 0.250 / 0.100 | 0.099 / 0.243 / 0.105 | 1 |" in text
     assert "| row06 | 0.300 / 0.400 / 0.500 | 0.284 / 0.486 / 0.578 | 1 |" in text and "Table 5" in text
     assert "row01" not in text  # no analyses (nor test scores) logged for it: no row
+
+
+def test_pipeline_vs_mtl_says_per_condition_whether_table_2s_order_holds():
+    from vgs.report import PAPER, order_lines
+
+    groups = {("text-image/full",): [0.50, 0.52], ("pipe-ind/full",): [0.47, 0.48], ("pipe-seq/full",): [0.46, 0.47],
+              ("mtl-asr/full",): [0.44, 0.45], ("mtl-match/full",): [0.42, 0.43], ("speech-image/full",): [0.39, 0.40],
+              ("text-image/reduced",): [0.3], ("speech-image/reduced",): [0.35]}
+    full, chance_full, reduced, chance_reduced = order_lines(PAPER["pipeline_vs_mtl"], groups, 0.04, "max")
+    assert full.startswith("- full: order text-image > pipe-ind, pipe-seq > mtl-asr > mtl-match > speech-image holds")
+    assert chance_full == "- full: speech-image 0.395 ± 0.007 is 50 sd above chance 0.040"
+    assert reduced == "- reduced: order text-image > pipe-ind, pipe-seq > mtl-asr > mtl-match > speech-image: " \
+                      "cannot tell, no score for pipe-ind, pipe-seq, mtl-asr, mtl-match"
+    assert chance_reduced == "- reduced: speech-image 0.350 (one seed) against chance 0.040: no sd to compare"

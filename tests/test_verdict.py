@@ -6,7 +6,7 @@ import pytest
 
 from vgs.searchspace import SweepSpec
 from vgs.sweep import confirm_cells, summary_of
-from vgs.verdict import ConfigScores, group_by_config, pooled_sd, verdict
+from vgs.verdict import ConfigScores, above_chance, group_by_config, ordering, pooled_sd, verdict
 
 
 def trial(layers, seed, value, status="completed"):
@@ -85,3 +85,39 @@ def test_a_sweep_without_any_scored_trial_ends_failed():
     assert parent_status(summary_of(spec, failed)) == "FAILED"
     scored = [{**failed[0], "status": "completed", "epochs": 2, "val_s2i_r10": 0.3, "seconds": 1.0}]
     assert parent_status(summary_of(spec, scored)) == "FINISHED"
+
+
+TABLE_2 = [("text-image",), ("pipe-ind", "pipe-seq"), ("mtl-asr",), ("mtl-match",), ("speech-image",)]
+
+
+def test_a_papers_order_holds_tier_by_tier_with_ties_inside_a_tier():
+    scores = {"text-image": [0.50, 0.52], "pipe-ind": [0.47, 0.47], "pipe-seq": [0.48, 0.46],
+              "mtl-asr": [0.44, 0.45], "mtl-match": [0.42, 0.43], "speech-image": [0.39, 0.40]}
+    got = ordering(TABLE_2, scores)
+    assert got.holds is True and " holds: " in got.line
+    # pipe-seq's mean equals pipe-ind's: a tie inside a tier is allowed; pipe-seq's first seed beats text-image's...
+    # ...but only means count, and the worst of a tier is compared with the best of the next
+    assert "steps +0.040 +0.025 +0.020 +0.030" in got.line, got.line
+    sd = math.sqrt(sum(np.var(v, ddof=1) for v in scores.values()) / len(scores))  # equal n: the mean variance
+    assert f"2 sd = {2 * sd:.3f}" in got.line and "every step beyond" in got.line
+
+
+def test_a_broken_step_names_both_models_and_min_mode_reverses():
+    scores = {"text-image": [0.50], "pipe-ind": [0.47], "pipe-seq": [0.40], "mtl-asr": [0.44],
+              "mtl-match": [0.42], "speech-image": [0.39]}
+    got = ordering(TABLE_2, scores)
+    assert got.holds is False and "pipe-seq 0.400 is not ahead of mtl-asr 0.440" in got.line
+    assert ordering([("a",), ("b",)], {"a": [0.1], "b": [0.2]}, mode="min").holds is True
+    unknown = ordering(TABLE_2, {**scores, "mtl-match": []})
+    assert unknown.holds is None and "no score for mtl-match" in unknown.line
+
+
+def test_a_step_inside_seed_noise_is_said_so():
+    got = ordering([("a",), ("b",)], {"a": [0.40, 0.50], "b": [0.39, 0.49]})
+    assert got.holds is True and "not every step beyond 2 sd" in got.line
+
+
+def test_above_chance_counts_the_models_own_seed_sd():
+    assert above_chance("speech-image", [0.40, 0.42, 0.44], 0.04) == \
+        "speech-image 0.420 ± 0.020 is 19 sd above chance 0.040"
+    assert "no sd" in above_chance("speech-image", [0.4], 0.04)

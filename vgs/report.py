@@ -29,6 +29,8 @@ PAPER = {
         "source": "seed 003 Tables 1-2, validation R@10 on Flickr8K (mean of 3 runs)",
         "metric": "val_r10",
         "layout": "model x condition",
+        # Table 2's ranking, best first; pipe-ind and pipe-seq tie in the full condition
+        "order": [("text-image",), ("pipe-ind", "pipe-seq"), ("mtl-asr",), ("mtl-match",), ("speech-image",)],
         "cells": {
             ("speech-image", "full"): 0.416, ("speech-image", "reduced"): 0.280, ("speech-image", "translations"): 0.285,
             ("text-image", "full"): 0.702, ("text-image", "reduced"): 0.653, ("text-image", "translations"): 0.626,
@@ -123,6 +125,23 @@ def query_score(metrics: dict[str, float], prefix: str, stat: str) -> float | No
 
 def _number(stat: str, v: float) -> str:
     return f"{v:.1f}" if stat.endswith("medr") else f"{v:.3f}"
+
+
+def order_lines(paper: dict, groups: dict[tuple, list[float]], chance: float | None, mode: str) -> list[str]:
+    """Per condition of a "model x condition" sweep: does the paper's order of the models hold
+    (vgs.verdict.ordering), and how far the weakest tier's model is above chance in its seed sd."""
+    from vgs.verdict import above_chance, ordering
+
+    lines = []
+    for condition in dict.fromkeys(k[0].split("/")[1] for k in groups if "/" in k[0]):
+        scores = {m: groups.get((f"{m}/{condition}",), []) for tier in paper["order"] for m in tier}
+        if not any(scores.values()):
+            continue
+        lines.append(f"- {condition}: {ordering(paper['order'], scores, mode).line}")
+        last = paper["order"][-1][0]
+        if chance is not None and scores[last]:
+            lines.append(f"- {condition}: {above_chance(last, scores[last], chance)}")
+    return lines
 
 
 def paper_tables(name: str, trials, keys: list[str]) -> str:
@@ -299,6 +318,8 @@ def report(name: str, tracking_uri: str | None = None, out: str | Path | None = 
     chance = chance_of(metric, next((t.images for t in trials if t.images), None))
     if chance is not None:
         text += f"\nChance (a random ranking): {chance:.3f}.\n"
+    if paper.get("order") and keys == ["variant.model"]:
+        text += "\nThe paper's order of the models:\n\n" + "\n".join(order_lines(paper, groups, chance, spec.mode)) + "\n"
     if paper:
         text += f"\nPaper: {paper['source']}.\n"
     compared = paper_tables(name, trials, keys)

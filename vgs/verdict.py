@@ -102,3 +102,48 @@ def _ms(g: ConfigScores) -> str:
     if g.sd is None:
         return f"{g.mean:.3f} (n=1)"
     return f"{g.mean:.3f} ± {g.sd:.3f} (n={len(g.values)})"
+
+
+@dataclass
+class Ordering:
+    holds: bool | None  # None: a model of the order has no score
+    line: str
+
+
+def ordering(tiers: list[tuple[str, ...]], scores: dict[str, list[float]], mode: str = "max") -> Ordering:
+    """Does a paper's ranking of models hold among ours?  `tiers` is best first; the models of one
+    tier are tied in the paper (e.g. pipe-ind, pipe-seq), so only consecutive tiers are compared:
+    the worst mean of a tier must beat the best mean of the next.  Each step says whether its
+    margin exceeds 2 seed sd (pooled over these models' seeds)."""
+    missing = [m for tier in tiers for m in tier if not scores.get(m)]
+    order = " > ".join(", ".join(t) for t in tiers)
+    if missing:
+        return Ordering(None, f"order {order}: cannot tell, no score for {', '.join(missing)}")
+    sign = 1 if mode == "max" else -1
+    groups = [ConfigScores({"model": m}, list(scores[m])) for tier in tiers for m in tier]
+    sd, _ = pooled_sd(groups)
+    mean = {g.config["model"]: g.mean for g in groups}
+    steps, broken, clear = [], [], True
+    for upper, lower in zip(tiers, tiers[1:]):
+        weakest = min(upper, key=lambda m: sign * mean[m])
+        strongest = max(lower, key=lambda m: sign * mean[m])
+        margin = sign * (mean[weakest] - mean[strongest])
+        if margin <= 0:
+            broken.append(f"{weakest} {mean[weakest]:.3f} is not ahead of {strongest} {mean[strongest]:.3f}")
+        clear = clear and sd is not None and margin > 2 * sd
+        steps.append(f"{margin:+.3f}")
+    listed = " > ".join(", ".join(f"{m} {mean[m]:.3f}" for m in tier) for tier in tiers)
+    noise = ("seed sd unknown (one seed each)" if sd is None else
+             f"{'every' if clear else 'not every'} step beyond 2 sd = {2 * sd:.3f} (seed sd pooled over these models)")
+    if broken:
+        return Ordering(False, f"order {order} does NOT hold: {'; '.join(broken)} (ours: {listed})")
+    return Ordering(True, f"order {order} holds: {listed}; steps {' '.join(steps)}, {noise}")
+
+
+def above_chance(name: str, values: list[float], chance: float) -> str:
+    """'speech-image 0.401 ± 0.005 is 72 sd above chance 0.040' (its own seeds' sd)."""
+    if len(values) < 2:
+        return f"{name} {statistics.fmean(values):.3f} (one seed) against chance {chance:.3f}: no sd to compare"
+    m, s = statistics.fmean(values), statistics.stdev(values)
+    times = (m - chance) / s if s > 0 else math.inf
+    return f"{name} {m:.3f} ± {s:.3f} is {times:.0f} sd above chance {chance:.3f}"
