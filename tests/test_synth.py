@@ -57,3 +57,37 @@ def test_existing_corpus_is_reused_and_a_different_one_refused(tmp_path):
     assert (out / "dataset.json").stat().st_mtime_ns == before
     with pytest.raises(FileExistsError, match="different corpus"):
         generate(tmp_path / "c", images=9, seed=1, speakers=20, val_images=2, test_images=2)
+
+
+def test_a_lower_snr_adds_more_noise_to_the_same_speech_and_names_its_corpus(tmp_path):
+    import dataclasses
+
+    import pytest
+
+    from vgs.config import ConfigError, DataConfig
+    from vgs.data.prepare import builtin_corpus_dir
+    from vgs.data.synth import add_noise, parse_snr, silence_pads
+
+    speech = (np.sin(np.arange(16000) / 5.0) * 8000).astype(np.int16)
+    clean = add_noise(speech, np.random.default_rng(0))
+    noisy = add_noise(speech, np.random.default_rng(0), snr=(0.0, 0.0))
+    assert clean.shape == noisy.shape  # the same silence pads: the same first draw
+    signal = speech.astype(np.float32) / 32768.0
+    start = silence_pads(np.random.default_rng(0))[0]
+
+    def snr(x):  # of the speech span (the level is set over speech and pads: a little above nominal)
+        added = x[start:start + len(signal)] - signal
+        return 10 * np.log10(np.mean(signal ** 2) / np.mean(added ** 2))
+
+    assert 20 < snr(clean) < 42 and 0.0 < snr(noisy) < 2.0
+    assert parse_snr("0-20") == (0.0, 20.0) and parse_snr((5, 5)) == (5.0, 5.0)
+    for bad in ("20", "30-10", "a-b"):
+        with pytest.raises(ValueError, match="SNR range"):
+            parse_snr(bad)
+    default = builtin_corpus_dir(DataConfig())
+    assert "snr" not in default.name  # corpora made before the option keep their folder
+    assert builtin_corpus_dir(DataConfig(builtin_snr="0-20")).name == default.name + "-snr0-20"
+    with pytest.raises(ConfigError, match="data.builtin_snr"):
+        builtin_corpus_dir(dataclasses.replace(DataConfig(), builtin_snr="loud"))
+    a = generate(tmp_path / "a", images=4, seed=1, speakers=20, val_images=1, test_images=1, snr=(0, 10))
+    assert json.loads((a / "corpus.json").read_text())["params"]["snr_db"] == [0.0, 10.0]

@@ -135,6 +135,9 @@ class DataConfig:
     # Captions per image that keep their Japanese translation in the built-in corpus (it writes
     # all five): 2, as F30kEnt-JP translates two captions per Flickr8K image (seed 003 §3.4.1).
     builtin_translated: int = 2
+    # White-noise level of the built-in corpus's recordings, a dB range each recording draws from
+    # ("20-40": clean speech); lower makes recognition harder (pipeline_vs_mtl: "0-20").
+    builtin_snr: str = "20-40"
     features: str = "mortazavi"  # MFCC preset: mortazavi | chrupala
     # Standardisation of the MFCCs: corpus = the training split's mean and std per dimension (the
     # papers); utterance = each utterance's own mean and std (CMVN: less speaker, faster learning).
@@ -183,6 +186,11 @@ class TrainConfig:
     # schedule (DG2A2048: 120 epochs, then 30 from the best at half the rate). 0: one run.
     restart_epochs: int = 0
     restart_lr_factor: float = 0.5
+    # A family with several objectives (multitask, pipelines, three-task) steps each with its own
+    # Adam and LR schedule, as the papers' code does (platalea's mtl.experiment): a shared layer's
+    # update for one task is then scaled by that task's gradient moments, not by the other task's
+    # larger ones.  false: one Adam over every objective's steps.
+    task_optimizers: bool = True
     margin: float = 0.2  # hinge margin beta (eq. 3)
     augment: bool = True  # random crop + horizontal flip of training images
     # After the last epoch: speaker-ID probe and RSA against text and images (seed 004 §3.7), on

@@ -108,7 +108,9 @@ class Training:
         self.precision = training_precision(cfg.train.amp, self.device)
         self.stepper = distributed.data_parallel(self.model, self.device, len(self.task.objectives(cfg.model)) > 1)
         self.loss = Loss(cfg.train.margin, cfg.train.gather_negatives)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
+        # one Adam per objective (train.task_optimizers), or one for all of them ("all")
+        self.opts = {key: torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
+                     for key in dict.fromkeys(map(self.optimizer_key, self.task.objectives(cfg.model)))}
         t = cfg.train
         self.restart_at = t.epochs - t.restart_epochs + 1 if t.restart_epochs else None
         self.out = Path(out_dir) if out_dir else new_run_dir()
@@ -126,20 +128,29 @@ class Training:
         return build_model(self.cfg.model, d.data.speech.dim, d.data.images.feature_dim, len(d.vocab) if d.vocab else 0,
                            self.cfg.train.epochs, d.max_chars).to(self.device)
 
+    def optimizer_key(self, objective: str) -> str:
+        return objective if self.cfg.train.task_optimizers else "all"
+
     def objectives_at(self, epoch: int) -> tuple[str, ...]:
         return self.task.objectives_at(self.cfg.model, self.cfg.train.epochs, epoch, self.state)
 
     def plan(self, epoch: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
         return epoch_plan(self.objectives_at(epoch), self.task.epoch_rule, self.state.splits, self.cfg, epoch, rng)
 
-    def phase_scheduler(self, epoch: int):
-        """The LR schedule of the phase that starts at `epoch`, over that phase's own epochs."""
+    def phase_schedulers(self, epoch: int) -> dict:
+        """The LR schedules of the phase that starts at `epoch`, over that phase's own epochs: one
+        per optimizer, over the steps it takes (its objective's batches)."""
         first, last = phase_of(self.phases, epoch)
-        steps = len(self.plan(first, np.random.default_rng(0)))
+        plan = self.plan(first, np.random.default_rng(0))
         lr = self.cfg.train.lr * (self.cfg.train.restart_lr_factor if self.restart_at and first >= self.restart_at else 1.0)
-        for group in self.opt.param_groups:  # torch's cosine schedules continue from the current rate ...
-            group["lr"] = group["initial_lr"] = lr  # ... and every schedule scales the first one's initial_lr
-        return make_scheduler(self.opt, dataclasses.replace(self.cfg.train, epochs=last - first + 1, lr=lr), steps)
+        phase_cfg = dataclasses.replace(self.cfg.train, epochs=last - first + 1, lr=lr)
+        schedulers = {}
+        for key, opt in self.opts.items():
+            for group in opt.param_groups:  # torch's cosine schedules continue from the current rate ...
+                group["lr"] = group["initial_lr"] = lr  # ... and every schedule scales the first one's initial_lr
+            steps = sum(1 for objective, _ in plan if self.optimizer_key(objective) == key)
+            schedulers[key] = make_scheduler(opt, phase_cfg, steps)
+        return schedulers
 
     def resume(self, folder: str | Path | None) -> tuple[int, dict, tuple | None, float]:
         """(first epoch, best so far, (epoch, scheduler state) saved, seconds so far)."""
@@ -148,14 +159,15 @@ class Training:
             return 1, best, None, 0.0
         state = load(Path(folder) / LAST, self.device)
         self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
+        for key, opt_state in state["optimizers"].items():
+            self.opts[key].load_state_dict(opt_state)
         if Path(folder).resolve() != self.out.resolve():
             for name in (BEST,) + self.task.run_files:
                 if (Path(folder) / name).exists():
                     (self.out / name).write_bytes((Path(folder) / name).read_bytes())
-        return state["epoch"] + 1, state["best"], (state["epoch"], state["scheduler"]), state.get("seconds_total", 0.0)
+        return state["epoch"] + 1, state["best"], (state["epoch"], state["schedulers"]), state.get("seconds_total", 0.0)
 
-    def train_epoch(self, epoch: int, sched) -> dict[str, list[float]]:
+    def train_epoch(self, epoch: int, scheds: dict) -> dict[str, list[float]]:
         """One epoch's steps; each objective's loss per step."""
         cfg, model = self.cfg, self.model
         model.train()
@@ -175,12 +187,13 @@ class Training:
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{objective} loss became {loss.item()} at epoch {epoch}; lower train.lr "
                                          f"(now {cfg.train.lr}) or set train.clip_grad")
-            self.opt.zero_grad(set_to_none=True)
+            key = self.optimizer_key(objective)
+            self.opts[key].zero_grad(set_to_none=True)  # every optimizer holds every parameter
             loss.backward()
             if cfg.train.clip_grad > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad)
-            self.opt.step()
-            sched.step()
+            self.opts[key].step()
+            scheds[key].step()
             for k, v in terms.items():
                 losses.setdefault(k, []).append(v.item())
         return losses
@@ -207,20 +220,22 @@ class Training:
         start_epoch, best, saved_schedule, seconds_total = self.resume(resume)
         self.plan_phases()  # a resumed run's phases as they were (a phase may have ended early)
         summary: dict = {}
-        sched = None  # created at each phase's first epoch
+        scheds = None  # created at each phase's first epoch
         for epoch in range(start_epoch, cfg.train.epochs + 1):
             t0 = time.time()
             self.task.before_epoch(self.state, epoch)
             if epoch == self.restart_at:  # the warm second run: from the best epoch so far, a fresh optimizer
                 self.model.load_state_dict(load(self.out / BEST, self.device)["model"])
-                self.opt.state.clear()
-            if sched is None or phase_of(self.phases, epoch)[0] == epoch:
-                sched = self.phase_scheduler(epoch)  # a new phase anneals on its own
+                for opt in self.opts.values():
+                    opt.state.clear()
+            if scheds is None or phase_of(self.phases, epoch)[0] == epoch:
+                scheds = self.phase_schedulers(epoch)  # a new phase anneals on its own
                 if saved_schedule and phase_of(self.phases, saved_schedule[0]) == phase_of(self.phases, epoch):
-                    sched.load_state_dict(saved_schedule[1])  # resumed mid-phase: where it was
-                    for group, lr in zip(self.opt.param_groups, sched.get_last_lr()):
-                        group["lr"] = lr  # and the rate it had (making the scheduler set its own)
-            losses = self.train_epoch(epoch, sched)
+                    for key, sched in scheds.items():  # resumed mid-phase: where each was
+                        sched.load_state_dict(saved_schedule[1][key])
+                        for group, lr in zip(self.opts[key].param_groups, sched.get_last_lr()):
+                            group["lr"] = lr  # and the rate it had (making the scheduler set its own)
+            losses = self.train_epoch(epoch, scheds)
             train_seconds = distributed.max_over_ranks(time.time() - t0)
             evaluation = evaluate(self.model, d.val, cfg, self.device, d.vocab, beam=cfg.model.asr.val_beam)
             val = evaluation.prefixed(names.VAL)
@@ -228,7 +243,7 @@ class Training:
             mean_loss = distributed.mean_over_ranks({"train_loss": float(np.mean([x for v in losses.values() for x in v])),
                                                      **{f"train_{k}_loss": float(np.mean(v)) for k, v in losses.items()}})
             metrics = {"epoch": epoch, **mean_loss, **{f"train_{k}_batches": len(v) for k, v in losses.items()},
-                       "lr": self.opt.param_groups[0]["lr"], "train_seconds": train_seconds,
+                       "lr": next(iter(self.opts.values())).param_groups[0]["lr"], "train_seconds": train_seconds,
                        "epoch_seconds": time.time() - t0, "workers": distributed.world(), **val}
             if self.task.after_validation(self.state, epoch, val):
                 self.plan_phases()  # a phase ended early (it converged): the next epoch starts the next one
@@ -242,8 +257,9 @@ class Training:
             seconds_total += metrics["epoch_seconds"]
             metrics["seconds_total"] = seconds_total
             if self.lead:
-                save(self.out / LAST, {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                                       "scheduler": sched.state_dict(), "epoch": epoch, "best": best,
+                save(self.out / LAST, {"model": self.model.state_dict(),
+                                       "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
+                                       "schedulers": {k: s.state_dict() for k, s in scheds.items()}, "epoch": epoch, "best": best,
                                        "config": to_dict(cfg), "seconds_total": seconds_total})
             if epoch == cfg.train.epochs:
                 metrics.update(self.final_scores())

@@ -45,11 +45,24 @@ def builtin_split(cfg: DataConfig) -> tuple[int, int, int]:
 
 def builtin_corpus_dir(cfg: DataConfig) -> Path:
     """Named by everything that makes it: generator version, size, seed and split."""
-    from vgs.data.synth import GENERATOR_VERSION
+    from vgs.data.synth import DEFAULT_SNR, GENERATOR_VERSION
 
     train, val, test = builtin_split(cfg)
+    snr = builtin_snr(cfg)
+    noise = "" if snr == DEFAULT_SNR else f"-snr{snr[0]:g}-{snr[1]:g}"
     return vgs_home() / "corpora" / (f"builtin-v{GENERATOR_VERSION}-{cfg.builtin_images}img-seed{cfg.builtin_seed}"
-                                     f"-split{train}-{val}-{test}")
+                                     f"-split{train}-{val}-{test}{noise}")
+
+
+def builtin_snr(cfg: DataConfig) -> tuple[float, float]:
+    """data.builtin_snr as a (low, high) dB range; a ConfigError naming the key if it is not one."""
+    from vgs.config import ConfigError
+    from vgs.data.synth import parse_snr
+
+    try:
+        return parse_snr(cfg.builtin_snr)
+    except ValueError as e:
+        raise ConfigError(f"data.builtin_snr: {e}") from e
 
 
 def ensure_builtin(cfg: DataConfig) -> Path:
@@ -62,7 +75,8 @@ def ensure_builtin(cfg: DataConfig) -> Path:
             from vgs.data.synth import generate
 
             _, val, test = builtin_split(cfg)
-            generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, val_images=val, test_images=test)
+            generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, val_images=val, test_images=test,
+                     snr=builtin_snr(cfg))
     return root
 
 

@@ -221,13 +221,16 @@ def silence_pads(rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, int(0.25 * SAMPLE_RATE), size=2)
 
 
-def add_noise(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random leading/trailing silence and white noise at 20-40 dB SNR."""
+DEFAULT_SNR = (20.0, 40.0)  # dB: white noise of a clean recording
+
+
+def add_noise(samples: np.ndarray, rng: np.random.Generator, snr: tuple[float, float] = DEFAULT_SNR) -> np.ndarray:
+    """Random leading/trailing silence and white noise at an SNR drawn from `snr` (dB)."""
     x = samples.astype(np.float32) / 32768.0
     pad = silence_pads(rng)
     x = np.concatenate([np.zeros(pad[0], np.float32), x, np.zeros(pad[1], np.float32)])
     power = float(np.mean(x ** 2)) + 1e-10
-    snr_db = rng.uniform(20, 40)
+    snr_db = rng.uniform(*snr)
     x = x + rng.normal(0, math.sqrt(power / 10 ** (snr_db / 10)), size=x.shape).astype(np.float32)
     return np.clip(x, -1, 1)
 
@@ -251,7 +254,7 @@ def _draw_images(jobs: list[tuple[str, Scene, int, int]]) -> list[str]:
     return [p for p, *_ in jobs]
 
 
-def _speak_speaker(jobs: list[tuple[str, str, Voice, int]]) -> list[float]:
+def _speak_speaker(jobs: list[tuple[str, str, Voice, int, tuple[float, float]]]) -> list[float]:
     """Worker: synthesise all captions of one speaker, each to a wav file; returns their durations.
 
     eSpeak NG keeps some voice attributes (breath, echo, stress lengths) from earlier voices
@@ -262,13 +265,13 @@ def _speak_speaker(jobs: list[tuple[str, str, Voice, int]]) -> list[float]:
 
     engine = Espeak()
     durations = []
-    for path, text, voice, seed in jobs:
+    for path, text, voice, seed, snr in jobs:
         if os.path.exists(path):  # resumed generation: finished files were renamed into place atomically
             durations.append(sf.info(path).duration)
             continue
         raw = engine.synthesize(text, voice, seed).astype(np.float32)
         g = math.gcd(SAMPLE_RATE, engine.sample_rate)
-        audio = add_noise(resample_poly(raw, SAMPLE_RATE // g, engine.sample_rate // g), np.random.default_rng(seed))
+        audio = add_noise(resample_poly(raw, SAMPLE_RATE // g, engine.sample_rate // g), np.random.default_rng(seed), snr)
         tmp = path + ".tmp"
         sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         os.replace(tmp, path)
@@ -277,6 +280,17 @@ def _speak_speaker(jobs: list[tuple[str, str, Voice, int]]) -> list[float]:
 
 
 # ---------------------------------------------------------------- corpus
+
+
+def parse_snr(snr: str | tuple[float, float]) -> tuple[float, float]:
+    """'0-20' or (0, 20) -> (0.0, 20.0): a dB range, low first; a ValueError naming it otherwise."""
+    try:
+        low, high = (float(v) for v in (snr.split("-", 1) if isinstance(snr, str) else snr))
+    except (TypeError, ValueError):
+        raise ValueError(f"SNR range must look like LOW-HIGH in dB (e.g. 20-40), got {snr!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+        raise ValueError(f"SNR range must be LOW-HIGH with LOW <= HIGH, got {snr!r}")
+    return low, high
 
 
 def split_sizes(images: int, val: int | None = None, test: int | None = None) -> tuple[int, int, int]:
@@ -292,14 +306,17 @@ def split_sizes(images: int, val: int | None = None, test: int | None = None) ->
 
 def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int = 40,
              val_images: int | None = None, test_images: int | None = None,
-             workers: int | None = None) -> Path:
+             workers: int | None = None, snr: tuple[float, float] = DEFAULT_SNR) -> Path:
     """Write the corpus to `out` (atomically: built in out.partial, renamed when complete).
 
     An existing complete corpus with the same parameters is reused; an interrupted one
-    continues where it stopped."""
+    continues where it stopped.  `snr`: the range (dB) of each recording's white-noise level."""
     out = Path(out).resolve()
     params = {"generator_version": GENERATOR_VERSION, "images": images, "seed": seed, "speakers": speakers,
               "split": list(split_sizes(images, val_images, test_images))}
+    snr = parse_snr(snr)
+    if snr != DEFAULT_SNR:  # recorded only when set, so corpora made before the option still match
+        params["snr_db"] = list(snr)
     manifest = out / "corpus.json"
     if manifest.exists():
         existing = json.loads(manifest.read_text())
@@ -333,7 +350,7 @@ def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int =
             wav = f"{name}_{k}.wav"
             sentid = i * 5 + k
             sentences.append({"raw": en, "tokens": en.split(), "raw_jp": jp, "imgid": i, "sentid": sentid})
-            jobs[spk].append((str(partial / "flickr_audio" / "wavs" / wav), en, voices[spk], seed * 10_000_019 + sentid))
+            jobs[spk].append((str(partial / "flickr_audio" / "wavs" / wav), en, voices[spk], seed * 10_000_019 + sentid, snr))
             wav2capt.append(f"{wav} {name}.jpg #{k}")
             wav2spk.append(f"{wav} {spk}")
         records.append({"filename": f"{name}.jpg", "imgid": i, "split": split,
@@ -384,9 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-images", type=int, default=None, help="default: a tenth of the images (1000: the "
                                                                  "1000-image test set of seeds 002-004)")
     p.add_argument("--workers", type=int, default=None, help="default: all cores")
+    p.add_argument("--snr", default="20-40", help="white-noise level of each recording, drawn from LOW-HIGH dB "
+                                                  "(default 20-40; e.g. 0-20 for noisy speech)")
     a = p.parse_args(argv)
     try:
-        generate(a.out, a.images, a.seed, a.speakers, a.val_images, a.test_images, a.workers)
+        generate(a.out, a.images, a.seed, a.speakers, a.val_images, a.test_images, a.workers, parse_snr(a.snr))
     except (ValueError, FileExistsError) as e:
         return report_error(e)
     return 0
