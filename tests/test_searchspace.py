@@ -125,3 +125,16 @@ def test_latent_dim_gives_dg3_and_dg4_the_papers_warm_restarts():
         t = cfg(pair).train
         assert (t.scheduler, t.calwr_t0, t.calwr_t_mult) == ("calwr", 1, 2), pair
     assert cfg("DG2A1024").train.scheduler == "calr"
+
+
+def test_pick_keeps_named_or_pattern_matched_variants_and_names_a_miss():
+    from vgs.searchspace import load, restrict
+
+    spec = load("pipeline_vs_mtl")
+    restrict(spec, {"variant.model": ["*/full", "text-image/full"]})
+    assert spec.space["variant.model"]["choice"] == ["speech-image/full", "text-image/full", "pipe-ind/full",
+                                                     "pipe-seq/full", "mtl-asr/full", "mtl-match/full"]
+    with pytest.raises(ConfigError, match="'x\\*' matches none of"):
+        restrict(load("pipeline_vs_mtl"), {"variant.model": ["x*"]})
+    with pytest.raises(ConfigError, match="not among"):
+        restrict(load("pipeline_vs_mtl"), {"variant.model": ["speech-image"]})

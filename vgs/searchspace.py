@@ -18,6 +18,7 @@
 """
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -343,7 +344,8 @@ def _check_buildable(cfg: Config) -> None:
 
 
 def restrict(spec: SweepSpec, picks: dict[str, list[str]]) -> None:
-    """Keep only the named choices of some space keys (`--pick KEY=A,B`): run part of a table."""
+    """Keep only the named choices of some space keys (`--pick KEY=A,B`): run part of a table.  A
+    variant name may be a shell-style pattern: `--pick 'variant.model=*/full'`."""
     for key, values in picks.items():
         dist = spec.space.get(key)
         if dist is None:
@@ -351,7 +353,16 @@ def restrict(spec: SweepSpec, picks: dict[str, list[str]]) -> None:
         if "choice" not in dist:
             raise ConfigError(f"--pick {key}: only 'choice' keys can be picked from")
         typ = str if key.startswith(VARIANT_PREFIX) else key_type(key)
-        wanted = [coerce(key, v, typ) for v in values]
+        wanted = []
+        for v in values:
+            if typ is str and any(c in v for c in "*?["):  # a pattern: every choice it matches
+                matched = [c for c in dist["choice"] if fnmatch.fnmatchcase(str(c), v)]
+                if not matched:
+                    raise ConfigError(f"--pick {key}: '{v}' matches none of {dist['choice']}")
+                wanted += matched
+            else:
+                wanted.append(coerce(key, v, typ))
+        wanted = list(dict.fromkeys(wanted))
         unknown = [v for v in wanted if v not in dist["choice"]]
         if unknown:
             raise ConfigError(f"--pick {key}: {', '.join(map(str, unknown))} not among {dist['choice']}")
