@@ -593,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
                                   "seed 004's size (GPU) or --base seed003; keys the YAML sets still apply")
     p.add_argument("--samples", type=int, help="number of Optuna trials (default: search.num_samples of the YAML)")
     p.add_argument("--pick", action="append", default=[], metavar="KEY=A,B", type=_pick,
-                   help="keep only these choices of a space key, e.g. --pick variant.model=pipe-seq/full or a pattern, 'variant.model=*/full' (repeatable)")
+                   help="keep only these choices of a space key, e.g. --pick variant.model=pipe-seq/full, or a "
+                        "pattern: 'variant.model=*/full' (repeatable)")
     p.add_argument("--seeds", type=_seeds, help="comma-separated seeds instead of the YAML's, e.g. --seeds 0")
     p.add_argument("--confirm", type=int, metavar="N",
                    help="after the search, run the best N configurations with every seed of confirm.seeds (or "
