@@ -40,6 +40,17 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
     raise ConfigError(f"train.scheduler must be one of calr, calwr, cyclic, constant, wsd; got '{cfg.scheduler}'")
 
 
+def phase_schedulers(opts: dict[str, torch.optim.Optimizer], steps: dict[str, int], cfg: TrainConfig) -> dict:
+    """A phase's schedule for each optimizer (one per objective with train.task_optimizers), from
+    cfg.lr over cfg.epochs of that optimizer's own steps per epoch."""
+    out = {}
+    for key, opt in opts.items():
+        for group in opt.param_groups:  # torch's cosine schedules continue from the current rate ...
+            group["lr"] = group["initial_lr"] = cfg.lr  # ... and every schedule scales the first one's initial_lr
+        out[key] = make_scheduler(opt, cfg, steps[key])
+    return out
+
+
 def training_phases(objectives_at: Callable[[int], tuple[str, ...]], epochs: int) -> list[tuple[int, int]]:
     """(first, last) epoch of each run of epochs that train the same objectives: one phase for
     most families, two for pipe-seq (ASR/SLT, then text-image).  Each phase has its own LR schedule."""

@@ -69,19 +69,22 @@ class SweepSpec:
     confirm_top: int = 0
     confirm_seeds: list[int] = field(default_factory=list)
 
-    def base_config(self, extra: dict[str, Any] | None = None) -> Config:
-        """The base config with the spec's overrides and `extra` on top.  A model.* key that the
-        resulting family does not read is refused; where the sweep's cells choose the family and
-        `extra` does not, such a key must be read by at least one of the cells' families."""
+    def base_config(self, extra: dict[str, Any] | None = None, cell: dict[str, Any] | None = None) -> Config:
+        """The base config with the spec's overrides, `extra` (the command line's) and `cell` (one
+        cell's own keys: its variants and searched values) on top.  A model.* key that the cell's
+        family does not read is refused; where the sweep's cells choose the family, a key of the
+        spec's overrides or of `extra` must be read by at least one of the cells' families (the
+        others ignore it), while a cell's own keys must be read by its family."""
         from vgs.tasks import check_family_keys
 
-        overrides = {**self.overrides, **(extra or {})}
-        cfg = apply_overrides(base_config(self.base), overrides)
+        shared, cell = {**self.overrides, **(extra or {})}, dict(cell or {})
+        cfg = apply_overrides(base_config(self.base), {**shared, **cell})
         families = self.families()
-        if "model.family" in overrides or len(families) == 1:
-            check_family_keys(cfg.model, overrides)
+        if "model.family" in shared or len(families) == 1:
+            check_family_keys(cfg.model, {**shared, **cell})
         else:
-            check_family_keys(cfg.model, overrides, families)
+            check_family_keys(cfg.model, shared, families)
+            check_family_keys(cfg.model, cell, None if "model.family" in cell else families)
         return cfg
 
     def families(self) -> set[str]:
@@ -258,7 +261,7 @@ def validate(spec: SweepSpec) -> None:
                               f"defined: {', '.join(named)}")
         for name, overrides in named.items():
             try:
-                spec.base_config(overrides)
+                spec.base_config(cell=overrides)
             except ConfigError as e:
                 raise ConfigError(f"{where}: variants.{group}.{name}: {e}") from e
     if not spec.space:
@@ -303,7 +306,7 @@ def validate(spec: SweepSpec) -> None:
     for combo in _sample_combinations(spec):  # every searched value must give a buildable model
         combo = trial_overrides(combo, spec.seeds, spec.variants)
         try:
-            cfg = spec.base_config(combo)
+            cfg = spec.base_config(cell=combo)
             _check_buildable(cfg)
         except (ConfigError, ValueError) as e:
             raise ConfigError(f"{where}: the configuration {combo} cannot be built: {e}") from e
@@ -319,7 +322,7 @@ def cell_data_configs(spec: SweepSpec, extra: dict[str, Any] | None = None,
 
     found: dict[str, tuple[Any, bool]] = {}
     for combo in [{}] + _sample_combinations(spec, limit):
-        cfg = spec.base_config({**(extra or {}), **trial_overrides(combo, spec.seeds, spec.variants)})
+        cfg = spec.base_config(extra, cell=trial_overrides(combo, spec.seeds, spec.variants))
         key = repr(cfg.data)
         _, nonaligned = found.get(key, (cfg.data, False))
         found[key] = (cfg.data, nonaligned or uses_nonaligned_speech_text(cfg))

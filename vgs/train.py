@@ -33,7 +33,7 @@ from vgs.analysis import analyses_apply, analyse, phoneme_decoding
 from vgs.evaluate import beam_val_scores, evaluate, load_best, test_scores
 from vgs.models.families import Loss
 from vgs.models.registry import build_model, model_name
-from vgs.schedules import make_scheduler, phase_of, training_phases, with_restart
+from vgs.schedules import phase_of, phase_schedulers, training_phases, with_restart
 from vgs.tasks import OBJECTIVES, Run, Task, task_of
 from vgs.training_data import epoch_plan, training_data
 
@@ -137,20 +137,13 @@ class Training:
     def plan(self, epoch: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
         return epoch_plan(self.objectives_at(epoch), self.task.epoch_rule, self.state.splits, self.cfg, epoch, rng)
 
-    def phase_schedulers(self, epoch: int) -> dict:
-        """The LR schedules of the phase that starts at `epoch`, over that phase's own epochs: one
-        per optimizer, over the steps it takes (its objective's batches)."""
+    def schedulers_for_phase(self, epoch: int) -> dict:
+        """The LR schedules (one per optimizer, over its own steps) of the phase starting at `epoch`."""
         first, last = phase_of(self.phases, epoch)
         plan = self.plan(first, np.random.default_rng(0))
         lr = self.cfg.train.lr * (self.cfg.train.restart_lr_factor if self.restart_at and first >= self.restart_at else 1.0)
-        phase_cfg = dataclasses.replace(self.cfg.train, epochs=last - first + 1, lr=lr)
-        schedulers = {}
-        for key, opt in self.opts.items():
-            for group in opt.param_groups:  # torch's cosine schedules continue from the current rate ...
-                group["lr"] = group["initial_lr"] = lr  # ... and every schedule scales the first one's initial_lr
-            steps = sum(1 for objective, _ in plan if self.optimizer_key(objective) == key)
-            schedulers[key] = make_scheduler(opt, phase_cfg, steps)
-        return schedulers
+        steps = {key: sum(self.optimizer_key(objective) == key for objective, _ in plan) for key in self.opts}
+        return phase_schedulers(self.opts, steps, dataclasses.replace(self.cfg.train, epochs=last - first + 1, lr=lr))
 
     def resume(self, folder: str | Path | None) -> tuple[int, dict, tuple | None, float]:
         """(first epoch, best so far, (epoch, scheduler state) saved, seconds so far)."""
@@ -229,7 +222,7 @@ class Training:
                 for opt in self.opts.values():
                     opt.state.clear()
             if scheds is None or phase_of(self.phases, epoch)[0] == epoch:
-                scheds = self.phase_schedulers(epoch)  # a new phase anneals on its own
+                scheds = self.schedulers_for_phase(epoch)  # a new phase anneals on its own
                 if saved_schedule and phase_of(self.phases, saved_schedule[0]) == phase_of(self.phases, epoch):
                     for key, sched in scheds.items():  # resumed mid-phase: where each was
                         sched.load_state_dict(saved_schedule[1][key])
@@ -243,7 +236,7 @@ class Training:
             mean_loss = distributed.mean_over_ranks({"train_loss": float(np.mean([x for v in losses.values() for x in v])),
                                                      **{f"train_{k}_loss": float(np.mean(v)) for k, v in losses.items()}})
             metrics = {"epoch": epoch, **mean_loss, **{f"train_{k}_batches": len(v) for k, v in losses.items()},
-                       "lr": next(iter(self.opts.values())).param_groups[0]["lr"], "train_seconds": train_seconds,
+                       "lr": self.opts[self.optimizer_key(self.objectives_at(epoch)[0])].param_groups[0]["lr"], "train_seconds": train_seconds,
                        "epoch_seconds": time.time() - t0, "workers": distributed.world(), **val}
             if self.task.after_validation(self.state, epoch, val):
                 self.plan_phases()  # a phase ended early (it converged): the next epoch starts the next one
