@@ -27,6 +27,17 @@ EXPECTED = {
 }
 
 
+class Stop(Exception):
+    """Raised from a report callback: a run cut off after an epoch, to be resumed."""
+
+
+def stop_after(epoch: int):
+    def report(metrics, _):
+        if metrics["epoch"] == epoch:
+            raise Stop
+    return report
+
+
 def tiny(tiny_corpus, tmp_path, family, **extra):
     return apply_overrides(base_config("cpu-tiny"), {"data.root": str(tiny_corpus), "data.store": str(tmp_path / "s"),
                                                      "model.family": family, **TINY, **extra})
@@ -159,15 +170,8 @@ def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_co
     for k, v in kept["recognizer"].items():  # the text-image phase did not train it: still the kept one
         torch.testing.assert_close(last[f"recognizer.{k}"], v)
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_3(metrics, _):
-        if metrics["epoch"] == 3:
-            raise Stop
-
     with pytest.raises(Stop):
-        fit(cfg, report=stop_after_3, out_dir=tmp_path / "cut")
+        fit(cfg, report=stop_after(3), out_dir=tmp_path / "cut")
     rest = []
     fit(cfg, report=lambda m, _: rest.append(m["lr"]), out_dir=tmp_path / "cut", resume=tmp_path / "cut")
     assert rest == pytest.approx(lrs[3:], rel=1e-6)
@@ -209,15 +213,8 @@ def test_multitask_objectives_step_with_their_own_adam_and_resume_exactly(tiny_c
     assert moved("s2i", "shared.") and moved("asr", "shared.")
     assert moved("s2i", "image.") and not moved("asr", "image.") and not moved("s2i", "decoder.")
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_1(metrics, _):
-        if metrics["epoch"] == 1:
-            raise Stop
-
     with pytest.raises(Stop):
-        fit(cfg, report=stop_after_1, out_dir=tmp_path / "b")
+        fit(cfg, report=stop_after(1), out_dir=tmp_path / "b")
     resumed = fit(cfg, out_dir=tmp_path / "b", resume=tmp_path / "b")
     keys = [k for k in straight if k.startswith("val_") or k in ("train_loss", "lr")]
     assert {k: resumed[k] for k in keys} == {k: straight[k] for k in keys}

@@ -149,3 +149,22 @@ def test_warm_second_run_halves_the_rate_from_the_best_epoch_and_resumes_exactly
     assert resumed["val_s2i_r10"] == straight["val_s2i_r10"] and resumed["train_loss"] == straight["train_loss"]
     with pytest.raises(ConfigError, match="train.restart_epochs"):
         fit(apply_overrides(cfg, {"train.restart_epochs": 3}), out_dir=tmp_path / "c", data=data)
+
+
+def test_a_last_pt_from_before_per_task_optimizers_resumes_one_optimizer_and_names_the_way_for_several(tmp_path):
+    import torch
+
+    from vgs.checkpoint import restore_optimizers
+    from vgs.config import ConfigError
+
+    net = torch.nn.Linear(2, 1)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    net(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    old = {"optimizer": opt.state_dict(), "scheduler": {"last_epoch": 4}}
+    fresh = {"s2i": torch.optim.Adam(net.parameters(), lr=0.1)}
+    assert restore_optimizers(fresh, old, tmp_path / "last.pt") == {"s2i": {"last_epoch": 4}}
+    assert fresh["s2i"].state_dict()["state"][0]["step"] == 1
+    two = {k: torch.optim.Adam(net.parameters(), lr=0.1) for k in ("s2i", "asr")}
+    with pytest.raises(ConfigError, match="train.task_optimizers=false"):
+        restore_optimizers(two, old, tmp_path / "last.pt")

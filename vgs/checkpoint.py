@@ -42,3 +42,24 @@ def save(path: Path, obj: dict) -> None:
 
 def load(path: Path, device: torch.device | str = "cpu") -> dict:
     return torch.load(path, map_location=device, weights_only=True)
+
+
+
+def restore_optimizers(opts: dict[str, torch.optim.Optimizer], state: dict, path: Path) -> dict:
+    """Load a last.pt's optimizer states into `opts` (by optimizer key) and return its scheduler
+    states.  A run saved before each objective had its own optimizer holds one "optimizer": it
+    resumes a run with one optimizer; a run with several would start their moments from nothing,
+    so it is refused, naming the way on."""
+    if "optimizers" in state:
+        optimizers, schedulers = state["optimizers"], state["schedulers"]
+    elif len(opts) == 1:
+        key = next(iter(opts))
+        optimizers, schedulers = {key: state["optimizer"]}, {key: state["scheduler"]}
+    else:
+        from vgs.config import ConfigError
+
+        raise ConfigError(f"{path} was saved with one optimizer for every objective; resume it with "
+                          f"train.task_optimizers=false (this run would use one per objective: {', '.join(opts)})")
+    for key, opt_state in optimizers.items():
+        opts[key].load_state_dict(opt_state)
+    return schedulers

@@ -23,7 +23,7 @@ import torch
 
 from vgs import distributed
 from vgs import metric_names as names
-from vgs.checkpoint import BEST, LAST, load, new_run_dir, save
+from vgs.checkpoint import BEST, LAST, load, new_run_dir, restore_optimizers, save
 from vgs.config import Config, ConfigError, check_consistent, cli_config, from_dict, to_dict
 from vgs.data.prepare import Prepared, resolve_paths
 from vgs.data.records import CorpusError
@@ -152,13 +152,12 @@ class Training:
             return 1, best, None, 0.0
         state = load(Path(folder) / LAST, self.device)
         self.model.load_state_dict(state["model"])
-        for key, opt_state in state["optimizers"].items():
-            self.opts[key].load_state_dict(opt_state)
+        schedulers = restore_optimizers(self.opts, state, Path(folder) / LAST)
         if Path(folder).resolve() != self.out.resolve():
             for name in (BEST,) + self.task.run_files:
                 if (Path(folder) / name).exists():
                     (self.out / name).write_bytes((Path(folder) / name).read_bytes())
-        return state["epoch"] + 1, state["best"], (state["epoch"], state["schedulers"]), state.get("seconds_total", 0.0)
+        return state["epoch"] + 1, state["best"], (state["epoch"], schedulers), state.get("seconds_total", 0.0)
 
     def train_epoch(self, epoch: int, scheds: dict) -> dict[str, list[float]]:
         """One epoch's steps; each objective's loss per step."""
@@ -236,8 +235,9 @@ class Training:
             mean_loss = distributed.mean_over_ranks({"train_loss": float(np.mean([x for v in losses.values() for x in v])),
                                                      **{f"train_{k}_loss": float(np.mean(v)) for k, v in losses.items()}})
             metrics = {"epoch": epoch, **mean_loss, **{f"train_{k}_batches": len(v) for k, v in losses.items()},
-                       "lr": self.opts[self.optimizer_key(self.objectives_at(epoch)[0])].param_groups[0]["lr"], "train_seconds": train_seconds,
-                       "epoch_seconds": time.time() - t0, "workers": distributed.world(), **val}
+                       "lr": self.opts[self.optimizer_key(self.objectives_at(epoch)[0])].param_groups[0]["lr"],
+                       "train_seconds": train_seconds, "epoch_seconds": time.time() - t0, "workers": distributed.world(),
+                       **val}
             if self.task.after_validation(self.state, epoch, val):
                 self.plan_phases()  # a phase ended early (it converged): the next epoch starts the next one
             if (val[self.metric] > best[self.metric]) if self.mode == "max" else (val[self.metric] < best[self.metric]):
@@ -252,8 +252,8 @@ class Training:
             if self.lead:
                 save(self.out / LAST, {"model": self.model.state_dict(),
                                        "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
-                                       "schedulers": {k: s.state_dict() for k, s in scheds.items()}, "epoch": epoch, "best": best,
-                                       "config": to_dict(cfg), "seconds_total": seconds_total})
+                                       "schedulers": {k: s.state_dict() for k, s in scheds.items()}, "epoch": epoch,
+                                       "best": best, "config": to_dict(cfg), "seconds_total": seconds_total})
             if epoch == cfg.train.epochs:
                 metrics.update(self.final_scores())
             self.log_epoch(metrics, evaluation.examples)

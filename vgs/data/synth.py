@@ -306,11 +306,12 @@ def split_sizes(images: int, val: int | None = None, test: int | None = None) ->
 
 def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int = 40,
              val_images: int | None = None, test_images: int | None = None,
-             workers: int | None = None, snr: tuple[float, float] = DEFAULT_SNR) -> Path:
+             workers: int | None = None, snr: str | tuple[float, float] = DEFAULT_SNR) -> Path:
     """Write the corpus to `out` (atomically: built in out.partial, renamed when complete).
 
     An existing complete corpus with the same parameters is reused; an interrupted one
-    continues where it stopped.  `snr`: the range (dB) of each recording's white-noise level."""
+    continues where it stopped.  `snr`: the range (dB) of each recording's white-noise level
+    (a (low, high) pair or "LOW-HIGH"; a ValueError names a bad one)."""
     out = Path(out).resolve()
     params = {"generator_version": GENERATOR_VERSION, "images": images, "seed": seed, "speakers": speakers,
               "split": list(split_sizes(images, val_images, test_images))}
@@ -401,11 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-images", type=int, default=None, help="default: a tenth of the images (1000: the "
                                                                  "1000-image test set of seeds 002-004)")
     p.add_argument("--workers", type=int, default=None, help="default: all cores")
-    p.add_argument("--snr", default="20-40", help="white-noise level of each recording, drawn from LOW-HIGH dB "
-                                                  "(default 20-40; e.g. 0-20 for noisy speech)")
+    default_snr = "{:g}-{:g}".format(*DEFAULT_SNR)
+    p.add_argument("--snr", default=default_snr, help="white-noise level of each recording, drawn from LOW-HIGH "
+                                                      f"dB (default {default_snr}; e.g. 0-20 for noisy speech)")
     a = p.parse_args(argv)
     try:
-        generate(a.out, a.images, a.seed, a.speakers, a.val_images, a.test_images, a.workers, parse_snr(a.snr))
+        generate(a.out, a.images, a.seed, a.speakers, a.val_images, a.test_images, a.workers, a.snr)
     except (ValueError, FileExistsError) as e:
         return report_error(e)
     return 0
