@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from vgs.config import AsrConfig
 from vgs.data.text import BOS, EOS, PAD
 
+NEG_INF = float("-inf")
+
 
 class AttentionDecoder(nn.Module):
     def __init__(self, cfg: AsrConfig, vocab_size: int, memory_size: int):
@@ -105,15 +107,16 @@ class AttentionDecoder(nn.Module):
             logp, state = self.step(prev, state, memory_b, keys_b, mask_b)
             total = (scores.view(-1, 1) + logp).view(B, beam * V)
             top, idx = total.topk(min(2 * beam, beam * V), dim=1)  # room for beams that end here
-            src, char = idx // V, idx % V
-            new_scores = torch.full((B, beam), float("-inf"), device=dev)
-            new_src = torch.zeros(B, beam, dtype=torch.long, device=dev)
-            new_char = torch.full((B, beam), PAD, dtype=torch.long, device=dev)
-            top_l, src_l, char_l = top.tolist(), src.tolist(), char.tolist()
+            # the bookkeeping below runs on Python lists, made into tensors once per step (writing
+            # tensor elements one by one cost as much as the decoder step on a CPU)
+            top_l, src_l, char_l = top.tolist(), (idx // V).tolist(), (idx % V).tolist()
+            new_scores_l = [[NEG_INF] * beam for _ in range(B)]
+            new_src_l = [[0] * beam for _ in range(B)]
+            new_char_l = [[PAD] * beam for _ in range(B)]
             for b in range(B):
                 k = 0
                 for score, s, c in zip(top_l[b], src_l[b], char_l[b]):
-                    if score == float("-inf"):
+                    if score == NEG_INF:
                         break
                     if c == EOS:
                         finished[b] += 1
@@ -122,17 +125,20 @@ class AttentionDecoder(nn.Module):
                             best[b] = (final, history[b * beam + s].tolist())
                         continue
                     if k < beam:
-                        new_scores[b, k], new_src[b, k], new_char[b, k] = score, s, c
+                        new_scores_l[b][k], new_src_l[b][k], new_char_l[b][k] = score, s, c
                         k += 1
                 # Stop this utterance once no live beam can beat its best finished hypothesis (exact
                 # for penalty 0: scores only fall), or, with a length penalty, once `beam`
                 # hypotheses have finished (the usual rule).
-                live = new_scores[b].max().item()
-                if best[b] is not None and (live == float("-inf") or (penalty != 0 and finished[b] >= beam) or
+                live = max(new_scores_l[b])
+                if best[b] is not None and (live == NEG_INF or (penalty != 0 and finished[b] >= beam) or
                                             (penalty == 0 and live <= best[b][0])):
-                    new_scores[b] = float("-inf")
-            if torch.isinf(new_scores).all():
+                    new_scores_l[b] = [NEG_INF] * beam
+            if all(max(row) == NEG_INF for row in new_scores_l):
                 break
+            new_scores = torch.tensor(new_scores_l, dtype=scores.dtype, device=dev)
+            new_src = torch.tensor(new_src_l, dtype=torch.long, device=dev)
+            new_char = torch.tensor(new_char_l, dtype=torch.long, device=dev)
             rows = (torch.arange(B, device=dev)[:, None] * beam + new_src).view(-1)
             state = state[:, rows]
             history = torch.cat([history[rows], new_char.view(-1, 1)], 1)
