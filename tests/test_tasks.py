@@ -52,6 +52,31 @@ def test_every_family_evaluates_exactly_the_metrics_it_declares(family, tiny_cor
     assert set(task.objectives(cfg.model)) <= set(model.tasks)
 
 
+def test_a_pipeline_decodes_its_speech_once_for_both_queries_and_wer(tiny_corpus):
+    """Pipelines rank images by the recognizer's text and score its WER: evaluation decodes each
+    validation utterance once, and ranks exactly as decoding every query afresh (model.query)."""
+    from vgs.evaluate import embed_images, embed_queries, evaluate
+    from vgs.metrics import retrieval
+    from vgs.models.registry import build_model
+    from vgs.training_data import training_data
+
+    cfg, cpu = tiny_config("pipe-ind", tiny_corpus), torch.device("cpu")
+    torch.manual_seed(0)
+    td = training_data(cfg)
+    model = build_model(cfg.model, td.data.speech.dim, td.data.images.feature_dim, len(td.vocab), 1, td.max_chars)
+    decoded, transcribe = [], model.transcribe
+    model.transcribe = lambda batch, beam=1: decoded.append(len(batch["lengths"])) or transcribe(batch, beam)
+    result = evaluate(model, td.val, cfg, cpu, td.vocab)
+    assert sum(decoded) == len(td.val) and "wer" in result.scores
+    image_rows, own = np.unique(td.val.image_of_caption, return_inverse=True)
+    with torch.no_grad():
+        queries = embed_queries(model, td.val, cfg, cpu, np.arange(len(td.val)))
+        images = embed_images(model, td.val, cfg, cpu, image_rows)
+    assert sum(decoded) == 2 * len(td.val)
+    expected = retrieval(queries, images, own, "s2i", "i2s")
+    assert {k: result.scores[k] for k in expected} == pytest.approx(expected)
+
+
 def test_train_and_evaluate_name_no_family():
     """The training loop and evaluation run whatever the Task declares: no family name in them."""
     for path in ("vgs/train.py", "vgs/evaluate.py", "vgs/training_data.py"):

@@ -43,10 +43,17 @@ def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: 
     scores: dict[str, float] = {}
     examples: list[dict[str, str]] = []
     direction = task.query_direction
+    hyps: dict[int, list[int]] = {}  # caption -> decoded characters, decoded once for every use
+    if task.decodes:
+        decoded = np.arange(len(split)) if task.queries_decode else split.text_captions
+        hyps = dict(zip(decoded.tolist(), decode_captions(model, split, cfg, device, decoded, beam)))
     if direction:
         text_query = task.image_queries == "text"
         captions = split.text_captions if text_query else np.arange(len(split))
-        queries = embed_queries(model, split, cfg, device, captions, beam, text=text_query)
+        if task.queries_decode:
+            queries = embed_decoded(model, split, cfg, device, captions, hyps)
+        else:
+            queries = embed_queries(model, split, cfg, device, captions, beam, text=text_query)
         # the images that have a caption among these, and each caption's index into them
         image_rows, own = np.unique(split.image_of_caption[captions], return_inverse=True)
         images = embed_images(model, split, cfg, device, image_rows)
@@ -54,14 +61,14 @@ def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: 
         scores[names.OWN_QUERY_R10] = scores[f"{direction}_r10"]
         scores[names.CHANCE] = float(len(image_rows))
     if task.decodes:
-        hyps = [vocab.decode(h) for h in decode_captions(model, split, cfg, device, split.text_captions, beam)]
+        said = [vocab.decode(hyps[i]) for i in split.text_captions.tolist()]
         refs = [vocab.decode(split.texts[i]) for i in split.text_captions]
-        scores["cer"] = cer(refs, hyps)
+        scores["cer"] = cer(refs, said)
         if split.text_source == "transcript":
-            scores["wer"] = wer(refs, hyps)
+            scores["wer"] = wer(refs, said)
         else:
-            scores["bleu"] = bleu(refs, hyps, tokenize="char")
-        examples = [{"ref": r, "hyp": h} for r, h in zip(refs[:3], hyps[:3])]
+            scores["bleu"] = bleu(refs, said, tokenize="char")
+        examples = [{"ref": r, "hyp": h} for r, h in zip(refs[:3], said[:3])]
     if task.ranks_speech_text(cfg.model) and len(split.text_captions):
         speech, text = embed_pairs(model, split, cfg, device, split.text_captions)
         scores.update(retrieval(speech, text, np.arange(len(speech)), "s2t", None))
@@ -99,6 +106,17 @@ def embed_queries(model, split: PairSplit, cfg: Config, device: torch.device, ca
     for rows, idx in batches:
         batch = _to(split.batch(idx, cfg.data.image_crop, images=False, text=text), device)
         out[rows] = model.query(batch, beam).float().cpu().numpy()
+    return distributed.gather_rows(out, len(captions))
+
+
+def embed_decoded(model, split: PairSplit, cfg: Config, device: torch.device, captions: np.ndarray,
+                  hyps: dict[int, list[int]]) -> np.ndarray:
+    """Joint-space embeddings of the captions' speech as already decoded (`hyps`: caption ->
+    characters), for families whose queries are the recognizer's text."""
+    n, batches = _my_caption_batches(split, captions, cfg)
+    out = np.empty((n, cfg.model.latent), np.float32)
+    for rows, idx in batches:
+        out[rows] = model.query_decoded([hyps[int(c)] for c in idx], device).float().cpu().numpy()
     return distributed.gather_rows(out, len(captions))
 
 

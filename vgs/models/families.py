@@ -156,8 +156,12 @@ class Pipeline(Family):
 
     def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
         """Speech -> decoded characters -> text encoder: evaluation is always from speech."""
-        hyps = self.transcribe(batch, beam)
-        text, lengths = pad_ids([h + [EOS] for h in hyps], batch["speech"].device)
+        return self.query_decoded(self.transcribe(batch, beam), batch["speech"].device)
+
+    def query_decoded(self, hyps: list[list[int]], device: torch.device) -> torch.Tensor:
+        """The joint-space queries of already decoded speech (evaluation decodes once for both
+        the queries and WER/BLEU)."""
+        text, lengths = pad_ids([h + [EOS] for h in hyps], device)
         return self.text_image.text(text, lengths)
 
 

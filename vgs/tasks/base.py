@@ -71,6 +71,8 @@ class Task:
     text: str | None = None  # None: no text; "config": model.text.source; else the fixed source
     image_queries: str | None = "speech"  # what ranks images at evaluation: speech | text | None
     decodes = False  # speech -> characters (WER/CER or BLEU/CER)
+    # its speech queries are the recognizer's text (network.query_decoded): one decoding serves both
+    queries_decode = False
     # What one epoch is when objectives alternate: "first" — the first objective's data (a
     # shorter one cycles, reshuffled); "shortest" — until the objective with fewest batches runs out.
     epoch_rule = "first"

@@ -34,6 +34,7 @@ class Pipeline(Task):
     network = PipelineNet
     text = "config"
     decodes = True
+    queries_decode = True
 
     def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
         return ("asr", "t2i")
