@@ -87,3 +87,31 @@ def test_pipeline_vs_mtl_says_per_condition_whether_table_2s_order_holds():
     assert reduced == "- reduced: order text-image > pipe-ind, pipe-seq > mtl-asr > mtl-match > speech-image: " \
                       "cannot tell, no score for pipe-ind, pipe-seq, mtl-asr, mtl-match"
     assert chance_reduced == "- reduced: speech-image 0.350 (one seed) against chance 0.040: no sd to compare"
+
+
+def test_the_report_reads_the_latest_sweep_or_the_one_named(tmp_path):
+    """Two sweeps of one name in a real MLflow store: the latest by default, an earlier one by its
+    run name (the results folder's) or id, and an unknown name refused with the sweeps it has."""
+    import time
+
+    import pytest
+    from mlflow.tracking import MlflowClient
+
+    from vgs.config import ConfigError
+    from vgs.report import sweep_run
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("vgs-demo")
+    parents = []
+    for name in ("demo_20261202-100000", "demo_20261202-110000"):
+        parent = client.create_run(exp, run_name=name, tags={"vgs.kind": "sweep"})
+        client.create_run(exp, run_name=f"trial of {name}", tags={"mlflow.parentRunId": parent.info.run_id})
+        parents.append(parent)
+        time.sleep(0.01)  # distinct start times
+    latest, trials = sweep_run(client, "demo")
+    assert latest.info.run_name == "demo_20261202-110000" and [t.info.run_name for t in trials] == [
+        "trial of demo_20261202-110000"]
+    assert sweep_run(client, "demo", "demo_20261202-100000")[0].info.run_id == parents[0].info.run_id
+    assert sweep_run(client, "demo", parents[0].info.run_id)[1][0].info.run_name == "trial of demo_20261202-100000"
+    with pytest.raises(ConfigError, match="no 'demo' sweep named 'demo_2025'.*demo_20261202-110000, demo_20261202-100000"):
+        sweep_run(client, "demo", "demo_2025")

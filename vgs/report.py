@@ -167,15 +167,24 @@ def paper_tables(name: str, trials, keys: list[str]) -> str:
     return "\n\n".join(out)
 
 
-def latest_sweep(client, name: str):
+def sweep_run(client, name: str, which: str | None = None):
+    """A sweep's parent run and its trials: the latest sweep of that name, or the one `which`
+    names (its run name, which is its results folder's, e.g. pipeline_vs_mtl_20261202-124456, or
+    its run id)."""
     exp = client.get_experiment_by_name(f"vgs-{name}")
     if exp is None:
         raise ConfigError(f"no MLflow experiment 'vgs-{name}' at this tracking URI; run `python -m vgs.sweep {name}` "
                           f"first (or pass --tracking-uri)")
     parents = client.search_runs([exp.experiment_id], filter_string="tags.`vgs.kind` = 'sweep'",
-                                 order_by=["attributes.start_time DESC"], max_results=1)
+                                 order_by=["attributes.start_time DESC"], max_results=1 if which is None else 5000)
     if not parents:
         raise ConfigError(f"experiment 'vgs-{name}' holds no sweep run")
+    if which is not None:
+        named = [p for p in parents if which in (p.info.run_id, p.info.run_name)]
+        if not named:
+            raise ConfigError(f"no '{name}' sweep named '{which}' (its sweeps, newest first: "
+                              f"{', '.join(p.info.run_name for p in parents[:10])})")
+        parents = named
     parent = parents[0]
     trials = client.search_runs([exp.experiment_id],
                                 filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'", max_results=5000)
@@ -293,7 +302,7 @@ def plot_downsampling(groups: dict[tuple, list[float]], keys: list[str], metric:
 
 
 def report(name: str, tracking_uri: str | None = None, out: str | Path | None = None,
-           metric: str | None = None) -> str:
+           metric: str | None = None, sweep: str | None = None) -> str:
     from mlflow.tracking import MlflowClient
 
     from vgs.plots import chance_of, draw_sweep_plots, grid_means, sweep_trials
@@ -302,12 +311,12 @@ def report(name: str, tracking_uri: str | None = None, out: str | Path | None = 
     spec = load(name)
     metric = metric or spec.metric
     client = MlflowClient(tracking_uri or default_tracking_uri())
-    parent, runs = latest_sweep(client, spec.name)
+    parent, runs = sweep_run(client, spec.name, sweep)
     keys = [k for k in spec.space if k != "train.seed"]
     trials = sweep_trials(client, parent.info.run_id, keys, metric)
     groups = grid_means(trials)
     if not groups:
-        raise ConfigError(f"the latest '{name}' sweep has no trial with sel_{metric} yet")
+        raise ConfigError(f"the '{name}' sweep {parent.info.run_name} has no trial with sel_{metric} yet")
     out_dir = Path(out) if out else vgs_home() / "reports" / name
     out_dir.mkdir(parents=True, exist_ok=True)
     paper = PAPER.get(name, {})
@@ -342,9 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--out", help="folder for report.md and plots (default: .vgs/reports/NAME)")
     p.add_argument("--metric", help="validation metric to tabulate (default: the sweep's)")
+    p.add_argument("--sweep", help="which sweep of that name: its run name (the results folder's, e.g. "
+                                   "pipeline_vs_mtl_20261202-124456) or run id (default: the latest)")
     a = p.parse_args(argv)
     try:
-        print(report(a.name, a.tracking_uri, a.out, a.metric))
+        print(report(a.name, a.tracking_uri, a.out, a.metric, a.sweep))
     except ConfigError as e:
         return report_error(e)
     return 0
