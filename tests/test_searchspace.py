@@ -132,8 +132,8 @@ def test_pick_keeps_named_or_pattern_matched_variants_and_names_a_miss():
 
     spec = load("pipeline_vs_mtl")
     restrict(spec, {"variant.model": ["*/full", "text-image/full"]})
-    assert spec.space["variant.model"]["choice"] == ["speech-image/full", "text-image/full", "pipe-ind/full",
-                                                     "pipe-seq/full", "mtl-asr/full", "mtl-match/full"]
+    assert spec.space["variant.model"]["choice"] == ["mtl-asr/full", "pipe-seq/full", "pipe-ind/full",
+                                                     "mtl-match/full", "speech-image/full", "text-image/full"]
     with pytest.raises(ConfigError, match="'x\\*' matches none of"):
         restrict(load("pipeline_vs_mtl"), {"variant.model": ["x*"]})
     with pytest.raises(ConfigError, match="not among"):
