@@ -16,11 +16,11 @@ def test_every_search_space_validates(path):
     assert spec.space and spec.metric.startswith("val_")
 
 
-def test_gru_layers_searches_depth_and_latent_with_optuna_and_asha_then_confirms():
+def test_gru_layers_searches_depth_and_latent_with_optuna_and_halving_then_confirms():
     spec = searchspace.load("gru_layers")
     assert spec.space["model.speech.layers"]["choice"] == [1, 2]
     assert spec.space["model.latent"]["choice"] == [64, 128, 256]
-    assert spec.algorithm == "optuna" and spec.scheduler["type"] == "asha" and spec.num_samples == 6
+    assert spec.algorithm == "optuna" and spec.scheduler["type"] == "halving" and spec.num_samples == 6
     assert spec.confirm_top == 2 and spec.confirm_seeds == [0, 1]
     grid = searchspace.load("gru_layers_grid")  # the same space, every cell to the full budget
     assert grid.space == spec.space and grid.algorithm == "grid" and grid.scheduler["type"] == "none"
@@ -57,7 +57,9 @@ def write(tmp_path, text):
     ("space: [1, 2\n", "invalid YAML"),
     ("space: {model.latent: {choice: [64]}}\nsearch: {sampler: annealing}\n", "search.sampler must be"),
     ("space: {train.lr: {loguniform: [0.001, 0.01]}}\nsearch: {sampler: bruteforce}\n", "bruteforce enumerates"),
-    ("space: {train.epochs: {choice: [1, 2]}}\nscheduler: {type: asha}\n", "ASHA"),
+    ("space: {train.epochs: {choice: [1, 2]}}\nscheduler: {type: asha}\n", "scheduler \\(asha\\) prunes"),
+    ("space: {train.epochs: {choice: [1, 2]}}\nscheduler: {type: halving}\n", "scheduler \\(halving\\) prunes"),
+    ("space: {model.latent: {choice: [64]}}\nscheduler: {type: hyperband}\n", "asha, halving or none"),
     ("space: {model.latent: {choice: [64]}}\nsearch: {num_samples: many}\n", "search.num_samples must be an integer"),
     ("space: {train.lr: {loguniform: [0, 0.01]}}\n", "loguniform needs bounds > 0"),
     ("space: {train.lr: {loguniform: [abc, 1]}}\n", "bounds must be numbers"),

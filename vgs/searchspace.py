@@ -7,7 +7,7 @@
       model.speech.layers: {choice: [1, 2, 3]}
       train.lr: {loguniform: [1.0e-4, 3.0e-3]}
     search: {algorithm: optuna, num_samples: 6, seed: 0, sampler: tpe}   # or {algorithm: grid}
-    scheduler: {type: asha, grace_period: 1, reduction_factor: 2}   # or {type: none}
+    scheduler: {type: asha, grace_period: 1, reduction_factor: 2}   # or {type: halving, ...} or {type: none}
     metric: val_s2i_r10
     mode: max
     seeds: [0]
@@ -240,8 +240,8 @@ def validate(spec: SweepSpec) -> None:
         raise ConfigError(f"{where}: search.sampler must be tpe, random or bruteforce, got '{spec.sampler}'")
     if spec.sampler == "bruteforce" and any("choice" not in d for d in spec.space.values() if isinstance(d, dict)):
         raise ConfigError(f"{where}: search.sampler bruteforce enumerates 'choice' lists only")
-    if spec.scheduler.get("type") not in ("asha", "none"):
-        raise ConfigError(f"{where}: scheduler.type must be asha or none, got '{spec.scheduler.get('type')}'")
+    if spec.scheduler.get("type") not in ("asha", "halving", "none"):
+        raise ConfigError(f"{where}: scheduler.type must be asha, halving or none, got '{spec.scheduler.get('type')}'")
     if spec.metric not in METRICS:
         raise ConfigError(f"{where}: metric '{spec.metric}' is not one of {', '.join(METRICS)}")
     if spec.mode not in ("max", "min"):
@@ -277,8 +277,9 @@ def validate(spec: SweepSpec) -> None:
             raise ConfigError(f"{where}: space: {e}") from e
         if key == "train.seed":
             raise ConfigError(f"{where}: search seeds with the top-level 'seeds' list, not space.train.seed")
-        if key == "train.epochs" and spec.scheduler.get("type") == "asha":
-            raise ConfigError(f"{where}: ASHA prunes on the epoch counter; train.epochs cannot be searched with it")
+        if key == "train.epochs" and spec.scheduler.get("type") in ("asha", "halving"):
+            raise ConfigError(f"{where}: the scheduler ({spec.scheduler['type']}) prunes on the epoch counter; "
+                              "train.epochs cannot be searched with it")
         if not (isinstance(dist, dict) and len(dist) == 1 and next(iter(dist)) in DISTRIBUTIONS):
             raise ConfigError(f"{where}: space.{key} must be one of {{{': [...]}, {'.join(DISTRIBUTIONS)}: [...]}}, "
                               f"got {dist!r}")

@@ -1,4 +1,5 @@
-"""Run a named sweep with Ray Tune: the only module that knows Ray Tune, Optuna and ASHA.
+"""Run a named sweep with Ray Tune: with vgs.halving (a Tune scheduler), the only module that knows Ray Tune,
+Optuna and ASHA.
 
     python -m vgs.sweep NAME [--data DIR] [--storage DIR] [--tracking-uri URI] [--resume] [key=value ...]
 
@@ -90,18 +91,31 @@ def build_param_space(spec: SweepSpec, base: Config) -> tuple[dict, Any]:
     return constants, searcher
 
 
-def make_scheduler(spec: SweepSpec, max_epochs: int):
-    if spec.scheduler.get("type") != "asha":
-        return None
-    from ray.tune.schedulers import ASHAScheduler
+def expected_trials(spec: SweepSpec) -> int:
+    """How many trials the sweep's first phase creates."""
+    if spec.algorithm == "optuna":
+        return spec.num_samples
+    return math.prod(len(d["choice"]) for d in spec.space.values()) * len(spec.seeds)
 
+
+def make_scheduler(spec: SweepSpec, max_epochs: int):
+    kind = spec.scheduler.get("type")
+    if kind not in ("asha", "halving"):
+        return None
     grace = int(spec.scheduler.get("grace_period", 1))
     if grace > max_epochs:  # e.g. train.epochs=2 on the command line for a quick look
-        log.info(f"note: ASHA grace_period {grace} > train.epochs {max_epochs}; using {max_epochs} (no pruning)")
+        log.info(f"note: {kind} grace_period {grace} > train.epochs {max_epochs}; using {max_epochs} (no pruning)")
         grace = max_epochs
+    reduction = float(spec.scheduler.get("reduction_factor", 2))
+    if kind == "halving":
+        from vgs.halving import SynchronousHalving
+
+        return SynchronousHalving(trials=expected_trials(spec), max_t=max_epochs, grace_period=grace,
+                                  reduction_factor=reduction, max_concurrent=spec.max_concurrent or None)
+    from ray.tune.schedulers import ASHAScheduler
+
     # time_attr is our epoch counter: Ray's training_iteration restarts after Tuner.restore.
-    return ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=grace,
-                         reduction_factor=float(spec.scheduler.get("reduction_factor", 2)))
+    return ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=grace, reduction_factor=reduction)
 
 
 class SweepInterrupted(RuntimeError):
@@ -171,11 +185,13 @@ class SweepOptions:
     confirm: int | None = None  # confirm.top instead of the YAML's (0: no confirmation phase)
     verbose: bool = False  # the trials' own output and every library log line (not recorded for --resume)
     base: str | None = None  # a named base config instead of the YAML's (e.g. sharing at seed 004's size)
+    scheduler: str | None = None  # scheduler.type instead of the YAML's: asha, halving or none
 
 
 OPTIONS_FILE = "options.json"  # in the sweep's folder: the command line it was started with
 # what a resumed sweep takes from its record; --address may change (a cluster restarted elsewhere)
-RECORDED = ("data", "tracking_uri", "overrides", "samples", "picks", "seeds", "resources", "confirm", "base")
+RECORDED = ("data", "tracking_uri", "overrides", "samples", "picks", "seeds", "resources", "confirm", "base",
+            "scheduler")
 
 
 def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tuple[str, SweepOptions]:
@@ -218,6 +234,8 @@ def resolved_sweep(opts: SweepOptions) -> tuple[SweepSpec, dict[str, Any], Confi
             raise ConfigError(f"--samples must be >= 1, got {opts.samples}")
         spec.num_samples = opts.samples
     restrict(spec, opts.picks)
+    if opts.scheduler:  # the YAML's grace_period and reduction_factor stay
+        spec.scheduler = {**spec.scheduler, "type": opts.scheduler}
     if opts.seeds:
         spec.seeds = opts.seeds
     if opts.resources:
@@ -341,7 +359,8 @@ def run_sweep(opts: SweepOptions) -> dict:
             tune_config=tune.TuneConfig(
                 search_alg=searcher, scheduler=make_scheduler(spec, base.train.epochs),
                 num_samples=spec.num_samples if spec.algorithm == "optuna" else 1,
-                max_concurrent_trials=spec.max_concurrent or None,
+                # synchronous halving caps running trials itself (paused ones would hold Tune's slots)
+                max_concurrent_trials=None if spec.scheduler.get("type") == "halving" else spec.max_concurrent or None,
                 # ASHA gets metric/mode through TuneConfig only; OptunaSearch already has them.
                 metric=spec.metric, mode=spec.mode, trial_dirname_creator=lambda t: t.trial_id),
             run_config=run_config(sweep_name))
@@ -599,6 +618,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--confirm", type=int, metavar="N",
                    help="after the search, run the best N configurations with every seed of confirm.seeds (or "
                         "the sweep's seeds and one more) to the full budget; 0 turns the YAML's confirmation off")
+    p.add_argument("--scheduler", choices=("asha", "halving", "none"),
+                   help="scheduler.type instead of the YAML's: asha (asynchronous), halving (synchronous successive "
+                        "halving: every configuration reaches a rung before the best go on), none (every trial to "
+                        "the full budget); the YAML's grace_period and reduction_factor stay")
     p.add_argument("--resources", type=_resources, default={},
                    help="per-trial resources instead of the YAML's: cpu=N,gpu=F per worker and "
                         "workers=N (DDP workers per trial), e.g. gpu=0.25 or gpu=1,workers=4")
@@ -633,11 +656,12 @@ def main(argv: list[str] | None = None) -> int:
             overrides["data.skip_bad"] = "true"
         if a.dry_run:
             return dry_run(SweepOptions(a.name, data=a.data, overrides=overrides, samples=a.samples, picks=dict(a.pick),
-                                        seeds=a.seeds, resources=a.resources, confirm=a.confirm, base=a.base), a.json)
+                                        seeds=a.seeds, resources=a.resources, confirm=a.confirm, base=a.base,
+                                        scheduler=a.scheduler), a.json)
         summary = run_sweep(SweepOptions(
             a.name, data=a.data, storage=a.storage, tracking_uri=a.tracking_uri, resume=a.resume, overrides=overrides,
             address=a.address, samples=a.samples, picks=dict(a.pick), seeds=a.seeds, resources=a.resources,
-            confirm=a.confirm, verbose=a.verbose, base=a.base))
+            confirm=a.confirm, verbose=a.verbose, base=a.base, scheduler=a.scheduler))
     except (ConfigError, CorpusError, FileExistsError) as e:
         return report_error(e)
     except SweepInterrupted as e:
