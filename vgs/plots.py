@@ -73,7 +73,7 @@ def config_of(t: TrialRun) -> tuple:
 
 def plot_metric_per_epoch(trials: list[TrialRun], metric: str, path: Path) -> None:
     """One line per trial, named by its run; one colour per configuration (seeds differ by line
-    style); an x where ASHA pruned a trial; the chance level dashed."""
+    style); an x where the scheduler pruned a trial; the chance level dashed."""
     plt = _pyplot()
     configs = list(dict.fromkeys(config_of(t) for t in trials))
     seeds = list(dict.fromkeys(t.seed for t in trials))
@@ -127,7 +127,7 @@ def plot_heatmap(trials: list[TrialRun], keys: list[str], metric: str, path: Pat
     """Two searched keys as rows and columns; each cell the mean over seeds (and n)."""
     plt = _pyplot()
     groups = grid_means(trials)
-    # a cell whose every trial ASHA stopped early: its score is an early epoch's, say so
+    # a cell whose every trial the scheduler stopped early: its score is an early epoch's, say so
     cut = {c for c in groups if all(t.pruned for t in trials if config_of(t) == c)}
     rows, cols = _sorted_values(k[0] for k in groups), _sorted_values(k[1] for k in groups)
     grid = [[statistics.fmean(groups[(r, c)]) if (r, c) in groups else math.nan for c in cols] for r in rows]

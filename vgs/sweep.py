@@ -98,7 +98,7 @@ def expected_trials(spec: SweepSpec) -> int:
     return math.prod(len(d["choice"]) for d in spec.space.values()) * len(spec.seeds)
 
 
-def make_scheduler(spec: SweepSpec, max_epochs: int):
+def make_scheduler(spec: SweepSpec, max_epochs: int, sweep_dir: str):
     kind = spec.scheduler.get("type")
     if kind not in ("asha", "halving"):
         return None
@@ -111,7 +111,8 @@ def make_scheduler(spec: SweepSpec, max_epochs: int):
         from vgs.halving import SynchronousHalving
 
         return SynchronousHalving(trials=expected_trials(spec), max_t=max_epochs, grace_period=grace,
-                                  reduction_factor=reduction, max_concurrent=spec.max_concurrent or None)
+                                  reduction_factor=reduction, max_concurrent=spec.max_concurrent or None,
+                                  state_file=storages.join(sweep_dir, "halving.json"))
     from ray.tune.schedulers import ASHAScheduler
 
     # time_attr is our epoch counter: Ray's training_iteration restarts after Tuner.restore.
@@ -357,7 +358,7 @@ def run_sweep(opts: SweepOptions) -> dict:
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(
-                search_alg=searcher, scheduler=make_scheduler(spec, base.train.epochs),
+                search_alg=searcher, scheduler=make_scheduler(spec, base.train.epochs, sweep_dir),
                 num_samples=spec.num_samples if spec.algorithm == "optuna" else 1,
                 # synchronous halving caps running trials itself (paused ones would hold Tune's slots)
                 max_concurrent_trials=None if spec.scheduler.get("type") == "halving" else spec.max_concurrent or None,
