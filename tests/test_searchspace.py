@@ -60,6 +60,8 @@ def write(tmp_path, text):
     ("space: {train.epochs: {choice: [1, 2]}}\nscheduler: {type: asha}\n", "scheduler \\(asha\\) prunes"),
     ("space: {train.epochs: {choice: [1, 2]}}\nscheduler: {type: halving}\n", "scheduler \\(halving\\) prunes"),
     ("space: {model.latent: {choice: [64]}}\nscheduler: {type: hyperband}\n", "asha, halving or none"),
+    ("space: {model.latent: {choice: [64]}}\nscheduler: {type: halving}\nresources: {workers: 2}\n",
+     "multi-worker trials"),
     ("space: {model.latent: {choice: [64]}}\nsearch: {num_samples: many}\n", "search.num_samples must be an integer"),
     ("space: {train.lr: {loguniform: [0, 0.01]}}\n", "loguniform needs bounds > 0"),
     ("space: {train.lr: {loguniform: [abc, 1]}}\n", "bounds must be numbers"),

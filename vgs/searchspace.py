@@ -242,6 +242,10 @@ def validate(spec: SweepSpec) -> None:
         raise ConfigError(f"{where}: search.sampler bruteforce enumerates 'choice' lists only")
     if spec.scheduler.get("type") not in ("asha", "halving", "none"):
         raise ConfigError(f"{where}: scheduler.type must be asha, halving or none, got '{spec.scheduler.get('type')}'")
+    if spec.scheduler.get("type") == "halving" and spec.workers > 1:
+        # measured: a paused 2-worker Ray Train trial never came back (Ray kept starting workers)
+        raise ConfigError(f"{where}: scheduler halving pauses trials at its rungs, which multi-worker trials "
+                          f"(workers={spec.workers}) do not survive; use --scheduler asha or none with them")
     if spec.metric not in METRICS:
         raise ConfigError(f"{where}: metric '{spec.metric}' is not one of {', '.join(METRICS)}")
     if spec.mode not in ("max", "min"):
