@@ -31,6 +31,8 @@ from vgs import metric_names
 from vgs.config import Config, ConfigError, apply_overrides, base_config, check_consistent, coerce, key_type
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
+PRUNING_SCHEDULERS = ("asha", "halving")  # both stop trials on the epoch counter
+SCHEDULERS = (*PRUNING_SCHEDULERS, "none")
 TOP_KEYS = ("description", "base", "overrides", "variants", "space", "search", "scheduler", "metric", "mode",
             "seeds", "resources", "max_concurrent", "confirm")
 # s2i/i2s: speech queries; t2i/i2t: text-image; s2t: mtl-match; r10: the family's own query->image R@10
@@ -240,8 +242,9 @@ def validate(spec: SweepSpec) -> None:
         raise ConfigError(f"{where}: search.sampler must be tpe, random or bruteforce, got '{spec.sampler}'")
     if spec.sampler == "bruteforce" and any("choice" not in d for d in spec.space.values() if isinstance(d, dict)):
         raise ConfigError(f"{where}: search.sampler bruteforce enumerates 'choice' lists only")
-    if spec.scheduler.get("type") not in ("asha", "halving", "none"):
-        raise ConfigError(f"{where}: scheduler.type must be asha, halving or none, got '{spec.scheduler.get('type')}'")
+    if spec.scheduler.get("type") not in SCHEDULERS:
+        raise ConfigError(f"{where}: scheduler.type must be {', '.join(SCHEDULERS[:-1])} or {SCHEDULERS[-1]}, "
+                          f"got '{spec.scheduler.get('type')}'")
     if spec.scheduler.get("type") == "halving" and spec.workers > 1:
         # measured: a paused 2-worker Ray Train trial never came back (Ray kept starting workers)
         raise ConfigError(f"{where}: scheduler halving pauses trials at its rungs, which multi-worker trials "
@@ -281,7 +284,7 @@ def validate(spec: SweepSpec) -> None:
             raise ConfigError(f"{where}: space: {e}") from e
         if key == "train.seed":
             raise ConfigError(f"{where}: search seeds with the top-level 'seeds' list, not space.train.seed")
-        if key == "train.epochs" and spec.scheduler.get("type") in ("asha", "halving"):
+        if key == "train.epochs" and spec.scheduler.get("type") in PRUNING_SCHEDULERS:
             raise ConfigError(f"{where}: the scheduler ({spec.scheduler['type']}) prunes on the epoch counter; "
                               "train.epochs cannot be searched with it")
         if not (isinstance(dist, dict) and len(dist) == 1 and next(iter(dist)) in DISTRIBUTIONS):

@@ -31,8 +31,8 @@ from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dic
     default_tracking_uri, check_consistent
 from vgs import metric_names
 from vgs.data.records import CorpusError
-from vgs.searchspace import SweepSpec, cell_data_configs, check_confirm, check_resources, load, restrict, space_contains, \
-    trial_overrides, validate
+from vgs.searchspace import PRUNING_SCHEDULERS, SCHEDULERS, SweepSpec, cell_data_configs, check_confirm, \
+    check_resources, load, restrict, space_contains, trial_overrides, validate
 from vgs import storage as storages
 from vgs.trial import run_trial
 from vgs.log import get_logger, report_error, set_verbosity, verbosity
@@ -100,7 +100,7 @@ def expected_trials(spec: SweepSpec) -> int:
 
 def make_scheduler(spec: SweepSpec, max_epochs: int, sweep_dir: str):
     kind = spec.scheduler.get("type")
-    if kind not in ("asha", "halving"):
+    if kind not in PRUNING_SCHEDULERS:
         return None
     grace = int(spec.scheduler.get("grace_period", 1))
     if grace > max_epochs:  # e.g. train.epochs=2 on the command line for a quick look
@@ -360,7 +360,7 @@ def run_sweep(opts: SweepOptions) -> dict:
             tune_config=tune.TuneConfig(
                 search_alg=searcher, scheduler=make_scheduler(spec, base.train.epochs, sweep_dir),
                 num_samples=spec.num_samples if spec.algorithm == "optuna" else 1,
-                # synchronous halving caps running trials itself (paused ones would hold Tune's slots)
+                # not with halving: Tune's limiter counts paused trials as running, and they wait for the others
                 max_concurrent_trials=None if spec.scheduler.get("type") == "halving" else spec.max_concurrent or None,
                 # ASHA gets metric/mode through TuneConfig only; OptunaSearch already has them.
                 metric=spec.metric, mode=spec.mode, trial_dirname_creator=lambda t: t.trial_id),
@@ -619,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--confirm", type=int, metavar="N",
                    help="after the search, run the best N configurations with every seed of confirm.seeds (or "
                         "the sweep's seeds and one more) to the full budget; 0 turns the YAML's confirmation off")
-    p.add_argument("--scheduler", choices=("asha", "halving", "none"),
+    p.add_argument("--scheduler", choices=SCHEDULERS,
                    help="scheduler.type instead of the YAML's: asha (asynchronous), halving (synchronous successive "
                         "halving: every configuration reaches a rung before the best go on), none (every trial to "
                         "the full budget); the YAML's grace_period and reduction_factor stay")
