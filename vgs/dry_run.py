@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from vgs.config import Config, flatten
-from vgs.searchspace import SweepSpec, trial_overrides
+from vgs.searchspace import SweepSpec, trial_overrides, tune_concurrency
 
 
 def sweep_cells(spec: SweepSpec) -> tuple[list[dict[str, Any]], str]:
@@ -110,7 +110,7 @@ def plan_sweep(spec: SweepSpec, base: Config) -> dict[str, Any]:
                      + confirm * samples,
                      "pruning": spec.scheduler.get("type", "none")},
             "resources": {"cpu_per_worker": spec.cpu, "gpu_per_worker": spec.gpu, "workers_per_trial": spec.workers,
-                          "max_concurrent_trials": spec.max_concurrent or None}}
+                          "max_concurrent_trials": tune_concurrency(spec)}}
 
 
 def format_plan(plan: dict[str, Any]) -> str:

@@ -216,6 +216,12 @@ def _parse_variants(raw: Any, where: str) -> dict[str, dict[str, dict[str, Any]]
     return {str(g): {str(n): dict(o) for n, o in group.items()} for g, group in raw.items()}
 
 
+def tune_concurrency(spec: SweepSpec) -> int | None:
+    """Tune's max_concurrent_trials for the search. None with halving: Tune's limiter counts paused
+    trials as running, and they wait at a rung for the others, so trials run as resources allow."""
+    return None if spec.scheduler.get("type") == "halving" else spec.max_concurrent or None
+
+
 def check_resources(spec: SweepSpec) -> None:
     """Per-worker CPU/GPU and the worker count make sense together."""
     where = str(spec.path)

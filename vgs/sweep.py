@@ -32,7 +32,7 @@ from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dic
 from vgs import metric_names
 from vgs.data.records import CorpusError
 from vgs.searchspace import PRUNING_SCHEDULERS, SCHEDULERS, SweepSpec, cell_data_configs, check_confirm, \
-    check_resources, load, restrict, space_contains, trial_overrides, validate
+    check_resources, load, restrict, space_contains, trial_overrides, tune_concurrency, validate
 from vgs import storage as storages
 from vgs.trial import run_trial
 from vgs.log import get_logger, report_error, set_verbosity, verbosity
@@ -360,8 +360,7 @@ def run_sweep(opts: SweepOptions) -> dict:
             tune_config=tune.TuneConfig(
                 search_alg=searcher, scheduler=make_scheduler(spec, base.train.epochs, sweep_dir),
                 num_samples=spec.num_samples if spec.algorithm == "optuna" else 1,
-                # not with halving: Tune's limiter counts paused trials as running, and they wait for the others
-                max_concurrent_trials=None if spec.scheduler.get("type") == "halving" else spec.max_concurrent or None,
+                max_concurrent_trials=tune_concurrency(spec),
                 # ASHA gets metric/mode through TuneConfig only; OptunaSearch already has them.
                 metric=spec.metric, mode=spec.mode, trial_dirname_creator=lambda t: t.trial_id),
             run_config=run_config(sweep_name))
