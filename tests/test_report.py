@@ -69,10 +69,27 @@ def test_sharing_analyses_sit_beside_seed_004_tables_3_to_5():
         "analysis_s2t_rsa_mfcc": 0.1, "analysis_s2t_rsa_text": 0.25, "analysis_s2t_rsa_image": 0.1,
         "analysis_phoneme_acc_mfcc": 0.3, "analysis_phoneme_acc_random": 0.4, "analysis_phoneme_acc": 0.5})
     text = paper_tables("sharing", [run, TrialRun("row01 s0", {"variant.row": "row01"}, "0")], ["variant.row"])
-    assert "| row06 | 0.100 | 0.085 | 1 |" in text and "| row06 | 0.050 / 0.200 / 0.300 | 0.030 / 0.212 / 0.222 | 1 |" in text
-    assert "| row06 | 0.100 / 0.250 / 0.100 | 0.099 / 0.243 / 0.105 | 1 |" in text
-    assert "| row06 | 0.300 / 0.400 / 0.500 | 0.284 / 0.486 / 0.578 | 1 |" in text and "Table 5" in text
+    assert "| row06 | 0.100 | 0.085 | best of 1 |" in text
+    assert "| row06 | 0.050 / 0.200 / 0.300 | 0.030 / 0.212 / 0.222 | best of 1 |" in text
+    assert "| row06 | 0.100 / 0.250 / 0.100 | 0.099 / 0.243 / 0.105 | best of 1 |" in text
+    assert "| row06 | 0.300 / 0.400 / 0.500 | 0.284 / 0.486 / 0.578 | best of 1 |" in text and "Table 5" in text
     assert "row01" not in text  # no analyses (nor test scores) logged for it: no row
+
+
+def test_sharing_analyses_are_the_best_seeds_as_in_chrupala_2019():
+    """Tables 3-5 are "carried out on the single best seed/epoch for each configuration": of three
+    seeds, the analyses of the one with the best selected-epoch score, not their mean."""
+    from vgs.plots import TrialRun
+    from vgs.report import paper_tables
+
+    runs = [TrialRun(f"row01 s{s}", {"variant.row": "row01"}, str(s), score=score,
+                     metrics={"analysis_speaker_acc": acc})
+            for s, score, acc in ((0, 0.20, 0.10), (1, 0.25, 0.50), (2, 0.22, 0.70))]
+    text = paper_tables("sharing", runs, ["variant.row"], mode="max")
+    assert "| row01 | 0.500 | 0.297 | best of 3 |" in text  # seed 1 scored best; the mean would be 0.433
+    low = paper_tables("sharing", runs, ["variant.row"], mode="min")  # e.g. a WER: the lowest is best
+    assert "| row01 | 0.100 | 0.297 | best of 3 |" in low
+
 
 
 def test_pipeline_vs_mtl_says_per_condition_whether_table_2s_order_holds():
@@ -81,12 +98,29 @@ def test_pipeline_vs_mtl_says_per_condition_whether_table_2s_order_holds():
     groups = {("text-image/full",): [0.50, 0.52], ("pipe-ind/full",): [0.47, 0.48], ("pipe-seq/full",): [0.46, 0.47],
               ("mtl-asr/full",): [0.44, 0.45], ("mtl-match/full",): [0.42, 0.43], ("speech-image/full",): [0.39, 0.40],
               ("text-image/reduced",): [0.3], ("speech-image/reduced",): [0.35]}
-    full, chance_full, reduced, chance_reduced = order_lines(PAPER["pipeline_vs_mtl"], groups, 0.04, "max")
+    full, chance_full, reduced, chance_reduced = order_lines(PAPER["pipeline_vs_mtl"], groups, 0.04, "max")[:4]
     assert full.startswith("- full: order text-image > pipe-ind, pipe-seq > mtl-asr > mtl-match > speech-image holds")
     assert chance_full == "- full: speech-image 0.395 ± 0.007 is 50 sd above chance 0.040"
     assert reduced == "- reduced: order text-image > pipe-ind, pipe-seq > mtl-asr > mtl-match > speech-image: " \
                       "cannot tell, no score for pipe-ind, pipe-seq, mtl-asr, mtl-match"
     assert chance_reduced == "- reduced: speech-image 0.350 (one seed) against chance 0.040: no sd to compare"
+
+
+def test_the_order_check_is_per_condition_and_agrees_with_the_papers_own_columns():
+    """Fed the paper's own Tables 1-2, the check says each condition's order holds: in the
+    translations column mtl-translate (0.394) beats both pipelines (0.347, 0.345), which the full
+    condition's order would have called broken."""
+    from vgs.report import PAPER, order_lines
+
+    cells = PAPER["pipeline_vs_mtl"]["cells"]
+    groups = {(f"{m}/{c}",): [v] for (m, c), v in cells.items()}
+    lines = order_lines(PAPER["pipeline_vs_mtl"], groups, None, "max")
+    orders = [line for line in lines if "order" in line]
+    assert len(orders) == 3 and all(" holds: " in line for line in orders), orders
+    assert orders[2].startswith("- translations: order text-image > mtl-asr > pipe-ind, pipe-seq, mtl-match > "
+                                "speech-image holds")
+    full_order = {**PAPER["pipeline_vs_mtl"], "orders": {"translations": PAPER["pipeline_vs_mtl"]["orders"]["full"]}}
+    assert "does NOT hold" in order_lines(full_order, groups, None, "max")[0]
 
 
 def test_the_report_reads_the_latest_sweep_or_the_one_named(tmp_path):
@@ -115,3 +149,14 @@ def test_the_report_reads_the_latest_sweep_or_the_one_named(tmp_path):
     assert sweep_run(client, "demo", parents[0].info.run_id)[1][0].info.run_name == "trial of demo_20261202-100000"
     with pytest.raises(ConfigError, match="no 'demo' sweep named 'demo_2025'.*demo_20261202-110000, demo_20261202-100000"):
         sweep_run(client, "demo", "demo_2025")
+
+
+def test_a_pruned_cell_says_it_has_no_test_scores():
+    """Test scores come from a trial's selected epoch after its last; a pruned trial has none, and
+    the table says so rather than leaving the cell out."""
+    from vgs.plots import TrialRun
+    from vgs.report import paper_tables
+
+    run = TrialRun("DG4A2048 s0", {"variant.pair": "DG4A2048"}, "0", pruned=True, metrics={"sel_val_s2i_r10": 0.3})
+    latent = paper_tables("latent_dim", [run], ["variant.pair"])
+    assert "| DG4A2048 | pruned: no test scores | 0.620 / 0.622 | 1 |" in latent

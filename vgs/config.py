@@ -42,6 +42,11 @@ class ImageConfig:
     blocks: str = "6-12-64-48"
     init_features: int = 64
     bn_size: int = 4
+    # features: a linear map of precomputed, fixed image features (data.image_features; the image side
+    # of Higy et al. 2020 and Chrupała 2019), refused without them; densenet: from pixels (Mortazavi
+    # 2020); auto: features when data.image_features is set, else densenet.
+    encoder: str = "auto"
+    features_from: str = ""  # the torchvision model the features come from (named in errors and plans)
 
 
 @dataclass
@@ -196,6 +201,10 @@ class TrainConfig:
     # After the last epoch: speaker-ID probe and RSA against text and images (seed 004 §3.7), on
     # up to 600 validation captions, logged as analysis_* metrics.
     analysis: bool = False
+    # Validation captions of the speaker-ID probe and RSA (0: the whole validation set, as Chrupała
+    # 2019), and utterances of the phoneme probe, half to train it, half to test (the paper: 2,500 + 2,500).
+    analysis_captions: int = 600
+    phoneme_utterances: int = 1000
     # Captions drawn per image per epoch; 0 uses all of them (CPU configs use 1 for short epochs).
     captions_per_image: int = 0
     eval_batch_size: int = 128
@@ -383,6 +392,33 @@ def check_consistent(cfg: Config) -> None:
         raise ConfigError(f"model.speech.attention must be vectorial or scalar, got '{cfg.model.speech.attention}'")
     if cfg.train.amp not in ("off", "bf16"):
         raise ConfigError(f"train.amp must be off or bf16, got '{cfg.train.amp}'")
+    if cfg.model.image.encoder not in IMAGE_ENCODERS:
+        raise ConfigError(f"model.image.encoder must be {', '.join(IMAGE_ENCODERS)}, got '{cfg.model.image.encoder}'")
+    if cfg.model.image.encoder == "densenet" and cfg.data.image_features:
+        raise ConfigError("model.image.encoder=densenet reads pixels, but data.image_features is set: leave one out")
+    if cfg.train.analysis_captions < 0 or cfg.train.phoneme_utterances < 0:
+        raise ConfigError("train.analysis_captions and train.phoneme_utterances must be >= 0 (0: all of them)")
+
+
+IMAGE_ENCODERS = ("auto", "densenet", "features")
+
+
+def check_image_side(cfg: Config) -> None:
+    """A configuration whose image side is fixed features (model.image.encoder=features) refuses to
+    start without them, naming the command that extracts them: it never falls back to a DenseNet."""
+    image = cfg.model.image
+    if image.encoder != "features" or cfg.data.image_features:
+        return
+    arch = image.features_from or "resnet152"
+    corpus = cfg.data.root or "CORPUS"
+    raise ConfigError(
+        f"model.image.encoder=features: the image side is a linear map of fixed {arch} features, and "
+        f"data.image_features is empty. Extract them once with\n"
+        f"    vgs features images --data {corpus} --arch {arch} --weights {arch}.pth --out {arch}-features.npz\n"
+        f"then add data.image_features={arch}-features.npz. vgs never downloads weights: save torchvision's "
+        f"ImageNet {arch} state_dict to {arch}.pth on a machine that has them (torch.save(torchvision.models."
+        f"{arch}(weights='DEFAULT').state_dict(), '{arch}.pth')) and copy it here. To train a DenseNet from "
+        f"pixels instead (not the paper's setup) set model.image.encoder=densenet.")
 
 
 def parse_cli_overrides(items: list[str]) -> dict[str, str]:
@@ -482,10 +518,12 @@ def seed003() -> Config:
     """Seed 003's sizes (a GPU configuration): 39-d MFCC with deltas, speech encoder 4 BiGRU
     layers of 1024 (joint space 2048), text encoder 2 x 1024, ASR/SLT encoder 5 x 768 with a
     1 x 768 decoder, mtl-transcribe (4, 1, 1), Adam with a cyclic rate 1e-6..2e-4, 32 epochs.
-    Point data.image_features at ResNet-152 ten-crop features to match its image side."""
+    Its image side is a linear map of ResNet-152 ten-crop features (model.image.encoder=features):
+    data.image_features must point at them (`vgs features images --arch resnet152 ...`)."""
     return Config(
         data=DataConfig(features="chrupala"),
         model=ModelConfig(latent=2048, speech=SpeechConfig(layers=4, conv_stride=2),
+                          image=ImageConfig(encoder="features", features_from="resnet152"),
                           text=TextConfig(layers=2), asr=AsrConfig(),
                           mtl=MultitaskConfig(shared_layers=4, s2i_layers=1, task_layers=1)),
         train=TrainConfig(epochs=32, batch_size=32, lr=2e-4, min_lr=1e-6, scheduler="cyclic", eval_batch_size=128),
@@ -505,6 +543,7 @@ def chrupala2019() -> Config:
                           speech=SpeechConfig(conv_channels=64, conv_kernel=6, conv_stride=2, attention_hidden=128,
                                               attention="scalar"),
                           text=TextConfig(attention_hidden=128),
+                          image=ImageConfig(encoder="features", features_from="vgg16"),
                           three=ThreeTaskConfig(bidirectional=False)),
         train=TrainConfig(epochs=25, batch_size=32, lr=2e-4, scheduler="constant", clip_grad=2.0, margin=0.2),
     )

@@ -15,6 +15,19 @@
     max_concurrent: 2               # 0: as many as the cluster fits
     confirm: {top: 2, seeds: [0, 1]}  # then run the best 2 configurations with each of these seeds
                                       # to the full budget (no pruning), for the seed-noise verdict
+
+A space that reproduces a paper's table holds both of its sizes, and `--size cpu|paper` picks one
+(cpu by default: it runs on a laptop; paper is the paper's own setup, for GPUs):
+
+    sizes:
+      cpu:   {base: cpu-text, overrides: {...}, variants: {model: {'pipe-seq/*': {train.epochs: 8}}}}
+      paper: {reproduces: "Higy et al. 2020 Tables 1-2", base: seed003, overrides: {...},
+              scheduler: {type: none}, resources: {cpu: 4, gpu: 1}}
+
+A size's base replaces the top-level one; its overrides go on top of the top-level overrides; its
+variants entries (GROUP -> name pattern -> overrides) go on top of every variant whose name
+matches; scheduler, resources, max_concurrent, seeds and confirm replace the top-level ones.
+Nothing of one size reaches the other.
 """
 from __future__ import annotations
 
@@ -34,11 +47,19 @@ DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 PRUNING_SCHEDULERS = ("asha", "halving")  # both stop trials on the epoch counter
 SCHEDULERS = (*PRUNING_SCHEDULERS, "none")
 TOP_KEYS = ("description", "base", "overrides", "variants", "space", "search", "scheduler", "metric", "mode",
-            "seeds", "resources", "max_concurrent", "confirm")
+            "seeds", "resources", "max_concurrent", "confirm", "sizes")
+SIZES = ("cpu", "paper")
+DEFAULT_SIZE = "cpu"  # a laptop runs it; --size paper is the paper's own setup (GPUs)
+# what a size may set: its base, overrides, per-variant overrides, and how it runs
+SIZE_KEYS = ("reproduces", "base", "overrides", "variants", "scheduler", "resources", "max_concurrent", "seeds",
+             "confirm")
 # s2i/i2s: speech queries; t2i/i2t: text-image; s2t: mtl-match; r10: the family's own query->image R@10
 METRICS = metric_names.SELECTABLE
 VARIANT_PREFIX = "variant."
 PACKAGE_SPACES = Path(__file__).resolve().parent / "search_spaces"
+# the size of each torchvision model's penultimate features (vgs.tools.extract_image_features)
+FEATURE_DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048, "resnet152": 2048,
+                "vgg16": 4096, "vgg19": 4096}
 
 
 @dataclass
@@ -70,6 +91,11 @@ class SweepSpec:
     # seed of `confirm_seeds` to the full budget (trials the search already completed are reused).
     confirm_top: int = 0
     confirm_seeds: list[int] = field(default_factory=list)
+    # The size that runs (sizes: in the YAML; "" for a space of one size), what it reproduces, and
+    # the sizes the YAML holds.
+    size: str = ""
+    reproduces: str = ""
+    sizes: tuple[str, ...] = ()
 
     def base_config(self, extra: dict[str, Any] | None = None, cell: dict[str, Any] | None = None) -> Config:
         """The base config with the spec's overrides, `extra` (the command line's) and `cell` (one
@@ -143,22 +169,85 @@ def find(name: str) -> Path:
     raise ConfigError(f"unknown sweep '{name}'; available: {', '.join(available()) or '(none found)'}")
 
 
-def load(name: str) -> SweepSpec:
+def load(name: str, size: str | None = None) -> SweepSpec:
+    """The search space NAME at `size` (None: the default size where the YAML has sizes)."""
     path = find(name)
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from e
-    return parse(raw, path)
+    return parse(raw, path, size)
 
 
-def parse(raw: Any, path: Path) -> SweepSpec:
+def paper_sized() -> list[str]:
+    """The named sweeps that have a paper size."""
+    out = []
+    for name in available():
+        try:
+            raw = yaml.safe_load(find(name).read_text())
+        except (yaml.YAMLError, ConfigError):
+            continue
+        if isinstance(raw, dict) and isinstance(raw.get("sizes"), dict) and "paper" in raw["sizes"]:
+            out.append(name)
+    return out
+
+
+def sized(raw: dict, where: str, size: str | None) -> tuple[dict, str, str, tuple[str, ...]]:
+    """(the YAML with one size's settings applied, that size, what it reproduces, the sizes it has)."""
+    sizes = raw.get("sizes")
+    if sizes is None:
+        if size is not None:
+            raise ConfigError(f"{where}: this sweep has one size (no 'sizes:' section), so --size does not apply; "
+                              f"the sweeps with a paper size: {', '.join(paper_sized()) or '(none)'}")
+        return raw, "", "", ()
+    if not (isinstance(sizes, dict) and sizes and set(sizes) <= set(SIZES)
+            and all(isinstance(v, dict) for v in sizes.values())):
+        raise ConfigError(f"{where}: 'sizes' must map {' and/or '.join(SIZES)} to a mapping of {', '.join(SIZE_KEYS)}")
+    chosen = size or (DEFAULT_SIZE if DEFAULT_SIZE in sizes else next(iter(sizes)))
+    if chosen not in sizes:
+        raise ConfigError(f"{where}: no size '{chosen}'; this sweep has {', '.join(sizes)}")
+    own = sizes[chosen]
+    bad = sorted(set(own) - set(SIZE_KEYS))
+    if bad:
+        raise ConfigError(f"{where}: unknown key(s) sizes.{chosen}.{', '.join(bad)}; allowed: {', '.join(SIZE_KEYS)}")
+    out = {k: v for k, v in raw.items() if k != "sizes"}
+    for key in ("base", "scheduler", "resources", "max_concurrent", "seeds", "confirm"):
+        if key in own:
+            out[key] = own[key]
+    out["overrides"] = {**(raw.get("overrides") or {}), **(own.get("overrides") or {})}
+    out["variants"] = _sized_variants(raw.get("variants"), own.get("variants"), f"{where}: sizes.{chosen}")
+    return out, chosen, str(own.get("reproduces", "")), tuple(sizes)
+
+
+def _sized_variants(variants: Any, patterns: Any, where: str) -> Any:
+    """The variants with a size's overrides on top of each one whose name matches a pattern."""
+    if not patterns:
+        return variants
+    if not (isinstance(patterns, dict) and isinstance(variants, dict)):
+        raise ConfigError(f"{where}.variants must map a variants GROUP -> {{name pattern: {{dotted.key: value}}}}")
+    out = {g: {n: dict(o) for n, o in named.items()} for g, named in variants.items()
+           if isinstance(named, dict) and all(isinstance(o, dict) for o in named.values())}
+    for group, by_pattern in patterns.items():
+        if group not in out or not isinstance(by_pattern, dict):
+            raise ConfigError(f"{where}.variants.{group}: no variants group '{group}' ({', '.join(out)})")
+        for pattern, overrides in by_pattern.items():
+            matched = [n for n in out[group] if fnmatch.fnmatchcase(n, str(pattern))]
+            if not matched or not isinstance(overrides, dict):
+                raise ConfigError(f"{where}.variants.{group}.{pattern}: matches none of {', '.join(out[group])} "
+                                  f"(or is not a mapping of dotted keys)")
+            for n in matched:
+                out[group][n].update(overrides)
+    return out
+
+
+def parse(raw: Any, path: Path, size: str | None = None) -> SweepSpec:
     where = str(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping of {', '.join(TOP_KEYS)}")
     unknown = sorted(set(raw) - set(TOP_KEYS))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(TOP_KEYS)}")
+    raw, size, reproduces, sizes = sized(raw, where, size)
     search = raw.get("search", {}) or {}
     scheduler = raw.get("scheduler", {"type": "none"}) or {"type": "none"}
     resources = raw.get("resources", {}) or {}
@@ -180,7 +269,7 @@ def parse(raw: Any, path: Path) -> SweepSpec:
         search_seed=_int(search.get("seed", 0), "search.seed", where), sampler=str(search.get("sampler", "tpe")), scheduler=dict(scheduler), metric=str(raw.get("metric", "val_s2i_r10")),
         mode=str(raw.get("mode", "max")), seeds=[int(s) for s in (raw.get("seeds") or [0])],
         cpu=float(resources.get("cpu", 1)), gpu=float(resources.get("gpu", 0)), workers=int(resources.get("workers", 1)),
-        max_concurrent=int(raw.get("max_concurrent", 0)))
+        max_concurrent=int(raw.get("max_concurrent", 0)), size=size, reproduces=reproduces, sizes=sizes)
     if confirm:
         seeds = confirm.get("seeds") or []
         if not isinstance(seeds, list):
@@ -356,8 +445,10 @@ def _check_buildable(cfg: Config) -> None:
     from vgs.models.registry import build_model
 
     check_consistent(cfg)
+    # a features image side is checked for its shape here; its file is required when the sweep starts
+    image_dim = FEATURE_DIMS.get(cfg.model.image.features_from, 2048) if cfg.model.image.encoder == "features" else 0
     with torch.device("meta"):  # shapes only: no memory, no time
-        build_model(cfg.model, preset_dim(cfg.data.features), vocab_size=64, epochs=cfg.train.epochs)
+        build_model(cfg.model, preset_dim(cfg.data.features), image_dim, vocab_size=64, epochs=cfg.train.epochs)
 
 
 def restrict(spec: SweepSpec, picks: dict[str, list[str]]) -> None:

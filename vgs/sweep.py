@@ -28,7 +28,7 @@ from typing import Any
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dict, vgs_home, \
-    default_tracking_uri, check_consistent
+    default_tracking_uri, check_consistent, check_image_side
 from vgs import metric_names
 from vgs.data.records import CorpusError
 from vgs.searchspace import PRUNING_SCHEDULERS, SCHEDULERS, SweepSpec, cell_data_configs, check_confirm, \
@@ -187,12 +187,13 @@ class SweepOptions:
     verbose: bool = False  # the trials' own output and every library log line (not recorded for --resume)
     base: str | None = None  # a named base config instead of the YAML's (e.g. sharing at seed 004's size)
     scheduler: str | None = None  # scheduler.type instead of the YAML's: asha, halving or none
+    size: str | None = None  # cpu or paper, for a YAML with sizes (None: its default, cpu)
 
 
 OPTIONS_FILE = "options.json"  # in the sweep's folder: the command line it was started with
 # what a resumed sweep takes from its record; --address may change (a cluster restarted elsewhere)
 RECORDED = ("data", "tracking_uri", "overrides", "samples", "picks", "seeds", "resources", "confirm", "base",
-            "scheduler")
+            "scheduler", "size")
 
 
 def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tuple[str, SweepOptions]:
@@ -224,11 +225,15 @@ def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tup
 def resolved_sweep(opts: SweepOptions) -> tuple[SweepSpec, dict[str, Any], Config]:
     """The sweep's spec with the command line's options applied, the base overrides, and the
     config every trial starts from; every check that needs no Ray and no corpus."""
-    spec = load(opts.name)
+    spec = load(opts.name, opts.size)
+    announce_size(spec, opts.size)
     if opts.base:
         from vgs.config import base_config
 
         base_config(opts.base)  # an unknown name is refused here, naming the known ones
+        if spec.size:
+            log.info(f"--base {opts.base} replaces the {spec.size} size's base {spec.base}; that size's overrides "
+                     f"still apply")
         spec.base = opts.base
     if opts.samples is not None:
         if opts.samples < 1:
@@ -261,12 +266,24 @@ def resolved_sweep(opts: SweepOptions) -> tuple[SweepSpec, dict[str, Any], Confi
     return spec, extra, base
 
 
-def dry_run(opts: SweepOptions, as_json: bool) -> int:
-    """--dry-run: the plan of the sweep (vgs.dry_run) on stdout; nothing trains, Ray does not start."""
-    from vgs.dry_run import format_plan, plan_sweep
+def announce_size(spec: SweepSpec, asked: str | None) -> None:
+    """The first thing a sized sweep says: which size runs, and why."""
+    if not spec.size:
+        return
+    why = f"--size {asked}" if asked else f"the default; the sweep's sizes: {', '.join(spec.sizes)}"
+    what = f": {spec.reproduces}" if spec.reproduces else ""
+    log.info(f"size: {spec.size} ({why}){what}")
+    if spec.size != "paper" and "paper" in spec.sizes:
+        log.info(f"  the paper's own setup: python -m vgs.sweep {spec.name} --size paper --dry-run (its plan in GPU-hours)")
 
+
+def dry_run(opts: SweepOptions, as_json: bool, bench: str | None = None) -> int:
+    """--dry-run: the plan of the sweep (vgs.dry_run) on stdout; nothing trains, Ray does not start."""
+    from vgs.dry_run import format_plan, plan_sweep, step_rate
+
+    rate = step_rate(bench)  # a bad --bench file is refused before any corpus work
     spec, _, base = resolved_sweep(opts)
-    plan = plan_sweep(spec, base)
+    plan = plan_sweep(spec, base, rate)
     print(json.dumps(plan["cells"], indent=1, default=str) if as_json else format_plan(plan))
     return 0
 
@@ -411,6 +428,7 @@ def trial_base(spec: SweepSpec, extra: dict[str, Any]) -> Config:
 
     base = spec.base_config(extra)
     check_consistent(base)  # e.g. train.batch_size=0 on the command line: refused before Ray starts
+    check_image_side(base)  # fixed image features are given, or the sweep does not start
     base.data = absolute_paths(base.data)
     return base
 
@@ -610,6 +628,13 @@ def main(argv: list[str] | None = None) -> int:
                                   "(default: the built-in corpus); see README 'Use your own corpus'")
     p.add_argument("--base", help="named base config instead of the YAML's, e.g. --base chrupala2019 for sharing at "
                                   "seed 004's size (GPU) or --base seed003; keys the YAML sets still apply")
+    p.add_argument("--size", choices=("cpu", "paper"),
+                   help="for a sweep that reproduces a paper table: cpu (the default: scaled to run on a laptop, "
+                        "the README's CPU results) or paper (the paper's own setup, for GPUs; see README "
+                        "'Reproducing the papers at their size')")
+    p.add_argument("--bench", metavar="FILE",
+                   help="with --dry-run: a `vgs bench --json FILE` measurement whose paper-model step rate turns "
+                        "the plan into GPU-hours (default: a stated reference figure)")
     p.add_argument("--samples", type=int, help="number of Optuna trials (default: search.num_samples of the YAML)")
     p.add_argument("--pick", action="append", default=[], metavar="KEY=A,B", type=_pick,
                    help="keep only these choices of a space key, e.g. --pick variant.model=pipe-seq/full, or a "
@@ -657,11 +682,11 @@ def main(argv: list[str] | None = None) -> int:
         if a.dry_run:
             return dry_run(SweepOptions(a.name, data=a.data, overrides=overrides, samples=a.samples, picks=dict(a.pick),
                                         seeds=a.seeds, resources=a.resources, confirm=a.confirm, base=a.base,
-                                        scheduler=a.scheduler), a.json)
+                                        scheduler=a.scheduler, size=a.size), a.json, a.bench)
         summary = run_sweep(SweepOptions(
             a.name, data=a.data, storage=a.storage, tracking_uri=a.tracking_uri, resume=a.resume, overrides=overrides,
             address=a.address, samples=a.samples, picks=dict(a.pick), seeds=a.seeds, resources=a.resources,
-            confirm=a.confirm, verbose=a.verbose, base=a.base, scheduler=a.scheduler))
+            confirm=a.confirm, verbose=a.verbose, base=a.base, scheduler=a.scheduler, size=a.size))
     except (ConfigError, CorpusError, FileExistsError) as e:
         return report_error(e)
     except SweepInterrupted as e:

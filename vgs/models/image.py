@@ -25,6 +25,11 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, cfg: ImageConfig, latent: int, feature_dim: int = 0):
         super().__init__()
+        # no silent fallback: a configuration made for fixed features never becomes a DenseNet
+        if cfg.encoder == "features" and not feature_dim:
+            raise ValueError("model.image.encoder=features needs data.image_features (precomputed image features)")
+        if cfg.encoder == "densenet" and feature_dim:
+            raise ValueError("model.image.encoder=densenet reads pixels, but image features were given")
         if feature_dim:
             self.net = nn.Linear(feature_dim, latent)
             return
