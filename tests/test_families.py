@@ -2,7 +2,9 @@
 reports its metrics; text conditions and pipe-seq's decoded training text behave as described."""
 import json
 
+import numpy as np
 import pytest
+import torch
 
 from vgs.config import ConfigError, DataConfig, apply_overrides, base_config
 from vgs.data.prepare import builtin_corpus_dir
@@ -221,3 +223,35 @@ def test_multitask_objectives_step_with_their_own_adam_and_resume_exactly(tiny_c
     one = apply_overrides(cfg, {"train.task_optimizers": False, "train.epochs": 1})
     fit(one, out_dir=tmp_path / "one")
     assert set(torch.load(tmp_path / "one" / "last.pt", weights_only=True)["optimizers"]) == {"all"}
+
+
+def test_analyses_as_chrupala_2019_runs_them(tiny_corpus, tmp_path):
+    """sharing at paper size: the probes and RSA on the whole validation set (train.analysis_captions=0)
+    and Table 4's image space from "the features of the image" (fixed features), not the learned
+    image embedding, which stays as analysis_rsa_image_embedding."""
+    from vgs.analysis import analyse
+    from vgs.data.flickr8k import read_flickr8k
+    from vgs.evaluate import load_best
+    from vgs.metrics import cosine_similarity, rsa
+    from vgs.training_data import training_data
+
+    names = sorted({u.image for u in read_flickr8k(tiny_corpus).utterances})
+    feats = tmp_path / "vgg16.npz"
+    rng = np.random.default_rng(0)
+    np.savez(feats, names=np.array(names), features=rng.normal(size=(len(names), 64)).astype(np.float32))
+    cfg = tiny(tiny_corpus, tmp_path, "coembed", **{"data.image_features": str(feats), "train.test_at_end": False,
+                                                  "model.image.encoder": "features"})
+    fit(cfg, out_dir=tmp_path / "r")
+    data = training_data(cfg)
+    model = load_best(tmp_path / "r" / "best.pt", cfg, data.data.speech.dim, data.data.images.feature_dim,
+                      torch.device("cpu"), data.vocab)
+    everything = analyse(model, data.val, cfg, torch.device("cpu"), limit=0)
+    assert everything["analysis_rsa_image"] != everything["analysis_rsa_image_embedding"]
+    # the image space is the fixed features' own similarity over every validation caption
+    split = data.val
+    captions = np.arange(len(split))
+    fixed = cosine_similarity(split.pixels(split.image_of_caption[captions], 32).numpy())
+    assert everything["analysis_image_rsa_mfcc"] == pytest.approx(rsa(fixed, cosine_similarity(np.stack(
+        [split.speech.normalised(split.utt_ids[c]).mean(0) for c in captions]))))
+    assert analyse(model, data.val, cfg, torch.device("cpu"), limit=20)["analysis_rsa_text"] != \
+        everything["analysis_rsa_text"]  # a sample is not the whole set

@@ -25,19 +25,26 @@ def analyses_apply(task: Task) -> bool:
 
 
 @torch.no_grad()
-def analyse(model, split: PairSplit, cfg: Config, device: torch.device, limit: int = 600) -> dict[str, float]:
-    """Seed 004 §3.7 / Tables 3-4 on (at most `limit`) validation captions: speaker-ID probe
-    accuracy on the speech->image embeddings, and RSA of their similarities with the input (mean
-    standardised MFCCs), the text (normalised Levenshtein) and their images' embeddings; the same
-    for the speech->text branch where the family has one (analysis_s2t_*), and the image space's
-    own RSA with the MFCCs and the text (Table 4's last row)."""
+def analyse(model, split: PairSplit, cfg: Config, device: torch.device, limit: int | None = None) -> dict[str, float]:
+    """Seed 004 §3.7 / Tables 3-4 on `limit` validation captions (train.analysis_captions; 0: all of
+    them, as the paper): speaker-ID probe accuracy on the speech->image embeddings, and RSA of
+    their similarities with the input (mean standardised MFCCs), the text (normalised Levenshtein)
+    and the image: "the features of the image" (Table 4) where the image side is fixed features,
+    else the learned image embedding (analysis_rsa_image_embedding is always the embedding); the
+    same for the speech->text branch where the family has one (analysis_s2t_*), and the image
+    space's own RSA with the MFCCs and the text (Table 4's last row)."""
     model.eval()
-    captions = np.random.default_rng(0).permutation(len(split))[:limit]
+    limit = cfg.train.analysis_captions if limit is None else limit
+    captions = np.random.default_rng(0).permutation(len(split))[:limit or len(split)]
     captions.sort()
     queries = embed_queries(model, split, cfg, device, captions, beam=1)
-    images = cosine_similarity(embed_images(model, split, cfg, device, split.image_of_caption[captions]))
+    image_rows = split.image_of_caption[captions]
+    embedded = cosine_similarity(embed_images(model, split, cfg, device, image_rows))
+    fixed = split.image_store.feature_dim  # precomputed features: the paper's image space
+    images = cosine_similarity(split.pixels(image_rows, cfg.data.image_crop).numpy()) if fixed else embedded
     spaces = {"mfcc": cosine_similarity(np.stack([split.speech.normalised(split.utt_ids[c]).mean(0) for c in captions])),
-              "text": text_similarity([split.transcripts[c] for c in captions]), "image": images}
+              "text": text_similarity([split.transcripts[c] for c in captions]), "image": images,
+              "image_embedding": embedded}
     out = {"analysis_speaker_acc": speaker_probe(queries, [split.speakers[c] for c in captions]),
            **{f"analysis_rsa_{k}": rsa(cosine_similarity(queries), v) for k, v in spaces.items()},
            "analysis_image_rsa_mfcc": rsa(images, spaces["mfcc"]), "analysis_image_rsa_text": rsa(images, spaces["text"])}
@@ -88,17 +95,20 @@ def labelled_frames(frames: list[np.ndarray], times: list[np.ndarray], segs: lis
 
 
 def phoneme_decoding(trained, untrained, split: PairSplit, cfg: Config, device: torch.device, root,
-                     limit: int = 1000, cap: int = 10000) -> dict[str, float]:
+                     limit: int | None = None, cap: int = 10000) -> dict[str, float]:
     """Seed 004 Table 5: accuracy of an L2-penalised logistic regression decoding the phoneme at
     each frame from the input MFCCs (analysis_phoneme_acc_mfcc), from the speech encoder of the
     same configuration at its random initialisation (analysis_phoneme_acc_random) and from the
     trained encoder (analysis_phoneme_acc); trained on half of (at most `limit`) validation
-    utterances, tested on the other half, at most `cap` frames each.  Empty for a corpus without
-    phoneme timings (only the built-in corpus has them: vgs.data.alignments)."""
-    captions = np.sort(np.random.default_rng(1).permutation(len(split))[:limit])
+    utterances (train.phoneme_utterances; the paper 2,500 + 2,500), tested on the other half, at
+    most `cap` frames each.  Empty for a corpus without phoneme timings (only the built-in corpus
+    has them: vgs.data.alignments), and a warning says so."""
+    limit = cfg.train.phoneme_utterances if limit is None else limit
+    captions = np.sort(np.random.default_rng(1).permutation(len(split))[:limit or len(split)])
     segs = alignments(root, [split.utt_ids[c] for c in captions])
     if segs is None or len(captions) < 4:
-        log.debug("phoneme decoding skipped: the corpus has no phoneme timings")
+        log.warning(f"phoneme decoding (Chrupała 2019 Table 5) skipped: the corpus at {root} has no phoneme timings "
+                    f"(only the built-in corpus has them; a real corpus needs forced alignments)")
         return {}
     segs = [segs[split.utt_ids[c]] for c in captions]
     half = len(captions) // 2

@@ -99,13 +99,14 @@ def bleu(refs: list[str], hyps: list[str], tokenize: str = "13a") -> float:
 
 
 def text_similarity(texts: list[str]) -> np.ndarray:
-    """sim(a, b) = 1 - Levenshtein(a, b) / max(|a|, |b|) over characters, for every pair."""
-    n = len(texts)
-    out = np.eye(n)
-    for i in range(n):
-        for j in range(i + 1, n):
-            longest = max(len(texts[i]), len(texts[j])) or 1
-            out[i, j] = out[j, i] = 1.0 - edit_distance(list(texts[i]), list(texts[j])) / longest
+    """sim(a, b) = 1 - Levenshtein(a, b) / max(|a|, |b|) over characters, for every pair
+    (Chrupała 2019 eq. 6).  rapidfuzz's C++ Levenshtein over all pairs: a whole development set
+    (5,000 captions, 12.5 M pairs) takes seconds, where a Python loop took hours."""
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.process import cdist
+
+    out = cdist(texts, texts, scorer=Levenshtein.normalized_similarity, dtype=np.float64, workers=-1)
+    np.fill_diagonal(out, 1.0)
     return out
 
 

@@ -191,6 +191,9 @@ def paper_tables(name: str, trials, keys: list[str], mode: str = "max") -> str:
             seeds = str(len(runs)) if prefix != "analysis" else f"best of {len([t for t in trials if ' '.join(config_of(t)) == cell])}"
             if runs and any(o != "-" for o in ours):  # e.g. the analyses only exist with train.analysis=true
                 rows.append([cell, " / ".join(ours), " / ".join(_number(s, r) for s, r in zip(stats, ref)), seeds])
+            elif runs and "phoneme_acc" in stats and "analysis_speaker_acc" in runs[0].metrics:
+                rows.append([cell, "no phoneme timings in this corpus (forced alignments needed)",
+                             " / ".join(_number(s, r) for s, r in zip(stats, ref)), seeds])
             elif runs and prefix == "test" and all(t.pruned for t in runs):
                 rows.append([cell, "pruned: no test scores", " / ".join(_number(s, r) for s, r in zip(stats, ref)),
                              seeds])
