@@ -1,17 +1,79 @@
-"""A sweep's plan before launch (`python -m vgs.sweep NAME --dry-run [--json]`): every cell's
-resolved configuration, model and size, training batches per task per epoch, and what the whole
-sweep costs and asks Ray for.  Nothing trains and Ray does not start; the corpus is generated or
-imported (and featurised) where it is not there yet, because batches are counted on it.
+"""A sweep's plan before launch (`python -m vgs.sweep NAME --dry-run [--json] [--bench FILE]`):
+every cell's resolved configuration, model and size, training batches per task per epoch, the disk
+its feature stores take, and what the whole sweep costs in trial-epochs, samples and GPU-hours and
+asks Ray for.  Nothing trains and Ray does not start; the corpus is generated or imported (and
+featurised) where it is not there yet, because batches are counted on it.
+
+GPU-hours come from one measured step rate: the paper model's (DG3A1024 + DenseNet-264 at 224x224,
+batch 64) training samples per second, from `vgs bench --json FILE` on the user's GPU, or by
+default the reference step's figure on one H100 (DESIGN.md).  A cell's rate is that rate scaled by
+the paper model's parameter count over the cell's: a rough guide (a GRU costs about the same per
+parameter per frame as the reference's, a convolution more, precomputed image features almost
+nothing), which leaves out validation and decoding.
 """
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vgs.config import Config, flatten
+from vgs.config import Config, ConfigError, flatten
 from vgs.searchspace import SweepSpec, trial_overrides, tune_concurrency
+
+# The reference step of ../shared/bench/reference_step.py, DG3A1024 + DenseNet-264 together, batch 64,
+# on one H100 (DESIGN.md, "Performance anchors"): the default when no `vgs bench --json` file is given.
+DEFAULT_RATE = {"samples_per_s": 150.0, "device": "NVIDIA H100 (one GPU)",
+                "source": "default: the reference step's joint DG3A1024 + DenseNet-264 rate on one H100 "
+                          "(DESIGN.md), not a vgs measurement; pass --bench FILE from `vgs bench --json FILE` "
+                          "on your GPU"}
+
+
+def step_rate(bench: str | None) -> dict[str, Any]:
+    """The paper model's training rate the plan is priced at: a `vgs bench --json` file's
+    configs.paper.vgs_joint (samples/s) and device, or DEFAULT_RATE."""
+    if not bench:
+        return dict(DEFAULT_RATE)
+    path = Path(bench).expanduser()
+    try:
+        measured = json.loads(path.read_text())
+        rate = float(measured["configs"]["paper"]["vgs_joint"])
+    except FileNotFoundError:
+        raise ConfigError(f"--bench {bench}: no such file") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"--bench {bench}: not a `vgs bench --json` file with the paper model's rate "
+                          f"(configs.paper.vgs_joint; run `vgs bench --configs paper --json FILE` on the GPU): "
+                          f"{type(e).__name__} {e}") from None
+    if rate <= 0:
+        raise ConfigError(f"--bench {bench}: configs.paper.vgs_joint must be > 0, got {rate}")
+    return {"samples_per_s": rate, "device": str(measured.get("device", "?")),
+            "source": f"measured: {path} (vgs bench, {measured.get('amp', '?')} precision)"}
+
+
+def reference_parameters() -> int:
+    """Trainable parameters of the model the step rate is measured on (the `paper` base)."""
+    import torch
+
+    from vgs.config import base_config
+    from vgs.data.features import preset_dim
+    from vgs.models.registry import build_model, count_params
+
+    cfg = base_config("paper")
+    with torch.device("meta"):
+        return count_params(build_model(cfg.model, preset_dim(cfg.data.features)))
+
+
+def gpu_hours(samples: int, parameters: int, rate: dict[str, Any], reference: int) -> float:
+    """Training samples priced at the rate scaled by parameters (see the module's docstring)."""
+    per_second = rate["samples_per_s"] * reference / max(parameters, 1)
+    return samples / per_second / 3600
+
+
+def store_bytes(prepared) -> int:
+    """Disk of a prepared corpus's MFCC and image stores."""
+    return sum(Path(p).stat().st_size for p in (prepared.speech.path, prepared.images.path) if Path(p).exists())
 
 
 def sweep_cells(spec: SweepSpec) -> tuple[list[dict[str, Any]], str]:
@@ -52,6 +114,7 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
             cache[key] = prepare(cfg.data)
     with quiet():
         td = training_data(cfg, cache[key])
+    stores = store_bytes(cache[key])
     with torch.device("meta"):  # shapes only
         model = build_model(cfg.model, td.data.speech.dim, td.data.images.feature_dim,
                             len(td.vocab) if td.vocab else 0, cfg.train.epochs, td.max_chars)
@@ -72,13 +135,21 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
         phases.append({"epochs": [first, last], "batches_per_epoch": counts, "samples_per_epoch": samples})
     return {"model": model_name(cfg.model), "parameters": count_params(model), "epochs": cfg.train.epochs,
             "batches_per_epoch": phases[0]["batches_per_epoch"], "phases": phases,
-            "samples": sum(p["samples_per_epoch"] * (p["epochs"][1] - p["epochs"][0] + 1) for p in phases)}
+            "samples": sum(p["samples_per_epoch"] * (p["epochs"][1] - p["epochs"][0] + 1) for p in phases),
+            "store_bytes": stores, "image_side": "features" if td.data.images.feature_dim else "pixels",
+            # Mortazavi 2020's warm second run: the last epochs start again from the best checkpoint
+            "warm_restart": None if not cfg.train.restart_epochs else {
+                "epochs": [cfg.train.epochs - cfg.train.restart_epochs + 1, cfg.train.epochs],
+                "lr": cfg.train.lr * cfg.train.restart_lr_factor, "from": "the best checkpoint so far"}}
 
 
-def plan_sweep(spec: SweepSpec, base: Config) -> dict[str, Any]:
-    """The dry run of `spec` from its trial base config (vgs.sweep.trial_base)."""
+def plan_sweep(spec: SweepSpec, base: Config, rate: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The dry run of `spec` from its trial base config (vgs.sweep.trial_base), priced in GPU-hours
+    at `rate` (step_rate; default DEFAULT_RATE)."""
     from vgs.config import apply_overrides
 
+    rate = rate or dict(DEFAULT_RATE)
+    reference = reference_parameters()
     cells, note = sweep_cells(spec)
     cache: dict = {}
     # by configuration: the first seed's plan stands for its others (batch counts follow the data;
@@ -91,7 +162,9 @@ def plan_sweep(spec: SweepSpec, base: Config) -> dict[str, Any]:
         key = repr({k: v for k, v in overrides.items() if k != "train.seed"})
         if key not in plans:
             plans[key] = plan_cell(apply_overrides(base, overrides), cache)
-        out.append({"cell": cell, "varies": overrides, **plans[key], "config": flatten(cfg)})
+        hours = gpu_hours(plans[key]["samples"], plans[key]["parameters"], rate, reference)
+        out.append({"cell": cell, "varies": overrides, **plans[key], "gpu_hours": round(hours, 2),
+                    "config": flatten(cfg)})
     combos = len(out) // max(1, len(spec.seeds))
     enumerable = all("choice" in d for d in spec.space.values())
     if enumerable and (spec.algorithm == "grid" or spec.num_samples >= combos):
@@ -102,7 +175,13 @@ def plan_sweep(spec: SweepSpec, base: Config) -> dict[str, Any]:
     epochs = max((c["epochs"] for c in out), default=0)
     samples = max((c["samples"] for c in out), default=0)
     every_cell = trials == len(out)
-    return {"sweep": spec.name, "note": note, "cells": out,
+    hours = (sum(c["gpu_hours"] for c in out) if every_cell else trials * max((c["gpu_hours"] for c in out), default=0)) \
+        + confirm * max((c["gpu_hours"] for c in out), default=0)
+    stores = {repr(c["config"].get("data.root")) + repr(c["config"].get("data.features")) + repr(
+        c["config"].get("data.image_resize")): c["store_bytes"] for c in out}
+    return {"sweep": spec.name, "size": spec.size, "reproduces": spec.reproduces, "note": note, "cells": out,
+            "rate": {**rate, "reference_parameters": reference},
+            "gpu_hours_at_most": round(hours, 1), "store_bytes": sum(stores.values()),
             "cost": {"trials": trials, "confirm_trials_at_most": confirm,
                      "trial_epochs_at_most": (sum(c["epochs"] for c in out) if every_cell else trials * epochs)
                      + confirm * epochs,
@@ -113,6 +192,14 @@ def plan_sweep(spec: SweepSpec, base: Config) -> dict[str, Any]:
                           "max_concurrent_trials": tune_concurrency(spec)}}
 
 
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
 def format_plan(plan: dict[str, Any]) -> str:
     from vgs.sweep import _markdown
 
@@ -121,20 +208,30 @@ def format_plan(plan: dict[str, Any]) -> str:
         varies = ", ".join(f"{k}={v}" for k, v in c["varies"].items() if k != "train.seed") or "(base)"
         phases = "; ".join(f"ep {p['epochs'][0]}-{p['epochs'][1]}: " +
                            " ".join(f"{t} {n}" for t, n in p["batches_per_epoch"].items()) for p in c["phases"])
+        if c.get("warm_restart"):
+            w = c["warm_restart"]
+            phases += f"; ep {w['epochs'][0]}-{w['epochs'][1]} again from the best epoch at lr {w['lr']:g}"
         seed = str(c["config"].get("train.seed", ""))
         if varies in rows:
             rows[varies][1] += f",{seed}"
         else:
-            rows[varies] = [varies, seed, c["model"], f"{c['parameters'] / 1e6:.2f} M", str(c["epochs"]), phases]
+            rows[varies] = [varies, seed, c["model"], f"{c['parameters'] / 1e6:.2f} M", str(c["epochs"]), phases,
+                            f"{c['gpu_hours']:.2f}"]
     cost, res = plan["cost"], plan["resources"]
-    lines = [f"sweep '{plan['sweep']}' (dry run: nothing trains): {plan['note']}", "",
+    size = f" at {plan['size']} size" if plan.get("size") else ""
+    lines = [f"sweep '{plan['sweep']}'{size} (dry run: nothing trains): {plan['note']}", "",
              _markdown(["configuration (resolved overrides)", "seeds", "model", "parameters", "epochs",
-                        "training batches per epoch"], list(rows.values())),
+                        "training batches per epoch", "GPU-h per seed"], list(rows.values())),
              "",
              f"cost: {cost['trials']} trials, at most {cost['trial_epochs_at_most']} trial-epochs and "
              f"{cost['samples_at_most']:,} training samples (pruning: {cost['pruning']}"
              + (f"; a confirmation phase adds up to {cost['confirm_trials_at_most']} trials" if cost["confirm_trials_at_most"] else "")
              + ")",
+             f"GPU time: at most {plan['gpu_hours_at_most']:,.1f} GPU-hours of training (validation and decoding "
+             f"not counted) at {plan['rate']['samples_per_s']:g} samples/s for the paper model "
+             f"({plan['rate']['reference_parameters'] / 1e6:.1f} M parameters) on {plan['rate']['device']}, scaled by "
+             f"each cell's parameters; {plan['rate']['source']}",
+             f"disk: the feature stores (MFCC and images) take {_size(plan['store_bytes'])}",
              f"asks Ray for {res['cpu_per_worker']:g} CPU and {res['gpu_per_worker']:g} GPU per worker, "
              f"{res['workers_per_trial']} worker(s) per trial"
              + (f", at most {res['max_concurrent_trials']} trials at once" if res["max_concurrent_trials"] else "")]
