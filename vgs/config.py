@@ -531,7 +531,7 @@ def seed003() -> Config:
 
 
 def chrupala2019() -> Config:
-    """Seed 004's sizes (a GPU configuration; `python -m vgs.sweep sharing --base chrupala2019`):
+    """Seed 004's sizes (a GPU configuration; `python -m vgs.sweep sharing --size paper`):
     12 MFCC + log energy (13-d, no deltas; 25 ms windows every 10 ms), conv 64 channels, kernel 6,
     stride 2, forward-only GRUs of 1024, scalar attention (one weight per step) with an MLP of 128, margin 0.2, Adam at 2e-4 held constant
     with gradient clipping at 2.0, 25 epochs (best epoch by R@10).  Its image side is VGG-16's

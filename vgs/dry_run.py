@@ -71,9 +71,9 @@ def gpu_hours(samples: int, parameters: int, rate: dict[str, Any], reference: in
     return samples / per_second / 3600
 
 
-def store_bytes(prepared) -> int:
-    """Disk of a prepared corpus's MFCC and image stores."""
-    return sum(Path(p).stat().st_size for p in (prepared.speech.path, prepared.images.path) if Path(p).exists())
+def store_files(prepared) -> dict[str, int]:
+    """{file: bytes} of a prepared corpus's MFCC and image stores."""
+    return {str(p): Path(p).stat().st_size for p in (prepared.speech.path, prepared.images.path) if Path(p).exists()}
 
 
 def sweep_cells(spec: SweepSpec) -> tuple[list[dict[str, Any]], str]:
@@ -114,7 +114,7 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
             cache[key] = prepare(cfg.data)
     with quiet():
         td = training_data(cfg, cache[key])
-    stores = store_bytes(cache[key])
+    stores = store_files(cache[key])
     with torch.device("meta"):  # shapes only
         model = build_model(cfg.model, td.data.speech.dim, td.data.images.feature_dim,
                             len(td.vocab) if td.vocab else 0, cfg.train.epochs, td.max_chars)
@@ -136,7 +136,7 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
     return {"model": model_name(cfg.model), "parameters": count_params(model), "epochs": cfg.train.epochs,
             "batches_per_epoch": phases[0]["batches_per_epoch"], "phases": phases,
             "samples": sum(p["samples_per_epoch"] * (p["epochs"][1] - p["epochs"][0] + 1) for p in phases),
-            "store_bytes": stores, "image_side": "features" if td.data.images.feature_dim else "pixels",
+            "store_bytes": sum(stores.values()), "store_files": stores, "image_side": "features" if td.data.images.feature_dim else "pixels",
             # Mortazavi 2020's warm second run: the last epochs start again from the best checkpoint
             "warm_restart": None if not cfg.train.restart_epochs else {
                 "epochs": [cfg.train.epochs - cfg.train.restart_epochs + 1, cfg.train.epochs],
@@ -177,8 +177,7 @@ def plan_sweep(spec: SweepSpec, base: Config, rate: dict[str, Any] | None = None
     every_cell = trials == len(out)
     hours = (sum(c["gpu_hours"] for c in out) if every_cell else trials * max((c["gpu_hours"] for c in out), default=0)) \
         + confirm * max((c["gpu_hours"] for c in out), default=0)
-    stores = {repr(c["config"].get("data.root")) + repr(c["config"].get("data.features")) + repr(
-        c["config"].get("data.image_resize")): c["store_bytes"] for c in out}
+    stores = {f: n for c in out for f, n in c["store_files"].items()}  # each store once
     return {"sweep": spec.name, "size": spec.size, "reproduces": spec.reproduces, "note": note, "cells": out,
             "rate": {**rate, "reference_parameters": reference},
             "gpu_hours_at_most": round(hours, 1), "store_bytes": sum(stores.values()),

@@ -626,8 +626,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. train.epochs=10")
     p.add_argument("--data", help="corpus folder: Flickr8K Audio, Places or SpokenCOCO layout, detected "
                                   "(default: the built-in corpus); see README 'Use your own corpus'")
-    p.add_argument("--base", help="named base config instead of the YAML's, e.g. --base chrupala2019 for sharing at "
-                                  "seed 004's size (GPU) or --base seed003; keys the YAML sets still apply")
+    p.add_argument("--base", help="named base config instead of the YAML's (or its size's); the YAML's overrides "
+                                  "still apply. For a paper's own setup use --size paper instead")
     p.add_argument("--size", choices=("cpu", "paper"),
                    help="for a sweep that reproduces a paper table: cpu (the default: scaled to run on a laptop, "
                         "the README's CPU results) or paper (the paper's own setup, for GPUs; see README "
