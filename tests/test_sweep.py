@@ -28,7 +28,8 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
     assert "| val s2i R@10 |" in r.stdout
     assert "repeated" not in r.stdout + r.stderr and "epoch 1/2" in r.stdout + r.stderr  # no line folded by Ray
     last = r.stdout.strip().splitlines()[-1]
-    assert last.startswith("verdict: ") and "beyond seed noise" in last and "(n=2)" in last, last
+    assert last.startswith("verdict: ") and "Welch t-test p = " in last and "95% CI [" in last, last
+    assert "(n=2)" in last and "best group: " in last, last
     assert "per configuration (val_s2i_r10, full-budget trials)" in r.stdout
 
     from mlflow.tracking import MlflowClient
@@ -89,6 +90,12 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
     summary = json.loads(next(Path(tmp_path / "ray's").glob("smoke_*/summary.json")).read_text())
     assert [len(c["values"]) for c in summary["configs"]] == [2, 2]  # both configurations, two seeds each
     assert summary["verdict"] in last and parent.data.tags["vgs.verdict"] == summary["verdict"]
+    # the verdict's p is scipy's Welch t-test on the two configurations' selected-epoch scores
+    from scipy import stats
+
+    first, second = (c["values"] for c in summary["configs"])
+    assert round(summary["test"]["p"], 2) == round(stats.ttest_ind(first, second, equal_var=False).pvalue, 2)
+    assert f"p = {summary['test']['p']:.3g}" in parent.data.tags["vgs.verdict"]
     full = [json.dumps(t["config"], sort_keys=True) for t in summary["trials"] if t["status"] == "completed"]
     assert len(full) == len(set(full)) == 4  # each (configuration, seed) ran its full budget once
     assert any(t["phase"] == "confirm" for t in summary["trials"]) and len(trials) == len(summary["trials"])
@@ -208,3 +215,18 @@ def test_base_option_runs_a_sweep_at_another_size(tiny_corpus, tmp_path):
 
     with pytest.raises(ConfigError, match="unknown base config 'nope'"):
         resolved_sweep(SweepOptions("sharing", base="nope"))
+
+
+@pytest.mark.slow
+def test_every_optuna_configuration_runs_with_every_seed(tmp_path, vgs_home):
+    """--seeds 0,1,2 on an Optuna space: search.num_samples configurations x 3 seeds (Tune counts
+    trials, so Repeater's repeats must be counted in), and the verdict tests them."""
+    import json
+    from pathlib import Path
+
+    r = run_sweep(tmp_path, "--seeds", "0,1,2", "--scheduler", "none", "train.epochs=1")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    summary = json.loads(next(Path(tmp_path / "ray's").glob("smoke_*/summary.json")).read_text())
+    runs = sorted((t["config"]["model.speech.layers"], t["config"]["train.seed"]) for t in summary["trials"])
+    assert runs == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
+    assert "Welch t-test p = " in summary["verdict"] and "(3 seeds each" in summary["verdict"]

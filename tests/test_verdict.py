@@ -6,7 +6,8 @@ import pytest
 
 from vgs.searchspace import SweepSpec
 from vgs.sweep import confirm_cells, summary_of
-from vgs.verdict import ConfigScores, above_chance, group_by_config, ordering, pooled_sd, verdict
+from vgs.verdict import ConfigScores, above_chance, group_by_config, holm, ordering, pooled_sd, seeds_needed, \
+    verdict, welch
 
 
 def trial(layers, seed, value, status="completed"):
@@ -37,11 +38,13 @@ def test_only_completed_trials_count_and_configurations_rank_by_mean():
 
 def test_verdict_beyond_within_and_unknown():
     clear = verdict([ConfigScores({"L": 1}, [0.40, 0.42]), ConfigScores({"L": 2}, [0.20, 0.22])], "max", "val_s2i_r10")
-    assert clear.beyond_noise is True and clear.line.startswith("beyond seed noise")
+    assert clear.beyond_noise is True and clear.line.startswith("L=1 beats L=2: +0.200, 95% CI [")
+    assert "Welch t-test p = " in clear.line and "(2 seeds each; alpha 0.05)" in clear.line
     assert clear.sd == pytest.approx(0.02 / math.sqrt(2))  # each pair's sd; pooled over equal sizes
     close = verdict([ConfigScores({"L": 1}, [0.40, 0.30]), ConfigScores({"L": 2}, [0.34, 0.32])], "max", "val_s2i_r10")
-    assert close.beyond_noise is False and close.line.startswith("NOT beyond seed noise")
+    assert close.beyond_noise is False and close.line.startswith("NOT significant: L=1 vs L=2")
     single = verdict([ConfigScores({"L": 1}, [0.4]), ConfigScores({"L": 2}, [0.2])], "max", "val_s2i_r10")
+    assert single.test is None
     assert single.beyond_noise is None and "seed noise unknown" in single.line and "--seeds" in single.line
     alone = verdict([ConfigScores({"L": 1}, [0.4, 0.41])], "max", "val_s2i_r10")
     assert alone.beyond_noise is None and "nothing to compare" in alone.line
@@ -97,9 +100,15 @@ def test_a_papers_order_holds_tier_by_tier_with_ties_inside_a_tier():
     assert got.holds is True and " holds: " in got.line
     # pipe-seq's mean equals pipe-ind's: a tie inside a tier is allowed; pipe-seq's first seed beats text-image's...
     # ...but only means count, and the worst of a tier is compared with the best of the next
-    assert "steps +0.040 +0.025 +0.020 +0.030" in got.line, got.line
-    sd = math.sqrt(sum(np.var(v, ddof=1) for v in scores.values()) / len(scores))  # equal n: the mean variance
-    assert f"2 sd = {2 * sd:.3f}" in got.line and "every step beyond" in got.line
+    steps = [f"{d} (p = {welch(scores[a], scores[b]).p:.2g})" for d, a, b in (
+        ("+0.040", "text-image", "pipe-ind"), ("+0.025", "pipe-ind", "mtl-asr"), ("+0.020", "mtl-asr", "mtl-match"),
+        ("+0.030", "mtl-match", "speech-image"))]
+    assert "steps " + " ".join(steps) in got.line, got.line
+    # two seeds each: none of the steps is significant at 0.05, however clean the order
+    assert "not every step significant (Welch t-test, alpha 0.05)" in got.line
+    many = {m: [v - 0.01, v, v + 0.01] * 2 for m, v in (("text-image", 0.6), ("pipe-ind", 0.5), ("pipe-seq", 0.5),
+                                                       ("mtl-asr", 0.4), ("mtl-match", 0.3), ("speech-image", 0.2))}
+    assert ", every step significant (Welch t-test, alpha 0.05)" in ordering(TABLE_2, many).line
 
 
 def test_a_broken_step_names_both_models_and_min_mode_reverses():
@@ -114,10 +123,87 @@ def test_a_broken_step_names_both_models_and_min_mode_reverses():
 
 def test_a_step_inside_seed_noise_is_said_so():
     got = ordering([("a",), ("b",)], {"a": [0.40, 0.50], "b": [0.39, 0.49]})
-    assert got.holds is True and "not every step beyond 2 sd" in got.line
+    assert got.holds is True and "not every step significant" in got.line
 
 
 def test_above_chance_counts_the_models_own_seed_sd():
     assert above_chance("speech-image", [0.40, 0.42, 0.44], 0.04) == \
         "speech-image 0.420 ± 0.020 is 19 sd above chance 0.040"
     assert "no sd" in above_chance("speech-image", [0.4], 0.04)
+
+
+# ------------------------------------------------------------------ the test behind the verdict
+
+
+def _t_tail_slow(t: float, dof: float, steps: int = 200_000) -> float:
+    """Two-sided tail of Student's t by Simpson's rule on its density: 1 - 2 * integral from 0 to |t|."""
+    c = math.gamma((dof + 1) / 2) / (math.sqrt(dof * math.pi) * math.gamma(dof / 2))
+    f = lambda x: c * (1 + x * x / dof) ** (-(dof + 1) / 2)  # noqa: E731
+    h = abs(t) / steps
+    total = f(0) + f(abs(t)) + sum((4 if i % 2 else 2) * f(i * h) for i in range(1, steps))
+    return 1 - 2 * total * h / 3
+
+
+@pytest.mark.parametrize("a,b", [([0.401, 0.394], [0.355, 0.320]),  # the README's demo figures (issue 23)
+                                 ([0.30, 0.34, 0.29], [0.20, 0.26, 0.25, 0.21]),
+                                 ([0.5, 0.52, 0.49], [0.51, 0.53, 0.50])])
+def test_welch_equals_scipy_and_a_slow_reference(a, b):
+    from scipy import stats
+
+    got = welch(a, b)
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    assert got.t == pytest.approx(ref.statistic) and got.p == pytest.approx(ref.pvalue)
+    assert got.dof == pytest.approx(ref.df)
+    # by hand: the Welch-Satterthwaite degrees of freedom, the t density integrated numerically
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    assert got.dof == pytest.approx(dof)
+    assert got.p == pytest.approx(_t_tail_slow(got.t, dof), abs=1e-6)
+    lo, hi = ref.confidence_interval(0.95)
+    assert got.ci == pytest.approx((lo, hi))
+
+
+def test_the_issues_example_is_not_significant():
+    """0.401, 0.394 vs 0.355, 0.320: t = 3.3 on about 1.1 degrees of freedom, p = 0.17."""
+    got = welch([0.401, 0.394], [0.355, 0.320])
+    assert round(got.t, 1) == 3.4 and round(got.dof, 1) == 1.1 and round(got.p, 2) == 0.17
+
+
+def test_holm_against_a_worked_example():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 -> 0.06 (monotone)
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.9]) == [0.9] and holm([0.6, 0.7]) == [1.0, 1.0]
+
+
+def test_seeds_needed_gives_80_percent_power_by_simulation():
+    from scipy import stats
+
+    diff, sd = 0.03, 0.02
+    n = seeds_needed(diff, sd)
+    rng = np.random.default_rng(0)
+
+    def power(k: int, runs: int = 4000) -> float:
+        a = rng.normal(diff, sd, size=(runs, k))
+        b = rng.normal(0.0, sd, size=(runs, k))
+        return float(np.mean(stats.ttest_ind(a, b, axis=1).pvalue < 0.05))
+
+    assert power(n) >= 0.78 and power(n - 1) < 0.80, (n, power(n), power(n - 1))
+    assert seeds_needed(0.0, sd) is None and seeds_needed(diff, 0.0) == 2
+
+
+def test_the_best_group_holds_the_configurations_not_significantly_worse():
+    groups = [ConfigScores({"c": "A"}, [0.50, 0.51, 0.49]), ConfigScores({"c": "B"}, [0.49, 0.50, 0.50]),
+              ConfigScores({"c": "C"}, [0.30, 0.31, 0.29]), ConfigScores({"c": "D"}, [0.20, 0.21, 0.19]),
+              ConfigScores({"c": "E"}, [0.10])]  # one seed: cannot be told apart
+    got = verdict(groups, "max", "val_s2i_r10")
+    assert [g.config["c"] for g in got.tied] == ["A", "B", "E"] and [g.config["c"] for g in got.worse] == ["C", "D"]
+    assert "best group: c=A, c=B, c=E (tied); worse: c=C, c=D (Welch t-tests against the best, Holm-corrected" \
+        in got.line
+    assert got.beyond_noise is False and got.seeds_needed is not None and "seeds each would detect" in got.line
+    more = verdict(groups, "max", "val_s2i_r10", more_seeds="python -m vgs.sweep x --seeds {seeds}")
+    assert f"--seeds {','.join(map(str, range(more.seeds_needed)))}" in more.line
+
+
+def test_a_last_bit_of_float_rounding_moves_no_verdict():
+    a, b = [0.40, 0.42], [0.20, 0.22]
+    assert welch(a, b).p == welch([v + 1e-12 for v in a], [v - 1e-12 for v in b]).p

@@ -139,7 +139,8 @@ def _number(stat: str, v: float) -> str:
     return f"{v:.1f}" if stat.endswith("medr") else f"{v:.3f}"
 
 
-def order_lines(paper: dict, groups: dict[tuple, list[float]], chance: float | None, mode: str) -> list[str]:
+def order_lines(paper: dict, groups: dict[tuple, list[float]], chance: float | None, mode: str,
+                alpha: float = 0.05) -> list[str]:
     """Per condition of a "model x condition" sweep: does the paper's order of the models in that
     condition hold (vgs.verdict.ordering), and how far the weakest tier's model is above chance in
     its seed sd."""
@@ -153,7 +154,7 @@ def order_lines(paper: dict, groups: dict[tuple, list[float]], chance: float | N
         scores = {m: groups.get((f"{m}/{condition}",), []) for tier in order for m in tier}
         if not any(scores.values()):
             continue
-        lines.append(f"- {condition}: {ordering(order, scores, mode).line}")
+        lines.append(f"- {condition}: {ordering(order, scores, mode, alpha).line}")
         last = order[-1][0]
         if chance is not None and scores[last]:
             lines.append(f"- {condition}: {above_chance(last, scores[last], chance)}")
@@ -364,7 +365,7 @@ def report(name: str, tracking_uri: str | None = None, out: str | Path | None = 
         text += f"\nChance (a random ranking): {chance:.3f}.\n"
     if paper.get("orders") and keys == ["variant.model"]:
         text += ("\nThe paper's order of the models, per condition:\n\n"
-                 + "\n".join(order_lines(paper, groups, chance, spec.mode)) + "\n")
+                 + "\n".join(order_lines(paper, groups, chance, spec.mode, spec.alpha)) + "\n")
     if paper:
         text += f"\nPaper: {paper['source']}.\n"
     compared = paper_tables(name, trials, keys, spec.mode)

@@ -47,7 +47,7 @@ DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 PRUNING_SCHEDULERS = ("asha", "halving")  # both stop trials on the epoch counter
 SCHEDULERS = (*PRUNING_SCHEDULERS, "none")
 TOP_KEYS = ("description", "base", "overrides", "variants", "space", "search", "scheduler", "metric", "mode",
-            "seeds", "resources", "max_concurrent", "confirm", "sizes")
+            "seeds", "resources", "max_concurrent", "confirm", "sizes", "alpha")
 SIZES = ("cpu", "paper")
 DEFAULT_SIZE = "cpu"  # a laptop runs it; --size paper is the paper's own setup (GPUs)
 # what a size may set: its base, overrides, per-variant overrides, and how it runs
@@ -91,6 +91,8 @@ class SweepSpec:
     # seed of `confirm_seeds` to the full budget (trials the search already completed are reused).
     confirm_top: int = 0
     confirm_seeds: list[int] = field(default_factory=list)
+    # significance level of the verdict's Welch t-tests (vgs.verdict)
+    alpha: float = 0.05
     # The size that runs (sizes: in the YAML; "" for a space of one size), what it reproduces, and
     # the sizes the YAML holds.
     size: str = ""
@@ -269,7 +271,8 @@ def parse(raw: Any, path: Path, size: str | None = None) -> SweepSpec:
         search_seed=_int(search.get("seed", 0), "search.seed", where), sampler=str(search.get("sampler", "tpe")), scheduler=dict(scheduler), metric=str(raw.get("metric", "val_s2i_r10")),
         mode=str(raw.get("mode", "max")), seeds=[int(s) for s in (raw.get("seeds") or [0])],
         cpu=float(resources.get("cpu", 1)), gpu=float(resources.get("gpu", 0)), workers=int(resources.get("workers", 1)),
-        max_concurrent=int(raw.get("max_concurrent", 0)), size=size, reproduces=reproduces, sizes=sizes)
+        max_concurrent=int(raw.get("max_concurrent", 0)), size=size, reproduces=reproduces, sizes=sizes,
+        alpha=_alpha(raw.get("alpha", 0.05), where))
     if confirm:
         seeds = confirm.get("seeds") or []
         if not isinstance(seeds, list):
@@ -278,6 +281,12 @@ def parse(raw: Any, path: Path, size: str | None = None) -> SweepSpec:
         spec.confirm_seeds = [_int(s, "confirm.seeds", where) for s in seeds]
     validate(spec)
     return spec
+
+
+def _alpha(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(f"{where}: alpha (the verdict's significance level) must be a number in (0, 1), got {value!r}")
+    return float(value)
 
 
 def _int(value: Any, key: str, where: str) -> int:

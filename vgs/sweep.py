@@ -92,9 +92,9 @@ def build_param_space(spec: SweepSpec, base: Config) -> tuple[dict, Any]:
 
 
 def expected_trials(spec: SweepSpec) -> int:
-    """How many trials the sweep's first phase creates."""
+    """How many trials the sweep's first phase creates: every configuration with every seed."""
     if spec.algorithm == "optuna":
-        return spec.num_samples
+        return spec.num_samples * len(spec.seeds)
     return math.prod(len(d["choice"]) for d in spec.space.values()) * len(spec.seeds)
 
 
@@ -188,12 +188,13 @@ class SweepOptions:
     base: str | None = None  # a named base config instead of the YAML's (e.g. sharing at seed 004's size)
     scheduler: str | None = None  # scheduler.type instead of the YAML's: asha, halving or none
     size: str | None = None  # cpu or paper, for a YAML with sizes (None: its default, cpu)
+    alpha: float | None = None  # the verdict's significance level instead of the YAML's
 
 
 OPTIONS_FILE = "options.json"  # in the sweep's folder: the command line it was started with
 # what a resumed sweep takes from its record; --address may change (a cluster restarted elsewhere)
 RECORDED = ("data", "tracking_uri", "overrides", "samples", "picks", "seeds", "resources", "confirm", "base",
-            "scheduler", "size")
+            "scheduler", "size", "alpha")
 
 
 def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tuple[str, SweepOptions]:
@@ -244,6 +245,10 @@ def resolved_sweep(opts: SweepOptions) -> tuple[SweepSpec, dict[str, Any], Confi
         spec.scheduler = {**spec.scheduler, "type": opts.scheduler}
     if opts.seeds:
         spec.seeds = opts.seeds
+    if opts.alpha is not None:
+        if not 0 < opts.alpha < 1:
+            raise ConfigError(f"--alpha must be in (0, 1), got {opts.alpha}")
+        spec.alpha = opts.alpha
     if opts.resources:
         spec.cpu, spec.gpu = opts.resources.get("cpu", spec.cpu), opts.resources.get("gpu", spec.gpu)
         spec.workers = int(opts.resources.get("workers", spec.workers))
@@ -376,7 +381,8 @@ def run_sweep(opts: SweepOptions) -> dict:
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(
                 search_alg=searcher, scheduler=make_scheduler(spec, base.train.epochs, sweep_dir),
-                num_samples=spec.num_samples if spec.algorithm == "optuna" else 1,
+                # Repeater hands each Optuna configuration out once per seed: Tune counts trials
+                num_samples=expected_trials(spec) if spec.algorithm == "optuna" else 1,
                 max_concurrent_trials=tune_concurrency(spec),
                 # ASHA gets metric/mode through TuneConfig only; OptunaSearch already has them.
                 metric=spec.metric, mode=spec.mode, trial_dirname_creator=lambda t: t.trial_id),
@@ -512,7 +518,8 @@ def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
     sign = 1 if spec.mode == "max" else -1
     scored.sort(key=lambda t: sign * t[key], reverse=True)
     groups = group_by_config(trials, key, spec.mode)
-    judged = verdict(groups, spec.mode, spec.metric)
+    more = f"python -m vgs.sweep {spec.name}" + (f" --size {spec.size}" if spec.size else "") + " --seeds {seeds}"
+    judged = verdict(groups, spec.mode, spec.metric, spec.alpha, more)
     best = scored[0] if scored else None
     if judged.winner is not None:
         best = next(t for t in scored if config_key(t["config"]) == config_key(judged.winner.config))
@@ -523,6 +530,10 @@ def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
                          "seconds": statistics.fmean(g.seconds) if g.seconds else None} for g in groups],
             "configs_repeated": any(len(g.values) > 1 for g in groups),
             "verdict": judged.line, "beyond_noise": judged.beyond_noise,
+            "best_group": [g.config for g in judged.tied] if judged.test else None,
+            "test": None if judged.test is None else {"name": "Welch t-test", "p": judged.test.p,
+                                                       "ci95": list(judged.test.ci), "diff": judged.test.diff,
+                                                       "alpha": spec.alpha, "seeds_needed": judged.seeds_needed},
             "compute": {"trials": len(trials), "trial_epochs": sum(t["epochs"] for t in trials),
                         "trial_seconds": round(sum(seconds), 1),
                         "core_seconds": round(sum(seconds) * spec.cpu * spec.workers, 1)}}
@@ -639,7 +650,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pick", action="append", default=[], metavar="KEY=A,B", type=_pick,
                    help="keep only these choices of a space key, e.g. --pick variant.model=pipe-seq/full, or a "
                         "pattern: 'variant.model=*/full' (repeatable)")
-    p.add_argument("--seeds", type=_seeds, help="comma-separated seeds instead of the YAML's, e.g. --seeds 0")
+    p.add_argument("--seeds", type=_seeds, help="comma-separated seeds instead of the YAML's, e.g. --seeds 0; every "
+                                                "configuration runs with each")
+    p.add_argument("--alpha", type=float, help="significance level of the verdict's Welch t-tests (default: the YAML's "
+                                               "alpha, or 0.05)")
     p.add_argument("--confirm", type=int, metavar="N",
                    help="after the search, run the best N configurations with every seed of confirm.seeds (or "
                         "the sweep's seeds and one more) to the full budget; 0 turns the YAML's confirmation off")
@@ -682,11 +696,11 @@ def main(argv: list[str] | None = None) -> int:
         if a.dry_run:
             return dry_run(SweepOptions(a.name, data=a.data, overrides=overrides, samples=a.samples, picks=dict(a.pick),
                                         seeds=a.seeds, resources=a.resources, confirm=a.confirm, base=a.base,
-                                        scheduler=a.scheduler, size=a.size), a.json, a.bench)
+                                        scheduler=a.scheduler, size=a.size, alpha=a.alpha), a.json, a.bench)
         summary = run_sweep(SweepOptions(
             a.name, data=a.data, storage=a.storage, tracking_uri=a.tracking_uri, resume=a.resume, overrides=overrides,
             address=a.address, samples=a.samples, picks=dict(a.pick), seeds=a.seeds, resources=a.resources,
-            confirm=a.confirm, verbose=a.verbose, base=a.base, scheduler=a.scheduler, size=a.size))
+            confirm=a.confirm, verbose=a.verbose, base=a.base, scheduler=a.scheduler, size=a.size, alpha=a.alpha))
     except (ConfigError, CorpusError, FileExistsError) as e:
         return report_error(e)
     except SweepInterrupted as e:
