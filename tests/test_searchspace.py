@@ -123,7 +123,7 @@ def test_a_cell_that_changes_the_built_in_corpus_gets_its_own_corpus(tmp_path, m
 def test_latent_dim_gives_dg3_and_dg4_the_papers_warm_restarts():
     from vgs.searchspace import load, trial_overrides
 
-    spec = load("latent_dim")
+    spec = load("latent_dim", "paper")  # the CPU size keeps cpu-small's wsd for plain pairs
     cfg = lambda pair: spec.base_config(trial_overrides({"variant.pair": pair}, spec.seeds, spec.variants))  # noqa: E731
     for pair in ("DG3A1024", "DG4A1024"):
         t = cfg(pair).train
