@@ -218,15 +218,34 @@ def test_base_option_runs_a_sweep_at_another_size(tiny_corpus, tmp_path):
 
 
 @pytest.mark.slow
-def test_every_optuna_configuration_runs_with_every_seed(tmp_path, vgs_home):
-    """--seeds 0,1,2 on an Optuna space: search.num_samples configurations x 3 seeds (Tune counts
-    trials, so Repeater's repeats must be counted in), and the verdict tests them."""
+def test_every_optuna_configuration_runs_with_every_seed_and_a_finished_sweep_takes_more(tmp_path, vgs_home):
+    """--seeds 0,1 on an Optuna space: search.num_samples configurations x 2 seeds (Tune counts
+    trials, so Repeater's repeats must be counted in); then --resume --add-seeds 1 runs only seed 2
+    of both configurations under the same MLflow parent and redoes the verdict over three seeds."""
     import json
     from pathlib import Path
 
-    r = run_sweep(tmp_path, "--seeds", "0,1,2", "--scheduler", "none", "train.epochs=1")
+    from mlflow.tracking import MlflowClient
+
+    r = run_sweep(tmp_path, "--seeds", "0,1", "--scheduler", "none", "train.epochs=1")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    summary = json.loads(next(Path(tmp_path / "ray's").glob("smoke_*/summary.json")).read_text())
-    runs = sorted((t["config"]["model.speech.layers"], t["config"]["train.seed"]) for t in summary["trials"])
+    summary_file = next(Path(tmp_path / "ray's").glob("smoke_*/summary.json"))
+    first = json.loads(summary_file.read_text())
+    runs = sorted((t["config"]["model.speech.layers"], t["config"]["train.seed"]) for t in first["trials"])
+    assert runs == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert "Welch t-test p = " in first["verdict"] and "(2 seeds each" in first["verdict"]
+
+    more = run_sweep(tmp_path, "--resume", "--add-seeds", "1")
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    after = json.loads(summary_file.read_text())
+    runs = sorted((t["config"]["model.speech.layers"], t["config"]["train.seed"]) for t in after["trials"])
     assert runs == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
-    assert "Welch t-test p = " in summary["verdict"] and "(3 seeds each" in summary["verdict"]
+    kept = {t["trial_id"] for t in first["trials"]}
+    assert kept < {t["trial_id"] for t in after["trials"]}  # the first four were not run again
+    assert "(3 seeds each" in after["verdict"] and "(added seed)" in more.stdout
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("vgs-smoke")
+    parents = client.search_runs([exp.experiment_id], filter_string="tags.`vgs.kind` = 'sweep'")
+    assert len(parents) == 1 and parents[0].data.tags["vgs.verdict"] == after["verdict"]
+    children = client.search_runs([exp.experiment_id], filter_string="tags.`vgs.kind` = 'trial'")
+    assert len(children) == 6

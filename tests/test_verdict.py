@@ -207,3 +207,17 @@ def test_the_best_group_holds_the_configurations_not_significantly_worse():
 def test_a_last_bit_of_float_rounding_moves_no_verdict():
     a, b = [0.40, 0.42], [0.20, 0.22]
     assert welch(a, b).p == welch([v + 1e-12 for v in a], [v - 1e-12 for v in b]).p
+
+
+def test_more_seeds_for_a_finished_sweep_are_the_missing_pairs_of_its_top_configurations():
+    from vgs.sweep import more_seed_cells
+
+    trials = [trial(1, 0, 0.40), trial(1, 1, 0.42), trial(2, 0, 0.30), trial(2, 1, 0.31), trial(3, 0, 0.10),
+              trial(4, 0, 0.45, "pruned")]
+    cells, seeds = more_seed_cells(spec(top=2), trials, add=2, top=None)
+    assert seeds == [0, 1, 2, 3]
+    # the best two by their best score: layers=4 (pruned at 0.45: it never ran in full) and layers=1
+    assert cells == [{"model.speech.layers": 4, "train.seed": s} for s in (0, 1, 2, 3)] + \
+        [{"model.speech.layers": 1, "train.seed": s} for s in (2, 3)]
+    with pytest.raises(Exception, match="--add-seeds must be >= 1"):
+        more_seed_cells(spec(), trials, add=0, top=1)

@@ -189,6 +189,8 @@ class SweepOptions:
     scheduler: str | None = None  # scheduler.type instead of the YAML's: asha, halving or none
     size: str | None = None  # cpu or paper, for a YAML with sizes (None: its default, cpu)
     alpha: float | None = None  # the verdict's significance level instead of the YAML's
+    add_seeds: int = 0  # with --resume of a finished sweep: this many more seeds for its top configurations
+    top: int | None = None  # ... the top this many (default: confirm.top, else 2)
 
 
 OPTIONS_FILE = "options.json"  # in the sweep's folder: the command line it was started with
@@ -220,7 +222,8 @@ def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tup
     log.info(f"resuming {previous} with its recorded options: " + ", ".join(
         f"{k}={getattr(recorded, k)!r}" for k in RECORDED if getattr(recorded, k) != getattr(unset, k)))
     return previous, dataclasses.replace(recorded, name=opts.name, resume=True, storage=opts.storage,
-                                         address=opts.address or recorded.address, verbose=opts.verbose)
+                                         address=opts.address or recorded.address, verbose=opts.verbose,
+                                         add_seeds=opts.add_seeds, top=opts.top)
 
 
 def resolved_sweep(opts: SweepOptions) -> tuple[SweepSpec, dict[str, Any], Config]:
@@ -307,11 +310,17 @@ def run_sweep(opts: SweepOptions) -> dict:
     if not opts.verbose:
         quiet_libraries()
     storage_dir = storages.normalise(opts.storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
-    previous = None
+    previous, finished = None, None
+    if opts.add_seeds and not opts.resume:
+        raise ConfigError("--add-seeds extends a finished sweep: add --resume (the newest sweep of this name)")
     if opts.resume:
         previous, opts = resumed_options(opts, storage_dir, load(opts.name).name)
         done = storages.join(storages.join(storage_dir, previous), "summary.json")
-        if storages.exists(done):  # nothing left to run: say so and show its answer
+        if storages.exists(done) and opts.add_seeds:  # more seeds for its top configurations
+            finished = json.loads(storages.read_text(done))
+            log.info(f"sweep {previous} finished; adding {opts.add_seeds} seed(s) to its top "
+                     f"{opts.top or 'configurations'} (every trial already run is kept)")
+        elif storages.exists(done):  # nothing left to run: say so and show its answer
             log.info(f"sweep {previous} already finished; its results follow (run without --resume to start a new one)")
             summary = json.loads(storages.read_text(done))
             return {**summary, "wall_seconds": 0.0, "sweep_dir": storages.join(storage_dir, previous),
@@ -372,7 +381,9 @@ def run_sweep(opts: SweepOptions) -> dict:
                               callbacks=callbacks(), verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                               failure_config=tune.FailureConfig(max_failures=1))
 
-    if previous is not None:
+    if finished is not None:
+        tuner = None  # its search and confirmation are done: their trials come from its summary
+    elif previous is not None:
         log.info(f"resuming {storages.redact(sweep_dir)}")
         tuner = tune.Tuner.restore(sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
@@ -387,22 +398,35 @@ def run_sweep(opts: SweepOptions) -> dict:
                 # ASHA gets metric/mode through TuneConfig only; OptunaSearch already has them.
                 metric=spec.metric, mode=spec.mode, trial_dirname_creator=lambda t: t.trial_id),
             run_config=run_config(sweep_name))
-    trials = summarise(spec, _fit_tuner(tuner, spec, resume_hint, sweep_dir), base.train.epochs)
+    if tuner is None:
+        trials = finished["trials"]
+    else:
+        trials = summarise(spec, _fit_tuner(tuner, spec, resume_hint, sweep_dir), base.train.epochs)
+
+    def run_cells(cells: list[dict], phase: str) -> None:
+        """Trials of exactly these cells, in their own Tune folder (restored if it was interrupted)."""
+        folder = storages.join(sweep_dir, phase)
+        if previous is not None and storages.exists(storages.join(folder, "tuner.pkl")):
+            tuner = tune.Tuner.restore(folder, trainable=trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            tuner = tune.Tuner(trainable, param_space=cell_space(cells), tune_config=tune.TuneConfig(
+                search_alg=BasicVariantGenerator(points_to_evaluate=cells), num_samples=len(cells),
+                max_concurrent_trials=spec.max_concurrent or None, metric=spec.metric, mode=spec.mode,
+                trial_dirname_creator=lambda t: t.trial_id), run_config=run_config(phase))
+        for t in summarise(spec, _fit_tuner(tuner, spec, resume_hint, sweep_dir), base.train.epochs):
+            trials.append({**t, "phase": CONFIRM if phase == CONFIRM else MORE_SEEDS})
 
     cells = confirm_cells(spec, trials)
     if cells:
-        confirm_dir = storages.join(sweep_dir, CONFIRM)
         log.info(f"confirming the best {spec.confirm_top} configurations with seeds "
                  f"{', '.join(map(str, spec.confirm_seeds))} at the full budget: {len(cells)} more trials")
-        if previous is not None and storages.exists(storages.join(confirm_dir, "tuner.pkl")):
-            confirm = tune.Tuner.restore(confirm_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
-        else:
-            confirm = tune.Tuner(trainable, param_space=cell_space(cells), tune_config=tune.TuneConfig(
-                search_alg=BasicVariantGenerator(points_to_evaluate=cells), num_samples=len(cells),
-                max_concurrent_trials=spec.max_concurrent or None, metric=spec.metric, mode=spec.mode,
-                trial_dirname_creator=lambda t: t.trial_id), run_config=run_config(CONFIRM))
-        for t in summarise(spec, _fit_tuner(confirm, spec, resume_hint, sweep_dir), base.train.epochs):
-            trials.append({**t, "phase": CONFIRM})
+        run_cells(cells, CONFIRM)
+    if finished is not None:
+        cells, seeds = more_seed_cells(spec, trials, opts.add_seeds, opts.top)
+        log.info(f"adding seeds {', '.join(map(str, seeds))} to the top {opts.top or spec.confirm_top or 2} "
+                 f"configurations: {len(cells)} more trials")
+        if cells:
+            run_cells(cells, f"{MORE_SEEDS}_{max(seeds)}")
 
     summary = summary_of(spec, trials)
     table = format_table(summary["trials"], list(spec.space), multi_seed=len(_seeds_run(trials)) > 1)
@@ -440,6 +464,20 @@ def trial_base(spec: SweepSpec, extra: dict[str, Any]) -> Config:
 
 
 CONFIRM = "confirm"  # the confirmation phase: its Tune folder inside the sweep's, and its trials' phase
+MORE_SEEDS = "more_seeds"  # seeds added to a finished sweep (--resume --add-seeds N): folder more_seeds_<last seed>
+
+
+def more_seed_cells(spec: SweepSpec, trials: list[dict], add: int, top: int | None) -> tuple[list[dict], list[int]]:
+    """(cells, every seed they bring the top configurations to): the `top` best configurations of a
+    finished sweep (confirm.top, else 2) with their seeds so far and `add` more after the largest,
+    less the (configuration, seed) pairs that already completed."""
+    if add < 1:
+        raise ConfigError(f"--add-seeds must be >= 1, got {add}")
+    seeds = sorted({t["config"].get("train.seed") for t in trials if t.get("status") == "completed"} - {None})
+    start = max(seeds, default=-1) + 1
+    every = seeds + list(range(start, start + add))
+    wanted = dataclasses.replace(spec, confirm_top=top or spec.confirm_top or 2, confirm_seeds=every)
+    return confirm_cells(wanted, trials), every
 
 
 def _fit_tuner(tuner, spec: SweepSpec, resume_hint: str, sweep_dir: str):
@@ -518,7 +556,7 @@ def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
     sign = 1 if spec.mode == "max" else -1
     scored.sort(key=lambda t: sign * t[key], reverse=True)
     groups = group_by_config(trials, key, spec.mode)
-    more = f"python -m vgs.sweep {spec.name}" + (f" --size {spec.size}" if spec.size else "") + " --seeds {seeds}"
+    more = f"python -m vgs.sweep {spec.name} --resume --add-seeds {{add}} --top 2"
     judged = verdict(groups, spec.mode, spec.metric, spec.alpha, more)
     best = scored[0] if scored else None
     if judged.winner is not None:
@@ -579,7 +617,7 @@ def format_table(trials: list[dict], space_keys: list[str], multi_seed: bool = F
             v = t.get(f"val_{m}")
             row.append("-" if v is None else (f"{v:.0f}" if m.endswith("medr") else f"{v:.3f}"))
         row += ["-" if t.get(f"beam_val_{m}") is None else f"{t[f'beam_val_{m}']:.3f}" for m in beamed]
-        row.append(t["status"] + (" (confirm)" if t.get("phase") == CONFIRM else ""))
+        row.append(t["status"] + {CONFIRM: " (confirm)", MORE_SEEDS: " (added seed)"}.get(t.get("phase"), ""))
         rows.append(row)
     return _markdown(cols, rows)
 
@@ -652,6 +690,11 @@ def main(argv: list[str] | None = None) -> int:
                         "pattern: 'variant.model=*/full' (repeatable)")
     p.add_argument("--seeds", type=_seeds, help="comma-separated seeds instead of the YAML's, e.g. --seeds 0; every "
                                                 "configuration runs with each")
+    p.add_argument("--add-seeds", type=int, default=0, metavar="N",
+                   help="with --resume of a finished sweep: run its top configurations (--top K) with N more seeds "
+                        "under the same MLflow parent, reusing every trial run; verdict, tables and plots are redone")
+    p.add_argument("--top", type=int, metavar="K", help="with --add-seeds: how many of the best configurations "
+                                                        "(default: confirm.top, else 2)")
     p.add_argument("--alpha", type=float, help="significance level of the verdict's Welch t-tests (default: the YAML's "
                                                "alpha, or 0.05)")
     p.add_argument("--confirm", type=int, metavar="N",
@@ -700,7 +743,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_sweep(SweepOptions(
             a.name, data=a.data, storage=a.storage, tracking_uri=a.tracking_uri, resume=a.resume, overrides=overrides,
             address=a.address, samples=a.samples, picks=dict(a.pick), seeds=a.seeds, resources=a.resources,
-            confirm=a.confirm, verbose=a.verbose, base=a.base, scheduler=a.scheduler, size=a.size, alpha=a.alpha))
+            confirm=a.confirm, verbose=a.verbose, base=a.base, scheduler=a.scheduler, size=a.size, alpha=a.alpha,
+            add_seeds=a.add_seeds, top=a.top))
     except (ConfigError, CorpusError, FileExistsError) as e:
         return report_error(e)
     except SweepInterrupted as e:

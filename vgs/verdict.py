@@ -159,7 +159,8 @@ def verdict(groups: list[ConfigScores], mode: str, metric: str, alpha: float = A
     """The statement a sweep ends with: does the best configuration beat the second (Welch's
     t-test at `alpha`), which configurations are tied with the best (Holm), and, where the
     difference is not significant, how many seeds would tell (`more_seeds`: the command that
-    runs them, with {n} for the count and {seeds} for the seeds 0..n-1)."""
+    runs them, with {n} for the count, {seeds} for the seeds 0..n-1 and {add} for how many more
+    the best two need)."""
     if not groups:
         return Verdict(None, None, None, 0, None, "no trial ran its full budget: nothing to compare")
     best = groups[0]
@@ -184,9 +185,11 @@ def verdict(groups: list[ConfigScores], mode: str, metric: str, alpha: float = A
         return Verdict(best, second, sd, dof, True, f"{label(best.config)} beats {label(second.config)}: "
                        f"{stated(test, alpha)}; {scores}. {group}", test, tied, worse)
     needed = seeds_needed(test.diff, sd, alpha) if sd else None
+    more_needed = max(1, (needed or 0) - min(len(best.values), len(second.values)))
     more = "" if needed is None else (
         f"; about {needed} seeds each would detect {test.diff:+.3f} at {POWER:.0%} power (seed sd {sd:.3f})"
-        + (f": {more_seeds.format(n=needed, seeds=','.join(map(str, range(needed))))}" if more_seeds else ""))
+        + (f": {more_seeds.format(n=needed, seeds=','.join(map(str, range(needed))), add=more_needed)}"
+           if more_seeds else ""))
     return Verdict(best, second, sd, dof, False, f"NOT significant: {label(best.config)} vs {label(second.config)} "
                    f"{stated(test, alpha)}; {scores}{more}. {group}", test, tied, worse, needed)
 
