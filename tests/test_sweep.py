@@ -123,7 +123,7 @@ def test_bad_override_is_refused_before_ray_starts(tmp_path, vgs_home, capsys):
 def test_gpu_sweep_on_a_machine_without_gpus_is_refused_with_the_fix(tmp_path):
     env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
     env.pop("RAY_ADDRESS", None)
-    cmd = [sys.executable, "-m", "vgs.sweep", "latent_dim", "--storage", str(tmp_path / "ray"),
+    cmd = [sys.executable, "-m", "vgs.sweep", "latent_dim", "--size", "paper", "--storage", str(tmp_path / "ray"),
            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "data.builtin_images=80"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert r.returncode == 2 and "asks for 4 CPU and 1 GPU per trial" in r.stderr and "--resources" in r.stderr

@@ -403,6 +403,12 @@ def check_consistent(cfg: Config) -> None:
 IMAGE_ENCODERS = ("auto", "densenet", "features")
 
 
+def check_runnable(cfg: Config) -> None:
+    """Everything a run checks before any corpus work: check_consistent, then check_image_side."""
+    check_consistent(cfg)
+    check_image_side(cfg)
+
+
 def check_image_side(cfg: Config) -> None:
     """A configuration whose image side is fixed features (model.image.encoder=features) refuses to
     start without them, naming the command that extracts them: it never falls back to a DenseNet."""

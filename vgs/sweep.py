@@ -28,7 +28,7 @@ from typing import Any
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 from vgs.config import Config, ConfigError, flatten, parse_cli_overrides, to_dict, vgs_home, \
-    default_tracking_uri, check_consistent, check_image_side
+    default_tracking_uri, check_runnable
 from vgs import metric_names
 from vgs.data.records import CorpusError
 from vgs.searchspace import PRUNING_SCHEDULERS, SCHEDULERS, SweepSpec, cell_data_configs, check_confirm, \
@@ -457,8 +457,7 @@ def trial_base(spec: SweepSpec, extra: dict[str, Any]) -> Config:
     from vgs.data.prepare import absolute_paths
 
     base = spec.base_config(extra)
-    check_consistent(base)  # e.g. train.batch_size=0 on the command line: refused before Ray starts
-    check_image_side(base)  # fixed image features are given, or the sweep does not start
+    check_runnable(base)  # e.g. train.batch_size=0, or no image features: refused before Ray starts
     base.data = absolute_paths(base.data)
     return base
 

@@ -24,7 +24,7 @@ import torch
 from vgs import distributed
 from vgs import metric_names as names
 from vgs.checkpoint import BEST, LAST, load, new_run_dir, restore_optimizers, save
-from vgs.config import Config, ConfigError, check_consistent, check_image_side, cli_config, from_dict, to_dict
+from vgs.config import Config, ConfigError, check_runnable, cli_config, from_dict, to_dict
 from vgs.data.prepare import Prepared, resolve_paths
 from vgs.data.records import CorpusError
 from vgs.device import pick_device, training_precision, tune_for_device
@@ -92,8 +92,7 @@ class Training:
     def __init__(self, cfg: Config, out_dir: str | Path | None, data: Prepared | None):
         cfg = from_dict(to_dict(cfg))  # private copy
         cfg.data = resolve_paths(cfg.data)
-        check_consistent(cfg)  # before any corpus or feature work
-        check_image_side(cfg)
+        check_runnable(cfg)  # before any corpus or feature work
         self.cfg, self.lead = cfg, distributed.rank() == 0  # the lead prints and writes the resumable last.pt
         torch.set_num_threads(max(1, cfg.train.threads))
         self.device = pick_device(cfg.train.device)
