@@ -14,7 +14,7 @@ def test_paper_cells_are_every_distinct_network_of_every_paper_sweep():
 
     cells = paper_cells(paper_sized())
     by_sweep = {}
-    for name, _, _ in cells:
+    for name, *_ in cells:
         by_sweep[name] = by_sweep.get(name, 0) + 1
     # seeds and text fractions share a network; the rest are all there (a cell that repeats an
     # earlier sweep's network and schedule is counted there)

@@ -70,9 +70,9 @@ def feature_file(root: Path, dim: int, home: Path) -> Path:
     return path
 
 
-def paper_cells(names: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(sweep, cell label, the cell's overrides) of every paper-size cell, one per distinct network
-    and schedule (seeds, text fractions and data subsets build the same network)."""
+def paper_cells(names: list[str]) -> list[tuple[str, str, Any, dict[str, Any]]]:
+    """(sweep, cell label, its paper-size spec, the cell's overrides) of every paper-size cell, one
+    per distinct network and schedule (seeds, text fractions and data subsets build the same network)."""
     from vgs.dry_run import sweep_cells
     from vgs.searchspace import load, trial_overrides
 
@@ -89,7 +89,7 @@ def paper_cells(names: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
                 continue
             seen.add(key)
             label = ", ".join(f"{k}={v}" for k, v in cell.items() if k != "train.seed")
-            out.append((name, label, {"__spec__": spec, **overrides}))
+            out.append((name, label, spec, overrides))
     return out
 
 
@@ -105,7 +105,7 @@ def smoke_inputs(home: Path, seconds: float) -> Path:
 
 def smoke_config(spec, overrides: dict[str, Any], data: dict[str, Any], threads: int = 2) -> Config:
     """The paper-size cell with only its data and its budget made small."""
-    cfg = spec.base_config(data, cell={k: v for k, v in overrides.items() if k != "__spec__"})
+    cfg = spec.base_config(data, cell=overrides)
     # Two optimizer steps per objective: one epoch of two batches of 2 (4 training images, one
     # caption each); two epochs where the schedule has two parts (a warm restart, pipe-seq's phases).
     # model.asr.max_chars only stops decoding sooner: an untrained decoder never ends a hypothesis.
@@ -146,11 +146,10 @@ def run(names: list[str], seconds: float = 0.3, home: Path | None = None, part: 
     root = smoke_inputs(home, seconds)
     results = []
     k, n = part
-    for name, label, overrides in paper_cells(names)[k - 1::n]:
-        spec = overrides["__spec__"]
+    for name, label, spec, overrides in paper_cells(names)[k - 1::n]:
         data = {"data.root": str(root), "data.store": str(home / "store"), "data.speech_text_root": str(root),
                 "data.builtin_val": VAL, "data.builtin_test": TEST}
-        probe = spec.base_config(data, cell={k: v for k, v in overrides.items() if k != "__spec__"})
+        probe = spec.base_config(data, cell=overrides)
         if probe.model.image.encoder == "features":
             dim = FEATURE_DIMS.get(probe.model.image.features_from, 2048)
             data["data.image_features"] = str(feature_file(root, dim, home))
