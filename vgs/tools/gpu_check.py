@@ -53,8 +53,8 @@ def finite_problems(summary: dict[str, Any]) -> list[str]:
 
 def check_family(family: str, device: str, amp: str, folder: Path) -> dict[str, Any]:
     """Train one family, then check its scores and its reloaded checkpoint."""
-    import torch
-
+    from vgs.checkpoint import load
+    from vgs.device import pick_device
     from vgs.evaluate import evaluate, load_best
     from vgs.tasks import task_of
     from vgs.train import fit
@@ -68,11 +68,10 @@ def check_family(family: str, device: str, amp: str, folder: Path) -> dict[str, 
     declared = [f"val_{m}" for m in task_of(cfg.model).metric_names(cfg.model)]
     problems += [f"{k} missing" for k in declared if k not in summary]
     data = training_data(cfg)
-    dev = torch.device(summary.get("device", "cuda" if device == "cuda" else "cpu")) \
-        if device != "auto" else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = pick_device(cfg.train.device)  # the device the run trained on
     model = load_best(folder / "best.pt", cfg, data.data.speech.dim, data.data.images.feature_dim, dev, data.vocab)
     again = evaluate(model, data.val, cfg, dev, data.vocab, beam=cfg.model.asr.val_beam).prefixed("val_")
-    best = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)["metrics"]
+    best = load(folder / "best.pt")["metrics"]  # the validation scores saved with the best epoch
     drift = {k: abs(again[k] - best[k]) for k in best if k in again and isinstance(best[k], float)
              and math.isfinite(best[k]) and math.isfinite(again[k])}
     problems += [f"reloaded {k} differs by {d:.2g}" for k, d in drift.items() if d > RELOAD_TOLERANCE]
