@@ -181,23 +181,21 @@ def paper_tables(name: str, trials, keys: list[str], mode: str = "max") -> str:
     for title, prefix, stats, cells in PAPER_TABLES.get(name, []):
         rows = []
         for cell, ref in cells.items():
-            runs = [t for t in trials if " ".join(config_of(t)) == cell]
-            if prefix == "analysis":
-                runs = best_seed(runs, mode)
+            every = [t for t in trials if " ".join(config_of(t)) == cell]
+            runs = best_seed(every, mode) if prefix == "analysis" else every
             ours = []
             for stat in stats:
                 values = [v for t in runs if (v := query_score(t.metrics, prefix, stat)) is not None]
                 ours.append("-" if not values else _number(stat, statistics.fmean(values))
                             + (f" ± {_number(stat, statistics.stdev(values))}" if len(values) > 1 else ""))
-            seeds = str(len(runs)) if prefix != "analysis" else f"best of {len([t for t in trials if ' '.join(config_of(t)) == cell])}"
+            paper = " / ".join(_number(s, r) for s, r in zip(stats, ref))
+            seeds = f"best of {len(every)}" if prefix == "analysis" else str(len(runs))
             if runs and any(o != "-" for o in ours):  # e.g. the analyses only exist with train.analysis=true
-                rows.append([cell, " / ".join(ours), " / ".join(_number(s, r) for s, r in zip(stats, ref)), seeds])
+                rows.append([cell, " / ".join(ours), paper, seeds])
             elif runs and "phoneme_acc" in stats and "analysis_speaker_acc" in runs[0].metrics:
-                rows.append([cell, "no phoneme timings in this corpus (forced alignments needed)",
-                             " / ".join(_number(s, r) for s, r in zip(stats, ref)), seeds])
+                rows.append([cell, "no phoneme timings in this corpus (forced alignments needed)", paper, seeds])
             elif runs and prefix == "test" and all(t.pruned for t in runs):
-                rows.append([cell, "pruned: no test scores", " / ".join(_number(s, r) for s, r in zip(stats, ref)),
-                             seeds])
+                rows.append([cell, "pruned: no test scores", paper, seeds])
         if rows:
             out.append(f"{title}\n\n" + markdown_table([" ".join(keys), "ours", "paper", "seeds"], rows))
     return "\n\n".join(out)
