@@ -48,6 +48,7 @@ def flickr1d(tmp_path) -> tuple[Path, Path]:
 # Places and SpokenCOCO layouts written from the built-in corpus's real eSpeak NG recordings and
 # images (symlinks), for the importer, training and sweep tests.
 
+
 def _link(src, dst):
     dst.parent.mkdir(parents=True, exist_ok=True)
     os.symlink(src, dst)
@@ -66,11 +67,13 @@ def places(tiny_corpus, tmp_path):
         image = f"s/scene/{u.image}"
         _link(corpus.image_dir / u.image, root / "images" / image) if not (root / "images" / image).exists() else None
         _link(u.audio, root / "audio" / "wavs" / f"{u.id}.wav")
-        data[u.split].append({"uttid": u.id, "speaker": u.speaker, "asr_text": u.transcript,
-                              "wav": f"wavs/{u.id}.wav", "image": image})
+        data[u.split].append(
+            {"uttid": u.id, "speaker": u.speaker, "asr_text": u.transcript, "wav": f"wavs/{u.id}.wav", "image": image}
+        )
     for split, name in files.items():
-        (root / name).write_text(json.dumps({"image_base_path": "images", "audio_base_path": "audio",
-                                             "data": data[split]}))
+        (root / name).write_text(
+            json.dumps({"image_base_path": "images", "audio_base_path": "audio", "data": data[split]})
+        )
     return root
 
 

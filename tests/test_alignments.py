@@ -1,4 +1,5 @@
 """Phoneme alignments of the built-in corpus and seed 004's phoneme-decoding probe (Table 5)."""
+
 from __future__ import annotations
 
 import json
@@ -37,12 +38,18 @@ def test_alignments_come_from_the_generators_own_synthesis(tiny_corpus, tmp_path
         copy = tmp_path / f"{uid}.wav"
         copy.write_bytes((tiny_corpus / "flickr_audio" / "wavs" / f"{uid}.wav").read_bytes())
         text, voice, seed = jobs[uid]
-        out = subprocess.run([sys.executable, "-c", RESYNTH, json.dumps([text, voice, seed, str(copy)])],
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-c", RESYNTH, json.dumps([text, voice, seed, str(copy)])],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         assert json.loads(out.stdout) is True, f"{uid}: the recording made again differs from the corpus's"
     found = alignments(tiny_corpus, uids)
-    assert (tiny_corpus / "phonemes.json").exists() and set(json.loads((tiny_corpus / "phonemes.json").read_text())) >= set(uids)
+    assert (tiny_corpus / "phonemes.json").exists() and set(
+        json.loads((tiny_corpus / "phonemes.json").read_text())
+    ) >= set(uids)
     for uid in uids:
         segs = found[uid]
         duration = sf.info(str(tiny_corpus / "flickr_audio" / "wavs" / f"{uid}.wav")).duration
@@ -69,8 +76,10 @@ def test_state_times_follow_the_conv_front_end():
     from vgs.analysis import state_times
     from vgs.config import apply_overrides, base_config
 
-    cfg = apply_overrides(base_config("cpu-tiny"), {"data.features": "mortazavi", "model.speech.conv_kernel": 6,
-                                                    "model.speech.conv_stride": 2})
+    cfg = apply_overrides(
+        base_config("cpu-tiny"),
+        {"data.features": "mortazavi", "model.speech.conv_kernel": 6, "model.speech.conv_stride": 2},
+    )
     hop = 200 / 16000  # mortazavi: 12.5 ms
     np.testing.assert_allclose(state_times(3, cfg), np.array([2.5, 4.5, 6.5]) * hop)
 

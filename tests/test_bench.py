@@ -1,5 +1,6 @@
 """The benchmark runs end to end and reports every figure it promises (no timing is asserted:
 figures are for reading, per README)."""
+
 import json
 import subprocess
 import sys
@@ -7,10 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import REFERENCE_STEP
 
 from vgs.tools.bench import bench_config, places_like_lengths, synthetic_batches
-
-from conftest import REFERENCE_STEP
 
 
 def test_places_like_lengths_and_sorted_batches():
@@ -26,9 +26,32 @@ def test_bench_prints_reference_and_vgs_figures(tmp_path, vgs_home):
     if not REFERENCE_STEP.exists():
         pytest.skip(f"reference step not found at {REFERENCE_STEP}")
     out = tmp_path / "bench.json"
-    run = subprocess.run([sys.executable, "-m", "vgs.tools.bench", "--configs", "small", "--iters", "2", "--warmup", "1",
-                          "--pack", "2", "--pack-seconds", "2", "--loader-images", "0", "--json", str(out),
-                          "--reference", str(REFERENCE_STEP)], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vgs.tools.bench",
+            "--configs",
+            "small",
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--pack",
+            "2",
+            "--pack-seconds",
+            "2",
+            "--loader-images",
+            "0",
+            "--json",
+            str(out),
+            "--reference",
+            str(REFERENCE_STEP),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     figures = json.loads(out.read_text())
     small = figures["configs"]["small"]

@@ -1,6 +1,7 @@
 """cluster.yaml passes Ray's own cluster-launcher schema and has what README's cluster recipe
 relies on (a CPU head running mlflow server on PostgreSQL with S3 artifacts, GPU workers on demand
 and spot, shared VGS_HOME, the tracking URI set on every node)."""
+
 from pathlib import Path
 
 import yaml

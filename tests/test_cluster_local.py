@@ -3,6 +3,7 @@
 over HTTP, and a sweep submitted to the cluster whose trials run on both nodes and log to the one
 server; a trial that runs out of memory is failed with the reason while the others finish.
 Needs Debian's PostgreSQL binaries (scripts/test.sh installs them where it can)."""
+
 import os
 import secrets
 import shutil
@@ -45,16 +46,32 @@ def postgres(tmp_path):
         os.chmod(data, 0o700)
         shutil.chown(data, "postgres")
     port = _free_port()
-    done = subprocess.run(_as_postgres_user([str(initdb), "-D", str(data), "-U", "vgs", "--auth=trust"]),
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        _as_postgres_user([str(initdb), "-D", str(data), "-U", "vgs", "--auth=trust"]), capture_output=True, text=True
+    )
     if done.returncode:
         pytest.fail(f"initdb failed: {done.stdout[-1500:]}{done.stderr[-1500:]}")
-    subprocess.run(_as_postgres_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-w", "-o",
-                                      f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres_user(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(data / "log"),
+                "-w",
+                "-o",
+                f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     yield f"postgresql://vgs@127.0.0.1:{port}/postgres"
-    subprocess.run(_as_postgres_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                   capture_output=True)
+    subprocess.run(
+        _as_postgres_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+    )
     shutil.rmtree(data, ignore_errors=True)
 
 
@@ -62,9 +79,26 @@ def postgres(tmp_path):
 def mlflow_server(postgres, tmp_path):
     port = _free_port()
     log = open(tmp_path / "mlflow-server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", postgres, "--artifacts-destination", str(tmp_path / "artifacts"),
-                             "--workers", "1"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            postgres,
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -94,11 +128,16 @@ def two_node_ray(tmp_path, monkeypatch):
     env = {**os.environ, "RAY_DEDUP_LOGS": "0"}
     env.pop("RAY_ADDRESS", None)
     common = ["--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
-    subprocess.run([ray, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common],
-                   check=True, capture_output=True, env=env)
+    subprocess.run(
+        [ray, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     try:
-        subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", *common], check=True, capture_output=True,
-                       env=env)
+        subprocess.run(
+            [ray, "start", "--address", f"127.0.0.1:{port}", *common], check=True, capture_output=True, env=env
+        )
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, env=env)
@@ -123,9 +162,25 @@ def test_sweep_on_two_nodes_logs_to_one_mlflow_server(two_node_ray, mlflow_serve
     env = {**os.environ, "VGS_HOME": str(vgs_home)}  # the session's 80-image corpus, built once
     env.pop("RAY_ADDRESS", None)
     (tmp_path / "cluster_sweep.yaml").write_text(SWEEP)
-    run = subprocess.run([sys.executable, "-m", "vgs.sweep", str(tmp_path / "cluster_sweep.yaml"), "--address",
-                          two_node_ray, "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "ray")],
-                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vgs.sweep",
+            str(tmp_path / "cluster_sweep.yaml"),
+            "--address",
+            two_node_ray,
+            "--tracking-uri",
+            mlflow_server,
+            "--storage",
+            str(tmp_path / "ray"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=400,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     # the trial that cannot fit failed with the reason; the sweep went on and finished the others
     assert "failed: " in run.stdout and "out of CPU memory" in run.stdout, run.stdout[-3000:]

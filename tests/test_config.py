@@ -1,18 +1,32 @@
 import pytest
 
-from vgs.config import Config, ConfigError, apply_overrides, base_config, flatten, from_dict, \
-    parse_cli_overrides, to_dict
+from vgs.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    base_config,
+    flatten,
+    from_dict,
+    parse_cli_overrides,
+    to_dict,
+)
 
 
 def test_dotted_overrides_are_coerced():
-    cfg = apply_overrides(Config(), parse_cli_overrides(["model.speech.layers=3", "train.lr=0.01",
-                                                         "train.augment=false", "model.image.blocks=2-2-2-2"]))
+    cfg = apply_overrides(
+        Config(),
+        parse_cli_overrides(
+            ["model.speech.layers=3", "train.lr=0.01", "train.augment=false", "model.image.blocks=2-2-2-2"]
+        ),
+    )
     assert cfg.model.speech.layers == 3 and cfg.train.lr == 0.01 and cfg.train.augment is False
     assert cfg.model.image.blocks == "2-2-2-2"
 
 
 def test_unknown_key_names_the_key_and_suggests():
-    with pytest.raises(ConfigError, match=r"unknown config key 'model\.speech\.layer'.*did you mean 'model\.speech\.layers'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'model\.speech\.layer'.*did you mean 'model\.speech\.layers'"
+    ):
         apply_overrides(Config(), {"model.speech.layer": 3})
 
 
@@ -44,12 +58,15 @@ def test_every_base_config_passes_the_range_checks(name):
     check_consistent(base_config(name))
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("train.batch_size", 0, "train.batch_size must be >= 1, got 0"),
-    ("train.lr", -1.0, "train.lr must be > 0, got -1.0"),
-    ("train.epochs", 0, "train.epochs must be >= 1, got 0"),
-    ("model.latent", 255, "model.latent must be an even number"),
-])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("train.batch_size", 0, "train.batch_size must be >= 1, got 0"),
+        ("train.lr", -1.0, "train.lr must be > 0, got -1.0"),
+        ("train.epochs", 0, "train.epochs must be >= 1, got 0"),
+        ("model.latent", 255, "model.latent must be an even number"),
+    ],
+)
 def test_numbers_training_cannot_use_are_refused_naming_the_key(key, value, message):
     from vgs.config import check_consistent
 
@@ -60,7 +77,11 @@ def test_numbers_training_cannot_use_are_refused_naming_the_key(key, value, mess
 def test_unknown_key_without_a_near_match_lists_its_section_only():
     with pytest.raises(ConfigError) as e:
         apply_overrides(Config(), {"train.qqqqqqqqqq": 1})
-    assert "keys under train: train.amp, " in str(e.value) and "train.epochs" in str(e.value) and "model.latent" not in str(e.value)
+    assert (
+        "keys under train: train.amp, " in str(e.value)
+        and "train.epochs" in str(e.value)
+        and "model.latent" not in str(e.value)
+    )
     with pytest.raises(ConfigError) as e:
         apply_overrides(Config(), {"model.speech.layer": 3})
     assert "did you mean" in str(e.value) and "data.root" not in str(e.value)

@@ -1,5 +1,6 @@
 """Places and SpokenCOCO importers, on small fixtures written from the built-in corpus's real
 eSpeak NG recordings and images."""
+
 import json
 import os
 
@@ -31,8 +32,10 @@ def test_spokencoco_layout_with_karpathy_split(spokencoco):
 @pytest.mark.parametrize("layout", ["places", "spokencoco"])
 def test_each_layout_trains_end_to_end(layout, places, spokencoco, tmp_path):
     root, image_dir = (places, "") if layout == "places" else (spokencoco[0], str(spokencoco[1]))
-    cfg = apply_overrides(base_config("cpu-tiny"), {"data.root": str(root), "data.image_dir": image_dir,
-                                                      "data.store": str(tmp_path / "store"), "train.epochs": 1})
+    cfg = apply_overrides(
+        base_config("cpu-tiny"),
+        {"data.root": str(root), "data.image_dir": image_dir, "data.store": str(tmp_path / "store"), "train.epochs": 1},
+    )
     summary = fit(cfg, out_dir=tmp_path / "run")
     assert 0.0 <= summary["val_s2i_r10"] <= 1.0 and summary["epoch"] == 1
 
@@ -58,7 +61,9 @@ def test_image_in_two_splits_is_refused(places):
     train_image = json.loads((places / "train_2020.json").read_text())["data"][0]["image"]
     data["data"][0]["image"] = train_image
     meta.write_text(json.dumps(data))
-    with pytest.raises(CorpusError, match=f"image '{train_image}' is in both the (test and the train|train and the test) split"):
+    with pytest.raises(
+        CorpusError, match=f"image '{train_image}' is in both the (test and the train|train and the test) split"
+    ):
         read_corpus(places)
 
 
@@ -70,7 +75,9 @@ def test_skipped_items_reach_the_store_report(places, tmp_path):
     corpus = read_corpus(places, skip_bad=True)
     store = build_speech_store(corpus, "mortazavi", tmp_path / "store", skip_bad=True)
     report = json.loads(store.path.with_suffix(".skipped.json").read_text())
-    assert [x["id"] for x in report["skipped"]] == [victim.stem] and "audio file not found" in report["skipped"][0]["reason"]
+    assert [x["id"] for x in report["skipped"]] == [victim.stem] and "audio file not found" in report["skipped"][0][
+        "reason"
+    ]
     assert len(store.ids) == 1499
 
 
@@ -87,9 +94,11 @@ def test_interrupted_featurisation_resumes_where_it_stopped(tiny_corpus, tmp_pat
     from vgs.data.features import build_speech_store
 
     store = tmp_path / "store"
-    code = ("import sys; from vgs.data.corpora import read_corpus; from vgs.data.features import build_speech_store; "
-            f"build_speech_store(read_corpus({str(tiny_corpus)!r}), 'mortazavi', {str(store)!r}, workers=1, "
-            "shard_size=50)")
+    code = (
+        "import sys; from vgs.data.corpora import read_corpus; from vgs.data.features import build_speech_store; "
+        f"build_speech_store(read_corpus({str(tiny_corpus)!r}), 'mortazavi', {str(store)!r}, workers=1, "
+        "shard_size=50)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code])
     parts = store / "speech-mortazavi.parts"
     deadline = time.time() + 120
@@ -120,8 +129,22 @@ def test_featurisation_benchmark_prints_throughput(tiny_corpus):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "vgs.tools.bench_features", "--data", str(tiny_corpus), "--workers", "1",
-                        "--limit", "80"], capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vgs.tools.bench_features",
+            "--data",
+            str(tiny_corpus),
+            "--workers",
+            "1",
+            "--limit",
+            "80",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     rows = json.loads(r.stdout)
     assert rows[0]["utterances"] == 80 and rows[0]["utt_per_s"] > 0 and rows[0]["utt_per_s_per_worker"] > 0
 
@@ -129,8 +152,10 @@ def test_featurisation_benchmark_prints_throughput(tiny_corpus):
 def test_older_places_release_uses_val_json_as_the_test_set(places, capfd):
     """train.json + val.json only: val.json is the 1000-pair test set; validation is held out of
     train by image, the same on every run."""
-    data = {n: json.loads((places / n).read_text()) for n in ("train_2020.json", "dev_seen_2020.json",
-                                                               "test_seen_2020.json")}
+    data = {
+        n: json.loads((places / n).read_text())
+        for n in ("train_2020.json", "dev_seen_2020.json", "test_seen_2020.json")
+    }
     train = {**data["train_2020.json"], "data": data["train_2020.json"]["data"] + data["dev_seen_2020.json"]["data"]}
     for n in data:
         (places / n).unlink()
@@ -149,11 +174,19 @@ def test_prepare_command_featurises_ahead_and_names_bad_input(places, tmp_path):
     import sys
 
     env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
-    ok = subprocess.run([sys.executable, "-m", "vgs.cli", "prepare", "--data", str(places), "--base", "cpu-small"],
-                        capture_output=True, text=True, env=env)
+    ok = subprocess.run(
+        [sys.executable, "-m", "vgs.cli", "prepare", "--data", str(places), "--base", "cpu-small"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "{'train': 1200, 'val': 200, 'test': 100} utterances, 300 images" in ok.stdout
     assert len(list((tmp_path / "home" / "store").glob("speech-mortazavi-*.arrow"))) == 1
-    bad = subprocess.run([sys.executable, "-m", "vgs.data.prepare", "--data", str(tmp_path / "nowhere")],
-                         capture_output=True, text=True, env=env)
+    bad = subprocess.run(
+        [sys.executable, "-m", "vgs.data.prepare", "--data", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert bad.returncode == 2 and "corpus folder not found" in bad.stderr

@@ -1,5 +1,6 @@
 """Data parallelism inside a trial: the cross-rank contrastive loss and the sharded evaluation
 helpers give what one process computes on the whole batch (2 gloo processes, no Ray)."""
+
 import os
 import socket
 
@@ -28,7 +29,7 @@ def _inputs():
 def _one_process():
     weight, speech, image, ids = _inputs()
     w = torch.nn.Parameter(weight.clone())
-    embed = lambda x: torch.nn.functional.normalize(x @ w, dim=-1)  # noqa: E731
+    embed = lambda x: torch.nn.functional.normalize(x @ w, dim=-1)
     loss = hinge_all_negatives(embed(speech), embed(image), 0.2, same_image=ids[:, None] == ids[None, :])
     loss.backward()
     return loss.item(), w.grad.clone()
@@ -43,8 +44,12 @@ def _worker(rank: int, world: int, port: int, queue) -> None:
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     rows = distributed.shard(np.arange(BATCH))
     s, i = ddp(speech[rows]), ddp(image[rows])
-    loss = contrastive(torch.nn.functional.normalize(s, dim=-1), torch.nn.functional.normalize(i, dim=-1),
-                       Loss(margin=0.2, gather_negatives=True), ids[rows])
+    loss = contrastive(
+        torch.nn.functional.normalize(s, dim=-1),
+        torch.nn.functional.normalize(i, dim=-1),
+        Loss(margin=0.2, gather_negatives=True),
+        ids[rows],
+    )
     loss.backward()
     gathered = distributed.gather_rows(np.arange(BATCH)[rows] * 10, BATCH)
     strings = distributed.gather_objects([f"u{k}" for k in rows], BATCH)

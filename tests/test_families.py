@@ -1,5 +1,6 @@
 """Every family of seeds 002/003 trains end to end on the built-in corpus at tiny sizes and
 reports its metrics; text conditions and pipe-seq's decoded training text behave as described."""
+
 import json
 
 import numpy as np
@@ -10,11 +11,26 @@ from vgs.config import ConfigError, DataConfig, apply_overrides, base_config
 from vgs.data.prepare import builtin_corpus_dir
 from vgs.train import fit
 
-TINY = {"train.epochs": 1, "train.test_at_end": True, "train.batch_size": 32, "train.eval_batch_size": 64,
-        "model.latent": 32, "model.text.layers": 1, "model.text.embed": 16, "model.asr.encoder_layers": 1,
-        "model.asr.hidden": 16, "model.asr.attention": 16, "model.asr.embed": 8, "model.asr.beam": 2,
-        "model.asr.max_chars": 40, "model.mtl.shared_layers": 1, "model.mtl.s2i_layers": 1,
-        "model.mtl.task_layers": 0, "model.match.shared_layers": 1, "model.match.s2i_layers": 1}
+TINY = {
+    "train.epochs": 1,
+    "train.test_at_end": True,
+    "train.batch_size": 32,
+    "train.eval_batch_size": 64,
+    "model.latent": 32,
+    "model.text.layers": 1,
+    "model.text.embed": 16,
+    "model.asr.encoder_layers": 1,
+    "model.asr.hidden": 16,
+    "model.asr.attention": 16,
+    "model.asr.embed": 8,
+    "model.asr.beam": 2,
+    "model.asr.max_chars": 40,
+    "model.mtl.shared_layers": 1,
+    "model.mtl.s2i_layers": 1,
+    "model.mtl.task_layers": 0,
+    "model.match.shared_layers": 1,
+    "model.match.s2i_layers": 1,
+}
 
 EXPECTED = {
     "text-image": {"val_t2i_r10", "val_i2t_r10", "val_r10", "test_t2i_r10"},
@@ -37,12 +53,15 @@ def stop_after(epoch: int):
     def report(metrics, _):
         if metrics["epoch"] == epoch:
             raise Stop
+
     return report
 
 
 def tiny(tiny_corpus, tmp_path, family, **extra):
-    return apply_overrides(base_config("cpu-tiny"), {"data.root": str(tiny_corpus), "data.store": str(tmp_path / "s"),
-                                                     "model.family": family, **TINY, **extra})
+    return apply_overrides(
+        base_config("cpu-tiny"),
+        {"data.root": str(tiny_corpus), "data.store": str(tmp_path / "s"), "model.family": family, **TINY, **extra},
+    )
 
 
 @pytest.mark.parametrize("family", sorted(EXPECTED))
@@ -55,8 +74,9 @@ def test_family_trains_and_reports_its_metrics(family, tiny_corpus, tmp_path):
         assert summary[k] >= 0
     assert "examples" not in summary and "val_examples" not in summary
     # beam_val_*: the selected epoch decoded with model.asr.beam (2 here), apart from the greedy val_*
-    assert any(k.startswith("beam_val_") for k in summary) == (family in ("asr", "slt", "pipe-ind", "pipe-seq",
-                                                                            "mtl-transcribe", "mtl-translate"))
+    assert any(k.startswith("beam_val_") for k in summary) == (
+        family in ("asr", "slt", "pipe-ind", "pipe-seq", "mtl-transcribe", "mtl-translate")
+    )
     if family == "pipe-seq":  # epoch 1 trains ASR, epoch 2 the text-image part on decoded speech
         decoded = json.loads((tmp_path / "run" / "decoded_train.json").read_text())
         assert len(decoded) == 240 * 5 and summary["train_t2i_loss"] > 0 and "train_asr_loss" not in summary
@@ -75,8 +95,9 @@ def test_downsampled_text_limits_the_text_task_only(tiny_corpus, tmp_path):
     data), so the speech-image batches do not depend on the text fraction."""
     every = {"train.captions_per_image": 0, "train.test_at_end": False, "train.epochs": 1}
     full = fit(tiny(tiny_corpus, tmp_path, "mtl-transcribe", **every), out_dir=tmp_path / "a")
-    less = fit(tiny(tiny_corpus, tmp_path, "mtl-transcribe", **every, **{"data.text_fraction": 0.1}),
-               out_dir=tmp_path / "b")
+    less = fit(
+        tiny(tiny_corpus, tmp_path, "mtl-transcribe", **every, **{"data.text_fraction": 0.1}), out_dir=tmp_path / "b"
+    )
     assert full["train_s2i_batches"] == less["train_s2i_batches"] >= 1200 // 32
     assert full["train_asr_batches"] == full["train_s2i_batches"]
     assert less["train_asr_batches"] == less["train_s2i_batches"]  # the text task repeats, it does not end the epoch
@@ -94,7 +115,7 @@ def test_epoch_rule_first_cycles_the_shorter_task_and_shortest_stops_at_it():
 
         def epoch_batches(self, rng, batch_size, captions_per_image=0, allowed=None):
             pool = rng.permutation(np.arange(60) if allowed is None else allowed)
-            return [pool[i:i + batch_size] for i in range(0, len(pool), batch_size)]
+            return [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
 
     cfg = apply_overrides(base_config("cpu-tiny"), {"train.batch_size": 10})
     objectives = ("s2i", "asr")  # asr trains on captions with text only
@@ -111,15 +132,27 @@ def test_epoch_rule_first_cycles_the_shorter_task_and_shortest_stops_at_it():
 def test_three_task_ablations_and_non_aligned_speech_text_data(tiny_corpus, tmp_path, vgs_home):
     """Table 1 of seed 004: the 1-task row trains speech/image only; NON-ALIGNED takes the
     speech/text task's data from a second, disjoint built-in corpus."""
-    one = fit(tiny(tiny_corpus, tmp_path, "three-task", **{"model.three.text_layers": -1, "model.three.s2t": -1,
-                                                           "model.three.t2s": -1, "model.three.t2i": -1}),
-              out_dir=tmp_path / "one")
+    one = fit(
+        tiny(
+            tiny_corpus,
+            tmp_path,
+            "three-task",
+            **{"model.three.text_layers": -1, "model.three.s2t": -1, "model.three.t2s": -1, "model.three.t2i": -1},
+        ),
+        out_dir=tmp_path / "one",
+    )
     assert "train_s2i_batches" in one and "train_s2t_batches" not in one and "val_s2t_r10" not in one
     with pytest.raises(ConfigError, match="ablated together"):
         fit(tiny(tiny_corpus, tmp_path, "three-task", **{"model.three.s2t": -1}), out_dir=tmp_path / "x")
-    apart = fit(tiny(tiny_corpus, tmp_path, "three-task", **{"data.speech_text": "nonaligned",
-                                                             "data.builtin_images": 80, "data.builtin_test": 32}),
-                out_dir=tmp_path / "apart")
+    apart = fit(
+        tiny(
+            tiny_corpus,
+            tmp_path,
+            "three-task",
+            **{"data.speech_text": "nonaligned", "data.builtin_images": 80, "data.builtin_test": 32},
+        ),
+        out_dir=tmp_path / "apart",
+    )
     second = DataConfig(builtin_images=80, builtin_seed=1, builtin_test=32)
     assert builtin_corpus_dir(second).parent == vgs_home / "corpora"
     assert (builtin_corpus_dir(second) / "corpus.json").exists()
@@ -128,8 +161,10 @@ def test_three_task_ablations_and_non_aligned_speech_text_data(tiny_corpus, tmp_
 
 
 def test_analysis_metrics_on_request(tiny_corpus, tmp_path):
-    summary = fit(tiny(tiny_corpus, tmp_path, "coembed", **{"train.analysis": True, "train.test_at_end": False}),
-                  out_dir=tmp_path / "a")
+    summary = fit(
+        tiny(tiny_corpus, tmp_path, "coembed", **{"train.analysis": True, "train.test_at_end": False}),
+        out_dir=tmp_path / "a",
+    )
     assert 0 <= summary["analysis_speaker_acc"] <= 1
     for k in ("rsa_text", "rsa_image", "rsa_mfcc", "image_rsa_mfcc", "image_rsa_text"):  # seed 004 Table 4
         assert -1 <= summary[f"analysis_{k}"] <= 1, k
@@ -138,8 +173,10 @@ def test_analysis_metrics_on_request(tiny_corpus, tmp_path):
     # most frequent phoneme's share (0.06 of the frames: 58 phonemes in these 200 captions)
     assert all(0 <= summary[f"analysis_phoneme_acc{k}"] <= 1 for k in ("", "_random", "_mfcc"))
     assert summary["analysis_phoneme_acc_mfcc"] > 0.2
-    three = fit(tiny(tiny_corpus, tmp_path, "three-task", **{"train.analysis": True, "train.test_at_end": False}),
-                out_dir=tmp_path / "b")
+    three = fit(
+        tiny(tiny_corpus, tmp_path, "three-task", **{"train.analysis": True, "train.test_at_end": False}),
+        out_dir=tmp_path / "b",
+    )
     assert all(-1 <= three[f"analysis_s2t_rsa_{k}"] <= 1 for k in ("mfcc", "text", "image"))
 
 
@@ -150,8 +187,13 @@ def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_co
     from vgs.schedules import training_phases
     from vgs.tasks import task_of
 
-    cfg = tiny(tiny_corpus, tmp_path, "pipe-seq", **{"train.epochs": 4, "model.mtl.asr_epochs": 2,
-                                                     "train.scheduler": "calr", "train.test_at_end": False})
+    cfg = tiny(
+        tiny_corpus,
+        tmp_path,
+        "pipe-seq",
+        **{"train.epochs": 4, "model.mtl.asr_epochs": 2, "train.scheduler": "calr", "train.test_at_end": False},
+    )
+
     def phases(c):
         return training_phases(lambda epoch: task_of(c.model).objectives_at(c.model, 4, epoch), 4)
 
@@ -179,18 +221,29 @@ def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_co
     assert rest == pytest.approx(lrs[3:], rel=1e-6)
 
 
-
 def test_pipe_seq_asr_phase_ends_once_val_wer_has_converged(tiny_corpus, tmp_path):
     """model.mtl.asr_patience: at a learning rate too small to change anything, epoch 2 does not
     improve on epoch 1's WER, so with patience 1 the ASR phase (planned for 4 epochs) ends after
     epoch 2 and the text-image part trains epochs 3-5; the run folder records it for a resume."""
-    cfg = tiny(tiny_corpus, tmp_path, "pipe-seq", **{"train.epochs": 5, "model.mtl.asr_epochs": 4,
-                                                     "model.mtl.asr_patience": 1, "train.lr": 1e-9,
-                                                     "train.scheduler": "constant", "train.test_at_end": False})
+    cfg = tiny(
+        tiny_corpus,
+        tmp_path,
+        "pipe-seq",
+        **{
+            "train.epochs": 5,
+            "model.mtl.asr_epochs": 4,
+            "model.mtl.asr_patience": 1,
+            "train.lr": 1e-9,
+            "train.scheduler": "constant",
+            "train.test_at_end": False,
+        },
+    )
     history = []
     fit(cfg, report=lambda m, _: history.append(m), out_dir=tmp_path / "seq")
     assert history[0]["val_wer"] == history[1]["val_wer"]
-    assert [("train_asr_batches" in m, "train_t2i_batches" in m) for m in history] == [(True, False)] * 2 + [(False, True)] * 3
+    assert [("train_asr_batches" in m, "train_t2i_batches" in m) for m in history] == [(True, False)] * 2 + [
+        (False, True)
+    ] * 3
     assert json.loads((tmp_path / "seq" / "asr_phase.json").read_text()) == {"ended_after": 2, "best_epoch": 1}
 
 
@@ -209,8 +262,9 @@ def test_multitask_objectives_step_with_their_own_adam_and_resume_exactly(tiny_c
 
     def moved(opt: str, prefix: str) -> bool:
         st = state["optimizers"][opt]["state"]
-        return any(float(st[i]["exp_avg"].abs().sum()) > 0 for i, n in enumerate(params)
-                   if n.startswith(prefix) and i in st)
+        return any(
+            float(st[i]["exp_avg"].abs().sum()) > 0 for i, n in enumerate(params) if n.startswith(prefix) and i in st
+        )
 
     assert moved("s2i", "shared.") and moved("asr", "shared.")
     assert moved("s2i", "image.") and not moved("asr", "image.") and not moved("s2i", "decoder.")
@@ -239,19 +293,32 @@ def test_analyses_as_chrupala_2019_runs_them(tiny_corpus, tmp_path):
     feats = tmp_path / "vgg16.npz"
     rng = np.random.default_rng(0)
     np.savez(feats, names=np.array(names), features=rng.normal(size=(len(names), 64)).astype(np.float32))
-    cfg = tiny(tiny_corpus, tmp_path, "coembed", **{"data.image_features": str(feats), "train.test_at_end": False,
-                                                  "model.image.encoder": "features"})
+    cfg = tiny(
+        tiny_corpus,
+        tmp_path,
+        "coembed",
+        **{"data.image_features": str(feats), "train.test_at_end": False, "model.image.encoder": "features"},
+    )
     fit(cfg, out_dir=tmp_path / "r")
     data = training_data(cfg)
-    model = load_best(tmp_path / "r" / "best.pt", cfg, data.data.speech.dim, data.data.images.feature_dim,
-                      torch.device("cpu"), data.vocab)
+    model = load_best(
+        tmp_path / "r" / "best.pt",
+        cfg,
+        data.data.speech.dim,
+        data.data.images.feature_dim,
+        torch.device("cpu"),
+        data.vocab,
+    )
     everything = analyse(model, data.val, cfg, torch.device("cpu"), limit=0)
     assert everything["analysis_rsa_image"] != everything["analysis_rsa_image_embedding"]
     # the image space is the fixed features' own similarity over every validation caption
     split = data.val
     captions = np.arange(len(split))
     fixed = cosine_similarity(split.pixels(split.image_of_caption[captions], 32).numpy())
-    assert everything["analysis_image_rsa_mfcc"] == pytest.approx(rsa(fixed, cosine_similarity(np.stack(
-        [split.speech.normalised(split.utt_ids[c]).mean(0) for c in captions]))))
-    assert analyse(model, data.val, cfg, torch.device("cpu"), limit=20)["analysis_rsa_text"] != \
-        everything["analysis_rsa_text"]  # a sample is not the whole set
+    assert everything["analysis_image_rsa_mfcc"] == pytest.approx(
+        rsa(fixed, cosine_similarity(np.stack([split.speech.normalised(split.utt_ids[c]).mean(0) for c in captions])))
+    )
+    assert (
+        analyse(model, data.val, cfg, torch.device("cpu"), limit=20)["analysis_rsa_text"]
+        != everything["analysis_rsa_text"]
+    )  # a sample is not the whole set

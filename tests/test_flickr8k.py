@@ -90,8 +90,9 @@ def test_corrupt_wav_is_named_earlier_store_survives_and_finished_shards_are_reu
     with pytest.raises(CorpusError, match="corrupt or unreadable audio file .*2513260012_03d33305cf_2.wav.*kept in"):
         build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, shard_size=10)
     files = sorted(p.name for p in (tmp_path / "store").iterdir())
-    assert files == sorted([kept.path.name, kept.path.with_suffix(".json").name, "speech-mortazavi.parts",
-                            "content-hashes.json"])
+    assert files == sorted(
+        [kept.path.name, kept.path.with_suffix(".json").name, "speech-mortazavi.parts", "content-hashes.json"]
+    )
     assert kept.frames(good.utterances[0].id).shape[1] == 40
     position = [u.id for u in corpus.utterances].index("2513260012_03d33305cf_2")
     shards = sorted((tmp_path / "store" / "speech-mortazavi.parts").iterdir())
@@ -105,8 +106,7 @@ def test_corrupt_wav_is_named_earlier_store_survives_and_finished_shards_are_reu
     other = next(p for p in sorted((root / "flickr_audio" / "wavs").iterdir()) if p.name != wav.name)
     shutil.copyfile(other, wav)
     capfd.readouterr()
-    fixed = build_speech_store(read_flickr8k(bad, images), "mortazavi", tmp_path / "store", workers=1,
-                               shard_size=10)
+    fixed = build_speech_store(read_flickr8k(bad, images), "mortazavi", tmp_path / "store", workers=1, shard_size=10)
     assert f"resuming: {10 * (position // 10)} of 50 utterances already featurised" in capfd.readouterr().err
     assert not (tmp_path / "store" / "speech-mortazavi.parts").exists()
     for u in good.utterances:
@@ -154,8 +154,16 @@ def test_skip_bad_leaves_out_a_corrupt_image_and_its_captions(flickr1d, tmp_path
     victim.write_bytes(b"\xff\xd8\xff not a jpeg")
     with pytest.raises(CorpusError, match=f"corrupt or unreadable image file .*{victim.name}.*--skip-bad"):
         build_image_store(read_flickr8k(root, images), 40, tmp_path / "s0")
-    data = prepare(DataConfig(root=str(root), image_dir=str(images), store=str(tmp_path / "s"), image_resize=40,
-                              image_crop=32, skip_bad=True))
+    data = prepare(
+        DataConfig(
+            root=str(root),
+            image_dir=str(images),
+            store=str(tmp_path / "s"),
+            image_resize=40,
+            image_crop=32,
+            skip_bad=True,
+        )
+    )
     assert victim.name not in data.images.index and len(data.images.index) == 9
     assert data.images.array.shape[0] == 9 and len(data.corpus.utterances) == 45  # its five captions went too
     report = json.loads(data.images.path.with_suffix(".skipped.json").read_text())
@@ -176,14 +184,16 @@ def test_a_rewritten_file_with_the_old_size_and_mtime_gets_new_features(flickr1d
     a, b = wavs[0], wavs[1]
     st = os.stat(a)
     data_b = b.read_bytes()
-    a.write_bytes((data_b + b"\0" * st.st_size)[:st.st_size])  # other audio, the same size ...
+    a.write_bytes((data_b + b"\0" * st.st_size)[: st.st_size])  # other audio, the same size ...
     os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))  # ... and the same mtime
     second = build_speech_store(read_flickr8k(copy, images), "mortazavi", tmp_path / "store", workers=1)
     assert second.path != first.path
     assert not np.array_equal(second.frames(a.stem), first.frames(a.stem))
     # a different training split gives other normalisation statistics: another store too
-    moved = dataclasses.replace(corpus, utterances=[dataclasses.replace(u, split="val") if i < 10 else u
-                                                    for i, u in enumerate(corpus.utterances)])
+    moved = dataclasses.replace(
+        corpus,
+        utterances=[dataclasses.replace(u, split="val") if i < 10 else u for i, u in enumerate(corpus.utterances)],
+    )
     assert build_speech_store(moved, "mortazavi", tmp_path / "store", workers=1).path != first.path
     # unchanged files are hashed once: the cache answers the next lookup
     assert (tmp_path / "store" / "content-hashes.json").exists()

@@ -1,6 +1,7 @@
 """The GPU check runs where only PyTorch is: a training run and the check itself import no Ray,
 MLflow, Optuna, soundfile or jiwer, and the check passes on a CPU (--device cpu --quick) from a
 carried VGS_HOME copied elsewhere (new file times, as after a transfer)."""
+
 import json
 import os
 import shutil
@@ -11,7 +12,7 @@ import pytest
 
 BLOCKED = ("ray", "mlflow", "optuna", "soundfile", "jiwer")
 # importing any of these raises ImportError in the child (a None entry in sys.modules blocks it)
-BLOCK = "import sys\nfor m in {!r}: sys.modules[m] = None\n".format(BLOCKED)
+BLOCK = f"import sys\nfor m in {BLOCKED!r}: sys.modules[m] = None\n"
 
 
 def _carried_home(tmp_path):
@@ -34,12 +35,19 @@ def _carried_home(tmp_path):
 
 def test_a_training_run_imports_no_ray_mlflow_or_optuna(tmp_path):
     home = _carried_home(tmp_path)
-    code = BLOCK + ("from vgs.train import main\n"
-                    "sys.exit(main(['--base', 'cpu-text', '--out', {!r}, 'data.builtin_images=60', "
-                    "'data.builtin_val=10', 'data.builtin_test=10', 'train.epochs=1', "
-                    "'train.captions_per_image=1']))\n").format(str(tmp_path / "run"))
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "VGS_HOME": str(home)})
+    code = BLOCK + (
+        "from vgs.train import main\n"
+        "sys.exit(main(['--base', 'cpu-text', '--out', {!r}, 'data.builtin_images=60', "
+        "'data.builtin_val=10', 'data.builtin_test=10', 'train.epochs=1', "
+        "'train.captions_per_image=1']))\n"
+    ).format(str(tmp_path / "run"))
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "VGS_HOME": str(home)},
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert (tmp_path / "run" / "best.pt").exists()
 
@@ -49,13 +57,26 @@ def test_the_gpu_check_passes_on_a_cpu_from_a_carried_home(tmp_path):
     home = _carried_home(tmp_path)
     out = tmp_path / "out"
     code = BLOCK + "from vgs.tools.gpu_check import main\nsys.exit(main(sys.argv[1:]))\n"
-    r = subprocess.run([sys.executable, "-c", code, "--out", str(out), "--home", str(home), "--device", "cpu",
-                        "--quick"], capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [sys.executable, "-c", code, "--out", str(out), "--home", str(home), "--device", "cpu", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     result = json.loads((out / "gpu_check.json").read_text())
     assert result["passed"] and [f["family"] for f in result["families"]] == [
-        "coembed", "text-image", "asr", "slt", "pipe-ind", "pipe-seq", "mtl-transcribe", "mtl-translate",
-        "mtl-match", "three-task"]
+        "coembed",
+        "text-image",
+        "asr",
+        "slt",
+        "pipe-ind",
+        "pipe-seq",
+        "mtl-transcribe",
+        "mtl-translate",
+        "mtl-match",
+        "three-task",
+    ]
     assert all(not f["problems"] and f["scores"] for f in result["families"])
     assert result["bench"]["bf16"]["configs"]["small"]["vgs_joint"] > 0
     assert "PASSED" in (out / "gpu_check.txt").read_text()

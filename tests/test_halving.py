@@ -1,4 +1,6 @@
-"""Synchronous successive halving (vgs.halving): its rules, and a real Ray sweep that pauses and resumes trials."""
+"""Synchronous successive halving (vgs.sweep.halving): its rules, and a real Ray sweep that pauses and
+resumes trials."""
+
 import itertools
 import json
 import math
@@ -10,7 +12,7 @@ import sys
 
 import pytest
 
-from vgs.halving import rungs, survivors
+from vgs.sweep.halving import rungs, survivors
 
 
 def test_rungs_are_grace_times_powers_of_the_factor_below_the_budget():
@@ -27,8 +29,11 @@ def test_survivors_are_the_best_fraction_rounded_up_against_every_ordering():
     for rf in (2, 3, 4, 10):
         keep = math.ceil(len(scores) / rf)
         # the obvious reference: the subset of that size whose worst member beats every excluded one
-        best = next(set(s) for s in itertools.combinations(scores, keep)
-                    if min(scores[x] for x in s) > max((scores[y] for y in scores if y not in s), default=-1))
+        best = next(
+            set(s)
+            for s in itertools.combinations(scores, keep)
+            if min(scores[x] for x in s) > max((scores[y] for y in scores if y not in s), default=-1)
+        )
         assert set(survivors(scores, rf, +1)) == best
     assert survivors(scores, 3, +1) == ["d", "a"]
     assert survivors(scores, 3, -1) == ["e", "b"]  # mode min keeps the lowest
@@ -55,8 +60,18 @@ max_concurrent: 2
 def sweep_command(tmp_path) -> tuple[list[str], dict]:
     (tmp_path / "halving.yaml").write_text(HALVING_SWEEP)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return [sys.executable, "-m", "vgs.sweep", str(tmp_path / "halving.yaml"), "--scheduler", "halving", "--storage",
-            str(tmp_path / "ray"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"], env
+    return [
+        sys.executable,
+        "-m",
+        "vgs.sweep",
+        str(tmp_path / "halving.yaml"),
+        "--scheduler",
+        "halving",
+        "--storage",
+        str(tmp_path / "ray"),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+    ], env
 
 
 def check_halved(tmp_path) -> None:
@@ -71,11 +86,16 @@ def check_halved(tmp_path) -> None:
     exp = client.get_experiment_by_name("vgs-halving")
     trials = [x for x in client.search_runs([exp.experiment_id]) if x.data.tags.get("vgs.kind") == "trial"]
     assert len(trials) == 4  # a paused and resumed trial keeps its one MLflow run
-    steps = {t.info.run_id: sorted(m.step for m in client.get_metric_history(t.info.run_id, "val_s2i_r10"))
-             for t in trials}
+    steps = {
+        t.info.run_id: sorted(m.step for m in client.get_metric_history(t.info.run_id, "val_s2i_r10")) for t in trials
+    }
     assert sorted(steps.values()) == [[1], [1], [1, 2], [1, 2, 3]]  # one value per epoch, none trained twice
-    history = {t.info.run_id: [m.value for m in sorted(client.get_metric_history(t.info.run_id, "val_s2i_r10"),
-                                                         key=lambda m: m.step)] for t in trials}
+    history = {
+        t.info.run_id: [
+            m.value for m in sorted(client.get_metric_history(t.info.run_id, "val_s2i_r10"), key=lambda m: m.step)
+        ]
+        for t in trials
+    }
     # each rung kept the best at that epoch: nobody stopped there scored above anyone who went on
     for epoch, kept in ((1, 2), (2, 1)):
         at = sorted((h[epoch - 1], len(h) > epoch) for h in history.values() if len(h) >= epoch)
@@ -136,5 +156,6 @@ def test_a_halving_sweep_interrupted_while_trials_wait_at_a_rung_resumes_where_i
         assert [m.step for m in history] == list(range(1, len(history) + 1))  # none logged twice
         first[t.data.tags["vgs.trial_id"]] = history[0].value
     # the scores that waited at the rung across the restart are the trials' epoch-1 scores
-    assert {tid: round(v, 6) for tid, v in state["at_rung"].items()} == \
-        {tid: round(first[tid], 6) for tid in state["at_rung"]}
+    assert {tid: round(v, 6) for tid, v in state["at_rung"].items()} == {
+        tid: round(first[tid], 6) for tid in state["at_rung"]
+    }

@@ -1,5 +1,6 @@
 """Precomputed image features: every supported file format, the ten-crop command with weights from
 disk, and training with features instead of pixels."""
+
 import json
 import subprocess
 import sys
@@ -64,8 +65,25 @@ def test_ten_crop_command_with_weights_from_disk(flickr1d, tmp_path):
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
     out = tmp_path / "feats.npz"
-    cmd = [sys.executable, "-m", "vgs.cli", "features", "images", "--data", str(root), "--image-dir", str(images),
-           "--arch", "resnet18", "--weights", str(weights), "--out", str(out), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vgs.cli",
+        "features",
+        "images",
+        "--data",
+        str(root),
+        "--image-dir",
+        str(images),
+        "--arch",
+        "resnet18",
+        "--weights",
+        str(weights),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout.strip().splitlines()[-1]) == {"file": str(out), "images": 10, "dim": 512}
@@ -96,19 +114,30 @@ def test_ten_crop_command_with_weights_from_disk(flickr1d, tmp_path):
 
 def test_training_on_precomputed_features(tiny_corpus, tmp_path):
     """Features = 8x8 thumbnails of the images (192-d): the image side is a linear layer."""
+    from PIL import Image
+
     from vgs.data.flickr8k import read_flickr8k
     from vgs.train import fit
-    from PIL import Image
 
     corpus = read_flickr8k(tiny_corpus)
     names = corpus.images()
-    feats = np.stack([np.asarray(Image.open(corpus.image_dir / n).convert("RGB").resize((8, 8)), np.float32).ravel()
-                      / 255 for n in names])
+    feats = np.stack(
+        [
+            np.asarray(Image.open(corpus.image_dir / n).convert("RGB").resize((8, 8)), np.float32).ravel() / 255
+            for n in names
+        ]
+    )
     np.save(tmp_path / "thumbs.npy", feats)
     (tmp_path / "thumbs.names.txt").write_text("\n".join(names))
-    cfg = apply_overrides(base_config("cpu-tiny"), {"data.root": str(tiny_corpus), "data.store": str(tmp_path / "s"),
-                                                    "data.image_features": str(tmp_path / "thumbs.npy"),
-                                                    "train.epochs": 2})
+    cfg = apply_overrides(
+        base_config("cpu-tiny"),
+        {
+            "data.root": str(tiny_corpus),
+            "data.store": str(tmp_path / "s"),
+            "data.image_features": str(tmp_path / "thumbs.npy"),
+            "train.epochs": 2,
+        },
+    )
     summary = fit(cfg, out_dir=tmp_path / "run")
     state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert state["model"]["image.net.weight"].shape == (cfg.model.latent, 192)

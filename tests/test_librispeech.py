@@ -1,5 +1,6 @@
 """LibriSpeech importer on a small fixture in its layout: FLAC files written from the built-in
 corpus's real eSpeak NG recordings."""
+
 import pytest
 import soundfile as sf
 
@@ -65,9 +66,18 @@ def test_librispeech_as_non_aligned_speech_text_data(librispeech, tiny_corpus, t
     from vgs.config import apply_overrides, base_config
     from vgs.train import fit
 
-    cfg = apply_overrides(base_config("cpu-tiny"), {
-        "data.root": str(tiny_corpus), "data.store": str(tmp_path / "s"), "model.family": "three-task",
-        "data.speech_text": "nonaligned", "data.speech_text_root": str(librispeech), "train.epochs": 1,
-        "model.latent": 32, "train.test_at_end": False})
+    cfg = apply_overrides(
+        base_config("cpu-tiny"),
+        {
+            "data.root": str(tiny_corpus),
+            "data.store": str(tmp_path / "s"),
+            "model.family": "three-task",
+            "data.speech_text": "nonaligned",
+            "data.speech_text_root": str(librispeech),
+            "train.epochs": 1,
+            "model.latent": 32,
+            "train.test_at_end": False,
+        },
+    )
     summary = fit(cfg, out_dir=tmp_path / "run")
     assert summary["train_s2t_batches"] == 1  # LibriSpeech's 12 training utterances, one batch per epoch

@@ -1,5 +1,6 @@
 """Two processes that start the same preparation at once: one builds, the other waits and reuses
 (they had crashed on each other's temporary files)."""
+
 import json
 import os
 import subprocess
@@ -7,17 +8,23 @@ import sys
 
 from vgs.data.locking import exclusive
 
-PREPARE = ("import sys; from vgs.config import DataConfig; from vgs.data.prepare import prepare; "
-           "d = prepare(DataConfig(builtin_images=12, image_resize=40, image_crop=32)); "
-           "print(d.speech.path, len(d.speech.ids))")
+PREPARE = (
+    "import sys; from vgs.config import DataConfig; from vgs.data.prepare import prepare; "
+    "d = prepare(DataConfig(builtin_images=12, image_resize=40, image_crop=32)); "
+    "print(d.speech.path, len(d.speech.ids))"
+)
 
 
 def test_two_processes_preparing_one_builtin_corpus_at_once_both_succeed(tmp_path):
     env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
-    procs = [subprocess.Popen([sys.executable, "-c", PREPARE], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PREPARE], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
     assert outs[0][0] == outs[1][0] and outs[0][0].split()[1] == "60"  # the same store, 12 images x 5 captions
     corpora = list((tmp_path / "home" / "corpora").iterdir())
@@ -27,9 +34,11 @@ def test_two_processes_preparing_one_builtin_corpus_at_once_both_succeed(tmp_pat
 
 def test_exclusive_serialises_two_holders(tmp_path):
     lock = tmp_path / "x.lock"
-    code = ("import sys, time; from vgs.data.locking import exclusive\n"
-            f"with exclusive({str(lock)!r}, announce=False):\n"
-            "    print('in', flush=True); time.sleep(1.5)\n")
+    code = (
+        "import sys, time; from vgs.data.locking import exclusive\n"
+        f"with exclusive({str(lock)!r}, announce=False):\n"
+        "    print('in', flush=True); time.sleep(1.5)\n"
+    )
     other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert other.stdout.readline().strip() == "in"  # the other process holds the lock now
     import time

@@ -1,4 +1,5 @@
 """vgs's output goes through the `logging` module with one verbosity switch (vgs.log)."""
+
 from __future__ import annotations
 
 import logging
@@ -56,9 +57,30 @@ def test_child_processes_inherit_it_and_the_console_script_sets_it(tmp_path):
     def synth(*before, module="vgs.cli", **extra_env):
         out = tmp_path / f"c{len(list(tmp_path.iterdir()))}"
         command = [*before, "synth"] if module == "vgs.cli" else []
-        return subprocess.run([sys.executable, "-m", module, *command, "--out", str(out), "--images", "6",
-                               "--val-images", "1", "--test-images", "1", "--speakers", "4", "--workers", "1"],
-                              env={**env, **extra_env}, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                module,
+                *command,
+                "--out",
+                str(out),
+                "--images",
+                "6",
+                "--val-images",
+                "1",
+                "--test-images",
+                "1",
+                "--speakers",
+                "4",
+                "--workers",
+                "1",
+            ],
+            env={**env, **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     loud = synth()
     assert loud.returncode == 0 and "built-in corpus: 6 images" in loud.stderr, loud.stderr[-2000:]

@@ -3,8 +3,8 @@ import importlib.util
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import REFERENCE_STEP
+
 from vgs.losses import hinge_all_negatives
 
 

@@ -133,7 +133,9 @@ def test_text_similarity_and_rsa_against_slow_references():
     pairs = [(i, j) for i in range(5) for j in range(i + 1, 5)]
     a = np.array([sim[i, j] for i, j in pairs])
     b = np.array([other[i, j] for i, j in pairs])
-    expected = ((a - a.mean()) * (b - b.mean())).sum() / np.sqrt(((a - a.mean()) ** 2).sum() * ((b - b.mean()) ** 2).sum())
+    expected = ((a - a.mean()) * (b - b.mean())).sum() / np.sqrt(
+        ((a - a.mean()) ** 2).sum() * ((b - b.mean()) ** 2).sum()
+    )
     assert rsa(sim, other) == pytest.approx(expected)
     assert rsa(sim, sim) == pytest.approx(1.0)
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from vgs.config import SpeechConfig
-from vgs.models.registry import PAPER_PAIRS, build_model, info, model_config, model_name
+from vgs.models.registry import PAPER_PAIRS, info, model_config
 from vgs.models.speech import SpeechEncoder
+from vgs.tasks.factory import build_model, model_name
 
 # Seed 002, Table 1: trainable float-32 parameters (audio embedder, image embedder).
 TABLE_1 = {
@@ -26,8 +27,9 @@ def test_parameter_counts_equal_table_1(name):
 
 
 def test_info_command_prints_json():
-    out = subprocess.run([sys.executable, "-m", "vgs.models", "info", "DG2A1024"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "vgs.models", "info", "DG2A1024"], capture_output=True, text=True, check=True
+    ).stdout
     assert json.loads(out)["speech_params"] == 6_779_072
 
 
@@ -88,13 +90,16 @@ def test_bigru_equals_packed_bidirectional_gru():
                 getattr(ours.backward_layers[k], f"{name}_l0").copy_(getattr(packed, f"{name}_l{k}_reverse"))
     x = torch.randn(4, 9, 6, requires_grad=True)
     lengths = torch.tensor([9, 3, 7, 1])
-    want = pad_packed_sequence(packed(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))[0],
-                               batch_first=True, total_length=9)[0]
+    want = pad_packed_sequence(
+        packed(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))[0],
+        batch_first=True,
+        total_length=9,
+    )[0]
     got = ours(x, lengths)
     torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
     # gradients too (what training sees)
-    g_want, = torch.autograd.grad(want.pow(2).sum(), x)
-    g_got, = torch.autograd.grad(ours(x, lengths).pow(2).sum(), x)
+    (g_want,) = torch.autograd.grad(want.pow(2).sum(), x)
+    (g_got,) = torch.autograd.grad(ours(x, lengths).pow(2).sum(), x)
     torch.testing.assert_close(g_got, g_want, atol=1e-6, rtol=1e-5)
 
 
@@ -102,7 +107,7 @@ def test_seed003_multitask_encoders_have_the_papers_layer_split_and_widths():
     import torch
 
     from vgs.config import apply_overrides, base_config
-    from vgs.models.registry import build_model
+    from vgs.tasks.factory import build_model
 
     def built(family):
         cfg = apply_overrides(base_config("seed003"), {"model.family": family})
@@ -132,8 +137,11 @@ def test_forward_only_gru_equals_torchs_packed_unidirectional_gru():
                 getattr(ours.forward_layers[k], f"{name}_l0").copy_(getattr(packed, f"{name}_l{k}"))
     assert ours.out_size == 5 and not list(ours.backward_layers)
     x, lengths = torch.randn(3, 8, 6), torch.tensor([8, 2, 5])
-    want = pad_packed_sequence(packed(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))[0],
-                               batch_first=True, total_length=8)[0]
+    want = pad_packed_sequence(
+        packed(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))[0],
+        batch_first=True,
+        total_length=8,
+    )[0]
     torch.testing.assert_close(ours(x, lengths), want, atol=1e-6, rtol=1e-5)
 
 
@@ -147,8 +155,11 @@ def test_chrupala2019_base_is_seed_004s_three_task_model():
     with torch.device("meta"):
         model = build_model(cfg.model, 13, 4096, 40)  # VGG-16's 4096-d features -> 1024
     assert model.shared.gru.out_size == 1024 and not list(model.shared.gru.backward_layers)  # forward GRUs of 1024
-    assert (model.shared.front.conv.out_channels, model.shared.front.conv.kernel_size, model.shared.front.conv.stride) \
-        == (64, (6,), (2,))
+    assert (
+        model.shared.front.conv.out_channels,
+        model.shared.front.conv.kernel_size,
+        model.shared.front.conv.stride,
+    ) == (64, (6,), (2,))
     assert model.image(torch.zeros(2, 4096, device="meta")).shape == (2, 1024)
     from vgs.models.blocks import ScalarAttention, VectorialAttention
 

@@ -1,6 +1,7 @@
 """Every paper-size cell of every paper sweep builds its real network, takes two optimizer steps on
 a tiny batch of real-shaped inputs, saves, reloads and tests its best checkpoint (vgs.tools.paper_smoke),
 so that a shape or configuration error at the paper's size is caught on a CPU."""
+
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 
 
 def test_paper_cells_are_every_distinct_network_of_every_paper_sweep():
-    from vgs.searchspace import paper_sized
+    from vgs.sweep.spec import paper_sized
     from vgs.tools.paper_smoke import paper_cells
 
     cells = paper_cells(paper_sized())
@@ -29,9 +30,16 @@ def test_every_paper_size_cell_trains_saves_reloads_and_tests(tmp_path):
     home = tmp_path / "smoke"
     smoke_inputs(home, 0.3)  # once, before the two halves read it
     env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
-    procs = [subprocess.Popen([sys.executable, "-m", "vgs.tools.paper_smoke", "--home", str(home), "--part",
-                               f"{k}/2", "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env) for k in (1, 2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "vgs.tools.paper_smoke", "--home", str(home), "--part", f"{k}/2", "--threads", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for k in (1, 2)
+    ]
     outs = [p.communicate(timeout=1500) for p in procs]
     passed = 0
     for p, (out, err) in zip(procs, outs):

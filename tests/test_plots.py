@@ -1,7 +1,8 @@
 """The sweep plots drawn from plain trial records (the MLflow half is covered by test_sweep)."""
+
 import pytest
 
-from vgs.plots import TrialRun, chance_of, draw_sweep_plots, grid_means, param_importance
+from vgs.results.plots import TrialRun, chance_of, draw_sweep_plots, grid_means, param_importance
 
 
 def trials_2d():
@@ -13,9 +14,17 @@ def trials_2d():
                 score = 0.1 + 0.1 * ("64", "128", "256").index(latent) + 0.01 * int(layers) + 0.002 * int(seed)
                 pruned = latent == "64" and seed == "1"
                 history = [(e, score * e / 3) for e in range(1, 2 if pruned else 4)]
-                out.append(TrialRun(label=f"layers={layers} latent={latent} s{seed}",
-                                    params={"model.speech.layers": layers, "model.latent": latent}, seed=seed,
-                                    history=history, score=score, pruned=pruned, images=250.0))
+                out.append(
+                    TrialRun(
+                        label=f"layers={layers} latent={latent} s{seed}",
+                        params={"model.speech.layers": layers, "model.latent": latent},
+                        seed=seed,
+                        history=history,
+                        score=score,
+                        pruned=pruned,
+                        images=250.0,
+                    )
+                )
     return out
 
 
@@ -42,8 +51,12 @@ def test_importance_ranks_the_key_that_moves_the_score():
 def test_a_two_key_sweep_gets_every_plot(tmp_path):
     space = {"model.speech.layers": {"choice": [1, 2]}, "model.latent": {"choice": [64, 128, 256]}}
     files = draw_sweep_plots(trials_2d(), list(space), space, "val_s2i_r10", "max", tmp_path)
-    assert [f.name for f in files] == ["metric_per_epoch.png", "heatmap.png", "parallel_coordinates.png",
-                                       "param_importance.png"]
+    assert [f.name for f in files] == [
+        "metric_per_epoch.png",
+        "heatmap.png",
+        "parallel_coordinates.png",
+        "param_importance.png",
+    ]
     assert all(f.stat().st_size > 5000 for f in files)
 
 
@@ -51,8 +64,15 @@ def test_a_one_key_grid_sweep_gets_the_curves_only(tmp_path):
     trials = [t for t in trials_2d() if t.params["model.speech.layers"] == "1"]
     for t in trials:
         t.params = {"model.latent": t.params["model.latent"]}
-    files = draw_sweep_plots(trials, ["model.latent"], {"model.latent": {"choice": [64, 128, 256]}}, "val_s2i_r10",
-                             "max", tmp_path, importance=False)
+    files = draw_sweep_plots(
+        trials,
+        ["model.latent"],
+        {"model.latent": {"choice": [64, 128, 256]}},
+        "val_s2i_r10",
+        "max",
+        tmp_path,
+        importance=False,
+    )
     assert [f.name for f in files] == ["metric_per_epoch.png"]
 
 

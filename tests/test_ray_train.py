@@ -1,6 +1,7 @@
 """A 2-worker trial (Ray Train TorchTrainer inside the Tune trial, DDP over gloo) inside a real
 sweep takes the same steps as one worker with the same global batch.  Results go to a storage URI
 (file://, the code path of s3:// and gs://)."""
+
 import os
 import subprocess
 import sys
@@ -18,18 +19,46 @@ def test_two_worker_trial_matches_one_worker(tiny_corpus, vgs_home, tmp_path):
     # worker's half batch (SyncBatchNorm is GPU-only), everything else is exactly data parallel.
     names = sorted({u.image for u in read_flickr8k(tiny_corpus).utterances})
     feats = tmp_path / "feats.npz"
-    np.savez(feats, names=np.array(names),
-             features=np.random.default_rng(0).standard_normal((len(names), 64)).astype(np.float32))
-    overrides = {"data.root": str(tiny_corpus), "data.image_features": str(feats), "train.epochs": "2",
-                 "train.batch_size": "16", "model.speech.layers": "1"}
+    np.savez(
+        feats,
+        names=np.array(names),
+        features=np.random.default_rng(0).standard_normal((len(names), 64)).astype(np.float32),
+    )
+    overrides = {
+        "data.root": str(tiny_corpus),
+        "data.image_features": str(feats),
+        "train.epochs": "2",
+        "train.batch_size": "16",
+        "model.speech.layers": "1",
+    }
     db = tmp_path / "mlflow.db"
     env = {**os.environ, "VGS_HOME": str(vgs_home)}
     env.pop("RAY_ADDRESS", None)
     run = subprocess.run(
-        [sys.executable, "-m", "vgs.sweep", "smoke", "--samples", "1", "--resources", "workers=2", "--verbose",
-         "--pick", "model.speech.layers=1", "--storage", f"file://{tmp_path / 'ray'}", "--tracking-uri", f"sqlite:///{db}",
-         *(f"{k}={v}" for k, v in overrides.items() if k != "model.speech.layers")],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400)
+        [
+            sys.executable,
+            "-m",
+            "vgs.sweep",
+            "smoke",
+            "--samples",
+            "1",
+            "--resources",
+            "workers=2",
+            "--verbose",
+            "--pick",
+            "model.speech.layers=1",
+            "--storage",
+            f"file://{tmp_path / 'ray'}",
+            "--tracking-uri",
+            f"sqlite:///{db}",
+            *(f"{k}={v}" for k, v in overrides.items() if k != "model.speech.layers"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=400,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     assert "world_size=2" in run.stderr  # Ray Train set up a 2-rank process group (its own log: --verbose)
     sweep_dir = next((tmp_path / "ray").glob("smoke_*"))
@@ -50,7 +79,10 @@ def test_two_worker_trial_matches_one_worker(tiny_corpus, vgs_home, tmp_path):
     from vgs.train import fit
 
     history = []
-    fit(apply_overrides(base_config("cpu-tiny"), overrides), report=lambda m, _: history.append(m),
-        out_dir=tmp_path / "one")
+    fit(
+        apply_overrides(base_config("cpu-tiny"), overrides),
+        report=lambda m, _: history.append(m),
+        out_dir=tmp_path / "one",
+    )
     assert losses == pytest.approx([m["train_loss"] for m in history], rel=1e-4)
     assert r10 == pytest.approx([m["val_s2i_r10"] for m in history], abs=0.03)

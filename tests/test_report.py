@@ -1,5 +1,6 @@
-"""Pure parts of vgs.report: the mean ± sd cell and the row order of a generic sweep's table."""
-from vgs.report import mean_sd, natural_key, table_for
+"""Pure parts of vgs.results.report: the mean ± sd cell and the row order of a generic sweep's table."""
+
+from vgs.results.report import mean_sd, natural_key, table_for
 
 
 def test_mean_sd_shows_no_sd_for_a_single_seed():
@@ -20,16 +21,18 @@ def test_text_sorts_after_numbers():
 
 
 def test_a_two_key_space_gets_a_grid_and_each_row_says_how_its_trials_ended():
-    from vgs.plots import TrialRun
-    from vgs.report import grid_table, trial_status
+    from vgs.results.plots import TrialRun
+    from vgs.results.report import grid_table, trial_status
 
     groups = {("1", "256"): [0.4, 0.41], ("1", "64"): [0.3], ("2", "64"): [0.2]}
     grid = grid_table(["model.speech.layers", "model.latent"], groups).splitlines()
     assert grid[0] == "| model.speech.layers \\ model.latent | 64 | 256 |"
     assert grid[2] == "| 1 | 0.300 (n=1) | 0.405 ± 0.007 (n=2) |" and grid[3] == "| 2 | 0.200 (n=1) | - |"
-    runs = [TrialRun("a", {"k": "1"}, "0", [(1, 0.1), (2, 0.2), (3, 0.3)], 0.3),
-            TrialRun("b", {"k": "1"}, "1", [(1, 0.1), (2, 0.2), (3, 0.3)], 0.3),
-            TrialRun("c", {"k": "2"}, "0", [(1, 0.1)], 0.1, pruned=True)]
+    runs = [
+        TrialRun("a", {"k": "1"}, "0", [(1, 0.1), (2, 0.2), (3, 0.3)], 0.3),
+        TrialRun("b", {"k": "1"}, "1", [(1, 0.1), (2, 0.2), (3, 0.3)], 0.3),
+        TrialRun("c", {"k": "2"}, "0", [(1, 0.1)], 0.1, pruned=True),
+    ]
     assert trial_status(runs) == {("1",): "2 completed, 3 ep", ("2",): "1 pruned at ep 1"}
     table = table_for("x", ["k"], {("1",): [0.3, 0.3], ("2",): [0.1]}, "val_r10", trial_status(runs))
     assert table.splitlines()[0] == "| k | val_r10 mean ± sd | trials |"
@@ -37,37 +40,72 @@ def test_a_two_key_space_gets_a_grid_and_each_row_says_how_its_trials_ended():
 
 
 def test_test_split_scores_sit_beside_the_papers_test_numbers():
-    from vgs.plots import TrialRun
-    from vgs.report import paper_tables, query_score
+    from vgs.results.plots import TrialRun
+    from vgs.results.report import paper_tables, query_score
 
     def run(cell, seed, **metrics):
         return TrialRun(f"{cell} s{seed}", {"variant.model": cell}, seed, metrics=metrics)
 
-    trials = [run("pipe-seq/full", "0", test_s2i_r10=0.5, test_s2i_r1=0.1, test_s2i_r5=0.3, test_s2i_medr=9.0,
-                  sel_val_s2i_r1=0.1, sel_val_s2i_r5=0.2, sel_val_s2i_medr=12.0),
-              run("pipe-seq/full", "1", test_s2i_r10=0.6, test_s2i_r1=0.2, test_s2i_r5=0.4, test_s2i_medr=7.0,
-                  sel_val_s2i_r1=0.1, sel_val_s2i_r5=0.2, sel_val_s2i_medr=12.0),
-              run("text-image/full", "0", sel_val_t2i_r1=0.3, sel_val_t2i_r5=0.6, sel_val_t2i_medr=4.0)]
+    trials = [
+        run(
+            "pipe-seq/full",
+            "0",
+            test_s2i_r10=0.5,
+            test_s2i_r1=0.1,
+            test_s2i_r5=0.3,
+            test_s2i_medr=9.0,
+            sel_val_s2i_r1=0.1,
+            sel_val_s2i_r5=0.2,
+            sel_val_s2i_medr=12.0,
+        ),
+        run(
+            "pipe-seq/full",
+            "1",
+            test_s2i_r10=0.6,
+            test_s2i_r1=0.2,
+            test_s2i_r5=0.4,
+            test_s2i_medr=7.0,
+            sel_val_s2i_r1=0.1,
+            sel_val_s2i_r5=0.2,
+            sel_val_s2i_medr=12.0,
+        ),
+        run("text-image/full", "0", sel_val_t2i_r1=0.3, sel_val_t2i_r5=0.6, sel_val_t2i_medr=4.0),
+    ]
     assert query_score(trials[2].metrics, "sel_val", "r1") == 0.3  # text-image: its own (text) queries
     text = paper_tables("pipeline_vs_mtl", trials, ["variant.model"])
     assert "| text-image/full | 0.300 / 0.600 / 4.0 | 0.258 / 0.566 / 4.0 | 1 |" in text
     assert "| pipe-seq/full | 0.550 ± 0.071 | 0.631 | 2 |" in text  # Table 3, test R@10
     assert "| pipe-seq/full | 0.150 ± 0.071 / 0.350 ± 0.071 / 8.0 ± 1.4 | 0.218 / 0.499 / 6.0 | 2 |" in text
     assert "mtl-asr/full" not in text  # no runs of it: no row
-    latent = paper_tables("latent_dim", [TrialRun("x", {"variant.pair": "DG3A1024"}, "0",
-                                                   metrics={"test_s2i_r10": 0.1, "test_i2s_r10": 0.2})],
-                          ["variant.pair"])
+    latent = paper_tables(
+        "latent_dim",
+        [TrialRun("x", {"variant.pair": "DG3A1024"}, "0", metrics={"test_s2i_r10": 0.1, "test_i2s_r10": 0.2})],
+        ["variant.pair"],
+    )
     assert "| DG3A1024 | 0.100 / 0.200 | 0.677 / 0.671 | 1 |" in latent and "test R@10" in latent
 
 
 def test_sharing_analyses_sit_beside_seed_004_tables_3_to_5():
-    from vgs.plots import TrialRun
-    from vgs.report import paper_tables
+    from vgs.results.plots import TrialRun
+    from vgs.results.report import paper_tables
 
-    run = TrialRun("row06 s0", {"variant.row": "row06"}, "0", metrics={
-        "analysis_speaker_acc": 0.1, "analysis_rsa_mfcc": 0.05, "analysis_rsa_text": 0.2, "analysis_rsa_image": 0.3,
-        "analysis_s2t_rsa_mfcc": 0.1, "analysis_s2t_rsa_text": 0.25, "analysis_s2t_rsa_image": 0.1,
-        "analysis_phoneme_acc_mfcc": 0.3, "analysis_phoneme_acc_random": 0.4, "analysis_phoneme_acc": 0.5})
+    run = TrialRun(
+        "row06 s0",
+        {"variant.row": "row06"},
+        "0",
+        metrics={
+            "analysis_speaker_acc": 0.1,
+            "analysis_rsa_mfcc": 0.05,
+            "analysis_rsa_text": 0.2,
+            "analysis_rsa_image": 0.3,
+            "analysis_s2t_rsa_mfcc": 0.1,
+            "analysis_s2t_rsa_text": 0.25,
+            "analysis_s2t_rsa_image": 0.1,
+            "analysis_phoneme_acc_mfcc": 0.3,
+            "analysis_phoneme_acc_random": 0.4,
+            "analysis_phoneme_acc": 0.5,
+        },
+    )
     text = paper_tables("sharing", [run, TrialRun("row01 s0", {"variant.row": "row01"}, "0")], ["variant.row"])
     assert "| row06 | 0.100 | 0.085 | best of 1 |" in text
     assert "| row06 | 0.050 / 0.200 / 0.300 | 0.030 / 0.212 / 0.222 | best of 1 |" in text
@@ -79,12 +117,13 @@ def test_sharing_analyses_sit_beside_seed_004_tables_3_to_5():
 def test_sharing_analyses_are_the_best_seeds_as_in_chrupala_2019():
     """Tables 3-5 are "carried out on the single best seed/epoch for each configuration": of three
     seeds, the analyses of the one with the best selected-epoch score, not their mean."""
-    from vgs.plots import TrialRun
-    from vgs.report import paper_tables
+    from vgs.results.plots import TrialRun
+    from vgs.results.report import paper_tables
 
-    runs = [TrialRun(f"row01 s{s}", {"variant.row": "row01"}, str(s), score=score,
-                     metrics={"analysis_speaker_acc": acc})
-            for s, score, acc in ((0, 0.20, 0.10), (1, 0.25, 0.50), (2, 0.22, 0.70))]
+    runs = [
+        TrialRun(f"row01 s{s}", {"variant.row": "row01"}, str(s), score=score, metrics={"analysis_speaker_acc": acc})
+        for s, score, acc in ((0, 0.20, 0.10), (1, 0.25, 0.50), (2, 0.22, 0.70))
+    ]
     text = paper_tables("sharing", runs, ["variant.row"], mode="max")
     assert "| row01 | 0.500 | 0.297 | best of 3 |" in text  # seed 1 scored best; the mean would be 0.433
     low = paper_tables("sharing", runs, ["variant.row"], mode="min")  # e.g. a WER: the lowest is best
@@ -93,18 +132,26 @@ def test_sharing_analyses_are_the_best_seeds_as_in_chrupala_2019():
     assert "| row01 | no phoneme timings in this corpus (forced alignments needed) | 0.284 / 0.486 / 0.528 |" in text
 
 
-
 def test_pipeline_vs_mtl_says_per_condition_whether_table_2s_order_holds():
-    from vgs.report import PAPER, order_lines
+    from vgs.results.report import PAPER, order_lines
 
-    groups = {("text-image/full",): [0.50, 0.52], ("pipe-ind/full",): [0.47, 0.48], ("pipe-seq/full",): [0.46, 0.47],
-              ("mtl-asr/full",): [0.44, 0.45], ("mtl-match/full",): [0.42, 0.43], ("speech-image/full",): [0.39, 0.40],
-              ("text-image/reduced",): [0.3], ("speech-image/reduced",): [0.35]}
+    groups = {
+        ("text-image/full",): [0.50, 0.52],
+        ("pipe-ind/full",): [0.47, 0.48],
+        ("pipe-seq/full",): [0.46, 0.47],
+        ("mtl-asr/full",): [0.44, 0.45],
+        ("mtl-match/full",): [0.42, 0.43],
+        ("speech-image/full",): [0.39, 0.40],
+        ("text-image/reduced",): [0.3],
+        ("speech-image/reduced",): [0.35],
+    }
     full, chance_full, reduced, chance_reduced = order_lines(PAPER["pipeline_vs_mtl"], groups, 0.04, "max")[:4]
     assert full.startswith("- full: order text-image > pipe-ind, pipe-seq > mtl-asr > mtl-match > speech-image holds")
     assert chance_full == "- full: speech-image 0.395 ± 0.007 is 50 sd above chance 0.040"
-    assert reduced == "- reduced: order text-image > pipe-ind, pipe-seq > mtl-asr > mtl-match > speech-image: " \
-                      "cannot tell, no score for pipe-ind, pipe-seq, mtl-asr, mtl-match"
+    assert (
+        reduced == "- reduced: order text-image > pipe-ind, pipe-seq > mtl-asr > mtl-match > speech-image: "
+        "cannot tell, no score for pipe-ind, pipe-seq, mtl-asr, mtl-match"
+    )
     assert chance_reduced == "- reduced: speech-image 0.350 (one seed) against chance 0.040: no sd to compare"
 
 
@@ -112,15 +159,16 @@ def test_the_order_check_is_per_condition_and_agrees_with_the_papers_own_columns
     """Fed the paper's own Tables 1-2, the check says each condition's order holds: in the
     translations column mtl-translate (0.394) beats both pipelines (0.347, 0.345), which the full
     condition's order would have called broken."""
-    from vgs.report import PAPER, order_lines
+    from vgs.results.report import PAPER, order_lines
 
     cells = PAPER["pipeline_vs_mtl"]["cells"]
     groups = {(f"{m}/{c}",): [v] for (m, c), v in cells.items()}
     lines = order_lines(PAPER["pipeline_vs_mtl"], groups, None, "max")
     orders = [line for line in lines if "order" in line]
     assert len(orders) == 3 and all(" holds: " in line for line in orders), orders
-    assert orders[2].startswith("- translations: order text-image > mtl-asr > pipe-ind, pipe-seq, mtl-match > "
-                                "speech-image holds")
+    assert orders[2].startswith(
+        "- translations: order text-image > mtl-asr > pipe-ind, pipe-seq, mtl-match > speech-image holds"
+    )
     full_order = {**PAPER["pipeline_vs_mtl"], "orders": {"translations": PAPER["pipeline_vs_mtl"]["orders"]["full"]}}
     assert "does NOT hold" in order_lines(full_order, groups, None, "max")[0]
 
@@ -134,7 +182,7 @@ def test_the_report_reads_the_latest_sweep_or_the_one_named(tmp_path):
     from mlflow.tracking import MlflowClient
 
     from vgs.config import ConfigError
-    from vgs.report import sweep_run
+    from vgs.results.report import sweep_run
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.create_experiment("vgs-demo")
@@ -146,18 +194,21 @@ def test_the_report_reads_the_latest_sweep_or_the_one_named(tmp_path):
         time.sleep(0.01)  # distinct start times
     latest, trials = sweep_run(client, "demo")
     assert latest.info.run_name == "demo_20261202-110000" and [t.info.run_name for t in trials] == [
-        "trial of demo_20261202-110000"]
+        "trial of demo_20261202-110000"
+    ]
     assert sweep_run(client, "demo", "demo_20261202-100000")[0].info.run_id == parents[0].info.run_id
     assert sweep_run(client, "demo", parents[0].info.run_id)[1][0].info.run_name == "trial of demo_20261202-100000"
-    with pytest.raises(ConfigError, match="no 'demo' sweep named 'demo_2025'.*demo_20261202-110000, demo_20261202-100000"):
+    with pytest.raises(
+        ConfigError, match="no 'demo' sweep named 'demo_2025'.*demo_20261202-110000, demo_20261202-100000"
+    ):
         sweep_run(client, "demo", "demo_2025")
 
 
 def test_a_pruned_cell_says_it_has_no_test_scores():
     """Test scores come from a trial's selected epoch after its last; a pruned trial has none, and
     the table says so rather than leaving the cell out."""
-    from vgs.plots import TrialRun
-    from vgs.report import paper_tables
+    from vgs.results.plots import TrialRun
+    from vgs.results.report import paper_tables
 
     run = TrialRun("DG4A2048 s0", {"variant.pair": "DG4A2048"}, "0", pruned=True, metrics={"sel_val_s2i_r10": 0.3})
     latent = paper_tables("latent_dim", [run], ["variant.pair"])

@@ -1,5 +1,6 @@
 """A trained run in use: retrieval from a recording or an image file, embeddings to Parquet and
 the Model Registry round trip, on a model trained here (one epoch on the tiny corpus)."""
+
 import numpy as np
 import pytest
 import torch
@@ -19,7 +20,7 @@ def trained_run(tiny_corpus, tmp_path_factory):
 
 
 def test_a_wav_query_ranks_as_evaluation_does(trained_run, tiny_corpus):
-    from vgs.retrieve import corpus_embeddings, embed_wav, load_trained, retrieve_images
+    from vgs.results.retrieve import corpus_embeddings, embed_wav, load_trained, retrieve_images
 
     t = load_trained(str(trained_run))
     rows = corpus_embeddings(t, ["test"])
@@ -36,7 +37,7 @@ def test_a_wav_query_ranks_as_evaluation_does(trained_run, tiny_corpus):
 
 
 def test_an_image_file_finds_captions_and_a_folder_of_images_is_ranked(trained_run, tiny_corpus, tmp_path):
-    from vgs.retrieve import corpus_embeddings, retrieve_captions, retrieve_images, load_trained
+    from vgs.results.retrieve import corpus_embeddings, load_trained, retrieve_captions, retrieve_images
 
     t = load_trained(str(trained_run))
     corpus = read_flickr8k(tiny_corpus)
@@ -75,7 +76,7 @@ def test_embed_writes_every_caption_and_image_to_parquet(trained_run, tmp_path, 
 def test_registered_best_trial_loads_back_by_name(trained_run, tiny_corpus, tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
-    from vgs.retrieve import embed_wav, load_trained, register_best
+    from vgs.results.retrieve import embed_wav, load_trained, register_best
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
@@ -96,12 +97,15 @@ def test_registered_best_trial_loads_back_by_name(trained_run, tiny_corpus, tmp_
     from vgs.cli import main
 
     capsys.readouterr()
-    assert main(["retrieve", "--run", "models:/vgs-x-best", "--tracking-uri", uri, "--wav", str(utt.audio), "-k", "3"]) == 0
+    assert (
+        main(["retrieve", "--run", "models:/vgs-x-best", "--tracking-uri", uri, "--wav", str(utt.audio), "-k", "3"])
+        == 0
+    )
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
 
 
 def test_bad_runs_are_named(tmp_path):
-    from vgs.retrieve import load_trained
+    from vgs.results.retrieve import load_trained
 
     with pytest.raises(ConfigError, match="holds no best.pt"):
         load_trained(str(tmp_path))

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from vgs.config import ConfigError
-from vgs import searchspace
+from vgs.sweep import spec as searchspace
+from vgs.sweep import spec_checks, spec_model
 
 SPACES = sorted((Path(__file__).resolve().parents[1] / "vgs" / "search_spaces").glob("*.yaml"))
 
@@ -27,16 +28,18 @@ def test_gru_layers_searches_depth_and_latent_with_optuna_and_halving_then_confi
     assert grid.base == spec.base and grid.overrides == spec.overrides
 
 
-@pytest.mark.parametrize("confirm, message", [
-    ("{top: 2, seeds: [0]}", "two or more distinct seeds"),
-    ("{top: -1, seeds: [0, 1]}", "confirm.top must be >= 0"),
-    ("{top: two, seeds: [0, 1]}", "confirm.top must be an integer"),
-    ("{top: 2, seeds: 2}", "confirm.seeds must be a list"),
-    ("{top: 2, seeds: [0, 1], each: 3}", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "confirm, message",
+    [
+        ("{top: 2, seeds: [0]}", "two or more distinct seeds"),
+        ("{top: -1, seeds: [0, 1]}", "confirm.top must be >= 0"),
+        ("{top: two, seeds: [0, 1]}", "confirm.top must be an integer"),
+        ("{top: 2, seeds: 2}", "confirm.seeds must be a list"),
+        ("{top: 2, seeds: [0, 1], each: 3}", "unknown key"),
+    ],
+)
 def test_bad_confirmation_is_refused_naming_the_key(tmp_path, confirm, message):
-    path = write(tmp_path, "base: cpu-tiny\nspace:\n  model.latent: {choice: [64, 128]}\n"
-                           f"confirm: {confirm}\n")
+    path = write(tmp_path, f"base: cpu-tiny\nspace:\n  model.latent: {{choice: [64, 128]}}\nconfirm: {confirm}\n")
     with pytest.raises(ConfigError, match=message):
         searchspace.load(path)
 
@@ -47,59 +50,73 @@ def write(tmp_path, text):
     return str(p)
 
 
-@pytest.mark.parametrize("text,message", [
-    ("space: {model.speech.layers: {choice: [1]}}\nsearh: {}\n", "unknown key.*searh"),
-    ("space: {model.speech.layer: {choice: [1]}}\n", "unknown config key 'model.speech.layer'"),
-    ("space: {model.latent: {choice: [abc]}}\n", "'model.latent' expects int"),
-    ("space: {model.latent: {normal: [1, 2]}}\n", "space.model.latent must be one of"),
-    ("space: {model.latent: {choice: [255]}}\n", "cannot be built.*even"),
-    ("space: {model.latent: {choice: [64]}}\nmetric: accuracy\n", "metric 'accuracy'"),
-    ("space: [1, 2\n", "invalid YAML"),
-    ("space: {model.latent: {choice: [64]}}\nsearch: {sampler: annealing}\n", "search.sampler must be"),
-    ("space: {train.lr: {loguniform: [0.001, 0.01]}}\nsearch: {sampler: bruteforce}\n", "bruteforce enumerates"),
-    ("space: {train.epochs: {choice: [1, 2]}}\nscheduler: {type: asha}\n", "scheduler \\(asha\\) prunes"),
-    ("space: {train.epochs: {choice: [1, 2]}}\nscheduler: {type: halving}\n", "scheduler \\(halving\\) prunes"),
-    ("space: {model.latent: {choice: [64]}}\nscheduler: {type: hyperband}\n", "asha, halving or none"),
-    ("space: {model.latent: {choice: [64]}}\nscheduler: {type: halving}\nresources: {workers: 2}\n",
-     "multi-worker trials"),
-    ("space: {model.latent: {choice: [64]}}\nsearch: {num_samples: many}\n", "search.num_samples must be an integer"),
-    ("space: {train.lr: {loguniform: [0, 0.01]}}\n", "loguniform needs bounds > 0"),
-    ("space: {train.lr: {loguniform: [abc, 1]}}\n", "bounds must be numbers"),
-    ("space: {train.lr: {uniform: [0.01, 0.001]}}\n", "low < high"),
-    ("space: {model.latent: {uniform: [64, 256]}}\n", "integer key: use randint"),
-    ("space: {train.lr: {randint: [1, 3]}}\n", "real-valued key"),
-    ("space: {train.batch_size: {choice: [0, 16]}}\n", "train.batch_size must be >= 1, got 0"),
-    ("space: {model.latent: {choice: [64]}}\noverrides: {train.lr: -1}\n", "train.lr must be > 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("space: {model.speech.layers: {choice: [1]}}\nsearh: {}\n", "unknown key.*searh"),
+        ("space: {model.speech.layer: {choice: [1]}}\n", "unknown config key 'model.speech.layer'"),
+        ("space: {model.latent: {choice: [abc]}}\n", "'model.latent' expects int"),
+        ("space: {model.latent: {normal: [1, 2]}}\n", "space.model.latent must be one of"),
+        ("space: {model.latent: {choice: [255]}}\n", "cannot be built.*even"),
+        ("space: {model.latent: {choice: [64]}}\nmetric: accuracy\n", "metric 'accuracy'"),
+        ("space: [1, 2\n", "invalid YAML"),
+        ("space: {model.latent: {choice: [64]}}\nsearch: {sampler: annealing}\n", "search.sampler must be"),
+        ("space: {train.lr: {loguniform: [0.001, 0.01]}}\nsearch: {sampler: bruteforce}\n", "bruteforce enumerates"),
+        ("space: {train.epochs: {choice: [1, 2]}}\nscheduler: {type: asha}\n", "scheduler \\(asha\\) prunes"),
+        ("space: {train.epochs: {choice: [1, 2]}}\nscheduler: {type: halving}\n", "scheduler \\(halving\\) prunes"),
+        ("space: {model.latent: {choice: [64]}}\nscheduler: {type: hyperband}\n", "asha, halving or none"),
+        (
+            "space: {model.latent: {choice: [64]}}\nscheduler: {type: halving}\nresources: {workers: 2}\n",
+            "multi-worker trials",
+        ),
+        (
+            "space: {model.latent: {choice: [64]}}\nsearch: {num_samples: many}\n",
+            "search.num_samples must be an integer",
+        ),
+        ("space: {train.lr: {loguniform: [0, 0.01]}}\n", "loguniform needs bounds > 0"),
+        ("space: {train.lr: {loguniform: [abc, 1]}}\n", "bounds must be numbers"),
+        ("space: {train.lr: {uniform: [0.01, 0.001]}}\n", "low < high"),
+        ("space: {model.latent: {uniform: [64, 256]}}\n", "integer key: use randint"),
+        ("space: {train.lr: {randint: [1, 3]}}\n", "real-valued key"),
+        ("space: {train.batch_size: {choice: [0, 16]}}\n", "train.batch_size must be >= 1, got 0"),
+        ("space: {model.latent: {choice: [64]}}\noverrides: {train.lr: -1}\n", "train.lr must be > 0, got -1"),
+    ],
+)
 def test_bad_search_spaces_are_refused_with_the_reason(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         searchspace.load(write(tmp_path, text))
 
 
 def test_unknown_sweep_lists_what_exists(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "vgs.sweep", "no_such_sweep"], capture_output=True, text=True,
-                       cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "vgs.sweep", "no_such_sweep"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert r.returncode == 2
     assert "unknown sweep 'no_such_sweep'" in r.stderr and "gru_layers" in r.stderr
 
 
 def test_space_contains():
-    assert searchspace.space_contains({"choice": [2, 3]}, 3) and not searchspace.space_contains({"choice": [2, 3]}, 4)
-    assert searchspace.space_contains({"loguniform": [1e-4, 1e-2]}, 1e-3)
-    assert not searchspace.space_contains({"randint": [1, 4]}, 5)
+    assert spec_model.space_contains({"choice": [2, 3]}, 3) and not spec_model.space_contains({"choice": [2, 3]}, 4)
+    assert spec_model.space_contains({"loguniform": [1e-4, 1e-2]}, 1e-3)
+    assert not spec_model.space_contains({"randint": [1, 4]}, 5)
 
 
 def test_the_driver_prepares_every_data_configuration_of_the_cells():
     """Cells whose data section differs (image size, split, MFCC statistics, a non-aligned
     speech/text corpus) are prepared by the driver, so no two trials build one store at once."""
-    datas = searchspace.cell_data_configs(searchspace.load("cpu_recipe"))
+    datas = spec_checks.cell_data_configs(searchspace.load("cpu_recipe"))
     base = searchspace.load("cpu_recipe").base_config().data
     assert datas[0] == (base, False) and len(datas) == 5
     assert {(d.image_resize, d.builtin_test, d.speech_norm) for d, _ in datas} == {
-        (80, 0, "utterance"), (80, 0, "corpus"), (40, 0, "utterance"), (80, 1000, "utterance"), (40, 1000, "corpus")}
-    sharing = searchspace.cell_data_configs(searchspace.load("sharing"))
+        (80, 0, "utterance"),
+        (80, 0, "corpus"),
+        (40, 0, "utterance"),
+        (80, 1000, "utterance"),
+        (40, 1000, "corpus"),
+    }
+    sharing = spec_checks.cell_data_configs(searchspace.load("sharing"))
     assert [nonaligned for _, nonaligned in sharing] == [False, True]
-    assert searchspace.cell_data_configs(searchspace.load("gru_layers")) == [(base, False)]
+    assert spec_checks.cell_data_configs(searchspace.load("gru_layers")) == [(base, False)]
 
 
 def test_a_cell_that_changes_the_built_in_corpus_gets_its_own_corpus(tmp_path, monkeypatch):
@@ -107,7 +124,7 @@ def test_a_cell_that_changes_the_built_in_corpus_gets_its_own_corpus(tmp_path, m
     (cpu_recipe's 1250-training-images) reaches its trial instead of the base's corpus."""
     from vgs.config import apply_overrides
     from vgs.data.prepare import resolve_paths
-    from vgs.sweep import trial_base
+    from vgs.sweep.options import trial_base
 
     monkeypatch.chdir(tmp_path)
     spec = searchspace.load("cpu_recipe")
@@ -121,10 +138,11 @@ def test_a_cell_that_changes_the_built_in_corpus_gets_its_own_corpus(tmp_path, m
 
 
 def test_latent_dim_gives_dg3_and_dg4_the_papers_warm_restarts():
-    from vgs.searchspace import load, trial_overrides
+    from vgs.sweep.spec import load
+    from vgs.sweep.spec_model import trial_overrides
 
     spec = load("latent_dim", "paper")  # the CPU size keeps cpu-small's wsd for plain pairs
-    cfg = lambda pair: spec.base_config(trial_overrides({"variant.pair": pair}, spec.seeds, spec.variants))  # noqa: E731
+    cfg = lambda pair: spec.base_config(trial_overrides({"variant.pair": pair}, spec.seeds, spec.variants))
     for pair in ("DG3A1024", "DG4A1024"):
         t = cfg(pair).train
         assert (t.scheduler, t.calwr_t0, t.calwr_t_mult) == ("calwr", 1, 2), pair
@@ -132,12 +150,19 @@ def test_latent_dim_gives_dg3_and_dg4_the_papers_warm_restarts():
 
 
 def test_pick_keeps_named_or_pattern_matched_variants_and_names_a_miss():
-    from vgs.searchspace import load, restrict
+    from vgs.sweep.spec import load
+    from vgs.sweep.spec_checks import restrict
 
     spec = load("pipeline_vs_mtl")
     restrict(spec, {"variant.model": ["*/full", "text-image/full"]})
-    assert spec.space["variant.model"]["choice"] == ["mtl-asr/full", "pipe-seq/full", "pipe-ind/full",
-                                                     "mtl-match/full", "speech-image/full", "text-image/full"]
+    assert spec.space["variant.model"]["choice"] == [
+        "mtl-asr/full",
+        "pipe-seq/full",
+        "pipe-ind/full",
+        "mtl-match/full",
+        "speech-image/full",
+        "text-image/full",
+    ]
     with pytest.raises(ConfigError, match="'x\\*' matches none of"):
         restrict(load("pipeline_vs_mtl"), {"variant.model": ["x*"]})
     with pytest.raises(ConfigError, match="not among"):

@@ -1,5 +1,6 @@
 """The ASR/SLT attention decoder: batched beam search against an exhaustive search, batch
 independence, greedy = beam 1, and the character vocabulary."""
+
 import itertools
 import math
 
@@ -49,9 +50,9 @@ def exhaustive(dec, memory, mask, max_chars, penalty=0.0):
 def test_wide_beam_equals_exhaustive_search(penalty):
     dec, memory, mask = tiny_decoder()
     with torch.no_grad():
-        got = dec.beam_search(memory, mask, beam=V ** 4, max_chars=4, length_penalty=penalty)
+        got = dec.beam_search(memory, mask, beam=V**4, max_chars=4, length_penalty=penalty)
     for b in range(3):
-        _, expected = exhaustive(dec, memory[b:b + 1], mask[b:b + 1], 4, penalty)
+        _, expected = exhaustive(dec, memory[b : b + 1], mask[b : b + 1], 4, penalty)
         assert got[b] == expected
 
 
@@ -62,7 +63,7 @@ def test_batched_beam_search_equals_one_utterance_at_a_time_and_beam_one_is_gree
         alone = []
         for b in range(3):
             n = int(mask[b].sum())  # each utterance on its own, without padding
-            alone += dec.beam_search(memory[b:b + 1, :n], mask[b:b + 1, :n], beam=3, max_chars=4)
+            alone += dec.beam_search(memory[b : b + 1, :n], mask[b : b + 1, :n], beam=3, max_chars=4)
         assert batched == alone
         assert dec.beam_search(memory, mask, beam=1, max_chars=4) == dec.greedy(memory, mask, max_chars=4)
 
@@ -83,7 +84,7 @@ def test_teacher_forced_loss_is_mean_negative_logprob():
     expected = []
     for b in range(3):
         seq = [int(c) for c in targets[b] if c != 0]
-        total = sequence_logprob(dec, memory[b:b + 1], mask[b:b + 1], seq)
+        total = sequence_logprob(dec, memory[b : b + 1], mask[b : b + 1], seq)
         expected.append((total, len(seq)))
     assert loss == pytest.approx(-sum(t for t, _ in expected) / sum(n for _, n in expected), rel=1e-5)
 

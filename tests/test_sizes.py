@@ -1,17 +1,28 @@
 """--size: every sweep that reproduces a paper table holds its CPU size and its paper size in one
 file; at paper size each cell is the paper's own setup (checked against the papers' words, quoted),
 nothing of the CPU recipe leaks in, and nothing falls back silently."""
+
 import json
 
 import numpy as np
 import pytest
 
 from vgs.config import ConfigError, base_config, flatten
-from vgs.dry_run import sweep_cells
-from vgs.searchspace import load, paper_sized, trial_overrides
+from vgs.sweep.dry_run import sweep_cells
+from vgs.sweep.spec import load, paper_sized
+from vgs.sweep.spec_model import trial_overrides
 
-PAPER_SWEEPS = ["downsampling", "gru_layers_asr", "gru_layers_seed003", "gru_layers_slt", "hidden_size",
-                "hidden_size_asr", "latent_dim", "pipeline_vs_mtl", "sharing"]
+PAPER_SWEEPS = [
+    "downsampling",
+    "gru_layers_asr",
+    "gru_layers_seed003",
+    "gru_layers_slt",
+    "hidden_size",
+    "hidden_size_asr",
+    "latent_dim",
+    "pipeline_vs_mtl",
+    "sharing",
+]
 
 
 def cells(spec) -> dict[str, object]:
@@ -43,10 +54,14 @@ def test_nothing_of_the_cpu_recipe_reaches_the_paper_size(name):
     """Every value of a paper-size cell is its paper base's, or one the paper size or the cell sets."""
     paper = load(name, "paper")
     base = flatten(base_config(paper.base))
-    own = set(paper.overrides) | {k for named in paper.variants.values() for o in named.values() for k in o} | \
-        set(paper.space)
-    cpu_keys = set(load(name).overrides) | {k for named in load(name).variants.values() for o in named.values()
-                                            for k in o}
+    own = (
+        set(paper.overrides)
+        | {k for named in paper.variants.values() for o in named.values() for k in o}
+        | set(paper.space)
+    )
+    cpu_keys = set(load(name).overrides) | {
+        k for named in load(name).variants.values() for o in named.values() for k in o
+    }
     for label, cfg in cells(paper).items():
         flat = flatten(cfg)
         changed = {k for k in flat if flat[k] != base[k] and k != "train.seed"}
@@ -121,11 +136,23 @@ def _features(corpus, path, dim):
 
 
 def test_paper_size_dry_run_plans_the_papers_epochs_and_refuses_without_image_features(
-        tiny_corpus, tmp_path, capsys, caplog):
-    from vgs.sweep import main
+    tiny_corpus, tmp_path, capsys, caplog
+):
+    from vgs.sweep.cli import main
 
-    args = ["pipeline_vs_mtl", "--size", "paper", "--dry-run", "--json", "--data", str(tiny_corpus),
-            "--pick", "variant.model=*/full", "--seeds", "0"]
+    args = [
+        "pipeline_vs_mtl",
+        "--size",
+        "paper",
+        "--dry-run",
+        "--json",
+        "--data",
+        str(tiny_corpus),
+        "--pick",
+        "variant.model=*/full",
+        "--seeds",
+        "0",
+    ]
     assert main(args) == 2  # no image features: refused, with the command that extracts them
     err = capsys.readouterr().err
     assert "data.image_features is empty" in err and "vgs features images" in err and "--arch resnet152" in err
@@ -142,7 +169,7 @@ def test_paper_size_dry_run_plans_the_papers_epochs_and_refuses_without_image_fe
 
 
 def test_latent_dim_dry_run_plans_warm_restarts_and_every_cell_to_its_test(tiny_corpus, tmp_path, capsys):
-    from vgs.sweep import main
+    from vgs.sweep.cli import main
 
     bench = tmp_path / "bench.json"  # the shape `vgs bench --json FILE` writes
     bench.write_text(json.dumps({"device": "NVIDIA H200", "amp": "bf16", "configs": {"paper": {"vgs_joint": 300.0}}}))
@@ -163,7 +190,7 @@ def test_latent_dim_dry_run_plans_warm_restarts_and_every_cell_to_its_test(tiny_
 
 
 def test_gpu_hours_scale_with_samples_and_parameters():
-    from vgs.dry_run import DEFAULT_RATE, gpu_hours
+    from vgs.sweep.dry_run import DEFAULT_RATE, gpu_hours
 
     rate = dict(DEFAULT_RATE)  # 150 samples/s for the reference's parameters
     assert gpu_hours(150 * 3600, 1000, rate, 1000) == pytest.approx(1.0)
@@ -171,7 +198,7 @@ def test_gpu_hours_scale_with_samples_and_parameters():
 
 
 def test_the_size_is_recorded_for_resume(tmp_path):
-    from vgs.sweep import RECORDED, SweepOptions, resumed_options
+    from vgs.sweep.options import RECORDED, SweepOptions, resumed_options
 
     assert "size" in RECORDED
     folder = tmp_path / "pipeline_vs_mtl_20261204-100000"

@@ -1,4 +1,5 @@
 """data.speech_norm: MFCCs standardised with the corpus statistics or per utterance (CMVN)."""
+
 import dataclasses
 import math
 
@@ -24,15 +25,16 @@ def test_per_utterance_normalisation_equals_the_slow_reference_and_reaches_batch
     cfg = apply_overrides(base_config("cpu-tiny"), {"data.root": str(tiny_corpus)})
     data = prepare(cfg.data)
     uid = data.speech.ids[0]
-    np.testing.assert_allclose(data.speech.normalised(uid, per_utterance=True),
-                               slow_cmvn(data.speech.frames(uid)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        data.speech.normalised(uid, per_utterance=True), slow_cmvn(data.speech.frames(uid)), rtol=1e-4, atol=1e-4
+    )
     corpus_wide = data.speech.normalised(uid)
     np.testing.assert_allclose(corpus_wide, (data.speech.frames(uid) - data.speech.mean) / data.speech.std, rtol=1e-6)
 
     by_utterance = PairSplit(dataclasses.replace(data, speech_norm="utterance"), "train")
     speech, lengths = by_utterance.speech_batch(np.array([0, 1]))
     first = by_utterance.utt_ids[0]
-    np.testing.assert_allclose(speech[0, :lengths[0]].numpy(), data.speech.normalised(first, True), rtol=1e-6)
+    np.testing.assert_allclose(speech[0, : lengths[0]].numpy(), data.speech.normalised(first, True), rtol=1e-6)
     plain, _ = PairSplit(data, "train").speech_batch(np.array([0, 1]))
     assert not np.allclose(plain.numpy(), speech.numpy())
 

@@ -1,17 +1,22 @@
 """Results locations: folders and URIs (file:// here; s3:// and gs:// go through the same pyarrow code)."""
+
 import pytest
 
-from vgs import storage
 from vgs.config import ConfigError
+from vgs.sweep import storage
 
 
 def test_local_folder_and_file_uri_find_the_latest_restorable_sweep(tmp_path):
     for location in (str(tmp_path / "a"), f"file://{tmp_path / 'b'}"):
         root = storage.normalise(location)
         assert storage.latest_sweep(root, "gru_layers") is None
-        for name, restorable in (("gru_layers_20260101-000000", True), ("gru_layers_20260102-000000", True),
-                                 ("gru_layers_20260103-000000", False), ("smoke_20260104-000000", True),
-                                 ("gru_layers_grid_20260105-000000", True)):  # another sweep, a longer name
+        for name, restorable in (
+            ("gru_layers_20260101-000000", True),
+            ("gru_layers_20260102-000000", True),
+            ("gru_layers_20260103-000000", False),
+            ("smoke_20260104-000000", True),
+            ("gru_layers_grid_20260105-000000", True),
+        ):  # another sweep, a longer name
             folder = storage.join(root, name)
             storage.normalise(folder)
             if restorable:
@@ -37,8 +42,10 @@ def test_two_sweeps_started_in_one_second_get_their_own_folders(tmp_path):
 
 def test_credentials_in_uris_are_redacted_for_printing_and_tags():
     assert storage.redact("http://alice:s3cret@mlflow.internal:5000") == "http://alice:***@mlflow.internal:5000"
-    assert storage.redact("s3://bucket/path?access_key=AK&secret_key=SK&region=us-east-1") == \
-        "s3://bucket/path?access_key=***&secret_key=***&region=us-east-1"
+    assert (
+        storage.redact("s3://bucket/path?access_key=AK&secret_key=SK&region=us-east-1")
+        == "s3://bucket/path?access_key=***&secret_key=***&region=us-east-1"
+    )
     assert storage.redact("postgresql://vgs:pw@127.0.0.1/mlflow") == "postgresql://vgs:***@127.0.0.1/mlflow"
     assert storage.redact("/home/me/ray_results") == "/home/me/ray_results"
     assert storage.redact("http://mlflow.internal:5000") == "http://mlflow.internal:5000"

@@ -1,10 +1,10 @@
 """The smoke sweep end to end: Ray Tune + Optuna + ASHA in real processes, MLflow on SQLite."""
+
 import os
 import subprocess
 import sys
 
 import pytest
-
 
 
 def run_sweep(tmp_path, *extra):
@@ -13,8 +13,17 @@ def run_sweep(tmp_path, *extra):
     env = {**os.environ, "RAY_ADDRESS": ""}
     env.pop("RAY_ADDRESS")
     # a quote in the results folder's name (it once broke an MLflow filter)
-    cmd = [sys.executable, "-m", "vgs.sweep", "smoke", "--storage", str(tmp_path / "ray's"),
-           "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vgs.sweep",
+        "smoke",
+        "--storage",
+        str(tmp_path / "ray's"),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
 
 
@@ -43,8 +52,12 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert "best_val_s2i_r10" in parent.data.metrics and "vgs.verdict" in parent.data.tags
-    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"summary.md", "best_trial.json",
-                                                                        "search.json", "plots"}
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
+        "summary.md",
+        "best_trial.json",
+        "search.json",
+        "plots",
+    }
     # the parent records the search and draws its plots without a manual step
     assert parent.data.params["search.sampler"] == "tpe" and parent.data.params["scheduler.grace_period"] == "1"
     assert parent.data.params["space.model.speech.layers"] == "choice [1, 2]" and parent.data.params["mode"] == "max"
@@ -52,8 +65,9 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert "plots/metric_per_epoch.png" in plots, plots
     assert "sel_val_i2s_r10" in parent.data.metrics and "best_val_i2s_r10" not in parent.data.metrics
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                            cwd=os.path.dirname(os.path.dirname(__file__))).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__))
+    ).stdout.strip()
     # child runs are named by what varies and the parent points at the best one
     assert sorted(t.info.run_name for t in trials) == ["layers=1 s0", "layers=1 s1", "layers=2 s0", "layers=2 s1"]
     assert parent.data.tags["vgs.best_run_id"] in {t.info.run_id for t in trials}
@@ -111,11 +125,22 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
 def test_bad_override_is_refused_before_ray_starts(tmp_path, vgs_home, capsys):
     import ray
 
-    from vgs.sweep import main
+    from vgs.sweep.cli import main
 
     def refused(*extra) -> str:  # in this process: main() returns 2 with the message, Ray never starts
-        assert main(["smoke", "--storage", str(tmp_path / "ray"), "--tracking-uri",
-                     f"sqlite:///{tmp_path / 'mlflow.db'}", *extra]) == 2
+        assert (
+            main(
+                [
+                    "smoke",
+                    "--storage",
+                    str(tmp_path / "ray"),
+                    "--tracking-uri",
+                    f"sqlite:///{tmp_path / 'mlflow.db'}",
+                    *extra,
+                ]
+            )
+            == 2
+        )
         assert not ray.is_initialized()
         return capsys.readouterr().err
 
@@ -128,8 +153,19 @@ def test_bad_override_is_refused_before_ray_starts(tmp_path, vgs_home, capsys):
 def test_gpu_sweep_on_a_machine_without_gpus_is_refused_with_the_fix(tmp_path):
     env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
     env.pop("RAY_ADDRESS", None)
-    cmd = [sys.executable, "-m", "vgs.sweep", "latent_dim", "--size", "paper", "--storage", str(tmp_path / "ray"),
-           "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "data.builtin_images=80"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vgs.sweep",
+        "latent_dim",
+        "--size",
+        "paper",
+        "--storage",
+        str(tmp_path / "ray"),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "data.builtin_images=80",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert r.returncode == 2 and "asks for 4 CPU and 1 GPU per trial" in r.stderr and "--resources" in r.stderr
 
@@ -138,14 +174,25 @@ def test_resume_takes_the_recorded_options_and_refuses_a_conflicting_one(tmp_pat
     import json
 
     from vgs.config import ConfigError
-    from vgs.sweep import SweepOptions, resumed_options
+    from vgs.sweep.options import SweepOptions, resumed_options
 
     folder = tmp_path / "smoke_20260101-000000"
     folder.mkdir()
     (folder / "tuner.pkl").write_text("x")
-    recorded = {"name": "smoke", "data": "/corpus", "storage": None, "tracking_uri": "sqlite:////db", "resume": False,
-                "overrides": {"train.epochs": "12"}, "address": None, "samples": None, "picks": {}, "seeds": [0, 1],
-                "resources": {}, "confirm": None}
+    recorded = {
+        "name": "smoke",
+        "data": "/corpus",
+        "storage": None,
+        "tracking_uri": "sqlite:////db",
+        "resume": False,
+        "overrides": {"train.epochs": "12"},
+        "address": None,
+        "samples": None,
+        "picks": {},
+        "seeds": [0, 1],
+        "resources": {},
+        "confirm": None,
+    }
     (folder / "options.json").write_text(json.dumps(recorded))
     name, opts = resumed_options(SweepOptions("smoke", resume=True), str(tmp_path), "smoke")
     assert name == folder.name and opts.resume and opts.data == "/corpus" and opts.seeds == [0, 1]
@@ -165,7 +212,7 @@ def test_dry_run_plans_every_cell_without_ray(tmp_path, vgs_home, capsys):
 
     import ray
 
-    from vgs.sweep import main
+    from vgs.sweep.cli import main
 
     args = ["smoke", "--storage", str(tmp_path / "ray"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     assert main([*args, "--dry-run", "--json"]) == 0
@@ -182,18 +229,22 @@ def test_dry_run_plans_every_cell_without_ray(tmp_path, vgs_home, capsys):
 
 
 def test_dry_run_shows_multitask_speech_batches_constant_across_text_fractions(tiny_corpus, tmp_path):
-    from vgs.dry_run import plan_sweep
-    from vgs.searchspace import load
-    from vgs.sweep import trial_base
+    from vgs.sweep.dry_run import plan_sweep
+    from vgs.sweep.options import trial_base
+    from vgs.sweep.spec import load
 
     yaml = tmp_path / "down.yaml"
-    yaml.write_text("base: cpu-text\nvariants:\n  model:\n    mtl-transcribe: {model.family: mtl-transcribe}\n"
-                    "    text-image: {model.family: text-image}\n"
-                    "space:\n  data.text_fraction: {choice: [1.0, 0.1]}\nsearch: {algorithm: grid}\n"
-                    "metric: val_r10\nseeds: [0]\n")
+    yaml.write_text(
+        "base: cpu-text\nvariants:\n  model:\n    mtl-transcribe: {model.family: mtl-transcribe}\n"
+        "    text-image: {model.family: text-image}\n"
+        "space:\n  data.text_fraction: {choice: [1.0, 0.1]}\nsearch: {algorithm: grid}\n"
+        "metric: val_r10\nseeds: [0]\n"
+    )
     spec = load(str(yaml))
     plan = plan_sweep(spec, trial_base(spec, {"data.root": str(tiny_corpus)}))
-    by = {(c["config"]["model.family"], c["config"]["data.text_fraction"]): c["batches_per_epoch"] for c in plan["cells"]}
+    by = {
+        (c["config"]["model.family"], c["config"]["data.text_fraction"]): c["batches_per_epoch"] for c in plan["cells"]
+    }
     assert by[("mtl-transcribe", 1.0)]["s2i"] == by[("mtl-transcribe", 0.1)]["s2i"] > 0
     assert by[("mtl-transcribe", 0.1)]["asr"] == by[("mtl-transcribe", 0.1)]["s2i"]  # the text cycles
     assert by[("text-image", 0.1)]["t2i"] < by[("text-image", 1.0)]["t2i"]
@@ -203,14 +254,20 @@ def test_base_option_runs_a_sweep_at_another_size(tiny_corpus, tmp_path):
     import numpy as np
 
     from vgs.data.flickr8k import read_flickr8k
-    from vgs.dry_run import plan_sweep
-    from vgs.sweep import SweepOptions, resolved_sweep
+    from vgs.sweep.dry_run import plan_sweep
+    from vgs.sweep.options import SweepOptions, resolved_sweep
 
     names = sorted({u.image for u in read_flickr8k(tiny_corpus).utterances})
     feats = tmp_path / "vgg16.npz"  # stands in for VGG-16 features: only their shape matters here
     np.savez(feats, names=np.array(names), features=np.zeros((len(names), 4096), np.float32))
-    opts = SweepOptions("sharing", data=str(tiny_corpus), base="chrupala2019", picks={"variant.row": ["row06"]},
-                        seeds=[0], overrides={"data.image_features": str(feats)})
+    opts = SweepOptions(
+        "sharing",
+        data=str(tiny_corpus),
+        base="chrupala2019",
+        picks={"variant.row": ["row06"]},
+        seeds=[0],
+        overrides={"data.image_features": str(feats)},
+    )
     spec, _, base = resolved_sweep(opts)
     cell = plan_sweep(spec, base)["cells"][0]
     assert cell["config"]["model.three.bidirectional"] is False and cell["config"]["data.features"] == "chrupala13"

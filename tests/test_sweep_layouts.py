@@ -1,6 +1,7 @@
 """`python -m vgs.sweep gru_layers --data PATH` through the CLI on the real Flickr8K slice
 (flickr1d, real speech).  Places and SpokenCOCO go through the same prepare() and train end to
 end in test_corpora.py (a sweep per layout here cost ~40 s each of the CI budget)."""
+
 import os
 import subprocess
 import sys
@@ -11,10 +12,25 @@ import pytest
 def sweep_on(tmp_path, data, *overrides):
     env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
     env.pop("RAY_ADDRESS", None)
-    cmd = [sys.executable, "-m", "vgs.sweep", "gru_layers", "--data", str(data), "--samples", "2",
-           "--confirm", "0",  # the confirmation phase is covered in test_sweep; CI's budget
-           "--storage", str(tmp_path / "ray"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "train.epochs=2", "train.test_at_end=false", *overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vgs.sweep",
+        "gru_layers",
+        "--data",
+        str(data),
+        "--samples",
+        "2",
+        "--confirm",
+        "0",  # the confirmation phase is covered in test_sweep; CI's budget
+        "--storage",
+        str(tmp_path / "ray"),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "train.epochs=2",
+        "train.test_at_end=false",
+        *overrides,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
 
 

@@ -1,14 +1,24 @@
 """The driver's progress lines and the library-noise filter."""
+
 import logging
 
-from vgs.sweep_output import NOISE, _DropNoise, progress_line
+from vgs.sweep.output import NOISE, _DropNoise, progress_line
 
 
 def test_progress_line_names_the_trial_and_its_scores():
-    result = {"epoch": 2, "train_loss": 0.15134, "val_s2i_r10": 0.35, "val_i2s_r10": 0.452, "val_wer": 0.5,
-              "epoch_seconds": 44.12, "workers": 1}
-    assert progress_line("layers=1 latent=256 s0", result, 3) == \
-        "[layers=1 latent=256 s0] epoch 2/3 loss 0.1513 val s2i_r10 0.350 i2s_r10 0.452 wer 0.500 (44.1 s)"
+    result = {
+        "epoch": 2,
+        "train_loss": 0.15134,
+        "val_s2i_r10": 0.35,
+        "val_i2s_r10": 0.452,
+        "val_wer": 0.5,
+        "epoch_seconds": 44.12,
+        "workers": 1,
+    }
+    assert (
+        progress_line("layers=1 latent=256 s0", result, 3)
+        == "[layers=1 latent=256 s0] epoch 2/3 loss 0.1513 val s2i_r10 0.350 i2s_r10 0.452 wer 0.500 (44.1 s)"
+    )
     assert progress_line("base", {**result, "workers": 2}, 3).endswith("(44.1 s, 2 workers)")
 
 

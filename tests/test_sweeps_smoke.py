@@ -1,5 +1,6 @@
 """Every named sweep YAML validates, and each runs one or two of its cells at smoke size
 (built-in corpus of 80 images, one epoch, one seed) through Ray Tune into MLflow."""
+
 import json
 import os
 import subprocess
@@ -8,10 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from vgs.searchspace import available, load
+from vgs.sweep.spec import available, load
 
-PAPER_SWEEPS = ["downsampling", "gru_layers_asr", "gru_layers_seed003", "gru_layers_slt", "hidden_size",
-                "hidden_size_asr", "latent_dim", "pipeline_vs_mtl", "sharing"]
+PAPER_SWEEPS = [
+    "downsampling",
+    "gru_layers_asr",
+    "gru_layers_seed003",
+    "gru_layers_slt",
+    "hidden_size",
+    "hidden_size_asr",
+    "latent_dim",
+    "pipeline_vs_mtl",
+    "sharing",
+]
 
 
 def test_every_sweep_yaml_validates_and_has_the_papers_cells():
@@ -22,8 +32,13 @@ def test_every_sweep_yaml_validates_and_has_the_papers_cells():
     assert len(load("pipeline_vs_mtl").space["variant.model"]["choice"]) == 18  # 6 models x 3 conditions
     assert len(load("gru_layers_seed003").space["variant.component"]["choice"]) == 3 + 12 + 6  # Table 4
     assert len(load("sharing").space["variant.row"]["choice"]) == 13  # seed 004 Table 1
-    assert load("latent_dim").space["variant.pair"]["choice"] == ["DG2A1024", "DG2A2048", "DG3A1024", "DG4A1024",
-                                                                   "DG4A2048"]
+    assert load("latent_dim").space["variant.pair"]["choice"] == [
+        "DG2A1024",
+        "DG2A2048",
+        "DG3A1024",
+        "DG4A1024",
+        "DG4A2048",
+    ]
 
 
 @pytest.mark.slow
@@ -35,28 +50,65 @@ def test_every_sweep_runs_at_smoke_size(tmp_path):
     # and MLflow database, and one VGS_HOME: both start by building the same built-in corpus and
     # feature stores, which one of them does while the other waits (they had crashed on each
     # other's temporary files)
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), str(part)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env) for part in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path), str(part)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
+        for part in (0, 1)
+    ]
     outs = [p.communicate(timeout=1200) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, out[-3000:] + err[-5000:]
     lines = [line for out, _ in outs for line in out.splitlines() if line.startswith("{")]
     results = {x["sweep"]: x for x in map(json.loads, lines)}
     assert set(results) == set(PAPER_SWEEPS)
-    for name, res in results.items():
+    for res in results.values():
         assert res["trials"] >= 1 and set(res["status"]) == {"completed"}, res
         assert all(isinstance(v, float) for v in res["values"]), res
     # the paper-style report of two of them, from MLflow
     uri = f"sqlite:///{tmp_path / 'mlflow-0.db'}"  # part 0 ran pipeline_vs_mtl and downsampling
-    rep = subprocess.run([sys.executable, "-m", "vgs.report", "pipeline_vs_mtl", "--tracking-uri", uri,
-                          "--out", str(tmp_path / "rep")], capture_output=True, text=True, cwd=tmp_path, env=env)
+    rep = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vgs.results.report",
+            "pipeline_vs_mtl",
+            "--tracking-uri",
+            uri,
+            "--out",
+            str(tmp_path / "rep"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
     assert rep.returncode == 0, rep.stderr[-3000:]
     assert "| model | full (val_r10) | reduced (val_r10) | translations (val_r10) |" in rep.stdout
     pipe_seq = next(line for line in rep.stdout.splitlines() if line.startswith("| pipe-seq |"))
     assert "(n=1) · paper 0.345" in pipe_seq and "paper 0.642" in pipe_seq
     assert (tmp_path / "rep" / "metric_per_epoch.png").stat().st_size > 1000
-    down = subprocess.run([sys.executable, "-m", "vgs.report", "downsampling", "--tracking-uri", uri,
-                           "--out", str(tmp_path / "down")], capture_output=True, text=True, cwd=tmp_path, env=env)
+    down = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vgs.results.report",
+            "downsampling",
+            "--tracking-uri",
+            uri,
+            "--out",
+            str(tmp_path / "down"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
     assert down.returncode == 0, down.stderr[-3000:]
     assert "| paper ASR WER (Table 9) | 0.397 |" in down.stdout
     assert (tmp_path / "down" / "downsampling.png").exists()
@@ -67,4 +119,6 @@ def test_every_sweep_runs_at_smoke_size(tmp_path):
     exp = client.get_experiment_by_name("vgs-pipeline_vs_mtl")
     parent = client.search_runs([exp.experiment_id], filter_string="tags.`vgs.kind` = 'sweep'")[0]
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {
-        "report/report.md", "report/metric_per_epoch.png"}
+        "report/report.md",
+        "report/metric_per_epoch.png",
+    }

@@ -76,8 +76,8 @@ def test_a_lower_snr_adds_more_noise_to_the_same_speech_and_names_its_corpus(tmp
     start = silence_pads(np.random.default_rng(0))[0]
 
     def snr(x):  # of the speech span (the level is set over speech and pads: a little above nominal)
-        added = x[start:start + len(signal)] - signal
-        return 10 * np.log10(np.mean(signal ** 2) / np.mean(added ** 2))
+        added = x[start : start + len(signal)] - signal
+        return 10 * np.log10(np.mean(signal**2) / np.mean(added**2))
 
     assert 20 < snr(clean) < 42 and 0.0 < snr(noisy) < 2.0
     assert parse_snr("0-20") == (0.0, 20.0) and parse_snr((5, 5)) == (5.0, 5.0)

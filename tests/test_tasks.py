@@ -1,6 +1,7 @@
 """The Task registry (timm-style tests over every registered family): each builds, declares the
 metric names its evaluation really produces, refuses configuration keys it does not read, and a
 new family is one Task plus its registry line."""
+
 from __future__ import annotations
 
 import re
@@ -11,20 +12,42 @@ import pytest
 import torch
 
 from vgs import metric_names
-from vgs.config import ConfigError, ModelConfig, apply_overrides, base_config, cli_config
+from vgs.config import ConfigError, ModelConfig, apply_overrides, base_config
 from vgs.tasks import TASKS, task_of
+from vgs.tasks.factory import cli_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(family: str, corpus: Path):
-    return apply_overrides(base_config("cpu-tiny"), {
-        "model.family": family, "data.root": str(corpus), "train.epochs": 1, "train.batch_size": 16,
-        "model.asr.encoder_layers": 1, "model.asr.hidden": 16, "model.asr.embed": 8, "model.asr.attention": 16,
-        "model.asr.max_chars": 40, "model.mtl.shared_layers": 1, "model.mtl.s2i_layers": 1, "model.mtl.task_layers": 1,
-        "model.match.shared_layers": 1, "model.match.s2i_layers": 1, "model.match.task_layers": 0,
-        "model.text.embed": 8, "model.text.layers": 1, "model.three.speech_layers": 1, "model.three.text_layers": 1,
-        "model.three.s2i": 0, "model.three.s2t": 0, "model.three.t2s": 0, "model.three.t2i": 0})
+    return apply_overrides(
+        base_config("cpu-tiny"),
+        {
+            "model.family": family,
+            "data.root": str(corpus),
+            "train.epochs": 1,
+            "train.batch_size": 16,
+            "model.asr.encoder_layers": 1,
+            "model.asr.hidden": 16,
+            "model.asr.embed": 8,
+            "model.asr.attention": 16,
+            "model.asr.max_chars": 40,
+            "model.mtl.shared_layers": 1,
+            "model.mtl.s2i_layers": 1,
+            "model.mtl.task_layers": 1,
+            "model.match.shared_layers": 1,
+            "model.match.s2i_layers": 1,
+            "model.match.task_layers": 0,
+            "model.text.embed": 8,
+            "model.text.layers": 1,
+            "model.three.speech_layers": 1,
+            "model.three.text_layers": 1,
+            "model.three.s2i": 0,
+            "model.three.s2t": 0,
+            "model.three.t2s": 0,
+            "model.three.t2i": 0,
+        },
+    )
 
 
 @pytest.mark.parametrize("family", sorted(TASKS))
@@ -33,15 +56,16 @@ def test_every_family_evaluates_exactly_the_metrics_it_declares(family, tiny_cor
     scores are the Task's metric_names, every one in the shared vocabulary, and the selection
     metric is among them."""
     from vgs.evaluate import evaluate
-    from vgs.models.registry import build_model
+    from vgs.tasks.factory import build_model
     from vgs.training_data import training_data
 
     cfg = tiny_config(family, tiny_corpus)
     task = task_of(cfg.model)
     torch.manual_seed(0)
     td = training_data(cfg)
-    model = build_model(cfg.model, td.data.speech.dim, td.data.images.feature_dim, len(td.vocab) if td.vocab else 0,
-                        1, td.max_chars)
+    model = build_model(
+        cfg.model, td.data.speech.dim, td.data.images.feature_dim, len(td.vocab) if td.vocab else 0, 1, td.max_chars
+    )
     result = evaluate(model, td.val, cfg, torch.device("cpu"), td.vocab)
     assert sorted(result.scores) == sorted(task.metric_names(cfg.model))
     assert all(np.isfinite(v) for v in result.scores.values())
@@ -55,9 +79,10 @@ def test_every_family_evaluates_exactly_the_metrics_it_declares(family, tiny_cor
 def test_a_pipeline_decodes_its_speech_once_for_both_queries_and_wer(tiny_corpus):
     """Pipelines rank images by the recognizer's text and score its WER: evaluation decodes each
     validation utterance once, and ranks exactly as decoding every query afresh (model.query)."""
-    from vgs.evaluate import embed_images, embed_queries, evaluate
+    from vgs.evaluate import evaluate
+    from vgs.inference import embed_images, embed_queries
     from vgs.metrics import retrieval
-    from vgs.models.registry import build_model
+    from vgs.tasks.factory import build_model
     from vgs.training_data import training_data
 
     cfg, cpu = tiny_config("pipe-ind", tiny_corpus), torch.device("cpu")
@@ -98,16 +123,21 @@ def test_a_key_of_another_family_is_refused_naming_it():
 
 
 def test_a_sweep_whose_cells_choose_the_family_checks_keys_against_all_of_them(tmp_path):
-    from vgs.searchspace import load, validate
+    from vgs.sweep.spec import load
+    from vgs.sweep.spec_checks import validate
 
     spec = load("pipeline_vs_mtl")
     spec.base_config({"model.asr.hidden": 64})  # read by the pipelines and mtl-transcribe: fine
     with pytest.raises(ConfigError, match=r"model\.three\.s2i: not a setting of any of this sweep's families"):
         spec.base_config({"model.three.s2i": 1})
     path = tmp_path / "bad.yaml"  # a variant that sets a key its own family does not read
-    path.write_text("variants:\n  model:\n    a: {model.family: text-image}\n"
-                    "    b: {model.family: asr, model.text.layers: 1}\nspace: {variant.model: {choice: [a, b]}}\n")
-    with pytest.raises(ConfigError, match=r"variants\.model\.b: model\.text\.layers: not a setting of model\.family=asr"):
+    path.write_text(
+        "variants:\n  model:\n    a: {model.family: text-image}\n"
+        "    b: {model.family: asr, model.text.layers: 1}\nspace: {variant.model: {choice: [a, b]}}\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"variants\.model\.b: model\.text\.layers: not a setting of model\.family=asr"
+    ):
         validate(load(str(path)))
 
 
@@ -132,8 +162,16 @@ def test_a_new_family_is_one_task_and_its_registry_line(tiny_corpus, tmp_path, m
 def test_metric_vocabulary():
     assert metric_names.base_name("sel_val_s2i_r10") == "s2i_r10"
     assert metric_names.base_name("best_val_wer") == "wer" and metric_names.base_name("lr") == "lr"
-    assert metric_names.retrieval_names("t2i") == ("t2i_r1", "t2i_r5", "t2i_r10", "t2i_medr",
-                                                   "i2t_r1", "i2t_r5", "i2t_r10", "i2t_medr")
+    assert metric_names.retrieval_names("t2i") == (
+        "t2i_r1",
+        "t2i_r5",
+        "t2i_r10",
+        "t2i_medr",
+        "i2t_r1",
+        "i2t_r5",
+        "i2t_r10",
+        "i2t_medr",
+    )
     assert metric_names.retrieval_names("s2t") == ("s2t_r1", "s2t_r5", "s2t_r10", "s2t_medr")
     assert not metric_names.higher_is_better("val_s2i_medr") and not metric_names.higher_is_better("test_wer")
     assert all(metric_names.VAL + m in metric_names.SELECTABLE for m in metric_names.TABLE)
@@ -143,9 +181,11 @@ def test_metric_vocabulary():
 
 def test_dry_run_plans_each_phase_of_a_two_phase_family(tiny_corpus):
     """pipe-seq's plan: ASR batches in its first phase, text-image batches in its second."""
-    from vgs.dry_run import plan_cell
+    from vgs.sweep.dry_run import plan_cell
 
     cfg = apply_overrides(tiny_config("pipe-seq", tiny_corpus), {"train.epochs": 4, "model.mtl.asr_epochs": 1})
     plan = plan_cell(cfg, {})
     assert [p["epochs"] for p in plan["phases"]] == [[1, 1], [2, 4]]
-    assert list(plan["phases"][0]["batches_per_epoch"]) == ["asr"] and list(plan["phases"][1]["batches_per_epoch"]) == ["t2i"]
+    assert list(plan["phases"][0]["batches_per_epoch"]) == ["asr"] and list(plan["phases"][1]["batches_per_epoch"]) == [
+        "t2i"
+    ]

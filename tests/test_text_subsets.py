@@ -5,8 +5,10 @@ from vgs.data.text_subsets import FLICKR8K_HOURS, reduced_english, scaled_hours,
 
 
 def utts(n):
-    return [Utterance(f"u{i}", f"/a/u{i}.wav", f"i{i // 5}.jpg", "s", f"caption {i}", "訳" if i % 3 else None, "train")
-            for i in range(n)]
+    return [
+        Utterance(f"u{i}", f"/a/u{i}.wav", f"i{i // 5}.jpg", "s", f"caption {i}", "訳" if i % 3 else None, "train")
+        for i in range(n)
+    ]
 
 
 def test_subsets_are_nested_sized_by_hours_and_seed_deterministic():

@@ -1,11 +1,16 @@
 """Child-run names: what a trial searched, readable in MLflow's tables and chart legends."""
-from vgs.tracking import run_label
+
+from vgs.sweep.tracking import run_label
 
 
 def test_run_label_names_the_searched_values_and_the_seed():
-    assert run_label({"model.speech.layers": 1, "model.latent": 256, "__trial_index__": 0}, 0) == "layers=1 latent=256 s0"
-    assert run_label({"data.text_fraction": 0.0385, "variant.model": "mtl-match", "train.seed": 2}, 2) == \
-        "text_fraction=0.0385 mtl-match s2"
+    assert (
+        run_label({"model.speech.layers": 1, "model.latent": 256, "__trial_index__": 0}, 0) == "layers=1 latent=256 s0"
+    )
+    assert (
+        run_label({"data.text_fraction": 0.0385, "variant.model": "mtl-match", "train.seed": 2}, 2)
+        == "text_fraction=0.0385 mtl-match s2"
+    )
     assert run_label({}, None) == "base"
 
 
@@ -15,7 +20,7 @@ def test_tracking_uri_is_checked_up_front_with_the_fix(tmp_path):
     import pytest
 
     from vgs.config import ConfigError
-    from vgs.tracking import check_tracking_uri
+    from vgs.sweep.tracking import check_tracking_uri
 
     t0 = time.time()
     with pytest.raises(ConfigError, match="no MLflow server answers"):
@@ -32,9 +37,13 @@ def test_two_processes_creating_one_sqlite_store_at_once_both_succeed(tmp_path):
     import sys
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    code = (f"from vgs.tracking import check_tracking_uri, experiment_id; check_tracking_uri({uri!r}); "
-            f"print(experiment_id({uri!r}, 'vgs-x'))")
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    code = (
+        f"from vgs.sweep.tracking import check_tracking_uri, experiment_id; check_tracking_uri({uri!r}); "
+        f"print(experiment_id({uri!r}, 'vgs-x'))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]

@@ -7,7 +7,7 @@ import torch
 
 from vgs.config import ConfigError, apply_overrides, base_config
 from vgs.data.prepare import prepare
-from vgs.models.registry import build_model
+from vgs.tasks.factory import build_model
 from vgs.train import fit
 
 
@@ -16,8 +16,9 @@ def tiny_cfg(corpus, **overrides):
 
 
 def test_training_learns_on_a_tiny_corpus(tiny_corpus, tmp_path):
-    cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 14, "train.captions_per_image": 0, "train.batch_size": 16,
-                                    "train.lr": 3e-3})
+    cfg = tiny_cfg(
+        tiny_corpus, **{"train.epochs": 14, "train.captions_per_image": 0, "train.batch_size": 16, "train.lr": 3e-3}
+    )
     summary = fit(cfg, out_dir=tmp_path / "run")
     chance = 10 / 40  # R@10 of a random ranking over the 40 validation images
     assert summary["sel_val_s2i_r10"] >= chance + 0.1, summary
@@ -33,6 +34,7 @@ def _interrupt_after(epochs):
     def report(metrics, _checkpoint_dir):
         if metrics["epoch"] >= epochs:
             raise _Interrupt
+
     return report
 
 
@@ -67,8 +69,9 @@ def test_a_config_that_cannot_fit_is_refused(tiny_corpus, tmp_path):
 
 
 def test_cli_names_a_missing_corpus(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "vgs.train", "--data", str(tmp_path / "missing")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "vgs.train", "--data", str(tmp_path / "missing")], capture_output=True, text=True
+    )
     assert r.returncode == 2 and f"corpus folder not found: {tmp_path / 'missing'}" in r.stderr
 
 
@@ -122,8 +125,13 @@ def test_selected_epoch_scores_are_named_sel_not_best():
     # epoch 3 won on speech->image; its image->speech (0.30) is not image->speech's best over epochs
     best = {"epoch": 3, "val_r10": 0.5, "val_s2i_r10": 0.5, "val_i2s_r10": 0.30}
     got = selected_metrics(best, "val_r10")
-    assert got == {"best_epoch": 3, "best_val_r10": 0.5, "sel_val_r10": 0.5, "sel_val_s2i_r10": 0.5,
-                   "sel_val_i2s_r10": 0.30}
+    assert got == {
+        "best_epoch": 3,
+        "best_val_r10": 0.5,
+        "sel_val_r10": 0.5,
+        "sel_val_s2i_r10": 0.5,
+        "sel_val_i2s_r10": 0.30,
+    }
     assert not any(k.startswith("best_val_i2s") for k in got)
 
 
@@ -136,12 +144,12 @@ def test_restart_phase_splits_the_last_epochs_off():
 
 
 def test_warm_second_run_halves_the_rate_from_the_best_epoch_and_resumes_exactly(tiny_corpus, tmp_path):
-    cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 3, "train.restart_epochs": 1, "train.scheduler": "constant",
-                                    "train.lr": 2e-3})
+    cfg = tiny_cfg(
+        tiny_corpus, **{"train.epochs": 3, "train.restart_epochs": 1, "train.scheduler": "constant", "train.lr": 2e-3}
+    )
     data = prepare(cfg.data)
     lrs = []
-    straight = fit(cfg, out_dir=tmp_path / "a", data=data,
-                   report=lambda m, _: lrs.append(m["lr"]))
+    straight = fit(cfg, out_dir=tmp_path / "a", data=data, report=lambda m, _: lrs.append(m["lr"]))
     assert lrs == pytest.approx([2e-3, 2e-3, 1e-3])
     with pytest.raises(_Interrupt):
         fit(cfg, out_dir=tmp_path / "b", data=data, report=_interrupt_after(2))

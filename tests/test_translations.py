@@ -1,5 +1,6 @@
 """F30kEnt-JP translations matched to Flickr8K captions, and the text conditions built on them
 (reduced English, textual downsampling) through `prepare`."""
+
 import dataclasses
 import json
 
@@ -13,9 +14,14 @@ from vgs.data.translations import attach_translations, match_key, read_f30kent_j
 
 
 def test_markup_is_stripped_and_hyphens_do_not_matter():
-    assert strip_markup("[/EN#18/people A red-haired man] sits on [/EN#3/other/scene a bench] .") == \
-        "A red-haired man sits on a bench ."
-    assert strip_markup("[/EN#18/people 赤毛の男性]が[/EN#3/other ベンチ]に座っている。") == "赤毛の男性がベンチに座っている。"
+    assert (
+        strip_markup("[/EN#18/people A red-haired man] sits on [/EN#3/other/scene a bench] .")
+        == "A red-haired man sits on a bench ."
+    )
+    assert (
+        strip_markup("[/EN#18/people 赤毛の男性]が[/EN#3/other ベンチ]に座っている。")
+        == "赤毛の男性がベンチに座っている。"
+    )
     assert match_key("A red-haired man  sits on a bench .") == match_key("a red haired man sits on a bench")
     assert match_key("A man sits .") != match_key("A man stands .")
 
@@ -76,12 +82,22 @@ def test_translated_only_keeps_translated_training_captions(flickr1d, tmp_path):
     (speech, images and text); validation and test stay whole."""
     root, images = flickr1d
     jp_dir, expected = write_f30kent(root, tmp_path / "f30k")
-    cfg = DataConfig(root=str(root), image_dir=str(images), translations=str(jp_dir), translated_only=True,
-                     store=str(tmp_path / "store"), image_resize=40, image_crop=32)
+    cfg = DataConfig(
+        root=str(root),
+        image_dir=str(images),
+        translations=str(jp_dir),
+        translated_only=True,
+        store=str(tmp_path / "store"),
+        image_resize=40,
+        image_crop=32,
+    )
     data = prepare(cfg)
     train = {u.id for u in data.corpus.split("train")}
-    assert train == {f"{name.rsplit('.', 1)[0]}_{k}" for (name, k) in expected
-                     if name in {u.image for u in data.corpus.split("train")}}
+    assert train == {
+        f"{name.rsplit('.', 1)[0]}_{k}"
+        for (name, k) in expected
+        if name in {u.image for u in data.corpus.split("train")}
+    }
     assert len(train) == 12 and len(data.corpus.split("val")) == 10 and len(data.corpus.split("test")) == 10
 
 

@@ -1,24 +1,44 @@
 """The seed-noise verdict of a sweep, and which cells its confirmation phase runs."""
+
 import math
 
 import numpy as np
 import pytest
 
-from vgs.searchspace import SweepSpec
-from vgs.sweep import confirm_cells, summary_of
-from vgs.verdict import ConfigScores, above_chance, group_by_config, holm, ordering, pooled_sd, seeds_needed, \
-    verdict, welch
+from vgs.results.verdict import (
+    ConfigScores,
+    above_chance,
+    group_by_config,
+    holm,
+    ordering,
+    pooled_sd,
+    seeds_needed,
+    verdict,
+    welch,
+)
+from vgs.sweep.phases import confirm_cells, summary_of
+from vgs.sweep.spec_model import SweepSpec
 
 
 def trial(layers, seed, value, status="completed"):
-    return {"trial_id": f"L{layers}s{seed}", "config": {"model.speech.layers": layers, "train.seed": seed},
-            "status": status, "epochs": 8 if status == "completed" else 2, "val_s2i_r10": value,
-            "val_i2s_r10": value, "best_epoch": 1, "seconds": 10.0}
+    return {
+        "trial_id": f"L{layers}s{seed}",
+        "config": {"model.speech.layers": layers, "train.seed": seed},
+        "status": status,
+        "epochs": 8 if status == "completed" else 2,
+        "val_s2i_r10": value,
+        "val_i2s_r10": value,
+        "best_epoch": 1,
+        "seconds": 10.0,
+    }
 
 
 def test_pooled_sd_equals_the_slow_reference():
-    groups = [ConfigScores({"a": 1}, [0.30, 0.34, 0.29]), ConfigScores({"a": 2}, [0.20, 0.26]),
-              ConfigScores({"a": 3}, [0.1])]  # one seed: no degrees of freedom
+    groups = [
+        ConfigScores({"a": 1}, [0.30, 0.34, 0.29]),
+        ConfigScores({"a": 2}, [0.20, 0.26]),
+        ConfigScores({"a": 3}, [0.1]),
+    ]  # one seed: no degrees of freedom
     deviations = [v - np.mean(g.values) for g in groups for v in g.values]
     dof = sum(len(g.values) - 1 for g in groups)
     sd, got_dof = pooled_sd(groups)
@@ -27,8 +47,13 @@ def test_pooled_sd_equals_the_slow_reference():
 
 
 def test_only_completed_trials_count_and_configurations_rank_by_mean():
-    trials = [trial(1, 0, 0.40), trial(1, 1, 0.36), trial(2, 0, 0.50, "pruned"), trial(2, 1, 0.30),
-              trial(3, 0, float("nan"))]
+    trials = [
+        trial(1, 0, 0.40),
+        trial(1, 1, 0.36),
+        trial(2, 0, 0.50, "pruned"),
+        trial(2, 1, 0.30),
+        trial(3, 0, float("nan")),
+    ]
     groups = group_by_config(trials, "val_s2i_r10", "max")
     assert [g.config for g in groups] == [{"model.speech.layers": 1}, {"model.speech.layers": 2}]
     assert groups[0].values == [0.40, 0.36] and groups[1].values == [0.30]
@@ -52,22 +77,25 @@ def test_verdict_beyond_within_and_unknown():
 
 
 def spec(top=2, seeds=(0, 1)):
-    return SweepSpec(name="t", path=None, metric="val_s2i_r10", mode="max", confirm_top=top,
-                     confirm_seeds=list(seeds), seeds=[0])
+    return SweepSpec(
+        name="t", path=None, metric="val_s2i_r10", mode="max", confirm_top=top, confirm_seeds=list(seeds), seeds=[0]
+    )
 
 
 def test_confirmation_reruns_the_top_configurations_to_full_budget_and_reuses_completed_trials():
     trials = [trial(1, 0, 0.40), trial(2, 0, 0.35, "pruned"), trial(3, 0, 0.20, "pruned"), trial(4, 0, 0.10)]
     cells = confirm_cells(spec(), trials)
     # layers=1 completed seed 0 already; layers=2 was pruned, so both its seeds run in full
-    assert cells == [{"model.speech.layers": 1, "train.seed": 1}, {"model.speech.layers": 2, "train.seed": 0},
-                     {"model.speech.layers": 2, "train.seed": 1}]
+    assert cells == [
+        {"model.speech.layers": 1, "train.seed": 1},
+        {"model.speech.layers": 2, "train.seed": 0},
+        {"model.speech.layers": 2, "train.seed": 1},
+    ]
     assert confirm_cells(spec(top=0), trials) == []
 
 
 def test_summary_picks_the_winning_configuration_and_counts_compute():
-    trials = [trial(1, 0, 0.40), trial(1, 1, 0.42), trial(2, 0, 0.45, "pruned"), trial(2, 0, 0.20),
-              trial(2, 1, 0.22)]
+    trials = [trial(1, 0, 0.40), trial(1, 1, 0.42), trial(2, 0, 0.45, "pruned"), trial(2, 0, 0.20), trial(2, 1, 0.22)]
     s = summary_of(spec(), trials)
     assert s["beyond_noise"] is True and s["best"]["config"]["model.speech.layers"] == 1
     assert s["trials"][0]["val_s2i_r10"] == 0.45  # the table still lists trials by score
@@ -79,12 +107,14 @@ def test_summary_picks_the_winning_configuration_and_counts_compute():
 def test_a_sweep_without_any_scored_trial_ends_failed():
     """Every trial failed (e.g. a conv kernel longer than any utterance, which only the forward
     pass finds): the parent run is FAILED, not FINISHED, and the command exits 1."""
-    from vgs.sweep import parent_status, summary_of
-    from vgs.searchspace import load
+    from vgs.sweep.phases import parent_status, summary_of
+    from vgs.sweep.spec import load
 
     spec = load("smoke")
-    failed = [{"trial_id": "a", "config": {"model.speech.layers": 1}, "epochs": 0, "status": "error", "error": "x"},
-              {"trial_id": "b", "config": {"model.speech.layers": 2}, "epochs": 0, "status": "error", "error": "y"}]
+    failed = [
+        {"trial_id": "a", "config": {"model.speech.layers": 1}, "epochs": 0, "status": "error", "error": "x"},
+        {"trial_id": "b", "config": {"model.speech.layers": 2}, "epochs": 0, "status": "error", "error": "y"},
+    ]
     assert parent_status(summary_of(spec, failed)) == "FAILED"
     scored = [{**failed[0], "status": "completed", "epochs": 2, "val_s2i_r10": 0.3, "seconds": 1.0}]
     assert parent_status(summary_of(spec, scored)) == "FINISHED"
@@ -94,26 +124,53 @@ TABLE_2 = [("text-image",), ("pipe-ind", "pipe-seq"), ("mtl-asr",), ("mtl-match"
 
 
 def test_a_papers_order_holds_tier_by_tier_with_ties_inside_a_tier():
-    scores = {"text-image": [0.50, 0.52], "pipe-ind": [0.47, 0.47], "pipe-seq": [0.48, 0.46],
-              "mtl-asr": [0.44, 0.45], "mtl-match": [0.42, 0.43], "speech-image": [0.39, 0.40]}
+    scores = {
+        "text-image": [0.50, 0.52],
+        "pipe-ind": [0.47, 0.47],
+        "pipe-seq": [0.48, 0.46],
+        "mtl-asr": [0.44, 0.45],
+        "mtl-match": [0.42, 0.43],
+        "speech-image": [0.39, 0.40],
+    }
     got = ordering(TABLE_2, scores)
     assert got.holds is True and " holds: " in got.line
     # pipe-seq's mean equals pipe-ind's: a tie inside a tier is allowed; pipe-seq's first seed beats text-image's...
     # ...but only means count, and the worst of a tier is compared with the best of the next
-    steps = [f"{d} (p = {welch(scores[a], scores[b]).p:.2g})" for d, a, b in (
-        ("+0.040", "text-image", "pipe-ind"), ("+0.025", "pipe-ind", "mtl-asr"), ("+0.020", "mtl-asr", "mtl-match"),
-        ("+0.030", "mtl-match", "speech-image"))]
+    steps = [
+        f"{d} (p = {welch(scores[a], scores[b]).p:.2g})"
+        for d, a, b in (
+            ("+0.040", "text-image", "pipe-ind"),
+            ("+0.025", "pipe-ind", "mtl-asr"),
+            ("+0.020", "mtl-asr", "mtl-match"),
+            ("+0.030", "mtl-match", "speech-image"),
+        )
+    ]
     assert "steps " + " ".join(steps) in got.line, got.line
     # two seeds each: none of the steps is significant at 0.05, however clean the order
     assert "not every step significant (Welch t-test, alpha 0.05)" in got.line
-    many = {m: [v - 0.01, v, v + 0.01] * 2 for m, v in (("text-image", 0.6), ("pipe-ind", 0.5), ("pipe-seq", 0.5),
-                                                       ("mtl-asr", 0.4), ("mtl-match", 0.3), ("speech-image", 0.2))}
+    many = {
+        m: [v - 0.01, v, v + 0.01] * 2
+        for m, v in (
+            ("text-image", 0.6),
+            ("pipe-ind", 0.5),
+            ("pipe-seq", 0.5),
+            ("mtl-asr", 0.4),
+            ("mtl-match", 0.3),
+            ("speech-image", 0.2),
+        )
+    }
     assert ", every step significant (Welch t-test, alpha 0.05)" in ordering(TABLE_2, many).line
 
 
 def test_a_broken_step_names_both_models_and_min_mode_reverses():
-    scores = {"text-image": [0.50], "pipe-ind": [0.47], "pipe-seq": [0.40], "mtl-asr": [0.44],
-              "mtl-match": [0.42], "speech-image": [0.39]}
+    scores = {
+        "text-image": [0.50],
+        "pipe-ind": [0.47],
+        "pipe-seq": [0.40],
+        "mtl-asr": [0.44],
+        "mtl-match": [0.42],
+        "speech-image": [0.39],
+    }
     got = ordering(TABLE_2, scores)
     assert got.holds is False and "pipe-seq 0.400 is not ahead of mtl-asr 0.440" in got.line
     assert ordering([("a",), ("b",)], {"a": [0.1], "b": [0.2]}, mode="min").holds is True
@@ -127,8 +184,10 @@ def test_a_step_inside_seed_noise_is_said_so():
 
 
 def test_above_chance_counts_the_models_own_seed_sd():
-    assert above_chance("speech-image", [0.40, 0.42, 0.44], 0.04) == \
-        "speech-image 0.420 ± 0.020 is 19 sd above chance 0.040"
+    assert (
+        above_chance("speech-image", [0.40, 0.42, 0.44], 0.04)
+        == "speech-image 0.420 ± 0.020 is 19 sd above chance 0.040"
+    )
     assert "no sd" in above_chance("speech-image", [0.4], 0.04)
 
 
@@ -138,15 +197,20 @@ def test_above_chance_counts_the_models_own_seed_sd():
 def _t_tail_slow(t: float, dof: float, steps: int = 200_000) -> float:
     """Two-sided tail of Student's t by Simpson's rule on its density: 1 - 2 * integral from 0 to |t|."""
     c = math.gamma((dof + 1) / 2) / (math.sqrt(dof * math.pi) * math.gamma(dof / 2))
-    f = lambda x: c * (1 + x * x / dof) ** (-(dof + 1) / 2)  # noqa: E731
+    f = lambda x: c * (1 + x * x / dof) ** (-(dof + 1) / 2)
     h = abs(t) / steps
     total = f(0) + f(abs(t)) + sum((4 if i % 2 else 2) * f(i * h) for i in range(1, steps))
     return 1 - 2 * total * h / 3
 
 
-@pytest.mark.parametrize("a,b", [([0.401, 0.394], [0.355, 0.320]),  # the README's demo figures (issue 23)
-                                 ([0.30, 0.34, 0.29], [0.20, 0.26, 0.25, 0.21]),
-                                 ([0.5, 0.52, 0.49], [0.51, 0.53, 0.50])])
+@pytest.mark.parametrize(
+    "a,b",
+    [
+        ([0.401, 0.394], [0.355, 0.320]),  # the README's demo figures (issue 23)
+        ([0.30, 0.34, 0.29], [0.20, 0.26, 0.25, 0.21]),
+        ([0.5, 0.52, 0.49], [0.51, 0.53, 0.50]),
+    ],
+)
 def test_welch_equals_scipy_and_a_slow_reference(a, b):
     from scipy import stats
 
@@ -156,7 +220,7 @@ def test_welch_equals_scipy_and_a_slow_reference(a, b):
     assert got.dof == pytest.approx(ref.df)
     # by hand: the Welch-Satterthwaite degrees of freedom, the t density integrated numerically
     va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     assert got.dof == pytest.approx(dof)
     assert got.p == pytest.approx(_t_tail_slow(got.t, dof), abs=1e-6)
     lo, hi = ref.confidence_interval(0.95)
@@ -192,13 +256,18 @@ def test_seeds_needed_gives_80_percent_power_by_simulation():
 
 
 def test_the_best_group_holds_the_configurations_not_significantly_worse():
-    groups = [ConfigScores({"c": "A"}, [0.50, 0.51, 0.49]), ConfigScores({"c": "B"}, [0.49, 0.50, 0.50]),
-              ConfigScores({"c": "C"}, [0.30, 0.31, 0.29]), ConfigScores({"c": "D"}, [0.20, 0.21, 0.19]),
-              ConfigScores({"c": "E"}, [0.10])]  # one seed: cannot be told apart
+    groups = [
+        ConfigScores({"c": "A"}, [0.50, 0.51, 0.49]),
+        ConfigScores({"c": "B"}, [0.49, 0.50, 0.50]),
+        ConfigScores({"c": "C"}, [0.30, 0.31, 0.29]),
+        ConfigScores({"c": "D"}, [0.20, 0.21, 0.19]),
+        ConfigScores({"c": "E"}, [0.10]),
+    ]  # one seed: cannot be told apart
     got = verdict(groups, "max", "val_s2i_r10")
     assert [g.config["c"] for g in got.tied] == ["A", "B", "E"] and [g.config["c"] for g in got.worse] == ["C", "D"]
-    assert "best group: c=A, c=B, c=E (tied); worse: c=C, c=D (Welch t-tests against the best, Holm-corrected" \
-        in got.line
+    assert (
+        "best group: c=A, c=B, c=E (tied); worse: c=C, c=D (Welch t-tests against the best, Holm-corrected" in got.line
+    )
     assert got.beyond_noise is False and got.seeds_needed is not None and "seeds each would detect" in got.line
     more = verdict(groups, "max", "val_s2i_r10", more_seeds="python -m vgs.sweep x --seeds {seeds}")
     assert f"--seeds {','.join(map(str, range(more.seeds_needed)))}" in more.line
@@ -210,14 +279,21 @@ def test_a_last_bit_of_float_rounding_moves_no_verdict():
 
 
 def test_more_seeds_for_a_finished_sweep_are_the_missing_pairs_of_its_top_configurations():
-    from vgs.sweep import more_seed_cells
+    from vgs.sweep.phases import more_seed_cells
 
-    trials = [trial(1, 0, 0.40), trial(1, 1, 0.42), trial(2, 0, 0.30), trial(2, 1, 0.31), trial(3, 0, 0.10),
-              trial(4, 0, 0.45, "pruned")]
+    trials = [
+        trial(1, 0, 0.40),
+        trial(1, 1, 0.42),
+        trial(2, 0, 0.30),
+        trial(2, 1, 0.31),
+        trial(3, 0, 0.10),
+        trial(4, 0, 0.45, "pruned"),
+    ]
     cells, seeds = more_seed_cells(spec(top=2), trials, add=2, top=None)
     assert seeds == [0, 1, 2, 3]
     # the best two by their best score: layers=4 (pruned at 0.45: it never ran in full) and layers=1
-    assert cells == [{"model.speech.layers": 4, "train.seed": s} for s in (0, 1, 2, 3)] + \
-        [{"model.speech.layers": 1, "train.seed": s} for s in (2, 3)]
+    assert cells == [{"model.speech.layers": 4, "train.seed": s} for s in (0, 1, 2, 3)] + [
+        {"model.speech.layers": 1, "train.seed": s} for s in (2, 3)
+    ]
     with pytest.raises(Exception, match="--add-seeds must be >= 1"):
         more_seed_cells(spec(), trials, add=0, top=1)

@@ -1,8 +1,8 @@
 """Seed 004's analyses of a trained speech model (train.analysis=true), on validation captions:
 speaker-ID probe and RSA (§3.7, Tables 3-4), and phoneme decoding from the speech encoder's
 frame-level states (Table 5)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import torch
@@ -11,7 +11,7 @@ from vgs.config import Config
 from vgs.data.alignments import alignments, frame_labels
 from vgs.data.batching import PairSplit
 from vgs.data.features import PRESETS, SAMPLE_RATE
-from vgs.evaluate import _to, embed_images, embed_pairs, embed_queries
+from vgs.inference import embed_images, embed_pairs, embed_queries, to_device
 from vgs.log import get_logger
 from vgs.metrics import cosine_similarity, logistic_probe, rsa, speaker_probe, text_similarity
 from vgs.tasks import Task, task_of
@@ -35,19 +35,25 @@ def analyse(model, split: PairSplit, cfg: Config, device: torch.device, limit: i
     space's own RSA with the MFCCs and the text (Table 4's last row)."""
     model.eval()
     limit = cfg.train.analysis_captions if limit is None else limit
-    captions = np.random.default_rng(0).permutation(len(split))[:limit or len(split)]
+    captions = np.random.default_rng(0).permutation(len(split))[: limit or len(split)]
     captions.sort()
     queries = embed_queries(model, split, cfg, device, captions, beam=1)
     image_rows = split.image_of_caption[captions]
     embedded = cosine_similarity(embed_images(model, split, cfg, device, image_rows))
     fixed = split.image_store.feature_dim  # precomputed features: the paper's image space
     images = cosine_similarity(split.pixels(image_rows, cfg.data.image_crop).numpy()) if fixed else embedded
-    spaces = {"mfcc": cosine_similarity(np.stack([split.speech.normalised(split.utt_ids[c]).mean(0) for c in captions])),
-              "text": text_similarity([split.transcripts[c] for c in captions]), "image": images,
-              "image_embedding": embedded}
-    out = {"analysis_speaker_acc": speaker_probe(queries, [split.speakers[c] for c in captions]),
-           **{f"analysis_rsa_{k}": rsa(cosine_similarity(queries), v) for k, v in spaces.items()},
-           "analysis_image_rsa_mfcc": rsa(images, spaces["mfcc"]), "analysis_image_rsa_text": rsa(images, spaces["text"])}
+    spaces = {
+        "mfcc": cosine_similarity(np.stack([split.speech.normalised(split.utt_ids[c]).mean(0) for c in captions])),
+        "text": text_similarity([split.transcripts[c] for c in captions]),
+        "image": images,
+        "image_embedding": embedded,
+    }
+    out = {
+        "analysis_speaker_acc": speaker_probe(queries, [split.speakers[c] for c in captions]),
+        **{f"analysis_rsa_{k}": rsa(cosine_similarity(queries), v) for k, v in spaces.items()},
+        "analysis_image_rsa_mfcc": rsa(images, spaces["mfcc"]),
+        "analysis_image_rsa_text": rsa(images, spaces["text"]),
+    }
     if task_of(cfg.model).ranks_speech_text(cfg.model) and len(split.text_captions):
         with_text = np.intersect1d(captions, split.text_captions)
         if len(with_text) > 2:
@@ -67,22 +73,24 @@ def state_times(n: int, cfg: Config) -> np.ndarray:
 
 
 @torch.no_grad()
-def speech_state_frames(model, split: PairSplit, cfg: Config, device: torch.device,
-                        captions: np.ndarray) -> list[np.ndarray]:
+def speech_state_frames(
+    model, split: PairSplit, cfg: Config, device: torch.device, captions: np.ndarray
+) -> list[np.ndarray]:
     """Each caption's frame-level states of the model's speech encoder (model.speech_states)."""
     model.eval()
     out = []
     bs = cfg.train.eval_batch_size
     for a in range(0, len(captions), bs):
-        idx = captions[a:a + bs]
-        batch = _to(split.batch(idx, cfg.data.image_crop, images=False), device)
+        idx = captions[a : a + bs]
+        batch = to_device(split.batch(idx, cfg.data.image_crop, images=False), device)
         states, lengths = model.speech_states(batch["speech"], batch["lengths"])
-        out += [states[b, :int(lengths[b])].float().cpu().numpy() for b in range(len(idx))]
+        out += [states[b, : int(lengths[b])].float().cpu().numpy() for b in range(len(idx))]
     return out
 
 
-def labelled_frames(frames: list[np.ndarray], times: list[np.ndarray], segs: list, cap: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+def labelled_frames(
+    frames: list[np.ndarray], times: list[np.ndarray], segs: list, cap: int, rng: np.random.Generator
+) -> tuple[np.ndarray, list[str]]:
     """The frames that fall inside a phoneme, with its label; at most `cap` of them (a seeded sample)."""
     xs, ys = [], []
     for f, t, s in zip(frames, times, segs):
@@ -94,8 +102,16 @@ def labelled_frames(frames: list[np.ndarray], times: list[np.ndarray], segs: lis
     return np.stack([xs[i] for i in keep]), [ys[i] for i in keep]
 
 
-def phoneme_decoding(trained, untrained, split: PairSplit, cfg: Config, device: torch.device, root,
-                     limit: int | None = None, cap: int = 10000) -> dict[str, float]:
+def phoneme_decoding(
+    trained,
+    untrained,
+    split: PairSplit,
+    cfg: Config,
+    device: torch.device,
+    root,
+    limit: int | None = None,
+    cap: int = 10000,
+) -> dict[str, float]:
     """Seed 004 Table 5: accuracy of an L2-penalised logistic regression decoding the phoneme at
     each frame from the input MFCCs (analysis_phoneme_acc_mfcc), from the speech encoder of the
     same configuration at its random initialisation (analysis_phoneme_acc_random) and from the
@@ -104,18 +120,22 @@ def phoneme_decoding(trained, untrained, split: PairSplit, cfg: Config, device: 
     most `cap` frames each.  Empty for a corpus without phoneme timings (only the built-in corpus
     has them: vgs.data.alignments), and a warning says so."""
     limit = cfg.train.phoneme_utterances if limit is None else limit
-    captions = np.sort(np.random.default_rng(1).permutation(len(split))[:limit or len(split)])
+    captions = np.sort(np.random.default_rng(1).permutation(len(split))[: limit or len(split)])
     segs = alignments(root, [split.utt_ids[c] for c in captions])
     if segs is None or len(captions) < 4:
-        log.warning(f"phoneme decoding (Chrupała 2019 Table 5) skipped: the corpus at {root} has no phoneme timings "
-                    f"(only the built-in corpus has them; a real corpus needs forced alignments)")
+        log.warning(
+            f"phoneme decoding (Chrupała 2019 Table 5) skipped: the corpus at {root} has no phoneme timings "
+            f"(only the built-in corpus has them; a real corpus needs forced alignments)"
+        )
         return {}
     segs = [segs[split.utt_ids[c]] for c in captions]
     half = len(captions) // 2
     hop = PRESETS[cfg.data.features]["hop"] / SAMPLE_RATE
-    representations = {"mfcc": [split.speech.normalised(split.utt_ids[c]) for c in captions],
-                       "random": speech_state_frames(untrained, split, cfg, device, captions),
-                       "": speech_state_frames(trained, split, cfg, device, captions)}
+    representations = {
+        "mfcc": [split.speech.normalised(split.utt_ids[c]) for c in captions],
+        "random": speech_state_frames(untrained, split, cfg, device, captions),
+        "": speech_state_frames(trained, split, cfg, device, captions),
+    }
     out = {}
     for name, frames in representations.items():
         times = [np.arange(len(f)) * hop if name == "mfcc" else state_times(len(f), cfg) for f in frames]

@@ -1,5 +1,6 @@
 """Run folders and checkpoint files: written atomically, read back with weights_only (a
 checkpoint on shared storage cannot run code in the loader)."""
+
 from __future__ import annotations
 
 import time
@@ -8,17 +9,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vgs.config import vgs_home
+from vgs.config import ConfigError, to_dict, vgs_home
 
 BEST, LAST = "best.pt", "last.pt"
+
+
+def claim_folder(base: Path, stamp: str) -> Path:
+    """base/<stamp>, or <stamp>-2, -3, ... if taken, made with mkdir so that two processes
+    starting in the same second never get the same folder."""
+    base.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        folder = base / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise ConfigError(f"{base}: cannot make a new folder named {stamp}")
 
 
 def new_run_dir() -> Path:
     """<VGS_HOME>/runs/<time>, claimed by creating it: two runs started in the same second (vgs
     calibrate trains two at once) get <time> and <time>-2 instead of one folder, where one had
     loaded the other's best.pt."""
-    from vgs.storage import claim_folder
-
     return claim_folder(vgs_home() / "runs", time.strftime("%Y%m%d-%H%M%S"))
 
 
@@ -44,7 +57,6 @@ def load(path: Path, device: torch.device | str = "cpu") -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
 
-
 def restore_optimizers(opts: dict[str, torch.optim.Optimizer], state: dict, path: Path) -> dict:
     """Load a last.pt's optimizer states into `opts` (by optimizer key) and return its scheduler
     states.  A run saved before each objective had its own optimizer holds one "optimizer": it
@@ -56,10 +68,42 @@ def restore_optimizers(opts: dict[str, torch.optim.Optimizer], state: dict, path
         key = next(iter(opts))
         optimizers, schedulers = {key: state["optimizer"]}, {key: state["scheduler"]}
     else:
-        from vgs.config import ConfigError
-
-        raise ConfigError(f"{path} was saved with one optimizer for every objective; resume it with "
-                          f"train.task_optimizers=false (this run would use one per objective: {', '.join(opts)})")
+        raise ConfigError(
+            f"{path} was saved with one optimizer for every objective; resume it with "
+            f"train.task_optimizers=false (this run would use one per objective: {', '.join(opts)})"
+        )
     for key, opt_state in optimizers.items():
         opts[key].load_state_dict(opt_state)
     return schedulers
+
+
+def save_best(path: Path, model, cfg, name: str, epoch: int, val: dict, vocab, max_chars) -> None:
+    """best.pt: the weights of the best epoch with what loading them needs (config, vocabulary)."""
+    save(
+        path,
+        {
+            "model": model.state_dict(),
+            "config": to_dict(cfg),
+            "model_name": name,
+            "epoch": epoch,
+            "metrics": val,
+            "vocab": vocab.chars if vocab else None,
+            "max_chars": max_chars,
+        },
+    )
+
+
+def save_last(path: Path, model, opts: dict, scheds: dict, epoch: int, best: dict, cfg, seconds: float) -> None:
+    """last.pt: the whole training state after an epoch, for resuming."""
+    save(
+        path,
+        {
+            "model": model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in opts.items()},
+            "schedulers": {k: s.state_dict() for k, s in scheds.items()},
+            "epoch": epoch,
+            "best": best,
+            "config": to_dict(cfg),
+            "seconds_total": seconds,
+        },
+    )

@@ -7,6 +7,7 @@ batch B take the same step as one worker with batch B (tested).  Evaluation is s
 each rank embeds or decodes its slice and the results are gathered in the original order.
 With no process group (one worker) every helper is the identity.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,14 +25,14 @@ def rank() -> int:
 
 def shard(items: np.ndarray) -> np.ndarray:
     """This rank's part of a global array of indices: every world()-th item."""
-    return items[rank()::world()]
+    return items[rank() :: world()]
 
 
 def unshard(parts: list, n: int) -> list:
     """Inverse of shard(): per-rank lists (rank r holds items r, r+W, ...) -> the n items in order."""
     out: list = [None] * n
     for r, part in enumerate(parts):
-        out[r::len(parts)] = part
+        out[r :: len(parts)] = part
     return out
 
 
@@ -51,7 +52,7 @@ def gather_rows(local: np.ndarray, n: int) -> np.ndarray:
     parts = gather_objects([local], world())  # one array per rank, pickled: eval-sized, not per step
     out = np.empty((n, *local.shape[1:]), local.dtype)
     for r, part in enumerate(parts):
-        out[r::world()] = part
+        out[r :: world()] = part
     return out
 
 
@@ -66,7 +67,7 @@ class _GatherWithGrad(torch.autograd.Function):
         ctx.sizes, ctx.rank = sizes, dist.get_rank()
         longest = max(sizes)
         padded = x.new_zeros((longest, *x.shape[1:]))
-        padded[:x.size(0)] = x
+        padded[: x.size(0)] = x
         parts = [torch.empty_like(padded) for _ in sizes]
         dist.all_gather(parts, padded.contiguous())
         return torch.cat([p[:s] for p, s in zip(parts, sizes)])
@@ -75,8 +76,8 @@ class _GatherWithGrad(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
-        start = sum(ctx.sizes[:ctx.rank])
-        return grad[start:start + ctx.sizes[ctx.rank]], None
+        start = sum(ctx.sizes[: ctx.rank])
+        return grad[start : start + ctx.sizes[ctx.rank]], None
 
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
@@ -135,5 +136,8 @@ def data_parallel(model: torch.nn.Module, device: torch.device, several_objectiv
 
     if device.type == "cuda":  # batch statistics over the global batch, as one worker would see them
         torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return DistributedDataParallel(_Objective(model), device_ids=[device.index] if device.type == "cuda" else None,
-                                   find_unused_parameters=several_objectives)
+    return DistributedDataParallel(
+        _Objective(model),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=several_objectives,
+    )

@@ -4,6 +4,7 @@ queries, speech decoded, speech/text retrieval — on one split, as typed result
 With several workers each rank computes its shard of the captions/images and the results are
 gathered back in order (vgs.distributed), so every rank scores the whole split.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vgs import distributed
 from vgs import metric_names as names
+from vgs.analysis import analyse, analyses_apply, phoneme_decoding
+from vgs.checkpoint import load
 from vgs.config import Config
 from vgs.data.batching import PairSplit
 from vgs.data.text import Vocabulary
+from vgs.inference import decode_captions, embed_decoded, embed_images, embed_pairs, embed_queries
 from vgs.metrics import bleu, cer, retrieval, wer
 from vgs.tasks import task_of
 
@@ -34,8 +37,9 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: Vocabulary | None = None,
-             beam: int = 1) -> Evaluation:
+def evaluate(
+    model, split: PairSplit, cfg: Config, device: torch.device, vocab: Vocabulary | None = None, beam: int = 1
+) -> Evaluation:
     """Every metric the configuration's Task declares, on one split.  `beam`: decoding width
     for recognition and for pipelines' queries."""
     task = task_of(cfg.model)
@@ -75,94 +79,16 @@ def evaluate(model, split: PairSplit, cfg: Config, device: torch.device, vocab: 
     return Evaluation(scores, examples)
 
 
-def _to(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device) for k, v in batch.items()}
-
-
-def batches_in_order(split: PairSplit, captions: np.ndarray, bs: int):
-    """Caption index batches sorted by speech length (less padding)."""
-    order = captions[np.argsort(split.lengths[captions], kind="stable")]
-    for a in range(0, len(order), bs):
-        yield order[a:a + bs]
-
-
-def _my_caption_batches(split: PairSplit, captions: np.ndarray, cfg: Config) -> tuple[int, list]:
-    """This rank's shard of `captions`: its size, and its length-sorted evaluation batches, each as
-    (rows of the shard's output it fills, caption indices)."""
-    mine = distributed.shard(captions)
-    position = {c: k for k, c in enumerate(mine)}
-    return len(mine), [([position[c] for c in idx], idx)
-                       for idx in batches_in_order(split, mine, cfg.train.eval_batch_size)]
-
-
-def embed_queries(model, split: PairSplit, cfg: Config, device: torch.device, captions: np.ndarray,
-                  beam: int = 1, text: bool | None = None) -> np.ndarray:
-    """Joint-space embeddings of the captions' queries (speech, text or decoded speech); `text`:
-    whether the queries are the captions' text (default: as the configuration's Task says)."""
-    if text is None:
-        text = task_of(cfg.model).image_queries == "text"
-    n, batches = _my_caption_batches(split, captions, cfg)
-    out = np.empty((n, cfg.model.latent), np.float32)
-    for rows, idx in batches:
-        batch = _to(split.batch(idx, cfg.data.image_crop, images=False, text=text), device)
-        out[rows] = model.query(batch, beam).float().cpu().numpy()
-    return distributed.gather_rows(out, len(captions))
-
-
-def embed_decoded(model, split: PairSplit, cfg: Config, device: torch.device, captions: np.ndarray,
-                  hyps: dict[int, list[int]]) -> np.ndarray:
-    """Joint-space embeddings of the captions' speech as already decoded (`hyps`: caption ->
-    characters), for families whose queries are the recognizer's text."""
-    n, batches = _my_caption_batches(split, captions, cfg)
-    out = np.empty((n, cfg.model.latent), np.float32)
-    for rows, idx in batches:
-        out[rows] = model.query_decoded([hyps[int(c)] for c in idx], device).float().cpu().numpy()
-    return distributed.gather_rows(out, len(captions))
-
-
-def embed_images(model, split: PairSplit, cfg: Config, device: torch.device, rows: np.ndarray) -> np.ndarray:
-    mine = distributed.shard(rows)
-    out = np.empty((len(mine), cfg.model.latent), np.float32)
-    bs = cfg.train.eval_batch_size
-    for a in range(0, len(mine), bs):
-        part = mine[a:a + bs]
-        out[a:a + len(part)] = model.image(split.pixels(part, cfg.data.image_crop).to(device)).float().cpu().numpy()
-    return distributed.gather_rows(out, len(rows))
-
-
-def embed_pairs(model, split: PairSplit, cfg: Config, device: torch.device,
-                captions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(speech, text) embeddings of the captions from model.match (speech/text retrieval)."""
-    n, batches = _my_caption_batches(split, captions, cfg)
-    speech = np.empty((n, cfg.model.latent), np.float32)
-    text = np.empty_like(speech)
-    for rows, idx in batches:
-        s_emb, t_emb = model.match(_to(split.batch(idx, cfg.data.image_crop, images=False, text=True), device))
-        speech[rows], text[rows] = s_emb.float().cpu().numpy(), t_emb.float().cpu().numpy()
-    return distributed.gather_rows(speech, len(captions)), distributed.gather_rows(text, len(captions))
-
-
-def decode_captions(model, split: PairSplit, cfg: Config, device: torch.device, captions: np.ndarray,
-                    beam: int) -> list[list[int]]:
-    """Character ids decoded from each caption's speech (ASR/SLT), in the order of `captions`."""
-    n, batches = _my_caption_batches(split, captions, cfg)
-    hyps: list = [None] * n
-    for rows, idx in batches:
-        batch = _to(split.batch(idx, cfg.data.image_crop, images=False), device)
-        for row, h in zip(rows, model.transcribe(batch, beam)):
-            hyps[row] = h
-    return distributed.gather_objects(hyps, len(captions))
-
-
-def load_best(best_path: Path, cfg: Config, speech_dim: int, image_dim: int, device: torch.device,
-              vocab: Vocabulary | None):
+def load_best(
+    best_path: Path, cfg: Config, speech_dim: int, image_dim: int, device: torch.device, vocab: Vocabulary | None
+):
     """The model of the best epoch (best.pt) in eval mode."""
-    from vgs.checkpoint import load
-    from vgs.models.registry import build_model
+    from vgs.tasks.factory import build_model
 
     state = load(best_path, device)
-    model = build_model(cfg.model, speech_dim, image_dim, len(vocab) if vocab else 0, cfg.train.epochs,
-                        state.get("max_chars")).to(device)
+    model = build_model(
+        cfg.model, speech_dim, image_dim, len(vocab) if vocab else 0, cfg.train.epochs, state.get("max_chars")
+    ).to(device)
     model.load_state_dict(state["model"])
     return model.eval()
 
@@ -173,8 +99,9 @@ def test_scores(model, cfg: Config, data, device: torch.device, vocab: Vocabular
     return evaluate(model, split, cfg, device, vocab, beam=cfg.model.asr.beam).prefixed(names.TEST)
 
 
-def beam_val_scores(model, split: PairSplit, cfg: Config, device: torch.device,
-                    vocab: Vocabulary | None) -> dict[str, float]:
+def beam_val_scores(
+    model, split: PairSplit, cfg: Config, device: torch.device, vocab: Vocabulary | None
+) -> dict[str, float]:
     """beam_val_*: the selected epoch's model on the validation split, decoding with beam
     model.asr.beam, as the papers' tables decode (beam 10).  The per-epoch val_wer / val_bleu
     decode with model.asr.val_beam (1: greedy, cheap); the two are never mixed under one name.
@@ -182,4 +109,23 @@ def beam_val_scores(model, split: PairSplit, cfg: Config, device: torch.device,
     if not task_of(cfg.model).decodes or cfg.model.asr.beam == cfg.model.asr.val_beam:
         return {}
     return evaluate(model, split, cfg, device, vocab, beam=cfg.model.asr.beam).prefixed(
-        names.BEAM_VAL, leave_out=(names.CHANCE,))
+        names.BEAM_VAL, leave_out=(names.CHANCE,)
+    )
+
+
+def final_scores(cfg: Config, best_path: Path, d, device: torch.device, task, new_model) -> dict[str, float]:
+    """The end of a run: test_* and beam_val_* of the best epoch (train.test_at_end), and analysis_*
+    (train.analysis).  d: the run's TrainingData; new_model: builds the run's network afresh."""
+    analysis = cfg.train.analysis and analyses_apply(task)
+    if not (cfg.train.test_at_end or analysis):
+        return {}
+    best = load_best(best_path, cfg, d.data.speech.dim, d.data.images.feature_dim, device, d.vocab)
+    out: dict[str, float] = {}
+    if cfg.train.test_at_end:
+        out.update(test_scores(best, cfg, d.data, device, d.vocab))
+        out.update(beam_val_scores(best, d.val, cfg, device, d.vocab))
+    if analysis:
+        out.update(analyse(best, d.val, cfg, device))
+        torch.manual_seed(cfg.train.seed)  # the run's own initial weights: Chrupała 2019's "random init"
+        out.update(phoneme_decoding(best, new_model(), d.val, cfg, device, d.data.corpus.root))
+    return out

@@ -7,6 +7,7 @@ switch: verbosity 0 = warnings and errors only, 1 = progress (the default), 2 = 
 libraries' own output (`vgs sweep --verbose`).  Progress bars (vgs.progress) draw at 1 and above.
 The switch starts from $VGS_VERBOSITY, so Ray's worker processes inherit the driver's.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,11 +1,13 @@
 """Loss functions: pure, tested against slow references in tests/test_losses.py."""
+
 from __future__ import annotations
 
 import torch
 
 
-def hinge_all_negatives(speech: torch.Tensor, image: torch.Tensor, margin: float = 0.2,
-                        same_image: torch.Tensor | None = None) -> torch.Tensor:
+def hinge_all_negatives(
+    speech: torch.Tensor, image: torch.Tensor, margin: float = 0.2, same_image: torch.Tensor | None = None
+) -> torch.Tensor:
     """Seed 002 eq. 3: hinge over every non-aligned pair in the batch, both directions.
 
     speech, image: (B, N) L2-normalised, row i of each aligned.  same_image: optional (B, B) bool,

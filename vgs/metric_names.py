@@ -4,11 +4,17 @@ reports all derive their lists from here instead of spelling names out.
 
 A name is <split prefix><base>: `val_s2i_r10` = validation, speech->image, recall at 10.
 """
+
 from __future__ import annotations
 
 # Retrieval directions: query -> candidates.  i2s / i2t are the reverse of s2i / t2i.
-DIRECTIONS = {"s2i": "speech -> image", "i2s": "image -> speech", "t2i": "text -> image",
-              "i2t": "image -> text", "s2t": "speech -> text"}
+DIRECTIONS = {
+    "s2i": "speech -> image",
+    "i2s": "image -> speech",
+    "t2i": "text -> image",
+    "i2t": "image -> text",
+    "s2t": "speech -> text",
+}
 REVERSE = {"s2i": "i2s", "t2i": "i2t"}
 RANKING = ("r1", "r5", "r10", "medr")  # recall at 1/5/10 (higher is better), median rank (lower)
 DECODING = ("wer", "cer", "bleu")  # ASR: WER and CER; SLT: BLEU and CER
@@ -41,7 +47,7 @@ def base_name(name: str) -> str:
     """The name without its split prefix: 'sel_val_s2i_r10' -> 's2i_r10'."""
     for prefix in SPLIT_PREFIXES:
         if name.startswith(prefix):
-            return name[len(prefix):]
+            return name[len(prefix) :]
     return name
 
 
@@ -51,7 +57,9 @@ def higher_is_better(name: str) -> bool:
 
 
 # Every validation metric some family can report: what a sweep may select on.
-SELECTABLE = tuple(VAL + n for d in DIRECTIONS for n in ranking(d)) + tuple(VAL + n for n in (OWN_QUERY_R10,) + DECODING)
+SELECTABLE = tuple(VAL + n for d in DIRECTIONS for n in ranking(d)) + tuple(
+    VAL + n for n in (OWN_QUERY_R10,) + DECODING
+)
 # Columns of a sweep's summary table, in this order, where any trial reports them.
 TABLE = ranking("s2i") + ranking("i2s") + ("t2i_r10", "i2t_r10", "s2t_r10") + DECODING
 # Validation scores on a progress line, where a trial reports them.

@@ -8,6 +8,7 @@ Retrieval protocol (see README):
 - R@n = fraction of queries with rank <= n; medr = median rank.  Cosine similarity of
   L2-normalised embeddings.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,22 +21,23 @@ def retrieval_ranks(speech_emb, image_emb, image_of_caption, chunk: int = 1024) 
     v = torch.as_tensor(np.asarray(image_emb), dtype=torch.float32)
     own = torch.as_tensor(np.asarray(image_of_caption), dtype=torch.long)
     if s.ndim != 2 or v.ndim != 2 or s.shape[1] != v.shape[1] or own.shape != (s.shape[0],):
-        raise ValueError(f"shape mismatch: speech {tuple(s.shape)}, image {tuple(v.shape)}, "
-                         f"image_of_caption {tuple(own.shape)}")
+        raise ValueError(
+            f"shape mismatch: speech {tuple(s.shape)}, image {tuple(v.shape)}, image_of_caption {tuple(own.shape)}"
+        )
     if len(own) and (own.min() < 0 or own.max() >= v.shape[0]):
         raise ValueError("image_of_caption holds indices outside the image embeddings")
     s2i = torch.empty(s.shape[0], dtype=torch.long)
     for a in range(0, s.shape[0], chunk):
-        sim = s[a:a + chunk] @ v.t()
-        mine = sim.gather(1, own[a:a + chunk, None])
-        s2i[a:a + chunk] = 1 + (sim > mine).sum(1)
+        sim = s[a : a + chunk] @ v.t()
+        mine = sim.gather(1, own[a : a + chunk, None])
+        s2i[a : a + chunk] = 1 + (sim > mine).sum(1)
     i2s = torch.empty(v.shape[0], dtype=torch.long)
     for a in range(0, v.shape[0], chunk):
-        sim = v[a:a + chunk] @ s.t()  # (images, captions)
+        sim = v[a : a + chunk] @ s.t()  # (images, captions)
         is_own = own[None, :] == torch.arange(a, a + sim.shape[0])[:, None]
         # the best rank among an image's captions is the rank of its most similar own caption
         best_own = sim.masked_fill(~is_own, float("-inf")).max(1).values
-        i2s[a:a + sim.shape[0]] = 1 + (sim > best_own[:, None]).sum(1)
+        i2s[a : a + sim.shape[0]] = 1 + (sim > best_own[:, None]).sum(1)
     return s2i.numpy(), i2s.numpy()
 
 
@@ -45,7 +47,9 @@ def recall_summary(ranks: np.ndarray, prefix: str, ns=(1, 5, 10)) -> dict[str, f
     return out
 
 
-def retrieval(speech_emb, image_emb, image_of_caption, query: str = "s2i", reverse: str | None = "i2s") -> dict[str, float]:
+def retrieval(
+    speech_emb, image_emb, image_of_caption, query: str = "s2i", reverse: str | None = "i2s"
+) -> dict[str, float]:
     """Keys s2i_r1 s2i_r5 s2i_r10 s2i_medr i2s_r1 i2s_r5 i2s_r10 i2s_medr; `query` and `reverse`
     name the two directions (vgs.metric_names: t2i/i2t for text queries; reverse None: only the
     queries' own direction)."""
@@ -146,7 +150,7 @@ def logistic_probe(train_x, train_y, test_x, test_y, l2: float = 1e-2, steps: in
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x @ w + b, y) + l2 * (w ** 2).sum()
+        loss = torch.nn.functional.cross_entropy(x @ w + b, y) + l2 * (w**2).sum()
         loss.backward()
         return loss
 
@@ -155,8 +159,9 @@ def logistic_probe(train_x, train_y, test_x, test_y, l2: float = 1e-2, steps: in
         return float(((xt @ w + b).argmax(1) == yt).double().mean())
 
 
-def speaker_probe(embeddings: np.ndarray, speakers: list[str], l2: float = 1e-2, seed: int = 0,
-                  steps: int = 200) -> float:
+def speaker_probe(
+    embeddings: np.ndarray, speakers: list[str], l2: float = 1e-2, seed: int = 0, steps: int = 200
+) -> float:
     """Accuracy of an L2-penalised multinomial logistic regression that decodes the speaker from
     utterance embeddings, trained on 2/3 of them (random, seeded) and tested on the other 1/3."""
     x = np.asarray(embeddings)

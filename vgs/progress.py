@@ -1,6 +1,7 @@
 """Progress bars for long work (corpus generation, featurisation) on stderr: one line redrawn in
 place on a terminal, a throttled line every few seconds in a log file; drawn at verbosity 1 and
 above (vgs.log)."""
+
 from __future__ import annotations
 
 import sys
@@ -18,8 +19,10 @@ def bar_line(label: str, done: int, total: int, unit: str, elapsed: float, final
     rate = done / max(elapsed, 1e-9)
     eta = (total - done) / rate if rate > 0 else float("inf")
     tail = f"in {elapsed:.1f} s" if final else f"ETA {eta:.0f} s"
-    return (f"{label} [{'#' * filled}{'·' * (BAR - filled)}] {fraction:4.0%} {done}/{total} {unit} "
-            f"({rate:.1f} {unit}/s, {tail})")
+    return (
+        f"{label} [{'#' * filled}{'·' * (BAR - filled)}] {fraction:4.0%} {done}/{total} {unit} "
+        f"({rate:.1f} {unit}/s, {tail})"
+    )
 
 
 class Progress:

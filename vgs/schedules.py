@@ -1,8 +1,9 @@
 """Learning-rate schedules and the phases of a run (each phase anneals on its own)."""
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -33,8 +34,14 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
     if cfg.scheduler == "calwr":
         return s.CosineAnnealingWarmRestarts(opt, T_0=cfg.calwr_t0 * steps, T_mult=cfg.calwr_t_mult, eta_min=cfg.min_lr)
     if cfg.scheduler == "cyclic":
-        return s.CyclicLR(opt, base_lr=cfg.min_lr, max_lr=cfg.lr, step_size_up=max(1, round(cfg.cyclic_step_epochs * steps)),
-                          mode="triangular", cycle_momentum=False)
+        return s.CyclicLR(
+            opt,
+            base_lr=cfg.min_lr,
+            max_lr=cfg.lr,
+            step_size_up=max(1, round(cfg.cyclic_step_epochs * steps)),
+            mode="triangular",
+            cycle_momentum=False,
+        )
     if cfg.scheduler == "constant":
         return s.LambdaLR(opt, lambda _: 1.0)
     raise ConfigError(f"train.scheduler must be one of calr, calwr, cyclic, constant, wsd; got '{cfg.scheduler}'")
@@ -80,3 +87,12 @@ def with_restart(phases: list[tuple[int, int]], restart_epochs: int) -> list[tup
 
 def phase_of(phases: list[tuple[int, int]], epoch: int) -> tuple[int, int]:
     return next((first, last) for first, last in phases if first <= epoch <= last)
+
+
+def restore_schedulers(scheds: dict, saved: dict, opts: dict[str, torch.optim.Optimizer]) -> None:
+    """A resumed phase's schedulers where they were, and each optimizer at the rate it had (a
+    scheduler's state does not set the rate itself)."""
+    for key, sched in scheds.items():
+        sched.load_state_dict(saved[key])
+        for group, lr in zip(opts[key].param_groups, sched.get_last_lr()):
+            group["lr"] = lr

@@ -1,4 +1,4 @@
-"""One training loop for every model family.  Never imports Ray: `sweep.py` wraps `fit`.
+"""One training loop for every model family.  Never imports Ray: vgs.sweep.trial wraps `fit`.
 
     python -m vgs.train [--base cpu-small] [--out DIR] [key=value ...]
 
@@ -6,6 +6,7 @@ trains one configuration and prints a line per epoch.  What is family-specific (
 data, evaluation, phases) comes from the configuration's Task (vgs.tasks); evaluation is
 vgs.evaluate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,26 +16,25 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from vgs import distributed
 from vgs import metric_names as names
-from vgs.checkpoint import BEST, LAST, load, new_run_dir, restore_optimizers, save
-from vgs.config import Config, ConfigError, check_runnable, cli_config, from_dict, to_dict
+from vgs.checkpoint import BEST, LAST, load, new_run_dir, restore_optimizers, save_best, save_last
+from vgs.config import BASE_CONFIGS, Config, ConfigError, check_runnable, from_dict, to_dict
 from vgs.data.prepare import Prepared, resolve_paths
 from vgs.data.records import CorpusError
-from vgs.device import pick_device, training_precision, tune_for_device
+from vgs.device import TrialOutOfMemory, out_of_memory, pick_device, training_precision, tune_for_device
+from vgs.evaluate import evaluate, final_scores
 from vgs.log import get_logger, report_error
-from vgs.analysis import analyses_apply, analyse, phoneme_decoding
-from vgs.evaluate import beam_val_scores, evaluate, load_best, test_scores
 from vgs.models.families import Loss
-from vgs.models.registry import build_model, model_name
-from vgs.schedules import phase_of, phase_schedulers, training_phases, with_restart
+from vgs.schedules import phase_of, phase_schedulers, restore_schedulers, training_phases, with_restart
 from vgs.tasks import OBJECTIVES, Run, Task, task_of
+from vgs.tasks.factory import build_model, cli_config, model_name
 from vgs.training_data import epoch_plan, training_data
 
 log = get_logger(__name__)
@@ -42,20 +42,24 @@ log = get_logger(__name__)
 Report = Callable[[dict, Path], None]
 
 
-class TrialOutOfMemory(RuntimeError):
-    """The configuration does not fit in the device's memory; the message says which knobs to turn."""
-
-
 def selected_metrics(best: dict, metric: str) -> dict:
     """What a trial reports about its selected epoch: best_epoch, best_<metric> (the selection
     metric's best so far) and sel_val_* (every validation score at that epoch: image->speech R@10
     at the epoch chosen by speech->image is not image->speech's own best, so it is not named so)."""
-    return {"best_epoch": best["epoch"], f"best_{metric}": best[metric],
-            **{names.SELECTED + k[len(names.VAL):]: v for k, v in best.items() if k.startswith(names.VAL)}}
+    return {
+        "best_epoch": best["epoch"],
+        f"best_{metric}": best[metric],
+        **{names.SELECTED + k[len(names.VAL) :]: v for k, v in best.items() if k.startswith(names.VAL)},
+    }
 
 
-def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = None,
-        resume: str | Path | None = None, data: Prepared | None = None) -> dict:
+def fit(
+    cfg: Config,
+    report: Report | None = None,
+    out_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    data: Prepared | None = None,
+) -> dict:
     """Train `cfg`; evaluate on val every epoch; keep the best epoch by the family's selection
     metric (val R@10 of its queries -> images; WER for ASR, BLEU for SLT).
 
@@ -66,18 +70,10 @@ def fit(cfg: Config, report: Report | None = None, out_dir: str | Path | None = 
     try:
         return Training(cfg, out_dir, data).run(report, resume)
     except RuntimeError as e:  # torch.OutOfMemoryError (CUDA) is a RuntimeError too
-        where = "GPU" if isinstance(e, torch.OutOfMemoryError) else \
-            "CPU" if "can't allocate memory" in str(e) or "not enough memory" in str(e) else None
-        if where is None:
+        oom = out_of_memory(e, cfg, model_name(cfg.model))
+        if oom is None:
             raise
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()  # trials packed on the same GPU get the memory back at once
-        m = cfg.model
-        raise TrialOutOfMemory(
-            f"out of {where} memory: {model_name(m)} (model.latent={m.latent}, model.speech.layers="
-            f"{m.speech.layers}) with train.batch_size={cfg.train.batch_size} on {cfg.train.device}: "
-            f"{str(e).splitlines()[0][:300]}. Lower train.batch_size or the model size, set train.amp=bf16, "
-            f"cap data.max_frames, or give each trial more of the device (--resources gpu=1)") from None
+        raise oom from None
 
 
 def _seed_everything(seed: int) -> None:
@@ -109,8 +105,10 @@ class Training:
         self.stepper = distributed.data_parallel(self.model, self.device, len(self.task.objectives(cfg.model)) > 1)
         self.loss = Loss(cfg.train.margin, cfg.train.gather_negatives)
         # one Adam per objective (train.task_optimizers), or one for all of them ("all")
-        self.opts = {key: torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
-                     for key in dict.fromkeys(map(self.optimizer_key, self.task.objectives(cfg.model)))}
+        self.opts = {
+            key: torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
+            for key in dict.fromkeys(map(self.optimizer_key, self.task.objectives(cfg.model)))
+        }
         t = cfg.train
         self.restart_at = t.epochs - t.restart_epochs + 1 if t.restart_epochs else None
         self.out = Path(out_dir) if out_dir else new_run_dir()
@@ -125,8 +123,14 @@ class Training:
     def new_model(self) -> torch.nn.Module:
         """The configuration's network at its initialisation (after the run's seed)."""
         d = self.data
-        return build_model(self.cfg.model, d.data.speech.dim, d.data.images.feature_dim, len(d.vocab) if d.vocab else 0,
-                           self.cfg.train.epochs, d.max_chars).to(self.device)
+        return build_model(
+            self.cfg.model,
+            d.data.speech.dim,
+            d.data.images.feature_dim,
+            len(d.vocab) if d.vocab else 0,
+            self.cfg.train.epochs,
+            d.max_chars,
+        ).to(self.device)
 
     def optimizer_key(self, objective: str) -> str:
         return objective if self.cfg.train.task_optimizers else "all"
@@ -141,7 +145,9 @@ class Training:
         """The LR schedules (one per optimizer, over its own steps) of the phase starting at `epoch`."""
         first, last = phase_of(self.phases, epoch)
         plan = self.plan(first, np.random.default_rng(0))
-        lr = self.cfg.train.lr * (self.cfg.train.restart_lr_factor if self.restart_at and first >= self.restart_at else 1.0)
+        lr = self.cfg.train.lr * (
+            self.cfg.train.restart_lr_factor if self.restart_at and first >= self.restart_at else 1.0
+        )
         steps = {key: sum(self.optimizer_key(objective) == key for objective, _ in plan) for key in self.opts}
         return phase_schedulers(self.opts, steps, dataclasses.replace(self.cfg.train, epochs=last - first + 1, lr=lr))
 
@@ -170,15 +176,21 @@ class Training:
             if len(idx) < distributed.world():  # every rank needs a row (same decision on all ranks)
                 continue
             needs = OBJECTIVES[objective]
-            batch = self.state.splits[objective].batch(distributed.shard(idx), cfg.data.image_crop,
-                                                       rng if cfg.train.augment else None, text=needs.text,
-                                                       images=needs.images)
+            batch = self.state.splits[objective].batch(
+                distributed.shard(idx),
+                cfg.data.image_crop,
+                rng if cfg.train.augment else None,
+                text=needs.text,
+                images=needs.images,
+            )
             with self.precision:
                 terms = self.stepper({k: v.to(self.device) for k, v in batch.items()}, objective, self.loss)
             loss = sum(terms.values())
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{objective} loss became {loss.item()} at epoch {epoch}; lower train.lr "
-                                         f"(now {cfg.train.lr}) or set train.clip_grad")
+                raise FloatingPointError(
+                    f"{objective} loss became {loss.item()} at epoch {epoch}; lower train.lr "
+                    f"(now {cfg.train.lr}) or set train.clip_grad"
+                )
             key = self.optimizer_key(objective)
             self.opts[key].zero_grad(set_to_none=True)  # every optimizer holds every parameter
             loss.backward()
@@ -189,23 +201,6 @@ class Training:
             for k, v in terms.items():
                 losses.setdefault(k, []).append(v.item())
         return losses
-
-    def final_scores(self) -> dict[str, float]:
-        """test_* and beam_val_* of the best epoch (train.test_at_end), analysis_* (train.analysis)."""
-        cfg, d = self.cfg, self.data
-        analysis = cfg.train.analysis and analyses_apply(self.task)
-        if not (cfg.train.test_at_end or analysis):
-            return {}
-        best = load_best(self.out / BEST, cfg, d.data.speech.dim, d.data.images.feature_dim, self.device, d.vocab)
-        out: dict[str, float] = {}
-        if cfg.train.test_at_end:
-            out.update(test_scores(best, cfg, d.data, self.device, d.vocab))
-            out.update(beam_val_scores(best, d.val, cfg, self.device, d.vocab))
-        if analysis:
-            out.update(analyse(best, d.val, cfg, self.device))
-            torch.manual_seed(cfg.train.seed)  # the run's own initial weights: seed 004's "random init"
-            out.update(phoneme_decoding(best, self.new_model(), d.val, cfg, self.device, d.data.corpus.root))
-        return out
 
     def run(self, report: Report | None, resume: str | Path | None) -> dict:
         cfg, d = self.cfg, self.data
@@ -223,39 +218,41 @@ class Training:
             if scheds is None or phase_of(self.phases, epoch)[0] == epoch:
                 scheds = self.schedulers_for_phase(epoch)  # a new phase anneals on its own
                 if saved_schedule and phase_of(self.phases, saved_schedule[0]) == phase_of(self.phases, epoch):
-                    for key, sched in scheds.items():  # resumed mid-phase: where each was
-                        sched.load_state_dict(saved_schedule[1][key])
-                        for group, lr in zip(self.opts[key].param_groups, sched.get_last_lr()):
-                            group["lr"] = lr  # and the rate it had (making the scheduler set its own)
+                    restore_schedulers(scheds, saved_schedule[1], self.opts)  # resumed mid-phase: where each was
             losses = self.train_epoch(epoch, scheds)
             train_seconds = distributed.max_over_ranks(time.time() - t0)
             evaluation = evaluate(self.model, d.val, cfg, self.device, d.vocab, beam=cfg.model.asr.val_beam)
             val = evaluation.prefixed(names.VAL)
             # per-rank means of each objective's loss, averaged over ranks (all ranks ran the same batches)
-            mean_loss = distributed.mean_over_ranks({"train_loss": float(np.mean([x for v in losses.values() for x in v])),
-                                                     **{f"train_{k}_loss": float(np.mean(v)) for k, v in losses.items()}})
-            metrics = {"epoch": epoch, **mean_loss, **{f"train_{k}_batches": len(v) for k, v in losses.items()},
-                       "lr": self.opts[self.optimizer_key(self.objectives_at(epoch)[0])].param_groups[0]["lr"],
-                       "train_seconds": train_seconds, "epoch_seconds": time.time() - t0, "workers": distributed.world(),
-                       **val}
+            mean_loss = distributed.mean_over_ranks(
+                {
+                    "train_loss": float(np.mean([x for v in losses.values() for x in v])),
+                    **{f"train_{k}_loss": float(np.mean(v)) for k, v in losses.items()},
+                }
+            )
+            metrics = {
+                "epoch": epoch,
+                **mean_loss,
+                **{f"train_{k}_batches": len(v) for k, v in losses.items()},
+                "lr": self.opts[self.optimizer_key(self.objectives_at(epoch)[0])].param_groups[0]["lr"],
+                "train_seconds": train_seconds,
+                "epoch_seconds": time.time() - t0,
+                "workers": distributed.world(),
+                **val,
+            }
             if self.task.after_validation(self.state, epoch, val):
                 self.plan_phases()  # a phase ended early (it converged): the next epoch starts the next one
             if (val[self.metric] > best[self.metric]) if self.mode == "max" else (val[self.metric] < best[self.metric]):
                 best = {"epoch": epoch, **val}
                 # every rank keeps best.pt (its own folder): all of them score the test split at the end
-                save(self.out / BEST, {"model": self.model.state_dict(), "config": to_dict(cfg),
-                                       "model_name": model_name(cfg.model), "epoch": epoch, "metrics": val,
-                                       "vocab": d.vocab.chars if d.vocab else None, "max_chars": d.max_chars})
+                save_best(self.out / BEST, self.model, cfg, model_name(cfg.model), epoch, val, d.vocab, d.max_chars)
             metrics.update(selected_metrics(best, self.metric))
             seconds_total += metrics["epoch_seconds"]
             metrics["seconds_total"] = seconds_total
             if self.lead:
-                save(self.out / LAST, {"model": self.model.state_dict(),
-                                       "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
-                                       "schedulers": {k: s.state_dict() for k, s in scheds.items()}, "epoch": epoch,
-                                       "best": best, "config": to_dict(cfg), "seconds_total": seconds_total})
+                save_last(self.out / LAST, self.model, self.opts, scheds, epoch, best, cfg, seconds_total)
             if epoch == cfg.train.epochs:
-                metrics.update(self.final_scores())
+                metrics.update(final_scores(cfg, self.out / BEST, d, self.device, self.task, self.new_model))
             self.log_epoch(metrics, evaluation.examples)
             summary = metrics
             if report is not None:
@@ -266,8 +263,10 @@ class Training:
         if not self.lead:  # one rank speaks
             return
         shown = " ".join(f"{names.base_name(k)} {metrics[k]:.3f}" for k in names.PROGRESS if k in metrics)
-        log.info(f"[{model_name(self.cfg.model)}] epoch {metrics['epoch']}/{self.cfg.train.epochs} loss "
-                 f"{metrics['train_loss']:.4f} val {shown} ({metrics['epoch_seconds']:.1f} s)")
+        log.info(
+            f"[{model_name(self.cfg.model)}] epoch {metrics['epoch']}/{self.cfg.train.epochs} loss "
+            f"{metrics['train_loss']:.4f} val {shown} ({metrics['epoch_seconds']:.1f} s)"
+        )
         if examples:
             log.info(f"    ref: {examples[0]['ref']}\n    hyp: {examples[0]['hyp']}")
 
@@ -275,7 +274,7 @@ class Training:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.train", description="Train one configuration (no Ray).")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.speech.layers=3 train.epochs=10")
-    p.add_argument("--base", default="cpu-small", help="named base config: cpu-small, cpu-tiny, cpu-text, paper, seed003")
+    p.add_argument("--base", default="cpu-small", help=f"named base config: {', '.join(BASE_CONFIGS)}")
     p.add_argument("--data", default=None, help="corpus folder (Flickr8K Audio layout); default: built-in corpus")
     p.add_argument("--out", default=None, help="checkpoint folder (default: .vgs/runs/<time>)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")

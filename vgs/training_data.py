@@ -1,5 +1,6 @@
 """What a configuration trains on: its corpus, text, vocabulary, each objective's training split,
 and the order of an epoch's batches (from the Task: vgs.tasks)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,12 +56,14 @@ def training_data(cfg: Config, data: Prepared | None = None) -> TrainingData:
     splits = {objective: train_split for objective in task.objectives(cfg.model)}
     if speech_text:
         splits["s2t"] = SpeechTextSplit(*speech_text, "train", source, vocab, cfg.data.speech_norm)
-    return TrainingData(data, source, vocab, splits, PairSplit(data, "val", source, vocab),
-                        decoding_limit(cfg, train_split))
+    return TrainingData(
+        data, source, vocab, splits, PairSplit(data, "val", source, vocab), decoding_limit(cfg, train_split)
+    )
 
 
-def epoch_plan(objectives: tuple[str, ...], rule: str, splits: dict, cfg: Config, epoch: int,
-               rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+def epoch_plan(
+    objectives: tuple[str, ...], rule: str, splits: dict, cfg: Config, epoch: int, rng: np.random.Generator
+) -> list[tuple[str, np.ndarray]]:
     """(objective, caption batch) in training order: one batch per objective in turn, each one's
     data shuffled independently.  How long the epoch is follows the Task's epoch_rule: the first
     objective's batches ("first": a shorter one starts over, reshuffled, so the main objective sees
@@ -68,14 +71,22 @@ def epoch_plan(objectives: tuple[str, ...], rule: str, splits: dict, cfg: Config
 
     def batches(k: int, objective: str, task_rng: np.random.Generator) -> list[np.ndarray]:
         split = splits[objective]
-        return split.epoch_batches(task_rng, cfg.train.batch_size, cfg.train.captions_per_image,
-                                   allowed=None if OBJECTIVES[objective].captions == "all" else split.text_captions)
+        return split.epoch_batches(
+            task_rng,
+            cfg.train.batch_size,
+            cfg.train.captions_per_image,
+            allowed=None if OBJECTIVES[objective].captions == "all" else split.text_captions,
+        )
 
-    per_task = [batches(k, o, rng if k == 0 else np.random.default_rng([cfg.train.seed, epoch, k]))
-                for k, o in enumerate(objectives)]
+    per_task = [
+        batches(k, o, rng if k == 0 else np.random.default_rng([cfg.train.seed, epoch, k]))
+        for k, o in enumerate(objectives)
+    ]
     if not all(per_task):
-        raise ConfigError(f"epoch {epoch}: task(s) {', '.join(t for t, b in zip(objectives, per_task) if not b)} have "
-                          f"no training batches (no text for data.text_*/model.text.source, or too few captions)")
+        raise ConfigError(
+            f"epoch {epoch}: task(s) {', '.join(t for t, b in zip(objectives, per_task) if not b)} have "
+            f"no training batches (no text for data.text_*/model.text.source, or too few captions)"
+        )
     n = len(per_task[0]) if rule == "first" else min(map(len, per_task))
     for k, objective in enumerate(objectives):
         cycle = 1

@@ -7,6 +7,7 @@ generator added (drawn from the same seed).  The corpus itself is never changed;
 are cached beside it in phonemes.json.  Other corpora have no phoneme timings: `alignments`
 returns None for them.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vgs.data.espeak import Espeak, Voice
 from vgs.data.locking import exclusive
 from vgs.data.synth import SAMPLE_RATE, silence_pads
 
@@ -50,8 +52,11 @@ def _jobs(root: Path, utt_ids: list[str]) -> dict[int, list[tuple[str, str, dict
     params = json.loads((root / "corpus.json").read_text())["params"]
     voices = json.loads((root / "speakers.json").read_text())
     speaker = dict(line.split() for line in (root / "flickr_audio" / "wav2spk.txt").read_text().splitlines() if line)
-    raw = {s["sentid"]: s["raw"] for img in json.loads((root / "dataset.json").read_text())["images"]
-           for s in img["sentences"]}
+    raw = {
+        s["sentid"]: s["raw"]
+        for img in json.loads((root / "dataset.json").read_text())["images"]
+        for s in img["sentences"]
+    }
     jobs: dict[int, list] = {}
     for uid in utt_ids:
         name, k = uid.rsplit("_", 1)  # scene_000123_4: image 123, caption 4
@@ -63,7 +68,6 @@ def _jobs(root: Path, utt_ids: list[str]) -> dict[int, list[tuple[str, str, dict
 
 def _align_speaker(jobs: list[tuple[str, str, dict, int]]) -> dict[str, list[Segment]]:
     """Worker (a fresh process: eSpeak keeps voice state): one speaker's captions."""
-    from vgs.data.espeak import Espeak, Voice
 
     engine = Espeak(phoneme_events=True)
     out = {}

@@ -1,4 +1,5 @@
 """Batches of (speech, image) pairs from the feature stores."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,9 +17,9 @@ def length_sorted_batches(order: np.ndarray, lengths: np.ndarray, batch_size: in
     batches = []
     window = batch_size * WINDOW_BATCHES
     for w in range(0, len(order), window):
-        part = order[w:w + window]
+        part = order[w : w + window]
         part = part[np.argsort(lengths[part], kind="stable")]
-        batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+        batches += [part[b : b + batch_size] for b in range(0, len(part), batch_size)]
     return batches
 
 
@@ -44,7 +45,7 @@ def centre_crop(image: np.ndarray, crop: int) -> np.ndarray:
     """The middle crop x crop pixels of a (S, S, 3) image (evaluation's view of it)."""
     size = image.shape[0]
     top = (size - crop) // 2
-    return image[top:top + crop, top:top + crop]
+    return image[top : top + crop, top : top + crop]
 
 
 class PairSplit:
@@ -69,14 +70,17 @@ class PairSplit:
         self.texts = encode_texts(utts, text_source, vocab)
         # Captions whose text the text-supervised tasks may train on (textual downsampling).
         keep = data.text_ids if split == "train" else None
-        self.text_captions = np.array([i for i, (u, t) in enumerate(zip(utts, self.texts))
-                                       if t is not None and (keep is None or u.id in keep)], dtype=np.int64)
+        self.text_captions = np.array(
+            [i for i, (u, t) in enumerate(zip(utts, self.texts)) if t is not None and (keep is None or u.id in keep)],
+            dtype=np.int64,
+        )
 
     def __len__(self) -> int:
         return len(self.utt_ids)
 
-    def epoch_batches(self, rng: np.random.Generator, batch_size: int, captions_per_image: int = 0,
-                      allowed: np.ndarray | None = None) -> list[np.ndarray]:
+    def epoch_batches(
+        self, rng: np.random.Generator, batch_size: int, captions_per_image: int = 0, allowed: np.ndarray | None = None
+    ) -> list[np.ndarray]:
         """Caption-index batches for one epoch; no batch holds two captions of one image.
 
         Captions are dealt in rounds (one caption of every image per round), each round is
@@ -89,7 +93,7 @@ class PairSplit:
         by_image = [cs for cs in by_image if cs]
         if not by_image:
             return []
-        chosen = [rng.permutation(cs)[:captions_per_image or len(cs)] for cs in by_image]
+        chosen = [rng.permutation(cs)[: captions_per_image or len(cs)] for cs in by_image]
         batches = []
         for r in range(max(len(c) for c in chosen)):
             round_ = np.array([chosen[i][r] for i in rng.permutation(len(chosen)) if len(chosen[i]) > r])
@@ -101,7 +105,7 @@ class PairSplit:
         lengths = torch.tensor([len(f) for f in frames])
         out = np.zeros((len(frames), max(int(lengths.max()), min_frames), self.speech.dim), np.float32)
         for k, f in enumerate(frames):
-            out[k, :len(f)] = f
+            out[k, : len(f)] = f
         return torch.from_numpy(out), lengths
 
     def pixels(self, image_idx: np.ndarray, crop: int, rng: np.random.Generator | None = None) -> torch.Tensor:
@@ -119,7 +123,7 @@ class PairSplit:
                 top = left = (size - crop) // 2
             else:
                 top, left = rng.integers(0, size - crop + 1, size=2)
-            patch = img[top:top + crop, left:left + crop]
+            patch = img[top : top + crop, left : left + crop]
             out[k] = patch[:, ::-1] if rng is not None and rng.random() < 0.5 else patch
         return standardise_pixels(out)
 
@@ -130,11 +134,17 @@ class PairSplit:
         lengths = torch.tensor([len(s) for s in seqs])
         out = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.long)  # 0 = <pad>
         for k, s in enumerate(seqs):
-            out[k, :len(s)] = torch.tensor(s)
+            out[k, : len(s)] = torch.tensor(s)
         return out, lengths
 
-    def batch(self, idx: np.ndarray, crop: int, rng: np.random.Generator | None = None, text: bool = False,
-              images: bool = True) -> dict:
+    def batch(
+        self,
+        idx: np.ndarray,
+        crop: int,
+        rng: np.random.Generator | None = None,
+        text: bool = False,
+        images: bool = True,
+    ) -> dict:
         speech, lengths = self.speech_batch(idx)
         image_ids = self.image_of_caption[idx]
         out = {"speech": speech, "lengths": lengths, "image_ids": torch.from_numpy(image_ids)}
@@ -149,8 +159,7 @@ class SpeechTextSplit(PairSplit):
     """Speech/text pairs without images: the NON-ALIGNED speech/text data of seed 004 (LibriSpeech,
     or a second built-in corpus).  Each caption is its own match, so no pairs are masked."""
 
-    def __init__(self, corpus, speech, split: str, text_source: str, vocab: Vocabulary,
-                 speech_norm: str = "corpus"):
+    def __init__(self, corpus, speech, split: str, text_source: str, vocab: Vocabulary, speech_norm: str = "corpus"):
         utts = [u for u in corpus.split(split) if u.id in speech.index]
         self.per_utterance = speech_norm == "utterance"
         if not utts:
@@ -163,7 +172,8 @@ class SpeechTextSplit(PairSplit):
         self.texts = encode_texts(utts, text_source, vocab)
         self.text_captions = np.array([i for i, t in enumerate(self.texts) if t is not None], dtype=np.int64)
 
-    def epoch_batches(self, rng: np.random.Generator, batch_size: int, captions_per_image: int = 0,
-                      allowed: np.ndarray | None = None) -> list[np.ndarray]:
+    def epoch_batches(
+        self, rng: np.random.Generator, batch_size: int, captions_per_image: int = 0, allowed: np.ndarray | None = None
+    ) -> list[np.ndarray]:
         order = rng.permutation(self.text_captions if allowed is None else allowed)
         return shuffled_without_singles(length_sorted_batches(order, self.lengths, batch_size), rng)

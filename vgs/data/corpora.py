@@ -1,4 +1,5 @@
 """Pick the importer for a corpus folder: by name (data.layout) or by what the folder holds."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,12 @@ from vgs.data.places import metadata_files, read_places
 from vgs.data.records import Corpus, CorpusError
 from vgs.data.spokencoco import is_spokencoco, read_spokencoco
 
-READERS = {"flickr8k": read_flickr8k, "places": read_places, "spokencoco": read_spokencoco,
-           "librispeech": read_librispeech}
+READERS = {
+    "flickr8k": read_flickr8k,
+    "places": read_places,
+    "spokencoco": read_spokencoco,
+    "librispeech": read_librispeech,
+}
 
 
 def detect_layout(root: Path) -> str:
@@ -24,14 +29,15 @@ def detect_layout(root: Path) -> str:
         return "places"
     if is_librispeech(root):
         return "librispeech"
-    raise CorpusError(f"cannot tell the layout of {root}: expected flickr_audio/wav2capt.txt (Flickr8K), "
-                      f"SpokenCOCO_*.json (SpokenCOCO), train*/val*/test*.json with audio_base_path (Places) "
-                      f"or <subset>/<spk>/<chap>/*.trans.txt (LibriSpeech); "
-                      f"set data.layout to one of {', '.join(READERS)}")
+    raise CorpusError(
+        f"cannot tell the layout of {root}: expected flickr_audio/wav2capt.txt (Flickr8K), "
+        f"SpokenCOCO_*.json (SpokenCOCO), train*/val*/test*.json with audio_base_path (Places) "
+        f"or <subset>/<spk>/<chap>/*.trans.txt (LibriSpeech); "
+        f"set data.layout to one of {', '.join(READERS)}"
+    )
 
 
-def read_corpus(root: str | Path, layout: str = "auto", image_dir: str | None = None,
-                skip_bad: bool = False) -> Corpus:
+def read_corpus(root: str | Path, layout: str = "auto", image_dir: str | None = None, skip_bad: bool = False) -> Corpus:
     root = Path(root).expanduser().resolve()
     if layout == "auto":
         layout = detect_layout(root)

@@ -6,6 +6,7 @@ beside it records both, so a changed preset or corpus is computed anew and never
 reused.  Files are written under a temporary name and renamed when complete: a failed or
 interrupted run leaves every finished store as it was.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vgs.data.image_features import align_features, load_feature_table
 from vgs.data.records import Corpus, CorpusError
 from vgs.log import get_logger
 from vgs.progress import Progress
@@ -67,15 +69,18 @@ def mfcc(waveform, preset: str) -> np.ndarray:
         # warns; these are the paper's settings, so the warning is expected and silenced.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            _TRANSFORMS[preset] = T.MFCC(sample_rate=SAMPLE_RATE, n_mfcc=p["n_mfcc"],
-                                         melkwargs={"n_fft": p["n_fft"], "hop_length": p["hop"], "n_mels": p["n_mels"]})
+            _TRANSFORMS[preset] = T.MFCC(
+                sample_rate=SAMPLE_RATE,
+                n_mfcc=p["n_mfcc"],
+                melkwargs={"n_fft": p["n_fft"], "hop_length": p["hop"], "n_mels": p["n_mels"]},
+            )
     with torch.no_grad():
         feats = _TRANSFORMS[preset](waveform)  # (n_mfcc, frames)
         if p["energy_deltas"]:
             frames = feats.shape[1]
             padded = torch.nn.functional.pad(waveform[None], (p["n_fft"] // 2, p["n_fft"] // 2), mode="reflect")[0]
             windows = padded.unfold(0, p["n_fft"], p["hop"])[:frames]
-            log_energy = torch.log((windows ** 2).sum(1) + 1e-10)
+            log_energy = torch.log((windows**2).sum(1) + 1e-10)
             static = torch.cat([feats[1:], log_energy[None]], 0)  # c1..c12 + log energy
             if p.get("deltas", True):
                 d1 = AF.compute_deltas(static[None])[0]
@@ -136,11 +141,20 @@ def _featurise_shard(job: tuple) -> tuple[str, int]:
     schema = pa.schema([("id", pa.string()), ("feats", pa.list_(pa.float32()))])
     tmp = parts / f"{name}.arrow.tmp{os.getpid()}"
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        writer.write_batch(pa.record_batch([pa.array(ids, pa.string()), pa.array(rows, pa.list_(pa.float32()))],
-                                           schema=schema))
+        writer.write_batch(
+            pa.record_batch([pa.array(ids, pa.string()), pa.array(rows, pa.list_(pa.float32()))], schema=schema)
+        )
     os.replace(tmp, parts / f"{name}.arrow")
-    _write_json_atomic(parts / f"{name}.json", {"sum": total.tolist(), "sum_sq": total_sq.tolist(),
-                                                 "frames": n_frames, "dropped": dropped, "skipped": skipped})
+    _write_json_atomic(
+        parts / f"{name}.json",
+        {
+            "sum": total.tolist(),
+            "sum_sq": total_sq.tolist(),
+            "frames": n_frames,
+            "dropped": dropped,
+            "skipped": skipped,
+        },
+    )
     return name, len(items)
 
 
@@ -246,7 +260,7 @@ class SpeechStore:
     def frames(self, uid: str) -> np.ndarray:
         """(frames, dim) raw MFCCs."""
         i = self.index[uid]
-        return self._values[self._offsets[i]:self._offsets[i + 1]].reshape(-1, self.dim)
+        return self._values[self._offsets[i] : self._offsets[i + 1]].reshape(-1, self.dim)
 
     def normalised(self, uid: str, per_utterance: bool = False) -> np.ndarray:
         """Frames standardised per dimension: with the training split's mean and std, or with the
@@ -261,9 +275,15 @@ class SpeechStore:
         return (f - self.mean) / self.std
 
 
-def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_frames: int = 8192,
-                       workers: int | None = None, skip_bad: bool = False,
-                       shard_size: int | None = None) -> SpeechStore:
+def build_speech_store(
+    corpus: Corpus,
+    preset: str,
+    store_dir: str | Path,
+    max_frames: int = 8192,
+    workers: int | None = None,
+    skip_bad: bool = False,
+    shard_size: int | None = None,
+) -> SpeechStore:
     """MFCCs of every utterance of `corpus`, computed once.
 
     Streamed and resumable: utterances are featurised in shards by parallel worker processes,
@@ -279,11 +299,18 @@ def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_f
     check_preset(preset)
     store_dir = Path(store_dir)
     store_dir.mkdir(parents=True, exist_ok=True)
-    params = {"version": STORE_VERSION, "preset": preset, **PRESETS[preset], "max_frames": max_frames,
-              "skip_bad": skip_bad}
+    params = {
+        "version": STORE_VERSION,
+        "preset": preset,
+        **PRESETS[preset],
+        "max_frames": max_frames,
+        "skip_bad": skip_bad,
+    }
     # which utterances train is part of the key: the normalisation statistics come from them
-    lines = [f"{u.split == 'train'}\0{line}" for u, line in
-             zip(corpus.utterances, _content_entries([(u.id, u.audio) for u in corpus.utterances], store_dir))]
+    lines = [
+        f"{u.split == 'train'}\0{line}"
+        for u, line in zip(corpus.utterances, _content_entries([(u.id, u.audio) for u in corpus.utterances], store_dir))
+    ]
     digest = _hash_lines(lines, params)
     path = store_dir / f"speech-{preset}-{digest}.arrow"
     manifest_path = path.with_suffix(".json")
@@ -294,22 +321,33 @@ def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_f
     size = shard_size or shard_size_for(len(utts))
     parts = store_dir / f"speech-{preset}.parts"
     parts.mkdir(exist_ok=True)
-    shards = [(_hash_lines(lines[a:a + size], params), a) for a in range(0, len(utts), size)]
+    shards = [(_hash_lines(lines[a : a + size], params), a) for a in range(0, len(utts), size)]
     todo = [(name, a) for name, a in shards if not (parts / f"{name}.json").exists()]
     progress = Progress(f"MFCC ({preset}) {corpus.name}", total=len(utts), unit="utt")
     if len(todo) < len(shards):
-        done = len(utts) - sum(len(utts[a:a + size]) for _, a in todo)
+        done = len(utts) - sum(len(utts[a : a + size]) for _, a in todo)
         log.info(f"resuming: {done} of {len(utts)} utterances already featurised in {parts}")
-    jobs = [(name, [(u.id, u.audio, u.split == "train") for u in utts[a:a + size]], preset, skip_bad, max_frames,
-             str(parts)) for name, a in todo]
+    jobs = [
+        (
+            name,
+            [(u.id, u.audio, u.split == "train") for u in utts[a : a + size]],
+            preset,
+            skip_bad,
+            max_frames,
+            str(parts),
+        )
+        for name, a in todo
+    ]
     workers = min(workers or os.cpu_count() or 1, max(1, len(utts) // 64), max(1, len(jobs)))
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
-        for _, n in (pool.imap_unordered(_featurise_shard, jobs) if pool else map(_featurise_shard, jobs)):
+        for _, n in pool.imap_unordered(_featurise_shard, jobs) if pool else map(_featurise_shard, jobs):
             progress.update(n)
     except CorpusError as e:
-        raise CorpusError(f"{e} (data.skip_bad=true / --skip-bad leaves such files out, with a report; "
-                          f"shards already computed are kept in {parts} and reused by the next run)") from e
+        raise CorpusError(
+            f"{e} (data.skip_bad=true / --skip-bad leaves such files out, with a report; "
+            f"shards already computed are kept in {parts} and reused by the next run)"
+        ) from e
     finally:
         if pool:
             pool.terminate()
@@ -342,10 +380,19 @@ def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_f
         tmp.unlink(missing_ok=True)
         raise CorpusError(f"corpus {corpus.root} has no training speech left after featurising")
     mean = total / n_frames
-    std = np.sqrt(np.maximum(total_sq / n_frames - mean ** 2, 1e-8))
-    manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "dim": dim,
-                "utterances": kept, "dropped_over_max_frames": len(dropped),
-                "dropped_ids": dropped, "skipped": skipped, "mean": mean.tolist(), "std": std.tolist()}
+    std = np.sqrt(np.maximum(total_sq / n_frames - mean**2, 1e-8))
+    manifest = {
+        "params": params,
+        "source_hash": digest,
+        "corpus": str(corpus.root),
+        "dim": dim,
+        "utterances": kept,
+        "dropped_over_max_frames": len(dropped),
+        "dropped_ids": dropped,
+        "skipped": skipped,
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+    }
     os.replace(tmp, path)
     _write_json_atomic(manifest_path, manifest)
     for name, _ in shards:
@@ -360,8 +407,10 @@ def build_speech_store(corpus: Corpus, preset: str, store_dir: str | Path, max_f
         log.warning(f"skipped {len(skipped)} item(s) (missing or unreadable); report: {report}")
     if dropped:
         log.info(f"dropped {len(dropped)} utterance(s) over {max_frames} frames")
-    log.info(f"speech store: {kept} utterances ({len(dropped)} over {max_frames} frames dropped, "
-             f"{len(skipped)} skipped) -> {path}")
+    log.info(
+        f"speech store: {kept} utterances ({len(dropped)} over {max_frames} frames dropped, "
+        f"{len(skipped)} skipped) -> {path}"
+    )
     return SpeechStore(path, manifest)
 
 
@@ -399,8 +448,7 @@ def _load_image(path: str, size: int) -> np.ndarray:
         raise CorpusError(f"corrupt or unreadable image file {path}: {e}") from e
 
 
-def build_image_store(corpus: Corpus, size: int, store_dir: str | Path,
-                      skip_bad: bool = False) -> ImageStore:
+def build_image_store(corpus: Corpus, size: int, store_dir: str | Path, skip_bad: bool = False) -> ImageStore:
     """skip_bad: leave out corrupt or unreadable images (listed in the manifest and a report)
     instead of stopping; their captions then have no image and are not used."""
     if corpus.image_dir is None:
@@ -425,13 +473,14 @@ def build_image_store(corpus: Corpus, size: int, store_dir: str | Path,
                 kept.append(name)
             except CorpusError as e:
                 if not skip_bad:
-                    raise CorpusError(f"{e} (data.skip_bad=true / --skip-bad leaves such files out, with a "
-                                      f"report)") from e
+                    raise CorpusError(
+                        f"{e} (data.skip_bad=true / --skip-bad leaves such files out, with a report)"
+                    ) from e
                 skipped.append({"id": name, "reason": str(e)})
             progress.update(1)
         out.flush()
         if skipped:  # the rows of the images kept, in order
-            np.save(tmp.with_name(tmp.name + ".kept.npy"), np.asarray(out[:len(kept)]))
+            np.save(tmp.with_name(tmp.name + ".kept.npy"), np.asarray(out[: len(kept)]))
             del out
             os.replace(tmp.with_name(tmp.name + ".kept.npy"), tmp)
         else:
@@ -444,8 +493,7 @@ def build_image_store(corpus: Corpus, size: int, store_dir: str | Path,
         tmp.unlink(missing_ok=True)
         raise CorpusError(f"corpus {corpus.root}: no readable image")
     os.replace(tmp, path)
-    manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "images": kept,
-                "skipped": skipped}
+    manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "images": kept, "skipped": skipped}
     _write_json_atomic(manifest_path, manifest)
     if skipped:
         report = path.with_suffix(".skipped.json")
@@ -456,7 +504,6 @@ def build_image_store(corpus: Corpus, size: int, store_dir: str | Path,
 
 def build_feature_image_store(corpus: Corpus, feature_file: str | Path, store_dir: str | Path) -> ImageStore:
     """Precomputed image features (see vgs.data.image_features) in the corpus's image order."""
-    from vgs.data.image_features import align_features, load_feature_table
 
     store_dir = Path(store_dir)
     store_dir.mkdir(parents=True, exist_ok=True)
@@ -472,8 +519,13 @@ def build_feature_image_store(corpus: Corpus, feature_file: str | Path, store_di
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
     np.save(tmp, aligned)
     os.replace(tmp, path)
-    manifest = {"params": {"version": STORE_VERSION, "source": str(feature_file)}, "source_hash": digest,
-                "corpus": str(corpus.root), "images": names, "feature_dim": int(aligned.shape[1])}
+    manifest = {
+        "params": {"version": STORE_VERSION, "source": str(feature_file)},
+        "source_hash": digest,
+        "corpus": str(corpus.root),
+        "images": names,
+        "feature_dim": int(aligned.shape[1]),
+    }
     _write_json_atomic(manifest_path, manifest)
     log.info(f"image features: {len(names)} images x {aligned.shape[1]} from {feature_file}")
     return ImageStore(path, manifest)

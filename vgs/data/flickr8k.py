@@ -1,12 +1,13 @@
 """Importer for the Flickr8K Audio Caption Corpus layout (also written by the built-in corpus).
 
-    ROOT/dataset.json or ROOT/dataset_flickr8k.json   Karpathy split: images[] with filename,
-                                                       split, sentences[] (raw, optional raw_jp)
-    ROOT/flickr_audio/wav2capt.txt                    lines "X_3.wav X.jpg #3"
-    ROOT/flickr_audio/wav2spk.txt                     lines "X_3.wav 17" (optional)
-    ROOT/flickr_audio/wavs/*.wav
-    images: --image-dir, or ROOT/Flicker8k_Dataset, ROOT/Flickr8k_Dataset, ROOT/images
+ROOT/dataset.json or ROOT/dataset_flickr8k.json   Karpathy split: images[] with filename,
+                                                   split, sentences[] (raw, optional raw_jp)
+ROOT/flickr_audio/wav2capt.txt                    lines "X_3.wav X.jpg #3"
+ROOT/flickr_audio/wav2spk.txt                     lines "X_3.wav 17" (optional)
+ROOT/flickr_audio/wavs/*.wav
+images: --image-dir, or ROOT/Flicker8k_Dataset, ROOT/Flickr8k_Dataset, ROOT/images
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ IMAGE_DIR_NAMES = ("Flicker8k_Dataset", "Flickr8k_Dataset", "images")
 _SPLIT_ALIASES = {"train": "train", "restval": "train", "val": "val", "test": "test"}
 
 
-def read_flickr8k(root: str | Path, image_dir: str | Path | None = None, require_images: bool = True,
-                  skip_bad: bool = False) -> Corpus:
+def read_flickr8k(
+    root: str | Path, image_dir: str | Path | None = None, require_images: bool = True, skip_bad: bool = False
+) -> Corpus:
     """skip_bad: leave out captions whose audio or image file is missing (listed in corpus.skipped)."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -57,12 +59,16 @@ def read_flickr8k(root: str | Path, image_dir: str | Path | None = None, require
         k = int(ref[1:])
         sentences = entry.get("sentences", [])
         if k >= len(sentences):
-            raise CorpusError(f"{wav2capt}:{lineno}: caption #{k} of '{image}' does not exist "
-                              f"({len(sentences)} sentences in {karpathy.name})")
+            raise CorpusError(
+                f"{wav2capt}:{lineno}: caption #{k} of '{image}' does not exist "
+                f"({len(sentences)} sentences in {karpathy.name})"
+            )
         split = _SPLIT_ALIASES.get(entry.get("split", ""))
         if split is None:
-            raise CorpusError(f"{karpathy.name}: image '{image}' has split {entry.get('split')!r}; "
-                              f"expected one of train, restval, val, test")
+            raise CorpusError(
+                f"{karpathy.name}: image '{image}' has split {entry.get('split')!r}; "
+                f"expected one of train, restval, val, test"
+            )
         uid = Path(wav).stem
         if uid in seen:
             raise CorpusError(f"{wav2capt}:{lineno}: duplicate utterance '{wav}'")
@@ -72,17 +78,30 @@ def read_flickr8k(root: str | Path, image_dir: str | Path | None = None, require
             problems(uid, f"{wav2capt}:{lineno}: audio file not found: {path}")
             continue
         sentence = sentences[k]
-        utterances.append(Utterance(id=uid, audio=str(path), image=image, speaker=speakers.get(wav, "unknown"),
-                                    transcript=sentence.get("raw", " ".join(sentence.get("tokens", []))).strip(),
-                                    translation=sentence.get("raw_jp"), split=split))
+        utterances.append(
+            Utterance(
+                id=uid,
+                audio=str(path),
+                image=image,
+                speaker=speakers.get(wav, "unknown"),
+                transcript=sentence.get("raw", " ".join(sentence.get("tokens", []))).strip(),
+                translation=sentence.get("raw_jp"),
+                split=split,
+            )
+        )
     if not utterances:
         raise CorpusError(f"{wav2capt} lists no utterances")
     img_dir = _find_image_dir(root, image_dir, utterances, require_images, problems)
     if img_dir is not None and skip_bad:
         utterances = [u for u in utterances if (img_dir / u.image).is_file()]
     require_splits(root, utterances)
-    return Corpus(name=meta.get("dataset", root.name), root=root, image_dir=img_dir, utterances=utterances,
-                  skipped=problems.skipped)
+    return Corpus(
+        name=meta.get("dataset", root.name),
+        root=root,
+        image_dir=img_dir,
+        utterances=utterances,
+        skipped=problems.skipped,
+    )
 
 
 def _read_speakers(path: Path) -> dict[str, str]:
@@ -99,21 +118,26 @@ def _read_speakers(path: Path) -> dict[str, str]:
     return out
 
 
-def _find_image_dir(root: Path, image_dir, utterances: list[Utterance], required: bool,
-                    problems: Problems) -> Path | None:
+def _find_image_dir(
+    root: Path, image_dir, utterances: list[Utterance], required: bool, problems: Problems
+) -> Path | None:
     candidates = [Path(image_dir).expanduser().resolve()] if image_dir else [root / n for n in IMAGE_DIR_NAMES]
     if image_dir and not candidates[0].is_dir():
         raise CorpusError(f"image folder not found: {candidates[0]}")
     found = next((c for c in candidates if c.is_dir()), None)
     if found is None:
         if required:
-            raise CorpusError(f"no image folder in {root}: expected one of {', '.join(IMAGE_DIR_NAMES)} "
-                              f"(or pass the folder with --image-dir / data.image_dir)")
+            raise CorpusError(
+                f"no image folder in {root}: expected one of {', '.join(IMAGE_DIR_NAMES)} "
+                f"(or pass the folder with --image-dir / data.image_dir)"
+            )
         return None
     missing = sorted({u.image for u in utterances if not (found / u.image).is_file()})
     if missing and required and not problems.skip_bad:
-        raise CorpusError(f"{len(missing)} image file(s) missing from {found}, e.g. {found / missing[0]} "
-                          f"(data.skip_bad=true / --skip-bad leaves their captions out, with a report)")
+        raise CorpusError(
+            f"{len(missing)} image file(s) missing from {found}, e.g. {found / missing[0]} "
+            f"(data.skip_bad=true / --skip-bad leaves their captions out, with a report)"
+        )
     for name in missing:
         for u in utterances:
             if u.image == name:

@@ -12,6 +12,7 @@ carry sub-folders (Places), the base name is tried as well.
 Computing them: `python -m vgs.tools.extract_image_features --data ROOT --arch resnet152 --weights FILE`
 (see `compute_main`), from torchvision weights the user has on disk; nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,10 @@ def load_feature_table(path: str | Path) -> tuple[list[str], np.ndarray]:
         raise CorpusError(f"cannot read image features from {path}: {e}") from e
     feats = np.asarray(feats, dtype=np.float32)
     if feats.ndim != 2 or len(names) != len(feats):
-        raise CorpusError(f"{path}: expected one feature vector per image name, got {len(names)} names and an "
-                          f"array of shape {feats.shape}")
+        raise CorpusError(
+            f"{path}: expected one feature vector per image name, got {len(names)} names and an "
+            f"array of shape {feats.shape}"
+        )
     if len(set(names)) != len(names):
         raise CorpusError(f"{path}: duplicate image names")
     if not np.isfinite(feats).all():
@@ -96,8 +99,11 @@ def _from_platalea(path: Path):
     if not isinstance(obj, dict) or "filenames" not in obj or "features" not in obj:
         raise CorpusError(f"{path}: expected platalea's layout, a dict with 'filenames' and 'features'")
     feats = obj["features"]
-    feats = torch.stack([torch.as_tensor(f).reshape(-1) for f in feats]) if isinstance(feats, (list, tuple)) \
+    feats = (
+        torch.stack([torch.as_tensor(f).reshape(-1) for f in feats])
+        if isinstance(feats, (list, tuple))
         else torch.as_tensor(feats).reshape(len(obj["filenames"]), -1)
+    )
     return list(obj["filenames"]), feats.float().numpy()
 
 
@@ -111,8 +117,9 @@ def align_features(corpus: Corpus, names: list[str], feats: np.ndarray, source: 
             missing.append(image)
         rows.append(i)
     if missing:
-        raise CorpusError(f"{source} has no features for {len(missing)} of the corpus's {len(rows)} images, "
-                          f"e.g. '{missing[0]}'")
+        raise CorpusError(
+            f"{source} has no features for {len(missing)} of the corpus's {len(rows)} images, e.g. '{missing[0]}'"
+        )
     return feats[np.array(rows, dtype=np.int64)]
 
 

@@ -8,6 +8,7 @@ ROOT is the LibriSpeech folder holding subsets (train-clean-100, dev-clean, test
 one subset folder.  The split comes from the subset name: train* -> train, dev* -> val,
 test* -> test.  Transcripts are kept as written (upper case, no punctuation).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,8 +36,10 @@ def read_librispeech(root: str | Path, image_dir: str | Path | None = None, skip
         raise CorpusError(f"{root} is LibriSpeech (speech and text, no images); data.image_dir does not apply")
     files = transcript_files(root)
     if not files:
-        raise CorpusError(f"no LibriSpeech transcripts in {root}: expected <subset>/<speaker>/<chapter>/"
-                          f"<speaker>-<chapter>.trans.txt beside the .flac files")
+        raise CorpusError(
+            f"no LibriSpeech transcripts in {root}: expected <subset>/<speaker>/<chapter>/"
+            f"<speaker>-<chapter>.trans.txt beside the .flac files"
+        )
     problems = Problems(skip_bad)
     utterances: list[Utterance] = []
     seen: dict[str, Path] = {}
@@ -44,8 +47,9 @@ def read_librispeech(root: str | Path, image_dir: str | Path | None = None, skip
         subset = path.parent.parent.parent.name  # ROOT/<subset>/spk/chap, or ROOT itself when it is a subset
         split = split_of(subset)
         if split is None:
-            raise CorpusError(f"{path}: cannot tell the split of subset '{subset}' "
-                              f"(expected a name starting with train, dev or test)")
+            raise CorpusError(
+                f"{path}: cannot tell the split of subset '{subset}' (expected a name starting with train, dev or test)"
+            )
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -55,14 +59,25 @@ def read_librispeech(root: str | Path, image_dir: str | Path | None = None, skip
             if uid in seen:
                 raise CorpusError(f"{path}:{lineno}: duplicate utterance id '{uid}' (also in {seen[uid]})")
             seen[uid] = path
-            audio = next((path.parent / f"{uid}{s}" for s in AUDIO_SUFFIXES if (path.parent / f"{uid}{s}").is_file()),
-                         None)
+            audio = next(
+                (path.parent / f"{uid}{s}" for s in AUDIO_SUFFIXES if (path.parent / f"{uid}{s}").is_file()), None
+            )
             if audio is None:
                 problems(uid, f"{path}:{lineno}: audio file not found: {path.parent / uid}.flac")
                 continue
-            utterances.append(Utterance(id=uid, audio=str(audio), image=None, speaker=uid.split("-")[0],
-                                        transcript=words.strip(), translation=None, split=split))
+            utterances.append(
+                Utterance(
+                    id=uid,
+                    audio=str(audio),
+                    image=None,
+                    speaker=uid.split("-")[0],
+                    transcript=words.strip(),
+                    translation=None,
+                    split=split,
+                )
+            )
     if not utterances:
         raise CorpusError(f"{root}: no LibriSpeech utterance has its audio file")
-    return Corpus(name=f"librispeech:{root.name}", root=root, image_dir=None, utterances=utterances,
-                  skipped=problems.skipped)
+    return Corpus(
+        name=f"librispeech:{root.name}", root=root, image_dir=None, utterances=utterances, skipped=problems.skipped
+    )

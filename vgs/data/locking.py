@@ -1,6 +1,7 @@
 """An exclusive lock between processes on one machine (or one shared file system that honours
 flock), for work that two sweeps or trials may start at once: generating the built-in corpus,
 building a feature store.  The second process waits, then finds the work done."""
+
 from __future__ import annotations
 
 import contextlib

@@ -13,6 +13,7 @@ The older release has no test file: its val.json holds the 1000-pair test set of
 1000 pairs is held out from train, chosen by a hash of the image name (stable across runs and
 machines, whole images only), with a note.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,15 +49,18 @@ def _looks_like_places(path: Path) -> bool:
     return '"audio_base_path"' in head or '"image_base_path"' in head
 
 
-def read_places(root: str | Path, image_dir: str | Path | None = None, check_files: bool = True,
-                skip_bad: bool = False) -> Corpus:
+def read_places(
+    root: str | Path, image_dir: str | Path | None = None, check_files: bool = True, skip_bad: bool = False
+) -> Corpus:
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise CorpusError(f"corpus folder not found: {root}")
     files = metadata_files(root)
     if not files:
-        raise CorpusError(f"no Places metadata in {root}: expected train*.json / val*.json / test*.json "
-                          f"with image_base_path, audio_base_path and data[]")
+        raise CorpusError(
+            f"no Places metadata in {root}: expected train*.json / val*.json / test*.json "
+            f"with image_base_path, audio_base_path and data[]"
+        )
     utterances: list[Utterance] = []
     problems = Problems(skip_bad)
     seen: dict[str, Path] = {}
@@ -88,22 +92,37 @@ def read_places(root: str | Path, image_dir: str | Path | None = None, check_fil
             if check_files and not (image_base / image).is_file():
                 problems(uid, f"{path}: data[{i}]: image file not found: {image_base / image}")
                 continue
-            utterances.append(Utterance(id=uid, audio=str(audio), image=image, speaker=str(rec.get("speaker", "unknown")),
-                                        transcript=str(rec.get("asr_text", "")), translation=None, split=split))
+            utterances.append(
+                Utterance(
+                    id=uid,
+                    audio=str(audio),
+                    image=image,
+                    speaker=str(rec.get("speaker", "unknown")),
+                    transcript=str(rec.get("asr_text", "")),
+                    translation=None,
+                    split=split,
+                )
+            )
     if not any(u.split == "test" for u in utterances) and any(u.split == "val" for u in utterances):
         utterances = _older_release_splits(root, utterances)
     if len(image_dirs) > 1:
-        raise CorpusError(f"{root}: metadata files name different image_base_path values; pass one image folder "
-                          f"(data.image_dir) or keep them equal")
+        raise CorpusError(
+            f"{root}: metadata files name different image_base_path values; pass one image folder "
+            f"(data.image_dir) or keep them equal"
+        )
     require_splits(root, utterances)
-    return Corpus(name=f"places:{root.name}", root=root, image_dir=image_dirs.pop(), utterances=utterances,
-                  skipped=problems.skipped)
+    return Corpus(
+        name=f"places:{root.name}",
+        root=root,
+        image_dir=image_dirs.pop(),
+        utterances=utterances,
+        skipped=problems.skipped,
+    )
 
 
 def _base(root: Path, value: str) -> Path:
     p = Path(value).expanduser()
     return p if p.is_absolute() else (root / p).resolve()
-
 
 
 HELD_OUT_VAL_PAIRS = 1000
@@ -115,8 +134,9 @@ def _older_release_splits(root: Path, utterances: list[Utterance]) -> list[Utter
     import dataclasses
     import hashlib
 
-    train_images = sorted({u.image for u in utterances if u.split == "train"},
-                          key=lambda name: hashlib.sha256(name.encode()).hexdigest())
+    train_images = sorted(
+        {u.image for u in utterances if u.split == "train"}, key=lambda name: hashlib.sha256(name.encode()).hexdigest()
+    )
     per_image: dict[str, int] = {}
     for u in utterances:
         if u.split == "train":
@@ -127,7 +147,15 @@ def _older_release_splits(root: Path, utterances: list[Utterance]) -> list[Utter
             break
         held.add(name)
         count += per_image[name]
-    log.info(f"note: {root} has no test file (older Places release): val.json is used as the test set and "
-             f"{count} training pairs are held out as validation")
-    return [dataclasses.replace(u, split="test") if u.split == "val" else
-            dataclasses.replace(u, split="val") if u.image in held else u for u in utterances]
+    log.info(
+        f"note: {root} has no test file (older Places release): val.json is used as the test set and "
+        f"{count} training pairs are held out as validation"
+    )
+    return [
+        dataclasses.replace(u, split="test")
+        if u.split == "val"
+        else dataclasses.replace(u, split="val")
+        if u.image in held
+        else u
+        for u in utterances
+    ]

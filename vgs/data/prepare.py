@@ -1,5 +1,6 @@
 """Turn a DataConfig into a corpus plus its feature stores (generating the built-in corpus and
 computing features only when they are not already there)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,16 +8,23 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from vgs.config import DataConfig, vgs_home
-from vgs.log import get_logger, report_error
-from vgs.data.features import (ImageStore, SpeechStore, build_feature_image_store, build_image_store,
-                                build_speech_store)
+from vgs.config import ConfigError, DataConfig, config_from_cli, vgs_home
 from vgs.data.corpora import read_corpus
+from vgs.data.features import (
+    PRESETS,
+    SAMPLE_RATE,
+    ImageStore,
+    SpeechStore,
+    build_feature_image_store,
+    build_image_store,
+    build_speech_store,
+)
 from vgs.data.locking import exclusive
-from vgs.data.features import PRESETS, SAMPLE_RATE
+from vgs.data.records import Corpus, CorpusError
+from vgs.data.synth import DEFAULT_SNR, GENERATOR_VERSION, generate, parse_snr, split_sizes
 from vgs.data.text_subsets import reduced_english, text_subset
 from vgs.data.translations import attach_translations, read_f30kent_jp
-from vgs.data.records import Corpus, CorpusError
+from vgs.log import get_logger, report_error
 
 log = get_logger(__name__)
 
@@ -34,8 +42,6 @@ class Prepared:
 
 def builtin_split(cfg: DataConfig) -> tuple[int, int, int]:
     """(train, val, test) images of the built-in corpus of `cfg`; a ConfigError if they do not fit."""
-    from vgs.config import ConfigError
-    from vgs.data.synth import split_sizes
 
     try:
         return split_sizes(cfg.builtin_images, cfg.builtin_val or None, cfg.builtin_test or None)
@@ -45,19 +51,22 @@ def builtin_split(cfg: DataConfig) -> tuple[int, int, int]:
 
 def builtin_corpus_dir(cfg: DataConfig) -> Path:
     """Named by everything that makes it: generator version, size, seed and split."""
-    from vgs.data.synth import DEFAULT_SNR, GENERATOR_VERSION
 
     train, val, test = builtin_split(cfg)
     snr = builtin_snr(cfg)
     noise = "" if snr == DEFAULT_SNR else f"-snr{snr[0]:g}-{snr[1]:g}"
-    return vgs_home() / "corpora" / (f"builtin-v{GENERATOR_VERSION}-{cfg.builtin_images}img-seed{cfg.builtin_seed}"
-                                     f"-split{train}-{val}-{test}{noise}")
+    return (
+        vgs_home()
+        / "corpora"
+        / (
+            f"builtin-v{GENERATOR_VERSION}-{cfg.builtin_images}img-seed{cfg.builtin_seed}"
+            f"-split{train}-{val}-{test}{noise}"
+        )
+    )
 
 
 def builtin_snr(cfg: DataConfig) -> tuple[float, float]:
     """data.builtin_snr as a (low, high) dB range; a ConfigError naming the key if it is not one."""
-    from vgs.config import ConfigError
-    from vgs.data.synth import parse_snr
 
     try:
         return parse_snr(cfg.builtin_snr)
@@ -72,11 +81,15 @@ def ensure_builtin(cfg: DataConfig) -> Path:
         return root
     with exclusive(root.with_name(f".{root.name}.lock"), f"the built-in corpus {root.name}"):
         if not (root / "corpus.json").exists():  # another process may have made it while we waited
-            from vgs.data.synth import generate
-
             _, val, test = builtin_split(cfg)
-            generate(root, images=cfg.builtin_images, seed=cfg.builtin_seed, val_images=val, test_images=test,
-                     snr=builtin_snr(cfg))
+            generate(
+                root,
+                images=cfg.builtin_images,
+                seed=cfg.builtin_seed,
+                val_images=val,
+                test_images=test,
+                snr=builtin_snr(cfg),
+            )
     return root
 
 
@@ -84,21 +97,29 @@ def absolute_paths(cfg: DataConfig) -> DataConfig:
     """The user's paths made absolute (trials run in other working directories).  An empty root
     (the built-in corpus) and store stay empty: they follow from data.builtin_* and VGS_HOME, which
     a trial's own overrides may change."""
+
     def absolute(path: str) -> str:
         return str(Path(path).expanduser().resolve()) if path else ""
 
-    return dataclasses.replace(cfg, root=absolute(cfg.root), store=absolute(cfg.store), image_dir=absolute(cfg.image_dir),
-                               image_features=absolute(cfg.image_features), translations=absolute(cfg.translations),
-                               translations_en=absolute(cfg.translations_en),
-                               speech_text_root=absolute(cfg.speech_text_root))
+    return dataclasses.replace(
+        cfg,
+        root=absolute(cfg.root),
+        store=absolute(cfg.store),
+        image_dir=absolute(cfg.image_dir),
+        image_features=absolute(cfg.image_features),
+        translations=absolute(cfg.translations),
+        translations_en=absolute(cfg.translations_en),
+        speech_text_root=absolute(cfg.speech_text_root),
+    )
 
 
 def resolve_paths(cfg: DataConfig) -> DataConfig:
     """Absolute corpus and store paths: the built-in corpus's folder when no root is given, and
     <VGS_HOME>/store when no store is."""
     cfg = absolute_paths(cfg)
-    return dataclasses.replace(cfg, root=cfg.root or str(builtin_corpus_dir(cfg)),
-                               store=cfg.store or str(vgs_home() / "store"))
+    return dataclasses.replace(
+        cfg, root=cfg.root or str(builtin_corpus_dir(cfg)), store=cfg.store or str(vgs_home() / "store")
+    )
 
 
 def store_lock(cfg: DataConfig):
@@ -123,26 +144,31 @@ def prepare(cfg: DataConfig) -> Prepared:
     if cfg.translated_only:
         kept = reduced_english(corpus)
         if not any(u.split == "train" for u in corpus.utterances if u.id in kept):
-            raise CorpusError(f"data.translated_only: no training caption of {corpus.root} has a translation "
-                              f"(raw_jp in the split file, or data.translations)")
+            raise CorpusError(
+                f"data.translated_only: no training caption of {corpus.root} has a translation "
+                f"(raw_jp in the split file, or data.translations)"
+            )
         before = len(corpus.split("train"))
-        corpus = dataclasses.replace(corpus, utterances=[u for u in corpus.utterances
-                                                         if u.split != "train" or u.id in kept])
+        corpus = dataclasses.replace(
+            corpus, utterances=[u for u in corpus.utterances if u.split != "train" or u.id in kept]
+        )
         log.info(f"translated_only: {len(corpus.split('train'))} of {before} training captions kept")
     if not corpus.images():
-        raise CorpusError(f"{corpus.name} ({root}) has speech and text but no images; it cannot train a speech-image "
-                          f"model. Use it as the speech/text data of the text families (data.speech_text_root)")
+        raise CorpusError(
+            f"{corpus.name} ({root}) has speech and text but no images; it cannot train a speech-image "
+            f"model. Use it as the speech/text data of the text families (data.speech_text_root)"
+        )
     with store_lock(cfg):  # two sweeps featurising one corpus at once: the second waits, then reuses
-        speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames,
-                                    skip_bad=cfg.skip_bad)
+        speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, skip_bad=cfg.skip_bad)
         if cfg.image_features:
             images = build_feature_image_store(corpus, cfg.image_features, cfg.store)
         else:
             images = build_image_store(corpus, cfg.image_resize, cfg.store, skip_bad=cfg.skip_bad)
     if len(images.index) < len(corpus.images()):  # --skip-bad left images out: so are their captions
         corpus = dataclasses.replace(corpus, utterances=[u for u in corpus.utterances if u.image in images.index])
-    return Prepared(corpus, speech, images, text_ids=training_text_ids(cfg, corpus, speech),
-                    speech_norm=cfg.speech_norm)
+    return Prepared(
+        corpus, speech, images, text_ids=training_text_ids(cfg, corpus, speech), speech_norm=cfg.speech_norm
+    )
 
 
 def prepare_speech_text(cfg: DataConfig) -> tuple[Corpus, SpeechStore]:
@@ -156,8 +182,7 @@ def prepare_speech_text(cfg: DataConfig) -> tuple[Corpus, SpeechStore]:
         root = ensure_builtin(dataclasses.replace(cfg, builtin_seed=cfg.builtin_seed + 1))
     corpus = read_corpus(root, "auto", None, skip_bad=cfg.skip_bad)
     with store_lock(cfg):
-        speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames,
-                                    skip_bad=cfg.skip_bad)
+        speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, skip_bad=cfg.skip_bad)
     log.info(f"speech/text data (non-aligned): {len(corpus.split('train'))} training utterances of {corpus.name}")
     return corpus, speech
 
@@ -165,8 +190,10 @@ def prepare_speech_text(cfg: DataConfig) -> tuple[Corpus, SpeechStore]:
 def keep_builtin_translations(corpus: Corpus, per_image: int) -> Corpus:
     """The built-in corpus translates all five captions; keep the first `per_image` (by caption
     number), like F30kEnt-JP's two per image."""
-    utts = [u if int(u.id.rsplit("_", 1)[1]) < per_image else dataclasses.replace(u, translation=None)
-            for u in corpus.utterances]
+    utts = [
+        u if int(u.id.rsplit("_", 1)[1]) < per_image else dataclasses.replace(u, translation=None)
+        for u in corpus.utterances
+    ]
     return dataclasses.replace(corpus, utterances=utts)
 
 
@@ -178,8 +205,9 @@ def training_text_ids(cfg: DataConfig, corpus: Corpus, speech: SpeechStore) -> s
     hop = PRESETS[cfg.features]["hop"] / SAMPLE_RATE
     seconds = {u.id: float(speech.lengths[speech.index[u.id]]) * hop for u in train}
     try:
-        kept = text_subset(train, seconds, seed=cfg.text_seed, hours=cfg.text_hours or None,
-                           fraction=cfg.text_fraction or None)
+        kept = text_subset(
+            train, seconds, seed=cfg.text_seed, hours=cfg.text_hours or None, fraction=cfg.text_fraction or None
+        )
     except ValueError as e:
         raise CorpusError(f"data.text_hours/text_fraction: {e}") from e
     log.info(f"text kept for {len(kept)} of {len(train)} training captions")
@@ -191,22 +219,26 @@ def main(argv: list[str] | None = None) -> int:
     ahead of sweeps (e.g. on a large CPU node); sweeps then find the stores ready."""
     import argparse
 
-    from vgs.config import ConfigError, cli_config
-
     p = argparse.ArgumentParser(prog="python -m vgs.data.prepare", description=main.__doc__.split("\n")[0])
     p.add_argument("overrides", nargs="*", help="data.* overrides, e.g. data.features=chrupala")
     p.add_argument("--data", help="corpus folder (default: the built-in corpus)")
     p.add_argument("--skip-bad", action="store_true", help="leave out missing/unreadable files (with a report)")
-    p.add_argument("--base", default="paper", help="base config whose data settings to use (the image store "
-                                                   "depends on data.image_resize: cpu-small uses 80 px, paper 256)")
+    p.add_argument(
+        "--base",
+        default="paper",
+        help="base config whose data settings to use (the image store "
+        "depends on data.image_resize: cpu-small uses 80 px, paper 256)",
+    )
     a = p.parse_intermixed_args(argv)
     try:
-        data = prepare(cli_config(a.base, a.overrides, a.data, a.skip_bad).data)
+        data = prepare(config_from_cli(a.base, a.overrides, a.data, a.skip_bad).data)
     except (ConfigError, CorpusError) as e:
         return report_error(e)
     splits = {s: len(data.corpus.split(s)) for s in ("train", "val", "test")}
-    print(f"{data.corpus.name}: {splits} utterances, {len(data.corpus.images())} images; "
-          f"speech store {data.speech.path} ({len(data.speech.ids)} utterances), image store {data.images.path}")
+    print(
+        f"{data.corpus.name}: {splits} utterances, {len(data.corpus.images())} images; "
+        f"speech store {data.speech.path} ({len(data.speech.ids)} utterances), image store {data.images.path}"
+    )
     return 0
 
 

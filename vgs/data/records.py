@@ -1,4 +1,5 @@
 """What every corpus importer produces: utterance records."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -55,8 +56,10 @@ def require_splits(root, utterances: list[Utterance]) -> None:
             continue
         first = split_of.setdefault(u.image, u.split)
         if first != u.split:
-            raise CorpusError(f"corpus {root}: image '{u.image}' is in both the {first} and the {u.split} split "
-                              f"(e.g. utterance '{u.id}'); each image must belong to one split")
+            raise CorpusError(
+                f"corpus {root}: image '{u.image}' is in both the {first} and the {u.split} split "
+                f"(e.g. utterance '{u.id}'); each image must belong to one split"
+            )
 
 
 class Problems:

@@ -10,6 +10,7 @@ Splits follow Karpathy's COCO split when `dataset_coco.json` is in ROOT (train a
 train, val, test); without it the train file is train and the val file is split in half by
 image into val and test, and a note says so.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def is_spokencoco(root: Path) -> bool:
     return any((root / f).is_file() for f in FILES.values())
 
 
-def read_spokencoco(root: str | Path, image_dir: str | Path | None = None, check_files: bool = True,
-                skip_bad: bool = False) -> Corpus:
+def read_spokencoco(
+    root: str | Path, image_dir: str | Path | None = None, check_files: bool = True, skip_bad: bool = False
+) -> Corpus:
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise CorpusError(f"corpus folder not found: {root}")
@@ -71,14 +73,27 @@ def read_spokencoco(root: str | Path, image_dir: str | Path | None = None, check
                 if check_files and not audio.is_file():
                     problems(uid, f"{path}: data[{i}].captions[{k}]: audio file not found: {audio}")
                     continue
-                utterances.append(Utterance(id=uid, audio=str(audio), image=image,
-                                            speaker=str(cap.get("speaker", "unknown")),
-                                            transcript=str(cap.get("text", "")), translation=None, split=split))
+                utterances.append(
+                    Utterance(
+                        id=uid,
+                        audio=str(audio),
+                        image=image,
+                        speaker=str(cap.get("speaker", "unknown")),
+                        transcript=str(cap.get("text", "")),
+                        translation=None,
+                        split=split,
+                    )
+                )
     if not karpathy:
         log.info(f"note: no dataset_coco.json in {root}; SpokenCOCO_val.json is split by image into val and test")
     require_splits(root, utterances)
-    return Corpus(name=f"spokencoco:{root.name}", root=root, image_dir=images_root, utterances=utterances,
-                  skipped=problems.skipped)
+    return Corpus(
+        name=f"spokencoco:{root.name}",
+        root=root,
+        image_dir=images_root,
+        utterances=utterances,
+        skipped=problems.skipped,
+    )
 
 
 def _karpathy_splits(path: Path) -> dict[str, str]:

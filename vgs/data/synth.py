@@ -12,6 +12,7 @@ flickr_audio/wav2capt.txt, flickr_audio/wav2spk.txt, Flicker8k_Dataset/*.jpg.
 
     python -m vgs.data.synth --out DIR --images 2500 --seed 0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,11 +50,23 @@ COLOURS = {  # name: (RGB, Japanese)
     "pink": ((250, 130, 190), "ピンクの"),
     "brown": ((120, 70, 30), "茶色の"),
 }
-SHAPES = {"circle": "丸", "square": "四角", "triangle": "三角", "star": "星", "cross": "十字",
-          "diamond": "ひし形", "ring": "輪"}
+SHAPES = {
+    "circle": "丸",
+    "square": "四角",
+    "triangle": "三角",
+    "star": "星",
+    "cross": "十字",
+    "diamond": "ひし形",
+    "ring": "輪",
+}
 SIZES = {"small": ("小さい", 0.12), "big": ("大きい", 0.22)}
-POSITIONS = {"left": ("on the left", "左"), "right": ("on the right", "右"), "top": ("at the top", "上"),
-             "bottom": ("at the bottom", "下"), "middle": ("in the middle", "真ん中")}
+POSITIONS = {
+    "left": ("on the left", "左"),
+    "right": ("on the right", "右"),
+    "top": ("at the top", "上"),
+    "bottom": ("at the bottom", "下"),
+    "middle": ("in the middle", "真ん中"),
+}
 BACKGROUNDS = {"grey": (150, 150, 150), "beige": (215, 200, 170), "sky": (170, 200, 230), "grass": (150, 190, 130)}
 
 # Speaker voices: eSpeak NG language variants x voice variants, each with its own rate and pitch.
@@ -90,8 +103,15 @@ def make_speakers(n: int, seed: int) -> list[Voice]:
     picks = rng.permutation(len(combos))[:n]
     if n > len(combos):
         raise ValueError(f"at most {len(combos)} distinct speakers, asked for {n}")
-    return [Voice(f"{combos[i][0]}+{combos[i][1]}", rate=int(rng.integers(140, 200)),
-                  pitch=int(rng.integers(25, 75)), pitch_range=int(rng.integers(30, 80))) for i in picks]
+    return [
+        Voice(
+            f"{combos[i][0]}+{combos[i][1]}",
+            rate=int(rng.integers(140, 200)),
+            pitch=int(rng.integers(25, 75)),
+            pitch_range=int(rng.integers(30, 80)),
+        )
+        for i in picks
+    ]
 
 
 def draw_scene(rng: np.random.Generator) -> Scene:
@@ -106,8 +126,9 @@ def draw_scene(rng: np.random.Generator) -> Scene:
         # keep objects from covering each other so every mentioned one is visible
         if any(math.hypot(x - o.x, y - o.y) < r + SIZES[o.size][1] * 0.8 for o in objects):
             continue
-        objects.append(SceneObject(str(rng.choice(list(SHAPES))), str(rng.choice(list(COLOURS))), size,
-                                   float(x), float(y)))
+        objects.append(
+            SceneObject(str(rng.choice(list(SHAPES))), str(rng.choice(list(COLOURS))), size, float(x), float(y))
+        )
     return Scene(str(rng.choice(list(BACKGROUNDS))), tuple(objects))
 
 
@@ -137,8 +158,13 @@ def render(scene: Scene, rng: np.random.Generator, size: int = IMAGE_SIZE):
             draw.rectangle((cx - r, cy - w, cx + r, cy + w), fill=colour)
             draw.rectangle((cx - w, cy - r, cx + w, cy + r), fill=colour)
         elif o.shape == "star":
-            pts = [(cx + (r if k % 2 == 0 else r * 0.45) * math.sin(k * math.pi / 5),
-                    cy - (r if k % 2 == 0 else r * 0.45) * math.cos(k * math.pi / 5)) for k in range(10)]
+            pts = [
+                (
+                    cx + (r if k % 2 == 0 else r * 0.45) * math.sin(k * math.pi / 5),
+                    cy - (r if k % 2 == 0 else r * 0.45) * math.cos(k * math.pi / 5),
+                )
+                for k in range(10)
+            ]
             draw.polygon(pts, fill=colour)
     return img
 
@@ -178,8 +204,10 @@ def caption(scene: Scene, template: int, rng: np.random.Generator) -> tuple[str,
     if template == 3:
         n = len(objs)
         words = {3: ("three", "三つ"), 4: ("four", "四つ"), 5: ("five", "五つ")}[n]
-        return (f"{words[0]} shapes on a {scene.background} background including a {a_en}",
-                f"{BACKGROUNDS_JP[scene.background]}の背景に{a_jp}を含む{words[1]}の図形")
+        return (
+            f"{words[0]} shapes on a {scene.background} background including a {a_en}",
+            f"{BACKGROUNDS_JP[scene.background]}の背景に{a_jp}を含む{words[1]}の図形",
+        )
     c = objs[idx[2]]
     c_en, c_jp = _np(c, with_size)
     return f"i can see a {a_en} a {b_en} and a {c_en}", f"{a_jp}と{b_jp}と{c_jp}が見えます"
@@ -192,21 +220,27 @@ N_TEMPLATES = 5
 def mentioned_objects(text: str) -> list[tuple[str | None, str, str]]:
     """(size or None, colour, shape) of every object a caption names."""
     words = text.split()
-    return [(words[i - 2] if i >= 2 and words[i - 2] in SIZES else None, words[i - 1], w)
-            for i, w in enumerate(words) if w in SHAPES and i >= 1 and words[i - 1] in COLOURS]
+    return [
+        (words[i - 2] if i >= 2 and words[i - 2] in SIZES else None, words[i - 1], w)
+        for i, w in enumerate(words)
+        if w in SHAPES and i >= 1 and words[i - 1] in COLOURS
+    ]
 
 
 def images_fitting(corpus_root: str | Path, split: str = "val") -> np.ndarray:
     """For every caption of `split`, how many images of that split hold every object it names
     (size, colour, shape): images a listener could not tell apart by the objects alone.  Positions,
     relations, counts and backgrounds are ignored, so fewer images may fit the whole caption."""
-    records = [im for im in json.loads((Path(corpus_root) / "dataset.json").read_text())["images"]
-               if im["split"] == split]
+    records = [
+        im for im in json.loads((Path(corpus_root) / "dataset.json").read_text())["images"] if im["split"] == split
+    ]
     scenes = [im["scene"]["objects"] for im in records]
 
     def fits(objects: list[dict], named: list) -> bool:
-        return all(any(o["shape"] == shape and o["colour"] == colour and size in (None, o["size"]) for o in objects)
-                   for size, colour, shape in named)
+        return all(
+            any(o["shape"] == shape and o["colour"] == colour and size in (None, o["size"]) for o in objects)
+            for size, colour, shape in named
+        )
 
     named = [mentioned_objects(s["raw"]) for im in records for s in im["sentences"]]
     return np.array([sum(fits(objects, n) for objects in scenes) for n in named])
@@ -229,7 +263,7 @@ def add_noise(samples: np.ndarray, rng: np.random.Generator, snr: tuple[float, f
     x = samples.astype(np.float32) / 32768.0
     pad = silence_pads(rng)
     x = np.concatenate([np.zeros(pad[0], np.float32), x, np.zeros(pad[1], np.float32)])
-    power = float(np.mean(x ** 2)) + 1e-10
+    power = float(np.mean(x**2)) + 1e-10
     snr_db = rng.uniform(*snr)
     x = x + rng.normal(0, math.sqrt(power / 10 ** (snr_db / 10)), size=x.shape).astype(np.float32)
     return np.clip(x, -1, 1)
@@ -248,7 +282,7 @@ def _draw_images(jobs: list[tuple[str, Scene, int, int]]) -> list[str]:
     """Render scenes to JPEG files (each with its own seeded noise: the same bytes in any worker)."""
     for path, scene, seed, i in jobs:
         if not os.path.exists(path):  # resumed generation: finished images were renamed into place
-            tmp = path[:-len(".jpg")] + ".tmp.jpg"
+            tmp = path[: -len(".jpg")] + ".tmp.jpg"
             render(scene, np.random.default_rng([seed, 2, i])).save(tmp, quality=92)
             os.replace(tmp, path)
     return [p for p, *_ in jobs]
@@ -271,7 +305,9 @@ def _speak_speaker(jobs: list[tuple[str, str, Voice, int, tuple[float, float]]])
             continue
         raw = engine.synthesize(text, voice, seed).astype(np.float32)
         g = math.gcd(SAMPLE_RATE, engine.sample_rate)
-        audio = add_noise(resample_poly(raw, SAMPLE_RATE // g, engine.sample_rate // g), np.random.default_rng(seed), snr)
+        audio = add_noise(
+            resample_poly(raw, SAMPLE_RATE // g, engine.sample_rate // g), np.random.default_rng(seed), snr
+        )
         tmp = path + ".tmp"
         sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         os.replace(tmp, path)
@@ -304,17 +340,29 @@ def split_sizes(images: int, val: int | None = None, test: int | None = None) ->
     return train, val, test
 
 
-def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int = 40,
-             val_images: int | None = None, test_images: int | None = None,
-             workers: int | None = None, snr: str | tuple[float, float] = DEFAULT_SNR) -> Path:
+def generate(
+    out: str | Path,
+    images: int = 2500,
+    seed: int = 0,
+    speakers: int = 40,
+    val_images: int | None = None,
+    test_images: int | None = None,
+    workers: int | None = None,
+    snr: str | tuple[float, float] = DEFAULT_SNR,
+) -> Path:
     """Write the corpus to `out` (atomically: built in out.partial, renamed when complete).
 
     An existing complete corpus with the same parameters is reused; an interrupted one
     continues where it stopped.  `snr`: the range (dB) of each recording's white-noise level
     (a (low, high) pair or "LOW-HIGH"; a ValueError names a bad one)."""
     out = Path(out).resolve()
-    params = {"generator_version": GENERATOR_VERSION, "images": images, "seed": seed, "speakers": speakers,
-              "split": list(split_sizes(images, val_images, test_images))}
+    params = {
+        "generator_version": GENERATOR_VERSION,
+        "images": images,
+        "seed": seed,
+        "speakers": speakers,
+        "split": list(split_sizes(images, val_images, test_images)),
+    }
     snr = parse_snr(snr)
     if snr != DEFAULT_SNR:  # recorded only when set, so corpora made before the option still match
         params["snr_db"] = list(snr)
@@ -324,8 +372,9 @@ def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int =
         if existing.get("params") == params:
             log.info(f"built-in corpus already at {out}")
             return out
-        raise FileExistsError(f"{out} holds a different corpus ({existing.get('params')}); "
-                              f"choose another --out or remove it")
+        raise FileExistsError(
+            f"{out} holds a different corpus ({existing.get('params')}); choose another --out or remove it"
+        )
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not a vgs built-in corpus; choose another --out")
     partial = out.with_name(out.name + ".partial")
@@ -351,12 +400,21 @@ def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int =
             wav = f"{name}_{k}.wav"
             sentid = i * 5 + k
             sentences.append({"raw": en, "tokens": en.split(), "raw_jp": jp, "imgid": i, "sentid": sentid})
-            jobs[spk].append((str(partial / "flickr_audio" / "wavs" / wav), en, voices[spk], seed * 10_000_019 + sentid, snr))
+            jobs[spk].append(
+                (str(partial / "flickr_audio" / "wavs" / wav), en, voices[spk], seed * 10_000_019 + sentid, snr)
+            )
             wav2capt.append(f"{wav} {name}.jpg #{k}")
             wav2spk.append(f"{wav} {spk}")
-        records.append({"filename": f"{name}.jpg", "imgid": i, "split": split,
-                        "sentids": [s["sentid"] for s in sentences], "sentences": sentences,
-                        "scene": {"background": scene.background, "objects": [asdict(o) for o in scene.objects]}})
+        records.append(
+            {
+                "filename": f"{name}.jpg",
+                "imgid": i,
+                "split": split,
+                "sentids": [s["sentid"] for s in sentences],
+                "sentences": sentences,
+                "scene": {"background": scene.background, "objects": [asdict(o) for o in scene.objects]},
+            }
+        )
 
     workers = workers or os.cpu_count() or 1
     n_captions = sum(len(j) for j in jobs.values())
@@ -368,7 +426,7 @@ def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int =
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["vgs.data.synth", "scipy.signal", "soundfile", "PIL.Image"])
     tasks = [("speech", j) for j in jobs.values() if j]
-    tasks += [("images", drawings[a:a + IMAGES_PER_TASK]) for a in range(0, len(drawings), IMAGES_PER_TASK)]
+    tasks += [("images", drawings[a : a + IMAGES_PER_TASK]) for a in range(0, len(drawings), IMAGES_PER_TASK)]
     with ctx.Pool(workers, maxtasksperchild=1) as pool:
         for kind, done in pool.imap_unordered(_work, tasks):
             if kind == "speech":
@@ -380,15 +438,21 @@ def generate(out: str | Path, images: int = 2500, seed: int = 0, speakers: int =
     (partial / "flickr_audio" / "wav2spk.txt").write_text("\n".join(wav2spk) + "\n")
     (partial / "dataset.json").write_text(json.dumps({"dataset": "vgs-builtin", "images": records}))
     (partial / "speakers.json").write_text(json.dumps([asdict(v) for v in voices], indent=1))
-    stats = {"captions": n_captions, "audio_hours": round(seconds / 3600, 3),
-             "generation_seconds": round(time.time() - start, 1), "workers": workers}
+    stats = {
+        "captions": n_captions,
+        "audio_hours": round(seconds / 3600, 3),
+        "generation_seconds": round(time.time() - start, 1),
+        "workers": workers,
+    }
     (partial / "corpus.json").write_text(json.dumps({"params": params, "stats": stats}, indent=1))
     if out.exists():
         shutil.rmtree(out)  # empty folder (checked above)
     os.replace(partial, out)
-    log.info(f"built-in corpus: {images} images, {n_captions} spoken captions "
-             f"({stats['audio_hours']} h of speech), split {params['split']} (train/val/test), "
-             f"{speakers} speakers, in {stats['generation_seconds']} s with {workers} workers -> {out}")
+    log.info(
+        f"built-in corpus: {images} images, {n_captions} spoken captions "
+        f"({stats['audio_hours']} h of speech), split {params['split']} (train/val/test), "
+        f"{speakers} speakers, in {stats['generation_seconds']} s with {workers} workers -> {out}"
+    )
     return out
 
 
@@ -399,12 +463,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--speakers", type=int, default=40)
     p.add_argument("--val-images", type=int, default=None, help="default: a tenth of the images")
-    p.add_argument("--test-images", type=int, default=None, help="default: a tenth of the images (1000: the "
-                                                                 "1000-image test set of seeds 002-004)")
+    p.add_argument(
+        "--test-images",
+        type=int,
+        default=None,
+        help="default: a tenth of the images (1000: the 1000-image test set of seeds 002-004)",
+    )
     p.add_argument("--workers", type=int, default=None, help="default: all cores")
     default_snr = "{:g}-{:g}".format(*DEFAULT_SNR)
-    p.add_argument("--snr", default=default_snr, help="white-noise level of each recording, drawn from LOW-HIGH "
-                                                      f"dB (default {default_snr}; e.g. 0-20 for noisy speech)")
+    p.add_argument(
+        "--snr",
+        default=default_snr,
+        help="white-noise level of each recording, drawn from LOW-HIGH "
+        f"dB (default {default_snr}; e.g. 0-20 for noisy speech)",
+    )
     a = p.parse_args(argv)
     try:
         generate(a.out, a.images, a.seed, a.speakers, a.val_images, a.test_images, a.workers, a.snr)

@@ -5,6 +5,7 @@ translations are kept as written.  The vocabulary is built from the training spl
 the chosen source, sorted, so it is the same on every run; characters that only occur in
 val/test map to <unk>.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -6,6 +6,7 @@ Subsets are nested and seed-deterministic: the training captions are put in one 
 (by seed) and a subset is the shortest prefix of that order with at least the asked amount of
 speech, so a smaller subset is always inside a larger one.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,13 @@ FLICKR8K_HOURS = (34.0, 11.3, 3.8, 1.3, 25 / 60, 8 / 60)
 FLICKR8K_TOTAL_HOURS = 34.0
 
 
-def text_subset(utterances: list[Utterance], seconds: dict[str, float], seed: int = 0,
-                hours: float | None = None, fraction: float | None = None) -> set[str]:
+def text_subset(
+    utterances: list[Utterance],
+    seconds: dict[str, float],
+    seed: int = 0,
+    hours: float | None = None,
+    fraction: float | None = None,
+) -> set[str]:
     """Ids of the captions that keep their text: `hours` of speech, or a `fraction` of the total."""
     if (hours is None) == (fraction is None):
         raise ValueError("give exactly one of hours or fraction")

@@ -12,6 +12,7 @@ position and get no translation.
     EN_DIR/<image id>.txt    Flickr30k Entities English (Sentences/); default: a folder named
                              Sentences beside or inside JP_DIR
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,10 @@ def find_english_dir(jp_dir: Path) -> Path:
     for candidate in (jp_dir.parent / "Sentences", jp_dir / "Sentences"):
         if candidate.is_dir():
             return candidate
-    raise CorpusError(f"no English Flickr30k Entities sentences found for {jp_dir}: put its Sentences/ folder "
-                      f"beside it or pass data.translations_en")
+    raise CorpusError(
+        f"no English Flickr30k Entities sentences found for {jp_dir}: put its Sentences/ folder "
+        f"beside it or pass data.translations_en"
+    )
 
 
 def read_f30kent_jp(jp_dir: str | Path, en_dir: str | Path | None = None) -> dict[str, dict[str, str]]:

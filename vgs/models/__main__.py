@@ -1,4 +1,5 @@
 """python -m vgs.models info NAME [NAME ...]: parameter counts as JSON."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
 """Building blocks shared by the families: masked BiGRU stacks, the conv front end, vectorial
 attention pooling."""
+
 from __future__ import annotations
 
 import torch
@@ -29,7 +30,9 @@ class BiGRU(nn.Module):
         self.out_size = width if layers else input_size
         sizes = ([input_size] + [width] * (layers - 1)) if layers else []  # 0 layers: no weights at all
         self.forward_layers = nn.ModuleList(nn.GRU(n, hidden, batch_first=True) for n in sizes)
-        self.backward_layers = nn.ModuleList(nn.GRU(n, hidden, batch_first=True) for n in (sizes if bidirectional else []))
+        self.backward_layers = nn.ModuleList(
+            nn.GRU(n, hidden, batch_first=True) for n in (sizes if bidirectional else [])
+        )
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if not self.layers:
@@ -39,7 +42,7 @@ class BiGRU(nn.Module):
         valid = steps < lengths[:, None]
         # index t -> lengths-1-t inside each sequence, t on padding: its own inverse
         reverse = torch.where(valid, lengths[:, None] - 1 - steps, steps)
-        flip = lambda h: h.gather(1, reverse[..., None].expand(-1, -1, h.size(2)))  # noqa: E731
+        flip = lambda h: h.gather(1, reverse[..., None].expand(-1, -1, h.size(2)))
         h = x
         if not self.backward_layers:  # forward only: padding comes after every valid frame
             for fw in self.forward_layers:

@@ -13,6 +13,7 @@ and which metric selects its best epoch is its Task (vgs/tasks/).  Every network
 Objectives: s2i (speech-image hinge), t2i (text-image hinge), s2t (speech-text hinge),
 asr (ASR/SLT cross-entropy).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,9 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vgs import distributed
 from vgs.config import ModelConfig
 from vgs.data.text import EOS, PAD
-from vgs import distributed
 from vgs.losses import hinge_all_negatives
 from vgs.models.blocks import BiGRU, ConvFrontEnd, attention, length_mask
 from vgs.models.image import ImageEncoder
@@ -40,8 +41,9 @@ class Loss:
     gather_negatives: bool = False
 
 
-def contrastive(queries: torch.Tensor, targets: torch.Tensor, loss: Loss,
-                image_ids: torch.Tensor | None = None) -> torch.Tensor:
+def contrastive(
+    queries: torch.Tensor, targets: torch.Tensor, loss: Loss, image_ids: torch.Tensor | None = None
+) -> torch.Tensor:
     """Hinge over all negatives of the batch; with several workers and loss.gather_negatives,
     over the global batch (every rank's rows), so the step matches one worker's.  image_ids: pairs
     of captions of the same image are not negatives."""
@@ -64,8 +66,16 @@ class Family(nn.Module):
 class SpeechBranch(nn.Module):
     """Task-specific BiGRU layers (0 = none) + attention (vectorial or scalar) + L2 into the joint space."""
 
-    def __init__(self, in_size: int, latent: int, layers: int, attention_hidden: int, hidden: int = 0,
-                 bidirectional: bool = True, attention_kind: str = "vectorial"):
+    def __init__(
+        self,
+        in_size: int,
+        latent: int,
+        layers: int,
+        attention_hidden: int,
+        hidden: int = 0,
+        bidirectional: bool = True,
+        attention_kind: str = "vectorial",
+    ):
         super().__init__()
         # hidden: units per direction (default: N/2 per direction, or N forward-only)
         self.gru = BiGRU(in_size, hidden or (latent // 2 if bidirectional else latent), layers, bidirectional)
@@ -191,8 +201,14 @@ class MultitaskTranscribe(SharedEncoderFamily):
         self.shared = SharedSpeech(cfg, input_dim, cfg.asr.hidden, m.shared_layers)
         # §3.1.4: the speech->image branch is "the same GRU layer" as the ASR branch (768 per
         # direction at the paper's size), then a linear map into the N-d joint space
-        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, m.s2i_layers, cfg.speech.attention_hidden,
-                                hidden=cfg.asr.hidden, attention_kind=cfg.speech.attention)
+        self.s2i = SpeechBranch(
+            self.shared.out_size,
+            cfg.latent,
+            m.s2i_layers,
+            cfg.speech.attention_hidden,
+            hidden=cfg.asr.hidden,
+            attention_kind=cfg.speech.attention,
+        )
         self.asr_gru = BiGRU(self.shared.out_size, cfg.asr.hidden, m.task_layers)
         self.decoder = AttentionDecoder(cfg.asr, vocab_size, self.asr_gru.out_size)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
@@ -224,10 +240,12 @@ class MultitaskMatch(SharedEncoderFamily):
         m = cfg.match  # its own split (model.match), not mtl-transcribe's
         self.shared = SharedSpeech(cfg, input_dim, cfg.latent // 2, m.shared_layers)
         kind = cfg.speech.attention
-        self.s2i = SpeechBranch(self.shared.out_size, cfg.latent, m.s2i_layers, cfg.speech.attention_hidden,
-                                attention_kind=kind)
-        self.s2t = SpeechBranch(self.shared.out_size, cfg.latent, m.task_layers, cfg.speech.attention_hidden,
-                                attention_kind=kind)
+        self.s2i = SpeechBranch(
+            self.shared.out_size, cfg.latent, m.s2i_layers, cfg.speech.attention_hidden, attention_kind=kind
+        )
+        self.s2t = SpeechBranch(
+            self.shared.out_size, cfg.latent, m.task_layers, cfg.speech.attention_hidden, attention_kind=kind
+        )
         self.text = TextEncoder(cfg.text, vocab_size, cfg.latent)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
@@ -247,7 +265,7 @@ def pad_ids(seqs: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = torch.tensor([max(1, len(s)) for s in seqs])
     out = torch.full((len(seqs), int(lengths.max())), PAD, dtype=torch.long)
     for i, s in enumerate(seqs):
-        out[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
     return out.to(device), lengths
 
 
@@ -261,8 +279,9 @@ class ThreeTask(SharedEncoderFamily):
         super().__init__()
         c, att = cfg.three, cfg.speech.attention_hidden
         if c.speech_layers < 1 or c.s2i < 0:
-            raise ValueError("model.three.speech_layers must be >= 1 and model.three.s2i >= 0 (speech/image is the "
-                             "main task)")
+            raise ValueError(
+                "model.three.speech_layers must be >= 1 and model.three.s2i >= 0 (speech/image is the main task)"
+            )
         if (c.s2t < 0) != (c.t2s < 0):
             raise ValueError("model.three.s2t and model.three.t2s are ablated together (-1 both) or not at all")
         speech_text, text_image = c.s2t >= 0, c.t2i >= 0
@@ -280,9 +299,13 @@ class ThreeTask(SharedEncoderFamily):
             self.text_shared = BiGRU(cfg.text.embed, hidden, c.text_layers, bi)
         if speech_text:
             self.s2t = SpeechBranch(self.shared.out_size, cfg.latent, c.s2t, att, bidirectional=bi, attention_kind=kind)
-            self.t2s = SpeechBranch(self.text_shared.out_size, cfg.latent, c.t2s, att, bidirectional=bi, attention_kind=kind)
+            self.t2s = SpeechBranch(
+                self.text_shared.out_size, cfg.latent, c.t2s, att, bidirectional=bi, attention_kind=kind
+            )
         if text_image:
-            self.t2i = SpeechBranch(self.text_shared.out_size, cfg.latent, c.t2i, att, bidirectional=bi, attention_kind=kind)
+            self.t2i = SpeechBranch(
+                self.text_shared.out_size, cfg.latent, c.t2i, att, bidirectional=bi, attention_kind=kind
+            )
             self.i2t = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
     def _text(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,5 +1,6 @@
 """Image encoder of seed 002 §4.2: DenseNet trained from pixels (no pre-training), global average
 pooling and a linear layer to N, L2-normalised.  torchvision's DenseNet has exactly that head."""
+
 from __future__ import annotations
 
 import torch
@@ -33,9 +34,13 @@ class ImageEncoder(nn.Module):
         if feature_dim:
             self.net = nn.Linear(feature_dim, latent)
             return
-        self.net = torchvision.models.DenseNet(growth_rate=cfg.growth_rate, block_config=parse_blocks(cfg.blocks),
-                                               num_init_features=cfg.init_features, bn_size=cfg.bn_size,
-                                               num_classes=latent)
+        self.net = torchvision.models.DenseNet(
+            growth_rate=cfg.growth_rate,
+            block_config=parse_blocks(cfg.blocks),
+            num_init_features=cfg.init_features,
+            bn_size=cfg.bn_size,
+            num_classes=latent,
+        )
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels: (B, 3, H, W) standardised floats, or (B, feature_dim) precomputed features."""

@@ -10,6 +10,7 @@ an utterance when its best finished score beats every live beam's score (log-pro
 fall, so with penalty 0 no live beam can still win), when `beam` hypotheses have finished, or at
 max_chars.
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,8 +42,9 @@ class AttentionDecoder(nn.Module):
         state = torch.tanh(self.init(mean)).view(len(memory), self.cfg.decoder_layers, -1).transpose(0, 1)
         return state.contiguous(), self.key(memory)
 
-    def step(self, prev: torch.Tensor, state: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor,
-             mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(
+        self, prev: torch.Tensor, state: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """prev: (B,) previous characters -> (log-probabilities (B, V), new state)."""
         q = self.query(state.transpose(0, 1).reshape(len(prev), -1))  # (B, A)
         e = self.energy(torch.tanh(keys + q[:, None, :])).squeeze(-1)  # (B, T)
@@ -83,8 +85,14 @@ class AttentionDecoder(nn.Module):
         return [_until_eos(row) for row in out.tolist()]
 
     @torch.no_grad()
-    def beam_search(self, memory: torch.Tensor, mask: torch.Tensor, beam: int | None = None,
-                    max_chars: int | None = None, length_penalty: float | None = None) -> list[list[int]]:
+    def beam_search(
+        self,
+        memory: torch.Tensor,
+        mask: torch.Tensor,
+        beam: int | None = None,
+        max_chars: int | None = None,
+        length_penalty: float | None = None,
+    ) -> list[list[int]]:
         """Batched beam search: all utterances and all their beams advance in one decoder step."""
         beam = beam or self.cfg.beam
         max_chars = max_chars or self.cfg.max_chars
@@ -94,7 +102,7 @@ class AttentionDecoder(nn.Module):
         B, V, dev = len(memory), self.vocab_size, memory.device
         state, keys = self.start(memory, mask)
         # every tensor below is (B * beam, ...): utterance b's beams are rows b*beam .. b*beam+beam-1
-        rep = lambda x: x.repeat_interleave(beam, 0)  # noqa: E731
+        rep = lambda x: x.repeat_interleave(beam, 0)
         memory_b, keys_b, mask_b = rep(memory), rep(keys), rep(mask)
         state = state.repeat_interleave(beam, 1)
         scores = torch.full((B, beam), float("-inf"), device=dev)
@@ -120,7 +128,7 @@ class AttentionDecoder(nn.Module):
                         break
                     if c == EOS:
                         finished[b] += 1
-                        final = score / (t ** penalty)
+                        final = score / (t**penalty)
                         if best[b] is None or final > best[b][0]:
                             best[b] = (final, history[b * beam + s].tolist())
                         continue
@@ -131,8 +139,9 @@ class AttentionDecoder(nn.Module):
                 # for penalty 0: scores only fall), or, with a length penalty, once `beam`
                 # hypotheses have finished (the usual rule).
                 live = max(new_scores_l[b])
-                if best[b] is not None and (live == NEG_INF or (penalty != 0 and finished[b] >= beam) or
-                                            (penalty == 0 and live <= best[b][0])):
+                if best[b] is not None and (
+                    live == NEG_INF or (penalty != 0 and finished[b] >= beam) or (penalty == 0 and live <= best[b][0])
+                ):
                     new_scores_l[b] = [NEG_INF] * beam
             if all(max(row) == NEG_INF for row in new_scores_l):
                 break
@@ -151,4 +160,4 @@ class AttentionDecoder(nn.Module):
 
 
 def _until_eos(ids: list[int]) -> list[int]:
-    return ids[:ids.index(EOS)] if EOS in ids else [i for i in ids if i != PAD]
+    return ids[: ids.index(EOS)] if EOS in ids else [i for i in ids if i != PAD]

@@ -1,5 +1,6 @@
 """Speech encoder of seed 002 §4.1: conv1d (64 kernels of 6) + L BiGRU layers of N/2 units per
 direction + vectorial attention (W: N->128, V: 128->N) + L2 normalisation."""
+
 from __future__ import annotations
 
 import torch

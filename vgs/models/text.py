@@ -1,5 +1,6 @@
 """Character text encoder (seed 003 §3.1.2): embedding (128) + BiGRU (N/2 units per direction)
 + vectorial attention + L2 normalisation."""
+
 from __future__ import annotations
 
 import torch

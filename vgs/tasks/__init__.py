@@ -1,8 +1,9 @@
 """The model families, one Task each, by their model.family name.
 
 Adding a family: a file here with a Task subclass (see base.py for what it declares) and its
-line in TASKS.  `vgs.models.registry.build_model` and the training loop then know it.
+line in TASKS.  `vgs.tasks.factory.build_model` and the training loop then know it.
 """
+
 from __future__ import annotations
 
 from vgs.config import ConfigError, ModelConfig
@@ -14,15 +15,22 @@ from vgs.tasks.speech_image import SpeechImage
 from vgs.tasks.text_image import TextImage
 from vgs.tasks.three_task import ThreeTask
 
-TASKS: dict[str, Task] = {t.family: t for t in (
-    SpeechImage("coembed"), SpeechImage("speech-image"),
-    TextImage(),
-    Recognition("asr", "transcript"), Recognition("slt", "translation"),
-    Pipeline("pipe-ind"), SequentialPipeline(),
-    MultitaskRecognition("mtl-transcribe", "transcript"), MultitaskRecognition("mtl-translate", "translation"),
-    MultitaskMatching(),
-    ThreeTask(),
-)}
+TASKS: dict[str, Task] = {
+    t.family: t
+    for t in (
+        SpeechImage("coembed"),
+        SpeechImage("speech-image"),
+        TextImage(),
+        Recognition("asr", "transcript"),
+        Recognition("slt", "translation"),
+        Pipeline("pipe-ind"),
+        SequentialPipeline(),
+        MultitaskRecognition("mtl-transcribe", "transcript"),
+        MultitaskRecognition("mtl-translate", "translation"),
+        MultitaskMatching(),
+        ThreeTask(),
+    )
+}
 
 
 def task_of(cfg: ModelConfig) -> Task:
@@ -44,8 +52,9 @@ def check_family_keys(cfg: ModelConfig, keys, families: set[str] | None = None) 
         return
     unread = sorted(k for k in keys if k.startswith("model.") and not any(t.reads(k) for t in tasks))
     if unread:
-        raise ConfigError(f"{', '.join(unread)}: not a setting of any of this sweep's families "
-                          f"({', '.join(t.family for t in tasks)})")
+        raise ConfigError(
+            f"{', '.join(unread)}: not a setting of any of this sweep's families ({', '.join(t.family for t in tasks)})"
+        )
 
 
 __all__ = ["OBJECTIVES", "Needs", "Run", "Sizes", "Task", "TASKS", "task_of", "check_family_keys"]

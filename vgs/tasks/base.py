@@ -12,6 +12,7 @@ so that `train.py` and `evaluate.py` never name a family:
   - hooks around an epoch for families whose training has phases (pipe-seq).
 The networks themselves live in vgs/models/.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,8 +39,12 @@ class Needs:
 
 # Objective -> its batches.  s2i: speech/image hinge; t2i: text/image hinge; s2t: speech/text
 # hinge; asr: ASR/SLT cross-entropy.
-OBJECTIVES = {"s2i": Needs("all", text=False, images=True), "t2i": Needs("text", text=True, images=True),
-              "asr": Needs("text", text=True, images=False), "s2t": Needs("text", text=True, images=False)}
+OBJECTIVES = {
+    "s2i": Needs("all", text=False, images=True),
+    "t2i": Needs("text", text=True, images=True),
+    "asr": Needs("text", text=True, images=False),
+    "s2t": Needs("text", text=True, images=False),
+}
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,7 @@ class Task:
 
     def reads(self, key: str) -> bool:
         """Whether a model.* key applies to this family ('model.asr.hidden')."""
-        rest = key[len("model."):]
+        rest = key[len("model.") :]
         return rest in ("family", "latent") or any(rest == s or rest.startswith(s + ".") for s in self.sections)
 
     # ------------------------------------------------------------ training
@@ -122,10 +127,13 @@ class Task:
             if cfg.latent % 2:
                 raise ValueError(f"model.latent must be even (N/2 GRU units per direction), got {cfg.latent}")
             if sizes.vocab < 5:
-                raise ValueError(f"family '{cfg.family}' needs text, but the training split has none for "
-                                 f"'{self.text_source(cfg)}'")
+                raise ValueError(
+                    f"family '{cfg.family}' needs text, but the training split has none for '{self.text_source(cfg)}'"
+                )
         if self.decodes and sizes.max_chars is not None:
             cfg = dataclasses.replace(cfg, asr=dataclasses.replace(cfg.asr, max_chars=sizes.max_chars))
+        if self.network is None:
+            raise NotImplementedError(f"family '{self.family}' names no network class (Task.network)")
         return self.network(cfg, sizes.speech_dim, sizes.image_dim, sizes.vocab)
 
     def before_epoch(self, run: Run, epoch: int) -> None:
@@ -141,7 +149,7 @@ class Task:
     @property
     def query_direction(self) -> str | None:
         """The retrieval direction of its image queries: s2i (speech, decoded or not), t2i, or None."""
-        return {"speech": "s2i", "text": "t2i"}.get(self.image_queries)
+        return {"speech": "s2i", "text": "t2i"}.get(self.image_queries or "")
 
     def ranks_speech_text(self, cfg: ModelConfig) -> bool:
         return "s2t" in self.objectives(cfg)

@@ -6,6 +6,7 @@ mtl-transcribe / mtl-translate (§3.1.4): the secondary task is ASR / SLT (model
 mtl-match (§3.1.5, after Chrupała 2019): the secondary task is speech/text retrieval
 (model.match split; data.speech_text=nonaligned takes its data from a second corpus).
 """
+
 from __future__ import annotations
 
 from vgs.config import ModelConfig

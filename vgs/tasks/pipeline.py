@@ -7,17 +7,21 @@ once validation WER has converged), keeps the recognizer of that phase's best ep
 validation WER (BLEU for SLT), then trains the text-image part on the training speech decoded
 with it (beam model.asr.beam): two phases, each with its own learning-rate schedule.
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import time
+from typing import cast
 
 import numpy as np
 import torch
 
+from vgs.checkpoint import save
 from vgs.config import ModelConfig
 from vgs.data.text import EOS
+from vgs.inference import decode_captions
 from vgs.log import get_logger
 from vgs.models.families import Pipeline as PipelineNet
 from vgs.tasks.base import Run, Task
@@ -30,7 +34,7 @@ ASR_ENDED = "asr_phase.json"  # pipe-seq: the epoch its ASR/SLT phase converged 
 
 
 class Pipeline(Task):
-    sections = ("speech", "asr", "text", "image")
+    sections: tuple[str, ...] = ("speech", "asr", "text", "image")
     network = PipelineNet
     text = "config"
     decodes = True
@@ -68,7 +72,7 @@ class SequentialPipeline(Pipeline):
             return
         if epoch == self.asr_epochs(cfg.model, cfg.train.epochs, run) + 1 and (run.out / ASR_BEST).exists():
             state = torch.load(run.out / ASR_BEST, map_location=run.device, weights_only=True)
-            run.model.recognizer.load_state_dict(state["recognizer"])
+            cast(PipelineNet, run.model).recognizer.load_state_dict(state["recognizer"])
         if not getattr(run.splits["t2i"], "decoded", False):
             run.splits["t2i"] = decoded_split(run)
 
@@ -83,16 +87,23 @@ class SequentialPipeline(Pipeline):
         path = run.out / ASR_BEST
         kept = torch.load(path, weights_only=True) if path.exists() else None
         if kept is None or sign * val[key] > sign * kept["score"]:
-            from vgs.checkpoint import save
-
-            save(path, {"recognizer": run.model.recognizer.state_dict(), "score": float(val[key]), "epoch": epoch,
-                        "metric": key})
+            save(
+                path,
+                {
+                    "recognizer": cast(PipelineNet, run.model).recognizer.state_dict(),
+                    "score": float(val[key]),
+                    "epoch": epoch,
+                    "metric": key,
+                },
+            )
             return False
         patience = cfg.model.mtl.asr_patience
         if patience and epoch - kept["epoch"] >= patience and epoch < self.asr_epochs(cfg.model, cfg.train.epochs):
             (run.out / ASR_ENDED).write_text(json.dumps({"ended_after": epoch, "best_epoch": kept["epoch"]}))
-            log.info(f"pipe-seq: {key} has not improved for {patience} epoch(s) since epoch {kept['epoch']}: the "
-                     f"ASR phase ends after epoch {epoch}, the text-image part trains from epoch {epoch + 1}")
+            log.info(
+                f"pipe-seq: {key} has not improved for {patience} epoch(s) since epoch {kept['epoch']}: the "
+                f"ASR phase ends after epoch {epoch}, the text-image part trains from epoch {epoch + 1}"
+            )
             return True
         return False
 
@@ -101,8 +112,6 @@ def decoded_split(run: Run):
     """The training split with every utterance's text replaced by the recognizer's beam output
     (model.asr.beam), all training speech as in seed 003 §3.2.2; cached in the run folder for
     resume."""
-    from vgs.evaluate import decode_captions
-
     split, cfg = run.splits["t2i"], run.cfg
     path = run.out / DECODED_TRAIN
     if path.exists():
@@ -114,8 +123,10 @@ def decoded_split(run: Run):
             hyps = decode_captions(run.model, split, cfg, run.device, np.arange(len(split)), cfg.model.asr.beam)
         texts = [list(h) + [EOS] for h in hyps]
         path.write_text(json.dumps(texts))
-        log.info(f"pipe-seq: decoded {len(texts)} training utterances (beam {cfg.model.asr.beam}) in "
-                 f"{time.time() - t0:.0f} s; the text-image part now trains on them")
+        log.info(
+            f"pipe-seq: decoded {len(texts)} training utterances (beam {cfg.model.asr.beam}) in "
+            f"{time.time() - t0:.0f} s; the text-image part now trains on them"
+        )
     decoded = copy.copy(split)  # the other objectives' split keeps the ground truth
     decoded.texts = texts
     decoded.text_captions = np.arange(len(split))

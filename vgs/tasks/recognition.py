@@ -1,5 +1,6 @@
 """asr / slt (seed 003 §3.1.3): speech -> characters of the transcript (ASR) or the translation
 (SLT) with an attention encoder-decoder; no images."""
+
 from __future__ import annotations
 
 from vgs.config import ModelConfig

@@ -1,4 +1,5 @@
 """speech-image (seed 002): a speech encoder and an image encoder trained together into one space."""
+
 from __future__ import annotations
 
 from vgs.config import ModelConfig

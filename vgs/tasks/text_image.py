@@ -1,5 +1,6 @@
 """text-image (seed 003 §3.1.2): the transcripts (or translations) instead of the speech, at test
 time too: the high estimate for the speech models."""
+
 from __future__ import annotations
 
 from vgs.config import ModelConfig

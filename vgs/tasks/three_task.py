@@ -2,10 +2,12 @@
 for speech/image, speech/text and text/image, any of the last two ablated (model.three.* = -1).
 An epoch lasts until the objective with the fewest batches runs out; data.speech_text=nonaligned
 takes the speech/text objective's data from a second corpus."""
+
 from __future__ import annotations
 
 from vgs.config import ModelConfig
-from vgs.models.families import ThreeTask as ThreeTaskNet, three_task_objectives
+from vgs.models.families import ThreeTask as ThreeTaskNet
+from vgs.models.families import three_task_objectives
 from vgs.tasks.base import Task
 
 

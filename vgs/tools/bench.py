@@ -4,11 +4,13 @@ step, same model, same run, plus data-loader throughput, GPU utilisation and tri
     python -m vgs.tools.bench [--device auto] [--configs paper,small] [--amp bf16] [--pack 4] [--json FILE]
 
 paper: DG3A1024 + DenseNet-264 at 224x224, batch 64 (seed 002).  small: DG2A128 (64 conv channels,
-stride 3, as the reference's front end) + a 2-2-2-2 DenseNet at 32x32, batch 16 (the packing case).  The reference pads every utterance to
-a fixed 800 frames; vgs's step sees a Places-like length distribution (log-normal, median 650
+stride 3, as the reference's front end) + a 2-2-2-2 DenseNet at 32x32, batch 16 (the packing case).
+The reference pads every utterance to a fixed 800 frames; vgs's step sees a Places-like length
+distribution (log-normal, median 650
 frames, 100..2048, mean about 800) in length-sorted batches, packed through the GRUs.  Figures
 are samples/s; the `ratio` is vgs / reference on the same device.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,14 +27,17 @@ import torch
 import torch.nn.functional as F
 
 from vgs.config import Config, base_config
-from vgs.data.batching import length_sorted_batches
-from vgs.models.registry import build_model
-from vgs.log import quiet
+from vgs.data.batching import PairSplit, length_sorted_batches
+from vgs.data.prepare import prepare, resolve_paths
 from vgs.device import pick_device, training_precision, tune_for_device
+from vgs.log import quiet
 from vgs.models.families import Loss
+from vgs.tasks.factory import build_model
 
 # the workplace's shared folder beside the checkout, or $VGS_SHARED
-REFERENCE = Path(os.environ.get("VGS_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "bench" / "reference_step.py"
+REFERENCE = (
+    Path(os.environ.get("VGS_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "bench" / "reference_step.py"
+)
 MFCC = 40  # the mortazavi preset, as the reference's conv1d(40 -> 64)
 REFERENCE_FRAMES = 800
 
@@ -83,10 +88,15 @@ def reference_joint_rate(ref, cfg: Config, batch: int, device: torch.device, ite
 
     from vgs.models.image import parse_blocks
 
-    speech = ref.ReferenceSpeechEncoder(cfg.model.speech.layers, cfg.model.latent, MFCC,
-                                        stride=cfg.model.speech.conv_stride).to(device)
-    image = torchvision.models.DenseNet(cfg.model.image.growth_rate, parse_blocks(cfg.model.image.blocks),
-                                        cfg.model.image.init_features, num_classes=cfg.model.latent).to(device)
+    speech = ref.ReferenceSpeechEncoder(
+        cfg.model.speech.layers, cfg.model.latent, MFCC, stride=cfg.model.speech.conv_stride
+    ).to(device)
+    image = torchvision.models.DenseNet(
+        cfg.model.image.growth_rate,
+        parse_blocks(cfg.model.image.blocks),
+        cfg.model.image.init_features,
+        num_classes=cfg.model.latent,
+    ).to(device)
     opt = torch.optim.Adam([*speech.parameters(), *image.parameters()], 1e-4)
     x = torch.randn(batch, MFCC, REFERENCE_FRAMES, device=device)
     pixels = torch.randn(batch, 3, cfg.data.image_crop, cfg.data.image_crop, device=device)
@@ -107,9 +117,14 @@ def synthetic_batches(cfg: Config, batch: int, count: int, device: torch.device,
     out = []
     for idx in length_sorted_batches(rng.permutation(len(lengths)), lengths, batch)[:count]:
         frames = torch.from_numpy(lengths[idx])
-        out.append({"speech": torch.randn(len(idx), int(frames.max()), MFCC, device=device),
-                    "lengths": frames.to(device), "image_ids": torch.arange(len(idx), device=device),
-                    "pixels": torch.randn(len(idx), 3, cfg.data.image_crop, cfg.data.image_crop, device=device)})
+        out.append(
+            {
+                "speech": torch.randn(len(idx), int(frames.max()), MFCC, device=device),
+                "lengths": frames.to(device),
+                "image_ids": torch.arange(len(idx), device=device),
+                "pixels": torch.randn(len(idx), 3, cfg.data.image_crop, cfg.data.image_crop, device=device),
+            }
+        )
     return out
 
 
@@ -150,8 +165,6 @@ def gpu_utilisation(step, seconds: float = 3.0) -> float | None:
 def loader_rate(cfg: Config, images: int, seconds: float = 10.0) -> dict:
     """Training batches per second assembled from a prepared built-in corpus (memory-mapped
     speech store, decoded images, random crops), on this machine's CPU, one process."""
-    from vgs.data.batching import PairSplit
-    from vgs.data.prepare import prepare, resolve_paths
 
     cfg.data.builtin_images = images
     with quiet():
@@ -192,8 +205,10 @@ def packed_rate(name: str, trials: int, device: torch.device, amp: str, seconds:
     fractional-GPU packing of a sweep: `--resources gpu=0.25`), plain processes instead of Ray."""
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(trials), ctx.SimpleQueue()
-    procs = [ctx.Process(target=_packed_worker, args=(name, device.type, amp, seconds, threads, barrier, queue))
-             for _ in range(trials)]
+    procs = [
+        ctx.Process(target=_packed_worker, args=(name, device.type, amp, seconds, threads, barrier, queue))
+        for _ in range(trials)
+    ]
     for p in procs:
         p.start()
     rates = [queue.get() for _ in procs]
@@ -205,15 +220,21 @@ def packed_rate(name: str, trials: int, device: torch.device, amp: str, seconds:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.tools.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto", help="cuda, cpu or auto")
-    p.add_argument("--configs", default=None, help="comma-separated: paper, small (default: both on a GPU, "
-                                                   "small on a CPU, where the paper model takes minutes per step)")
+    p.add_argument(
+        "--configs",
+        default=None,
+        help="comma-separated: paper, small (default: both on a GPU, "
+        "small on a CPU, where the paper model takes minutes per step)",
+    )
     p.add_argument("--amp", default="bf16", choices=["bf16", "off"], help="vgs step precision on a GPU")
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--pack", type=int, default=4, help="trials packed on one device for the packing figure (0: skip)")
     p.add_argument("--pack-seconds", type=float, default=20.0)
     p.add_argument("--threads", type=int, default=1, help="torch threads per process on a CPU")
-    p.add_argument("--loader-images", type=int, default=300, help="built-in corpus size for the loader figure (0: skip)")
+    p.add_argument(
+        "--loader-images", type=int, default=300, help="built-in corpus size for the loader figure (0: skip)"
+    )
     p.add_argument("--reference", default=str(REFERENCE), help="path of reference_step.py")
     p.add_argument("--json", help="also write the figures to this file")
     a = p.parse_args(argv)
@@ -223,8 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     names = (a.configs or ("paper,small" if device.type == "cuda" else "small")).split(",")
     ref = load_reference(Path(a.reference))
     name_of_device = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    out: dict = {"device": name_of_device, "torch": torch.__version__, "amp": a.amp if device.type == "cuda" else "off",
-                 "configs": {}}
+    out: dict = {
+        "device": name_of_device,
+        "torch": torch.__version__,
+        "amp": a.amp if device.type == "cuda" else "off",
+        "configs": {},
+    }
     print(f"device: {name_of_device}; vgs step precision: {out['amp']}", flush=True)
     if ref is None:
         print(f"reference step not found at {a.reference}: vgs figures only (pass --reference PATH)", flush=True)
@@ -234,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         if ref is not None:
             row["reference_joint"] = reference_joint_rate(ref, cfg, batch, device, a.iters, a.warmup)
             if name == "paper":  # the reference's own per-encoder figures (DESIGN.md anchors)
-                row["reference_speech"] = ref.speech_samples_per_s(3, 1024, REFERENCE_FRAMES, batch, device.type,
-                                                                   a.iters, a.warmup)
+                row["reference_speech"] = ref.speech_samples_per_s(
+                    3, 1024, REFERENCE_FRAMES, batch, device.type, a.iters, a.warmup
+                )
                 row["reference_image"] = ref.image_samples_per_s(1024, 224, batch, device.type, a.iters, a.warmup)
         amp = out["amp"]
         step, per_call = vgs_step(cfg, batch, device, amp)
@@ -255,10 +281,17 @@ def main(argv: list[str] | None = None) -> int:
     if a.pack > 1:
         one = packed_rate("small", 1, device, a.amp, a.pack_seconds, a.threads)
         many = packed_rate("small", a.pack, device, a.amp, a.pack_seconds, a.threads)
-        out["packing"] = {"trials": a.pack, "one_trial": round(one, 1), "packed_aggregate": round(many, 1),
-                          "speedup": round(many / one, 2)}
-        print(f"packing small: 1 trial {one:.1f} samples/s; {a.pack} trials at once {many:.1f} samples/s in all "
-              f"= {many / one:.2f}x", flush=True)
+        out["packing"] = {
+            "trials": a.pack,
+            "one_trial": round(one, 1),
+            "packed_aggregate": round(many, 1),
+            "speedup": round(many / one, 2),
+        }
+        print(
+            f"packing small: 1 trial {one:.1f} samples/s; {a.pack} trials at once {many:.1f} samples/s in all "
+            f"= {many / one:.2f}x",
+            flush=True,
+        )
     if a.loader_images:
         for name in names:
             cfg, _ = bench_config(name)

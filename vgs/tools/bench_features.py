@@ -5,6 +5,7 @@
 Builds the speech feature store into a temporary folder (nothing of yours is touched) once per
 worker count and prints utterances/s, utterances/s per worker and seconds of audio per second.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,6 @@ from vgs.data.features import build_speech_store
 from vgs.data.prepare import ensure_builtin, resolve_paths
 from vgs.log import get_logger, quiet
 
-
 log = get_logger(__name__)
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_builtin(cfg)  # the corpus only: featurising it here would be the very work measured
     corpus = read_corpus(cfg.root, cfg.layout, cfg.image_dir or None)
     if a.limit:
-        corpus = dataclasses.replace(corpus, utterances=corpus.utterances[:a.limit])
+        corpus = dataclasses.replace(corpus, utterances=corpus.utterances[: a.limit])
     rows = []
     for workers in sorted({int(w) for w in a.workers.split(",")}):
         with tempfile.TemporaryDirectory() as tmp:
@@ -48,11 +48,20 @@ def main(argv: list[str] | None = None) -> int:
             hop = 0.0125 if a.preset == "mortazavi" else 0.010
             audio_s = float(store.lengths.sum()) * hop
         n = len(corpus.utterances)
-        rows.append({"workers": workers, "utterances": n, "seconds": round(seconds, 2),
-                     "utt_per_s": round(n / seconds, 1), "utt_per_s_per_worker": round(n / seconds / workers, 1),
-                     "audio_s_per_s": round(audio_s / seconds, 1)})
-        log.info(f"{a.preset}: {workers} worker(s): {n} utterances in {seconds:.1f} s = {n / seconds:.0f} utt/s "
-                 f"({n / seconds / workers:.0f} per worker), {audio_s / seconds:.0f} s of audio per second")
+        rows.append(
+            {
+                "workers": workers,
+                "utterances": n,
+                "seconds": round(seconds, 2),
+                "utt_per_s": round(n / seconds, 1),
+                "utt_per_s_per_worker": round(n / seconds / workers, 1),
+                "audio_s_per_s": round(audio_s / seconds, 1),
+            }
+        )
+        log.info(
+            f"{a.preset}: {workers} worker(s): {n} utterances in {seconds:.1f} s = {n / seconds:.0f} utt/s "
+            f"({n / seconds / workers:.0f} per worker), {audio_s / seconds:.0f} s of audio per second"
+        )
     print(json.dumps(rows, indent=1))
     return 0
 

@@ -11,6 +11,7 @@ Trains, on the same corpus and the same image side, side by side (one core each)
 and prints a table of validation (best epoch) and test recall, then the speech / text ratio of
 validation R@10 at the same budget.  The README's calibration table is this command's output.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,7 @@ from vgs.config import ConfigError, apply_overrides, base_config, parse_cli_over
 from vgs.data.prepare import prepare, resolve_paths
 from vgs.data.synth import images_fitting
 from vgs.log import get_logger, quiet, report_error
-from vgs.models.registry import model_name
+from vgs.tasks.factory import model_name
 
 log = get_logger(__name__)
 
@@ -46,10 +47,12 @@ def jobs(base: str, epochs: int, overrides: dict) -> list[tuple[str, str, dict]]
     name, latent = model_name(cfg.model), cfg.model.latent
     same = {**overrides, "train.epochs": epochs}
     wide = {**same, "model.latent": latent * 2}
-    return [(f"speech-image {name} ({base}), {epochs} epochs", base, same),
-            (f"text-image, same image side and budget, {epochs} epochs", base, {**same, "model.family": "text-image"}),
-            (f"speech-image {name}, {2 * epochs} epochs", base, {**same, "train.epochs": 2 * epochs}),
-            (f"speech-image {model_name(apply_overrides(cfg, wide).model)} (2x latent), {epochs} epochs", base, wide)]
+    return [
+        (f"speech-image {name} ({base}), {epochs} epochs", base, same),
+        (f"text-image, same image side and budget, {epochs} epochs", base, {**same, "model.family": "text-image"}),
+        (f"speech-image {name}, {2 * epochs} epochs", base, {**same, "train.epochs": 2 * epochs}),
+        (f"speech-image {model_name(apply_overrides(cfg, wide).model)} (2x latent), {epochs} epochs", base, wide),
+    ]
 
 
 def _scores(s: dict, split: str) -> tuple[float, float]:
@@ -59,13 +62,17 @@ def _scores(s: dict, split: str) -> tuple[float, float]:
 
 
 def table(results: list[tuple[str, dict, float]], n_val: int, n_test: int) -> str:
-    lines = [f"| model, training | val R@10 q→i / i→q ({n_val} images) | test R@10 q→i / i→q ({n_test} images) "
-             f"| test medr q→i | minutes |", "|---|---|---|---|---|"]
+    lines = [
+        f"| model, training | val R@10 q→i / i→q ({n_val} images) | test R@10 q→i / i→q ({n_test} images) "
+        f"| test medr q→i | minutes |",
+        "|---|---|---|---|---|",
+    ]
     for label, s, seconds in results:
         q = "t2i" if "test_t2i_medr" in s else "s2i"
         (v1, v2), (t1, t2) = _scores(s, "sel_val"), _scores(s, "test")
-        lines.append(f"| {label} | {v1:.3f} / {v2:.3f} | {t1:.3f} / {t2:.3f} | {s[f'test_{q}_medr']:.0f} "
-                     f"| {seconds / 60:.1f} |")
+        lines.append(
+            f"| {label} | {v1:.3f} / {v2:.3f} | {t1:.3f} / {t2:.3f} | {s[f'test_{q}_medr']:.0f} | {seconds / 60:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -105,14 +112,18 @@ def main(argv: list[str] | None = None) -> int:
     results.sort(key=lambda r: [j[0] for j in todo].index(r[0]))
     n_val, n_test = len(data.corpus.images("val")), len(data.corpus.images("test"))
     print(f"\n{table(results, n_val, n_test)}")
-    print(f"\nchance: val R@10 {min(1.0, 10 / n_val):.3f}, test R@10 {min(1.0, 10 / n_test):.3f}; "
-          f"{(time.time() - t0) / 60:.1f} minutes in all")
+    print(
+        f"\nchance: val R@10 {min(1.0, 10 / n_val):.3f}, test R@10 {min(1.0, 10 / n_test):.3f}; "
+        f"{(time.time() - t0) / 60:.1f} minutes in all"
+    )
     print(f"speech / text ratio (val R@10 query->image, {epochs} epochs each): {speech_text_ratio(results):.2f}")
     if (Path(data.corpus.root) / "dataset.json").exists() and _has_scenes(Path(data.corpus.root)):
         fit_counts = images_fitting(data.corpus.root, "val")
-        print(f"captions: the objects a validation caption names fit a median of {np.median(fit_counts):.0f} of the "
-              f"{n_val} validation images (mean {fit_counts.mean():.1f}; {(fit_counts >= 2).mean():.0%} fit two or "
-              f"more, {(fit_counts >= 10).mean():.0%} ten or more)")
+        print(
+            f"captions: the objects a validation caption names fit a median of {np.median(fit_counts):.0f} of the "
+            f"{n_val} validation images (mean {fit_counts.mean():.1f}; {(fit_counts >= 2).mean():.0%} fit two or "
+            f"more, {(fit_counts >= 10).mean():.0%} ten or more)"
+        )
     return 0
 
 

@@ -9,6 +9,7 @@ average pool; VGG-16: 4096-d fc7) averaged over the ten crops.  The output is re
 data.image_features=FILE.  Work is saved in chunks beside the output, so an interrupted run
 continues where it stopped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,6 +22,7 @@ import numpy as np
 from vgs.data.corpora import read_corpus
 from vgs.data.image_features import describe, write_feature_file
 from vgs.data.records import CorpusError
+from vgs.device import pick_device
 from vgs.log import report_error
 from vgs.progress import Progress
 
@@ -73,11 +75,10 @@ def ten_crops(path: Path, resize: int = 256, crop: int = 224):
     return TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD)
 
 
-def compute(names: list[str], image_dir: Path, arch: str, weights: str | Path, out: Path, batch: int = 16,
-            device: str = "auto") -> np.ndarray:
+def compute(
+    names: list[str], image_dir: Path, arch: str, weights: str | Path, out: Path, batch: int = 16, device: str = "auto"
+) -> np.ndarray:
     import torch
-
-    from vgs.device import pick_device
 
     dev = pick_device(device)
     model = feature_extractor(arch, weights).to(dev)
@@ -87,13 +88,13 @@ def compute(names: list[str], image_dir: Path, arch: str, weights: str | Path, o
     progress = Progress(f"image features ({arch})", total=len(names), unit="img")
     chunks = []
     for start in range(0, len(names), CHUNK):
-        chunk_names = names[start:start + CHUNK]
+        chunk_names = names[start : start + CHUNK]
         digest = hashlib.sha256("\n".join(chunk_names).encode()).hexdigest()[:12]
         path = parts / f"{start // CHUNK:06d}-{digest}.npy"
         if not path.exists():
             rows = []
             for b in range(0, len(chunk_names), batch):
-                x = torch.stack([ten_crops(image_dir / n) for n in chunk_names[b:b + batch]])  # (B, 10, 3, H, W)
+                x = torch.stack([ten_crops(image_dir / n) for n in chunk_names[b : b + batch]])  # (B, 10, 3, H, W)
                 with torch.no_grad():
                     f = model(x.flatten(0, 1).to(dev)).float().view(len(x), 10, -1).mean(1)
                 rows.append(f.cpu().numpy())

@@ -16,6 +16,7 @@ family declares present, best.pt reloaded and evaluated to the same validation s
 1e-4), and for coembed the bf16 run's loss and validation R@10 within a stated tolerance of a
 float32 run of the same steps.  `--quick` (the CPU test): the small benchmark only, few steps.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-FAMILIES = ("coembed", "text-image", "asr", "slt", "pipe-ind", "pipe-seq", "mtl-transcribe", "mtl-translate",
-            "mtl-match", "three-task")
+from vgs.checkpoint import load
+from vgs.config import apply_overrides, base_config
+from vgs.device import pick_device
+
+FAMILIES = (
+    "coembed",
+    "text-image",
+    "asr",
+    "slt",
+    "pipe-ind",
+    "pipe-seq",
+    "mtl-transcribe",
+    "mtl-translate",
+    "mtl-match",
+    "three-task",
+)
 CORPUS = {"data.builtin_images": 60, "data.builtin_val": 10, "data.builtin_test": 10}  # what gpu_carry.sh makes
 RELOAD_TOLERANCE = 1e-4
 BF16_LOSS_TOLERANCE = 0.05  # relative difference of the epoch's mean training loss, bf16 vs float32
@@ -39,12 +54,20 @@ BF16_R10_TOLERANCE = 0.1  # absolute difference of validation R@10 (10 images: o
 
 def family_config(family: str, device: str, amp: str):
     """cpu-text's networks for `family` on the carried corpus, one short epoch."""
-    from vgs.config import apply_overrides, base_config
 
-    return apply_overrides(base_config("cpu-text"), {
-        **CORPUS, "model.family": family, "train.epochs": 2 if family == "pipe-seq" else 1,
-        "train.captions_per_image": 1, "train.amp": amp, "train.device": device, "train.test_at_end": True,
-        "train.threads": max(1, (os.cpu_count() or 2) // 2)})
+    return apply_overrides(
+        base_config("cpu-text"),
+        {
+            **CORPUS,
+            "model.family": family,
+            "train.epochs": 2 if family == "pipe-seq" else 1,
+            "train.captions_per_image": 1,
+            "train.amp": amp,
+            "train.device": device,
+            "train.test_at_end": True,
+            "train.threads": max(1, (os.cpu_count() or 2) // 2),
+        },
+    )
 
 
 def finite_problems(summary: dict[str, Any]) -> list[str]:
@@ -53,8 +76,6 @@ def finite_problems(summary: dict[str, Any]) -> list[str]:
 
 def check_family(family: str, device: str, amp: str, folder: Path) -> dict[str, Any]:
     """Train one family, then check its scores and its reloaded checkpoint."""
-    from vgs.checkpoint import load
-    from vgs.device import pick_device
     from vgs.evaluate import evaluate, load_best
     from vgs.tasks import task_of
     from vgs.train import fit
@@ -72,12 +93,21 @@ def check_family(family: str, device: str, amp: str, folder: Path) -> dict[str, 
     model = load_best(folder / "best.pt", cfg, data.data.speech.dim, data.data.images.feature_dim, dev, data.vocab)
     again = evaluate(model, data.val, cfg, dev, data.vocab, beam=cfg.model.asr.val_beam).prefixed("val_")
     best = load(folder / "best.pt")["metrics"]  # the validation scores saved with the best epoch
-    drift = {k: abs(again[k] - best[k]) for k in best if k in again and isinstance(best[k], float)
-             and math.isfinite(best[k]) and math.isfinite(again[k])}
+    drift = {
+        k: abs(again[k] - best[k])
+        for k in best
+        if k in again and isinstance(best[k], float) and math.isfinite(best[k]) and math.isfinite(again[k])
+    }
     problems += [f"reloaded {k} differs by {d:.2g}" for k, d in drift.items() if d > RELOAD_TOLERANCE]
-    return {"family": family, "amp": amp, "seconds": round(seconds, 1), "epochs": cfg.train.epochs,
-            "train_loss": summary.get("train_loss"), "problems": problems,
-            "scores": {k: v for k, v in summary.items() if k.startswith(("val_", "test_", "beam_val_"))}}
+    return {
+        "family": family,
+        "amp": amp,
+        "seconds": round(seconds, 1),
+        "epochs": cfg.train.epochs,
+        "train_loss": summary.get("train_loss"),
+        "problems": problems,
+        "scores": {k: v for k, v in summary.items() if k.startswith(("val_", "test_", "beam_val_"))},
+    }
 
 
 def bf16_against_fp32(device: str, folder: Path) -> dict[str, Any]:
@@ -87,11 +117,14 @@ def bf16_against_fp32(device: str, folder: Path) -> dict[str, Any]:
     runs = {amp: fit(family_config("coembed", device, amp), out_dir=folder / amp) for amp in ("off", "bf16")}
     loss = abs(runs["bf16"]["train_loss"] - runs["off"]["train_loss"]) / max(abs(runs["off"]["train_loss"]), 1e-9)
     r10 = abs(runs["bf16"]["val_s2i_r10"] - runs["off"]["val_s2i_r10"])
-    return {"train_loss": {a: r["train_loss"] for a, r in runs.items()},
-            "val_s2i_r10": {a: r["val_s2i_r10"] for a, r in runs.items()},
-            "loss_relative_difference": loss, "r10_difference": r10,
-            "tolerances": {"loss_relative": BF16_LOSS_TOLERANCE, "r10": BF16_R10_TOLERANCE},
-            "held": loss <= BF16_LOSS_TOLERANCE and r10 <= BF16_R10_TOLERANCE}
+    return {
+        "train_loss": {a: r["train_loss"] for a, r in runs.items()},
+        "val_s2i_r10": {a: r["val_s2i_r10"] for a, r in runs.items()},
+        "loss_relative_difference": loss,
+        "r10_difference": r10,
+        "tolerances": {"loss_relative": BF16_LOSS_TOLERANCE, "r10": BF16_R10_TOLERANCE},
+        "held": loss <= BF16_LOSS_TOLERANCE and r10 <= BF16_R10_TOLERANCE,
+    }
 
 
 def benchmark(device: str, quick: bool, out: Path) -> dict[str, Any]:
@@ -103,8 +136,22 @@ def benchmark(device: str, quick: bool, out: Path) -> dict[str, Any]:
     configs = "small" if quick else "paper,small"
     for amp in ("off", "bf16"):
         path = out / f"bench-{amp}.json"
-        args = ["--device", device, "--configs", configs, "--amp", amp, "--json", str(path), "--loader-images", "0",
-                "--pack", "0" if quick or amp == "off" else "4", "--pack-seconds", "20"]
+        args = [
+            "--device",
+            device,
+            "--configs",
+            configs,
+            "--amp",
+            amp,
+            "--json",
+            str(path),
+            "--loader-images",
+            "0",
+            "--pack",
+            "0" if quick or amp == "off" else "4",
+            "--pack-seconds",
+            "20",
+        ]
         if quick:
             args += ["--iters", "1", "--warmup", "1"]
         bench.main(args)
@@ -113,23 +160,31 @@ def benchmark(device: str, quick: bool, out: Path) -> dict[str, Any]:
 
 
 def summary_text(result: dict[str, Any]) -> str:
-    lines = [f"vgs GPU check on {result['device']} (torch {result['torch']}, commit {result['commit']}): "
-             f"{'PASSED' if result['passed'] else 'FAILED'} in {result['seconds']:.0f} s"]
+    lines = [
+        f"vgs GPU check on {result['device']} (torch {result['torch']}, commit {result['commit']}): "
+        f"{'PASSED' if result['passed'] else 'FAILED'} in {result['seconds']:.0f} s"
+    ]
     for amp, figures in result.get("bench", {}).items():
         for name, row in figures.get("configs", {}).items():
             ratio = f", {row['ratio']:.2f}x the reference" if "ratio" in row else ""
             lines.append(f"bench {name} {amp}: vgs {row['vgs_joint']:.1f} samples/s{ratio}")
         if "packing" in figures:
             p = figures["packing"]
-            lines.append(f"packing {p['trials']} small trials: {p['packed_aggregate']} vs {p['one_trial']} samples/s "
-                         f"= {p['speedup']}x")
+            lines.append(
+                f"packing {p['trials']} small trials: {p['packed_aggregate']} vs {p['one_trial']} samples/s "
+                f"= {p['speedup']}x"
+            )
     for f in result["families"]:
-        lines.append(f"{f['family']:>15} {f['amp']}: {f['seconds']:6.1f} s  "
-                     + ("ok" if not f["problems"] else "; ".join(f["problems"])))
+        lines.append(
+            f"{f['family']:>15} {f['amp']}: {f['seconds']:6.1f} s  "
+            + ("ok" if not f["problems"] else "; ".join(f["problems"]))
+        )
     b = result.get("bf16_vs_fp32")
     if b:
-        lines.append(f"bf16 vs float32 (coembed): loss {b['loss_relative_difference']:.3f} relative, R@10 "
-                     f"{b['r10_difference']:.3f}: {'held' if b['held'] else 'NOT held'}")
+        lines.append(
+            f"bf16 vs float32 (coembed): loss {b['loss_relative_difference']:.3f} relative, R@10 "
+            f"{b['r10_difference']:.3f}: {'held' if b['held'] else 'NOT held'}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -154,21 +209,27 @@ def run(out: Path, device: str = "auto", quick: bool = False) -> dict[str, Any]:
     cuda = torch.cuda.is_available() and device != "cpu"
     device = "cuda" if cuda else "cpu"
     amp = "bf16" if cuda else "off"  # bf16 autocast is a GPU feature (train.amp is ignored on a CPU)
-    result: dict[str, Any] = {"device": torch.cuda.get_device_name() if cuda else f"CPU ({platform.machine()}, {os.cpu_count()} cores)",
-                              "torch": torch.__version__, "commit": commit(), "families": []}
+    result: dict[str, Any] = {
+        "device": torch.cuda.get_device_name() if cuda else f"CPU ({platform.machine()}, {os.cpu_count()} cores)",
+        "torch": torch.__version__,
+        "commit": commit(),
+        "families": [],
+    }
     result["bench"] = benchmark(device, quick, out)
     with tempfile.TemporaryDirectory(prefix="vgs-gpu-check-") as tmp:
         for family in FAMILIES:
             try:
                 result["families"].append(check_family(family, device, amp, Path(tmp) / family))
             except Exception as e:  # noqa: BLE001 - every family is tried; the failure is the finding
-                result["families"].append({"family": family, "amp": amp, "seconds": 0.0,
-                                           "problems": [f"{type(e).__name__}: {str(e)[:300]}"]})
+                result["families"].append(
+                    {"family": family, "amp": amp, "seconds": 0.0, "problems": [f"{type(e).__name__}: {str(e)[:300]}"]}
+                )
             print(f"{family}: {result['families'][-1]['problems'] or 'ok'}", flush=True)
         result["bf16_vs_fp32"] = bf16_against_fp32(device, Path(tmp) / "precision") if cuda else None
     result["seconds"] = time.time() - started
-    result["passed"] = all(not f["problems"] for f in result["families"]) and \
-        (result["bf16_vs_fp32"] is None or result["bf16_vs_fp32"]["held"])
+    result["passed"] = all(not f["problems"] for f in result["families"]) and (
+        result["bf16_vs_fp32"] is None or result["bf16_vs_fp32"]["held"]
+    )
     (out / "gpu_check.json").write_text(json.dumps(result, indent=1, default=str))
     (out / "gpu_check.txt").write_text(summary_text(result))
     return result

@@ -16,6 +16,7 @@ pixels at the paper's crop (224x224) where it is a DenseNet.  Each cell trains o
 batches of 2 (two epochs where a warm restart or pipe-seq's ASR phase makes a second part), then
 its best checkpoint is reloaded and tested.  Cells that build the same network with the same schedule run once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,9 @@ from typing import Any
 import numpy as np
 
 from vgs.config import Config, ConfigError, apply_overrides, vgs_home
-from vgs.log import get_logger, report_error
+from vgs.data.flickr8k import read_flickr8k
+from vgs.data.synth import generate
+from vgs.log import get_logger, quiet, report_error
 
 log = get_logger(__name__)
 IMAGES, VAL, TEST = 12, 4, 4
@@ -41,26 +44,24 @@ def smoke_corpus(home: Path, seconds: float) -> Path:
     """A built-in corpus of IMAGES images in the Flickr8K layout, every recording cut to `seconds`."""
     import soundfile as sf
 
-    from vgs.data.synth import generate
-
     out = home / f"paper-smoke-{IMAGES}img-{seconds:g}s"
     if (out / "dataset.json").exists():
         return out
-    source = generate(home / f"paper-smoke-src-{IMAGES}img", images=IMAGES, seed=0, speakers=6, val_images=VAL,
-                      test_images=TEST)
+    source = generate(
+        home / f"paper-smoke-src-{IMAGES}img", images=IMAGES, seed=0, speakers=6, val_images=VAL, test_images=TEST
+    )
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(source, partial)
     for wav in (partial / "flickr_audio" / "wavs").glob("*.wav"):
         audio, rate = sf.read(wav, dtype="float32")
-        sf.write(wav, audio[:int(seconds * rate)], rate)
+        sf.write(wav, audio[: int(seconds * rate)], rate)
     partial.rename(out)
     return out
 
 
 def feature_file(root: Path, dim: int, home: Path) -> Path:
     """Image features of size `dim` for every image of the corpus (random: their shape is what counts)."""
-    from vgs.data.flickr8k import read_flickr8k
 
     path = home / f"paper-smoke-features-{dim}.npz"
     if not path.exists():
@@ -73,8 +74,9 @@ def feature_file(root: Path, dim: int, home: Path) -> Path:
 def paper_cells(names: list[str]) -> list[tuple[str, str, Any, dict[str, Any]]]:
     """(sweep, cell label, its paper-size spec, the cell's overrides) of every paper-size cell, one
     per distinct network and schedule (seeds, text fractions and data subsets build the same network)."""
-    from vgs.dry_run import sweep_cells
-    from vgs.searchspace import load, trial_overrides
+    from vgs.sweep.dry_run import sweep_cells
+    from vgs.sweep.spec import load
+    from vgs.sweep.spec_model import trial_overrides
 
     out, seen = [], set()
     for name in names:
@@ -83,8 +85,16 @@ def paper_cells(names: list[str]) -> list[tuple[str, str, Any, dict[str, Any]]]:
         for cell in cells:
             overrides = trial_overrides(cell, spec.seeds, spec.variants)
             cfg = spec.base_config(cell=overrides)
-            key = repr((cfg.model, cfg.data.features, cfg.data.speech_text, cfg.train.scheduler,
-                        cfg.train.restart_epochs > 0, cfg.train.analysis))
+            key = repr(
+                (
+                    cfg.model,
+                    cfg.data.features,
+                    cfg.data.speech_text,
+                    cfg.train.scheduler,
+                    cfg.train.restart_epochs > 0,
+                    cfg.train.analysis,
+                )
+            )
             if key in seen:
                 continue
             seen.add(key)
@@ -95,7 +105,7 @@ def paper_cells(names: list[str]) -> list[tuple[str, str, Any, dict[str, Any]]]:
 
 def smoke_inputs(home: Path, seconds: float) -> Path:
     """The corpus and the feature files every cell reads (made once, before parts run in parallel)."""
-    from vgs.searchspace import FEATURE_DIMS
+    from vgs.sweep.spec_model import FEATURE_DIMS
 
     root = smoke_corpus(home, seconds)
     for dim in sorted(set(FEATURE_DIMS.values())):
@@ -109,9 +119,15 @@ def smoke_config(spec, overrides: dict[str, Any], data: dict[str, Any], threads:
     # Two optimizer steps per objective: one epoch of two batches of 2 (4 training images, one
     # caption each); two epochs where the schedule has two parts (a warm restart, pipe-seq's phases).
     # model.asr.max_chars only stops decoding sooner: an untrained decoder never ends a hypothesis.
-    budget: dict[str, Any] = {"train.epochs": 1, "train.batch_size": 2, "train.captions_per_image": 1,
-                              "train.threads": threads, "train.test_at_end": True, "train.seed": 0,
-                              "model.asr.max_chars": 16}
+    budget: dict[str, Any] = {
+        "train.epochs": 1,
+        "train.batch_size": 2,
+        "train.captions_per_image": 1,
+        "train.threads": threads,
+        "train.test_at_end": True,
+        "train.seed": 0,
+        "model.asr.max_chars": 16,
+    }
     if cfg.train.restart_epochs:
         budget.update({"train.epochs": 2, "train.restart_epochs": 1})  # epoch 2 restarts from epoch 1's best
     if cfg.model.family == "pipe-seq":
@@ -123,22 +139,25 @@ def smoke_config(spec, overrides: dict[str, Any], data: dict[str, Any], threads:
 
 def check_summary(summary: dict[str, Any]) -> list[str]:
     """What is wrong with a cell's training summary: a non-finite score, no test scores."""
-    problems = [f"{k} = {v}" for k, v in summary.items()
-                if isinstance(v, float) and not math.isfinite(v) and not k.startswith("analysis_")]
+    problems = [
+        f"{k} = {v}"
+        for k, v in summary.items()
+        if isinstance(v, float) and not math.isfinite(v) and not k.startswith("analysis_")
+    ]
     if not any(k.startswith("test_") for k in summary):
         problems.append("no test_* scores (the reloaded best checkpoint was not evaluated)")
     return problems
 
 
-def run(names: list[str], seconds: float = 0.3, home: Path | None = None, part: tuple[int, int] = (1, 1),
-        threads: int = 2) -> list[dict[str, Any]]:
+def run(
+    names: list[str], seconds: float = 0.3, home: Path | None = None, part: tuple[int, int] = (1, 1), threads: int = 2
+) -> list[dict[str, Any]]:
     """Smoke every distinct paper-size cell of the sweeps `names` (the K-th of N interleaved
     shares with part=(K, N)); one record per cell."""
-    from vgs.log import quiet
-    from vgs.searchspace import FEATURE_DIMS
-    from vgs.train import fit
-
     import torch
+
+    from vgs.sweep.spec_model import FEATURE_DIMS
+    from vgs.train import fit
 
     torch.serialization.set_crc32_options(False)  # GB-sized checkpoints: the checksum doubled the save time
     home = Path(home or vgs_home() / "paper-smoke")
@@ -146,9 +165,14 @@ def run(names: list[str], seconds: float = 0.3, home: Path | None = None, part: 
     root = smoke_inputs(home, seconds)
     results = []
     k, n = part
-    for name, label, spec, overrides in paper_cells(names)[k - 1::n]:
-        data = {"data.root": str(root), "data.store": str(home / "store"), "data.speech_text_root": str(root),
-                "data.builtin_val": VAL, "data.builtin_test": TEST}
+    for name, label, spec, overrides in paper_cells(names)[k - 1 :: n]:
+        data = {
+            "data.root": str(root),
+            "data.store": str(home / "store"),
+            "data.speech_text_root": str(root),
+            "data.builtin_val": VAL,
+            "data.builtin_test": TEST,
+        }
         probe = spec.base_config(data, cell=overrides)
         if probe.model.image.encoder == "features":
             dim = FEATURE_DIMS.get(probe.model.image.features_from, 2048)
@@ -173,7 +197,7 @@ def run(names: list[str], seconds: float = 0.3, home: Path | None = None, part: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vgs.searchspace import paper_sized
+    from vgs.sweep.spec import paper_sized
 
     p = argparse.ArgumentParser(prog="python -m vgs.tools.paper_smoke", description=__doc__.split("\n\n")[0])
     p.add_argument("sweeps", nargs="*", help="paper sweeps to check (default: every sweep with a paper size)")
@@ -196,8 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         return report_error(e)
     failed = [r for r in results if r["problems"]]
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed: paper-size cells of "
-          f"{', '.join(dict.fromkeys(r['sweep'] for r in results))}")
+    print(
+        f"{len(results) - len(failed)} passed, {len(failed)} failed: paper-size cells of "
+        f"{', '.join(dict.fromkeys(r['sweep'] for r in results))}"
+    )
     for r in failed:
         print(f"  {r['sweep']} {r['cell']}: {'; '.join(r['problems'])}")
     return 1 if failed else 0

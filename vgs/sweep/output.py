@@ -5,6 +5,7 @@ Trials train quietly; the driver sees every report, so its lines are never inter
 by Ray's log de-duplication or prefixed with a worker's pid.  `--verbose` brings the workers'
 own output (and every library log line) back.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,32 +16,39 @@ from ray.tune import Callback
 
 from vgs import metric_names
 from vgs.log import get_logger
-from vgs.searchspace import trial_overrides
-from vgs.tracking import run_label
+from vgs.sweep.spec_model import trial_overrides
+from vgs.sweep.tracking import run_label
 
 log = get_logger(__name__)
 
 SHOWN = metric_names.PROGRESS  # validation scores on a progress line, where a trial reports them
 
 # Routine lines of Ray Tune and Optuna that say nothing a vgs user can act on.
-NOISE = ("Study.stop` is supposed to be invoked", "`max_concurrent_trials` will be ignored",
-         "Wrote the latest version of all result files", "A new study created in memory",
-         "Token authentication is enabled for this Ray cluster")  # on every local ray.init
+NOISE = (
+    "Study.stop` is supposed to be invoked",
+    "`max_concurrent_trials` will be ignored",
+    "Wrote the latest version of all result files",
+    "A new study created in memory",
+    "Token authentication is enabled for this Ray cluster",
+)  # on every local ray.init
 
 
 def progress_line(label: str, result: dict[str, Any], epochs: int) -> str:
     """'[layers=1 latent=256 s0] epoch 2/3 loss 0.1513 val s2i_r10 0.350 i2s_r10 0.452 (44.1 s)'."""
-    shown = " ".join(f"{metric_names.base_name(k)} {result[k]:.3f}" for k in SHOWN if isinstance(result.get(k), (int, float)))
+    shown = " ".join(
+        f"{metric_names.base_name(k)} {result[k]:.3f}" for k in SHOWN if isinstance(result.get(k), (int, float))
+    )
     workers = f", {result['workers']} workers" if result.get("workers", 1) > 1 else ""
-    return (f"[{label}] epoch {int(result.get('epoch', 0))}/{epochs} loss {result.get('train_loss', float('nan')):.4f} "
-            f"val {shown} ({result.get('epoch_seconds', 0.0):.1f} s{workers})")
+    return (
+        f"[{label}] epoch {int(result.get('epoch', 0))}/{epochs} loss {result.get('train_loss', float('nan')):.4f} "
+        f"val {shown} ({result.get('epoch_seconds', 0.0):.1f} s{workers})"
+    )
 
 
 class ProgressCallback(Callback):
     """Prints, in the driver, each trial's epochs and how it ended (completed, pruned, failed)."""
 
-    def __init__(self, max_epochs: int, seeds: list[int], variants: dict | None, base_seed: int,
-                 metric: str):
+    def __init__(self, max_epochs: int, seeds: list[int], variants: dict | None, base_seed: int, metric: str):
         self.max_epochs, self.seeds, self.variants, self.base_seed = max_epochs, seeds, variants or {}, base_seed
         self.metric = metric
         self.last: dict[str, dict] = {}

@@ -1,10 +1,11 @@
 """A sweep's plots, drawn from its MLflow runs: the metric per epoch of every trial, a grid heat
 map (two searched keys), parallel coordinates and Optuna's parameter importance.
 
-Drawn when a sweep ends (artifacts `plots/` of its parent run) and by `vgs.report`.  The data
+Drawn when a sweep ends (artifacts `plots/` of its parent run) and by `vgs.results.report`.  The data
 step (`sweep_trials`) reads MLflow; the drawing functions take plain data, so tests can check
 both halves.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,12 +38,18 @@ def sweep_trials(client, parent_id: str, keys: list[str], metric: str) -> list[T
         if r.info.status == "FAILED":
             continue
         history = sorted((h.step, h.value) for h in client.get_metric_history(r.info.run_id, metric))
-        out.append(TrialRun(label=r.info.run_name or r.info.run_id[:8],
-                            params={k: r.data.params.get(k, "") for k in keys},
-                            seed=r.data.params.get("train.seed", ""), history=history,
-                            score=r.data.metrics.get(f"sel_{metric}"),
-                            pruned=r.data.tags.get("vgs.pruned") == "true" or r.info.status == "KILLED",
-                            images=r.data.metrics.get("val_images"), metrics=dict(r.data.metrics)))
+        out.append(
+            TrialRun(
+                label=r.info.run_name or r.info.run_id[:8],
+                params={k: r.data.params.get(k, "") for k in keys},
+                seed=r.data.params.get("train.seed", ""),
+                history=history,
+                score=r.data.metrics.get(f"sel_{metric}"),
+                pruned=r.data.tags.get("vgs.pruned") == "true" or r.info.status == "KILLED",
+                images=r.data.metrics.get("val_images"),
+                metrics=dict(r.data.metrics),
+            )
+        )
     return sorted(out, key=lambda t: t.label)
 
 
@@ -85,8 +92,14 @@ def plot_metric_per_epoch(trials: list[TrialRun], metric: str, path: Path) -> No
             continue
         colour = colours[configs.index(config_of(t)) % len(colours)]
         xs, ys = [p[0] for p in t.history], [p[1] for p in t.history]
-        ax.plot(xs, ys, marker=".", color=colour, linestyle=styles[seeds.index(t.seed) % len(styles)],
-                label=t.label + (" (pruned)" if t.pruned else ""))
+        ax.plot(
+            xs,
+            ys,
+            marker=".",
+            color=colour,
+            linestyle=styles[seeds.index(t.seed) % len(styles)],
+            label=t.label + (" (pruned)" if t.pruned else ""),
+        )
         if t.pruned:
             ax.plot(xs[-1], ys[-1], marker="x", markersize=9, color=colour, linestyle="none")
     chance = chance_of(metric, next((t.images for t in trials if t.images), None))
@@ -120,6 +133,7 @@ def _sorted_values(values) -> list[str]:
             return (0, float(v), "")
         except ValueError:
             return (1, 0.0, v)
+
     return sorted(set(values), key=key)
 
 
@@ -137,10 +151,17 @@ def plot_heatmap(trials: list[TrialRun], keys: list[str], metric: str, path: Pat
         for j, c in enumerate(cols):
             if (r, c) in groups:
                 v = groups[(r, c)]
-                ax.text(j, i, f"{statistics.fmean(v):.3f}\n(n={len(v)}{', pruned' if (r, c) in cut else ''})",
-                        ha="center", va="center", fontsize=8,
-                        color="white" if grid[i][j] < (min(map(min, groups.values())) + max(map(max, groups.values()))) / 2
-                        else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{statistics.fmean(v):.3f}\n(n={len(v)}{', pruned' if (r, c) in cut else ''})",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white"
+                    if grid[i][j] < (min(map(min, groups.values())) + max(map(max, groups.values()))) / 2
+                    else "black",
+                )
     ax.set_xticks(range(len(cols)), cols)
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel(keys[1])
@@ -168,8 +189,13 @@ def plot_parallel_coordinates(trials: list[TrialRun], keys: list[str], metric: s
         return values.index(t.params[k]) / (len(values) - 1) if len(values) > 1 else 0.5
 
     for t in sorted(scored, key=lambda t: t.score):
-        ax.plot(range(len(axes)), [position(k, t) for k in axes], color=cmap((t.score - lo) / (hi - lo) if hi > lo else 1.0),
-                alpha=0.8, marker="o")
+        ax.plot(
+            range(len(axes)),
+            [position(k, t) for k in axes],
+            color=cmap((t.score - lo) / (hi - lo) if hi > lo else 1.0),
+            alpha=0.8,
+            marker="o",
+        )
     for i, k in enumerate(axes):
         ax.axvline(i, color="black", linewidth=0.8)
         labels = ticks.get(k) or [f"{lo:.3f}", f"{hi:.3f}"]
@@ -190,16 +216,22 @@ def param_importance(trials: list[TrialRun], space: dict[str, dict[str, list]], 
     dists = {}
     for key, dist in space.items():
         kind, values = next(iter(dist.items()))
-        dists[key] = (optuna.distributions.CategoricalDistribution([str(v) for v in values]) if kind == "choice"
-                      else optuna.distributions.FloatDistribution(float(min(values)), float(max(values)),
-                                                                  log=kind == "loguniform"))
+        dists[key] = (
+            optuna.distributions.CategoricalDistribution([str(v) for v in values])
+            if kind == "choice"
+            else optuna.distributions.FloatDistribution(
+                float(min(values)), float(max(values)), log=kind == "loguniform"
+            )
+        )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
     for t in trials:
         if t.score is None or math.isnan(t.score):
             continue
-        params = {k: (t.params[k] if isinstance(d, optuna.distributions.CategoricalDistribution) else float(t.params[k]))
-                  for k, d in dists.items()}
+        params = {
+            k: (t.params[k] if isinstance(d, optuna.distributions.CategoricalDistribution) else float(t.params[k]))
+            for k, d in dists.items()
+        }
         study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=t.score))
     # fANOVA (a random forest's variance split), seeded; Optuna 5's default PED-ANOVA needs far
     # more trials than a sweep of a few configurations has (it split 0.56 / 0.44 where one key did all)
@@ -219,8 +251,9 @@ def plot_importance(importance: dict[str, float], metric: str, path: Path) -> No
     plt.close(fig)
 
 
-def draw_sweep_plots(trials: list[TrialRun], keys: list[str], space: dict, metric: str, mode: str,
-                     out_dir: Path, importance: bool = True) -> list[Path]:
+def draw_sweep_plots(
+    trials: list[TrialRun], keys: list[str], space: dict, metric: str, mode: str, out_dir: Path, importance: bool = True
+) -> list[Path]:
     """Every plot the trials allow, as PNG files in out_dir: metric_per_epoch always; heatmap for
     exactly two searched keys; parallel_coordinates for two or more; param_importance (where the
     search is Optuna's) once at least two configurations have a score."""

@@ -1,9 +1,9 @@
 """Use a trained run: retrieve images for a spoken query, captions for an image, or write the
 embeddings of a corpus.
 
-    python -m vgs.retrieve --run RUN --wav FILE [--images DIR] [-k 10]
-    python -m vgs.retrieve --run RUN --image FILE [-k 10]
-    python -m vgs.retrieve embed --run RUN [--data DIR] --out FILE.parquet
+    python -m vgs.results.retrieve --run RUN --wav FILE [--images DIR] [-k 10]
+    python -m vgs.results.retrieve --run RUN --image FILE [-k 10]
+    python -m vgs.results.retrieve embed --run RUN [--data DIR] --out FILE.parquet
 
 RUN is a checkpoint (best.pt, or a folder holding it), an MLflow run id (its checkpoint/best.pt),
 or a registered model: models:/NAME, models:/NAME/VERSION or models:/NAME@ALIAS (a sweep's best
@@ -11,6 +11,7 @@ trial registered with `vgs sweep ... --register NAME`, or `register_best`).  The
 data as it was trained: its config names the corpus and features; --data points at another copy
 of the corpus (or another corpus of the same layout).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vgs.log import report_error
 from vgs.config import Config, ConfigError, apply_overrides, default_tracking_uri, from_dict
+from vgs.data.batching import PairSplit, centre_crop, standardise_pixels
+from vgs.data.features import _load_image, load_audio, mfcc
+from vgs.data.prepare import prepare
 from vgs.data.records import CorpusError
+from vgs.data.text import Vocabulary
+from vgs.device import pick_device
+from vgs.inference import embed_images, embed_queries
+from vgs.log import report_error
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -38,7 +45,7 @@ def registered_source(client, ref: str) -> tuple[str, str]:
     """models:/NAME[/VERSION | @ALIAS] -> (artifact URI of its checkpoint folder, 'NAME version N')."""
     from mlflow.exceptions import MlflowException
 
-    rest = ref[len("models:/"):]
+    rest = ref[len("models:/") :]
     try:
         if "@" in rest:
             name, alias = rest.split("@", 1)
@@ -75,11 +82,13 @@ def checkpoint_file(ref: str, tracking_uri: str | None = None) -> Path:
             source, _ = registered_source(_client(uri), ref)
             folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri))
             return folder / "best.pt" if folder.is_dir() else folder
-        return Path(mlflow.artifacts.download_artifacts(run_id=ref, artifact_path="checkpoint/best.pt",
-                                                        tracking_uri=uri))
+        return Path(
+            mlflow.artifacts.download_artifacts(run_id=ref, artifact_path="checkpoint/best.pt", tracking_uri=uri)
+        )
     except MlflowException as e:
-        raise ConfigError(f"--run {ref}: not a checkpoint file or folder, and MLflow at {uri} says: "
-                          f"{e.message.splitlines()[0]}") from e
+        raise ConfigError(
+            f"--run {ref}: not a checkpoint file or folder, and MLflow at {uri} says: {e.message.splitlines()[0]}"
+        ) from e
     except OSError as e:
         raise ConfigError(f"--run {ref}: no checkpoint/best.pt in that run ({e})") from e
 
@@ -95,12 +104,10 @@ class Trained:
     device: torch.device
 
 
-def load_trained(ref: str, tracking_uri: str | None = None, data_root: str | None = None,
-                 device: str = "auto") -> Trained:
-    from vgs.data.prepare import prepare
-    from vgs.data.text import Vocabulary
-    from vgs.models.registry import build_model
-    from vgs.device import pick_device
+def load_trained(
+    ref: str, tracking_uri: str | None = None, data_root: str | None = None, device: str = "auto"
+) -> Trained:
+    from vgs.tasks.factory import build_model
 
     path = checkpoint_file(ref, tracking_uri)
     try:
@@ -115,8 +122,14 @@ def load_trained(ref: str, tracking_uri: str | None = None, data_root: str | Non
     data = prepare(cfg.data)
     vocab = Vocabulary(ck["vocab"]) if ck.get("vocab") else None
     dev = pick_device(device)
-    model = build_model(cfg.model, data.speech.dim, data.images.feature_dim, len(vocab) if vocab else 0,
-                        cfg.train.epochs, ck.get("max_chars", cfg.model.asr.max_chars)).to(dev)
+    model = build_model(
+        cfg.model,
+        data.speech.dim,
+        data.images.feature_dim,
+        len(vocab) if vocab else 0,
+        cfg.train.epochs,
+        ck.get("max_chars", cfg.model.asr.max_chars),
+    ).to(dev)
     model.load_state_dict(ck["model"])
     import dataclasses
 
@@ -134,41 +147,47 @@ def _check_speech_to_image(t: Trained) -> None:
 def wav_features(t: Trained, wav: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A recording as the model's speech input: the training corpus's MFCC preset, standardised as
     in training (the training split's statistics, or the utterance's own)."""
-    from vgs.data.features import load_audio, mfcc
 
     f = t.data.speech.standardise(mfcc(load_audio(wav), t.cfg.data.features), t.data.speech_norm == "utterance")
     frames = np.zeros((1, max(len(f), 6), f.shape[1]), np.float32)
-    frames[0, :len(f)] = f
+    frames[0, : len(f)] = f
     return torch.from_numpy(frames), torch.tensor([len(f)])
 
 
 @torch.no_grad()
 def embed_wav(t: Trained, wav: str) -> np.ndarray:
     speech, lengths = wav_features(t, wav)
-    return t.model.query({"speech": speech.to(t.device), "lengths": lengths.to(t.device)},
-                         t.cfg.model.asr.beam).float().cpu().numpy()[0]
+    return (
+        t.model.query({"speech": speech.to(t.device), "lengths": lengths.to(t.device)}, t.cfg.model.asr.beam)
+        .float()
+        .cpu()
+        .numpy()[0]
+    )
 
 
 @torch.no_grad()
 def embed_image_files(t: Trained, files: list[Path]) -> np.ndarray:
-    from vgs.data.batching import centre_crop, standardise_pixels
-    from vgs.data.features import _load_image
 
     if t.data.images.feature_dim:
-        raise ConfigError("this run trained on precomputed image features; rank the corpus's images "
-                          "(leave out --images) or compute the same features for the new ones")
+        raise ConfigError(
+            "this run trained on precomputed image features; rank the corpus's images "
+            "(leave out --images) or compute the same features for the new ones"
+        )
     out = []
     bs = t.cfg.train.eval_batch_size
     for a in range(0, len(files), bs):
-        raw = np.stack([centre_crop(_load_image(str(f), t.cfg.data.image_resize), t.cfg.data.image_crop)
-                        for f in files[a:a + bs]])
+        raw = np.stack(
+            [
+                centre_crop(_load_image(str(f), t.cfg.data.image_resize), t.cfg.data.image_crop)
+                for f in files[a : a + bs]
+            ]
+        )
         out.append(t.model.image(standardise_pixels(raw).to(t.device)).float().cpu().numpy())
     return np.concatenate(out)
 
 
 def corpus_splits(t: Trained, splits: list[str]):
-    from vgs.data.batching import PairSplit
-    from vgs.models.registry import text_source
+    from vgs.tasks.factory import text_source
 
     out = []
     for s in splits:
@@ -183,15 +202,23 @@ def corpus_splits(t: Trained, splits: list[str]):
 def corpus_embeddings(t: Trained, splits: list[str], kinds: tuple[str, ...] = ("speech", "image")) -> dict[str, list]:
     """Speech embeddings of every caption and/or image embeddings of every image of the splits
     (only the kinds asked for are computed: speech may mean beam-decoding every caption)."""
-    from vgs.evaluate import embed_images, embed_queries
 
     rows: dict[str, list] = {k: [] for k in ("kind", "id", "split", "image", "transcript", "embedding")}
     for name, split in corpus_splits(t, splits):
         if "speech" in kinds:
             speech = embed_queries(t.model, split, t.cfg, t.device, np.arange(len(split)), t.cfg.model.asr.beam)
             for i, uid in enumerate(split.utt_ids):
-                for k, v in zip(rows, ("speech", uid, name, split.image_names[split.image_of_caption[i]],
-                                       split.transcripts[i], speech[i])):
+                for k, v in zip(
+                    rows,
+                    (
+                        "speech",
+                        uid,
+                        name,
+                        split.image_names[split.image_of_caption[i]],
+                        split.transcripts[i],
+                        speech[i],
+                    ),
+                ):
                     rows[k].append(v)
         if "image" in kinds:
             images = embed_images(t.model, split, t.cfg, t.device, np.arange(len(split.image_names)))
@@ -233,9 +260,12 @@ def write_parquet(rows: dict[str, list], out: str | Path) -> Path:
 
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.table({**{k: rows[k] for k in rows if k != "embedding"},
-                      "embedding": pa.array([np.asarray(e, np.float32) for e in rows["embedding"]],
-                                            type=pa.list_(pa.float32()))})
+    table = pa.table(
+        {
+            **{k: rows[k] for k in rows if k != "embedding"},
+            "embedding": pa.array([np.asarray(e, np.float32) for e in rows["embedding"]], type=pa.list_(pa.float32())),
+        }
+    )
     tmp = out.with_name(out.name + ".tmp")
     pq.write_table(table, tmp)
     tmp.replace(out)  # never a half-written file under the asked name
@@ -256,9 +286,12 @@ def register_best(client, sweep_run_id: str, name: str) -> str:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description=f"best trials of vgs sweeps ({parent.info.run_name})")
-    version = client.create_model_version(name, source=f"{run.info.artifact_uri}/checkpoint", run_id=best,
-                                          tags={"vgs.sweep_run_id": sweep_run_id,
-                                                "vgs.trial_id": run.data.tags.get("vgs.trial_id", "")})
+    version = client.create_model_version(
+        name,
+        source=f"{run.info.artifact_uri}/checkpoint",
+        run_id=best,
+        tags={"vgs.sweep_run_id": sweep_run_id, "vgs.trial_id": run.data.tags.get("vgs.trial_id", "")},
+    )
     return f"{name} version {version.version}"
 
 
@@ -267,13 +300,19 @@ def main(argv: list[str] | None = None) -> int:
     embed = bool(argv) and argv[0] == "embed"
     if embed:
         argv = argv[1:]
-    p = argparse.ArgumentParser(prog="python -m vgs.retrieve" + (" embed" if embed else ""),
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="best.pt, its folder, an MLflow run id, or models:/NAME[/VERSION|@ALIAS]")
+    p = argparse.ArgumentParser(
+        prog="python -m vgs.results.retrieve" + (" embed" if embed else ""), description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--run", required=True, help="best.pt, its folder, an MLflow run id, or models:/NAME[/VERSION|@ALIAS]"
+    )
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--data", help="the corpus folder, where it is not where the run was trained")
-    p.add_argument("--splits", default="train,val,test" if embed else "test",
-                   help="corpus splits to rank or embed, comma-separated (default: %(default)s)")
+    p.add_argument(
+        "--splits",
+        default="train,val,test" if embed else "test",
+        help="corpus splits to rank or embed, comma-separated (default: %(default)s)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     if embed:
         p.add_argument("--out", required=True, help="Parquet file: kind, id, split, image, transcript, embedding")
@@ -291,8 +330,10 @@ def main(argv: list[str] | None = None) -> int:
             _check_speech_to_image(trained)
             rows = corpus_embeddings(trained, splits)
             out = write_parquet(rows, a.out)
-            print(f"{rows['kind'].count('speech')} speech and {rows['kind'].count('image')} image embeddings "
-                  f"({trained.cfg.model.latent}-d) -> {out}")
+            print(
+                f"{rows['kind'].count('speech')} speech and {rows['kind'].count('image')} image embeddings "
+                f"({trained.cfg.model.latent}-d) -> {out}"
+            )
         elif a.wav:
             for rank, (image, score) in enumerate(retrieve_images(trained, a.wav, a.images, a.k, splits), 1):
                 print(f"{rank:3d}  {score:.3f}  {image}")

@@ -8,6 +8,7 @@ Rank 0's per-epoch report reaches Tune through TuneReportCallback; its checkpoin
 Train's storage under a name derived from the trial id, so a restarted or resumed trial picks
 up its last epoch.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,19 +16,28 @@ import tempfile
 from pathlib import Path
 
 from vgs.config import apply_overrides, from_dict, to_dict
-from vgs.searchspace import trial_overrides
+from vgs.log import set_verbosity
+from vgs.sweep.spec_model import trial_overrides
 
 
-def run_trial(config: dict, base: dict, seeds: list[int], variants: dict | None = None, workers: int = 1,
-              worker_resources: dict | None = None, train_storage: str = "") -> None:
+def run_trial(
+    config: dict,
+    base: dict,
+    seeds: list[int],
+    variants: dict | None = None,
+    workers: int = 1,
+    worker_resources: dict | None = None,
+    train_storage: str = "",
+) -> None:
     """Ray Tune function trainable: base config + this trial's dotted overrides -> train.fit."""
     from ray import tune
 
     cfg = apply_overrides(from_dict(base), trial_overrides(config, seeds, variants))
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
     if workers > 1:
-        _fit_with_ray_train(to_dict(cfg), workers, worker_resources or {"CPU": 1}, train_storage,
-                            tune.get_context().get_trial_id())
+        _fit_with_ray_train(
+            to_dict(cfg), workers, worker_resources or {"CPU": 1}, train_storage, tune.get_context().get_trial_id()
+        )
         return
 
     from vgs.train import fit
@@ -50,13 +60,20 @@ def _fit_with_ray_train(cfg: dict, workers: int, resources: dict, storage: str, 
     from ray.tune.integration.ray_train import TuneReportCallback
 
     trainer = TorchTrainer(
-        train_worker, train_loop_config={"config": cfg},
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=resources.get("GPU", 0) > 0,
-                                     resources_per_worker=resources),
+        train_worker,
+        train_loop_config={"config": cfg},
+        scaling_config=ScalingConfig(
+            num_workers=workers, use_gpu=resources.get("GPU", 0) > 0, resources_per_worker=resources
+        ),
         # The same name on every attempt of this trial: Ray Train finds its checkpoints and resumes.
-        run_config=RunConfig(name=f"train-{trial_id}", storage_path=storage, callbacks=[TuneReportCallback()],
-                             failure_config=FailureConfig(max_failures=1),
-                             checkpoint_config=CheckpointConfig(num_to_keep=1)))
+        run_config=RunConfig(
+            name=f"train-{trial_id}",
+            storage_path=storage,
+            callbacks=[TuneReportCallback()],
+            failure_config=FailureConfig(max_failures=1),
+            checkpoint_config=CheckpointConfig(num_to_keep=1),
+        ),
+    )
     trainer.fit()
 
 
@@ -87,8 +104,6 @@ def train_worker(loop_config: dict) -> None:
         ray.train.report({**metrics, "node_id": _node_id()}, checkpoint=checkpoint)
 
     if rank != 0:  # one rank speaks
-        from vgs.log import set_verbosity
-
         set_verbosity(0)
     fit(cfg, report=report, out_dir=work / "out", resume=resume)
 

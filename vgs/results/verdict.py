@@ -11,6 +11,7 @@ difference is not significant, `seeds_needed` says how many seeds per configurat
 it at 80% power with the pooled seed sd: sd = sqrt(sum (n_i - 1) s_i^2 / sum (n_i - 1)).  Scores
 are rounded to 6 decimals first, so that a last-bit difference between machines moves no verdict.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,7 +65,7 @@ def pooled_sd(groups: list[ConfigScores]) -> tuple[float | None, int]:
     dof = sum(len(g.values) - 1 for g in groups)
     if dof == 0:
         return None, 0
-    ss = sum((len(g.values) - 1) * g.sd ** 2 for g in groups if len(g.values) > 1)
+    ss = sum((len(g.values) - 1) * g.sd**2 for g in groups if len(g.values) > 1 and g.sd is not None)
     return math.sqrt(ss / dof), dof
 
 
@@ -92,9 +93,15 @@ def welch(a: list[float], b: list[float], confidence: float = 0.95) -> Welch:
     va, vb = statistics.variance(a) / na, statistics.variance(b) / nb
     se = math.sqrt(va + vb)
     if se == 0:  # no spread at all: any difference is certain, none is none
-        return Welch(diff, math.copysign(math.inf, diff) if diff else 0.0, na + nb - 2, 0.0 if diff else 1.0,
-                     (diff, diff), (na, nb))
-    dof = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+        return Welch(
+            diff,
+            math.copysign(math.inf, diff) if diff else 0.0,
+            na + nb - 2,
+            0.0 if diff else 1.0,
+            (diff, diff),
+            (na, nb),
+        )
+    dof = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
     t = diff / se
     half = stats.t.ppf(0.5 + confidence / 2, dof) * se
     return Welch(diff, t, dof, float(2 * stats.t.sf(abs(t), dof)), (float(diff - half), float(diff + half)), (na, nb))
@@ -150,12 +157,13 @@ def label(config: dict) -> str:
 def stated(test: Welch, alpha: float) -> str:
     """'+0.046, 95% CI [+0.012, +0.080], Welch t-test p = 0.021 (3 seeds each)'."""
     n = f"{test.n[0]} seeds each" if test.n[0] == test.n[1] else f"{test.n[0]} and {test.n[1]} seeds"
-    return (f"{test.diff:+.3f}, 95% CI [{test.ci[0]:+.3f}, {test.ci[1]:+.3f}], Welch t-test p = {test.p:.3g} "
-            f"({n}; alpha {alpha:g})")
+    return (
+        f"{test.diff:+.3f}, 95% CI [{test.ci[0]:+.3f}, {test.ci[1]:+.3f}], Welch t-test p = {test.p:.3g} "
+        f"({n}; alpha {alpha:g})"
+    )
 
 
-def verdict(groups: list[ConfigScores], mode: str, metric: str, alpha: float = ALPHA,
-            more_seeds: str = "") -> Verdict:
+def verdict(groups: list[ConfigScores], mode: str, metric: str, alpha: float = ALPHA, more_seeds: str = "") -> Verdict:
     """The statement a sweep ends with: does the best configuration beat the second (Welch's
     t-test at `alpha`), which configurations are tied with the best (Holm), and, where the
     difference is not significant, how many seeds would tell (`more_seeds`: the command that
@@ -165,33 +173,76 @@ def verdict(groups: list[ConfigScores], mode: str, metric: str, alpha: float = A
         return Verdict(None, None, None, 0, None, "no trial ran its full budget: nothing to compare")
     best = groups[0]
     if len(groups) == 1:
-        return Verdict(best, None, None, 0, None,
-                       f"only one configuration ran its full budget ({label(best.config)}): nothing to compare")
+        return Verdict(
+            best,
+            None,
+            None,
+            0,
+            None,
+            f"only one configuration ran its full budget ({label(best.config)}): nothing to compare",
+        )
     second = groups[1]
     sd, dof = pooled_sd(groups)
     sign = 1 if mode == "max" else -1
     scores = f"{label(best.config)}: {metric} {_ms(best)} vs runner-up {label(second.config)}: {_ms(second)}"
     if len(best.values) < 2 or len(second.values) < 2:
-        return Verdict(best, second, sd, dof, None,
-                       f"seed noise unknown (fewer than two seeds of the best two configurations): {scores}; "
-                       f"difference {best.mean - second.mean:+.3f}. Repeat seeds (--seeds 0,1,2 or 'confirm:' in the "
-                       f"search space) to know whether it is a result")
+        return Verdict(
+            best,
+            second,
+            sd,
+            dof,
+            None,
+            f"seed noise unknown (fewer than two seeds of the best two configurations): {scores}; "
+            f"difference {best.mean - second.mean:+.3f}. Repeat seeds (--seeds 0,1,2 or 'confirm:' in the "
+            f"search space) to know whether it is a result",
+        )
     test = welch(best.values, second.values)
     tied, worse = best_group(groups, sign, alpha)
-    group = f"best group: {', '.join(label(g.config) for g in tied)}" + (" (tied)" if len(tied) > 1 else "") + \
-        (f"; worse: {', '.join(label(g.config) for g in worse)}" if worse else "") + \
-        f" (Welch t-tests against the best, Holm-corrected over {len(tied) + len(worse) - 1})"
+    group = (
+        f"best group: {', '.join(label(g.config) for g in tied)}"
+        + (" (tied)" if len(tied) > 1 else "")
+        + (f"; worse: {', '.join(label(g.config) for g in worse)}" if worse else "")
+        + f" (Welch t-tests against the best, Holm-corrected over {len(tied) + len(worse) - 1})"
+    )
     if test.p < alpha and sign * test.diff > 0:
-        return Verdict(best, second, sd, dof, True, f"{label(best.config)} beats {label(second.config)}: "
-                       f"{stated(test, alpha)}; {scores}. {group}", test, tied, worse)
+        return Verdict(
+            best,
+            second,
+            sd,
+            dof,
+            True,
+            f"{label(best.config)} beats {label(second.config)}: {stated(test, alpha)}; {scores}. {group}",
+            test,
+            tied,
+            worse,
+        )
     needed = seeds_needed(test.diff, sd, alpha) if sd else None
     more_needed = max(1, (needed or 0) - min(len(best.values), len(second.values)))
-    more = "" if needed is None else (
-        f"; about {needed} seeds each would detect {test.diff:+.3f} at {POWER:.0%} power (seed sd {sd:.3f})"
-        + (f": {more_seeds.format(n=needed, seeds=','.join(map(str, range(needed))), add=more_needed)}"
-           if more_seeds else ""))
-    return Verdict(best, second, sd, dof, False, f"NOT significant: {label(best.config)} vs {label(second.config)} "
-                   f"{stated(test, alpha)}; {scores}{more}. {group}", test, tied, worse, needed)
+    more = (
+        ""
+        if needed is None
+        else (
+            f"; about {needed} seeds each would detect {test.diff:+.3f} at {POWER:.0%} power (seed sd {sd:.3f})"
+            + (
+                f": {more_seeds.format(n=needed, seeds=','.join(map(str, range(needed))), add=more_needed)}"
+                if more_seeds
+                else ""
+            )
+        )
+    )
+    return Verdict(
+        best,
+        second,
+        sd,
+        dof,
+        False,
+        f"NOT significant: {label(best.config)} vs {label(second.config)} "
+        f"{stated(test, alpha)}; {scores}{more}. {group}",
+        test,
+        tied,
+        worse,
+        needed,
+    )
 
 
 def best_group(groups: list[ConfigScores], sign: int, alpha: float) -> tuple[list[ConfigScores], list[ConfigScores]]:
@@ -218,8 +269,9 @@ class Ordering:
     line: str
 
 
-def ordering(tiers: list[tuple[str, ...]], scores: dict[str, list[float]], mode: str = "max",
-             alpha: float = ALPHA) -> Ordering:
+def ordering(
+    tiers: list[tuple[str, ...]], scores: dict[str, list[float]], mode: str = "max", alpha: float = ALPHA
+) -> Ordering:
     """Does a paper's ranking of models hold among ours?  `tiers` is best first; the models of one
     tier are tied in the paper (e.g. pipe-ind, pipe-seq), so only consecutive tiers are compared:
     the worst mean of a tier must beat the best mean of the next.  Each step is tested with
@@ -247,8 +299,11 @@ def ordering(tiers: list[tuple[str, ...]], scores: dict[str, list[float]], mode:
             tested = False
             steps.append(f"{margin:+.3f}")
     listed = " > ".join(", ".join(f"{m} {mean[m]:.3f}" for m in tier) for tier in tiers)
-    noise = ("seed noise unknown (one seed of a step's models)" if not tested else
-             f"{'every' if clear else 'not every'} step significant (Welch t-test, alpha {alpha:g})")
+    noise = (
+        "seed noise unknown (one seed of a step's models)"
+        if not tested
+        else f"{'every' if clear else 'not every'} step significant (Welch t-test, alpha {alpha:g})"
+    )
     if broken:
         return Ordering(False, f"order {order} does NOT hold: {'; '.join(broken)} (ours: {listed})")
     return Ordering(True, f"order {order} holds: {listed}; steps {' '.join(steps)}, {noise}")

@@ -4,6 +4,7 @@ Our own small Ray Tune callback rather than Ray's stock MLflowLoggerCallback, wh
 key, marks pruned trials FINISHED and duplicates runs on restore.  It runs in the sweep driver
 only, so a SQLite tracking URI has a single writer.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,11 @@ from typing import Any
 from ray.tune import Callback
 
 from vgs import metric_names
-from vgs.searchspace import trial_overrides
-from vgs.storage import redact
+from vgs.config import ConfigError
+from vgs.data.locking import exclusive
+from vgs.results.plots import draw_sweep_plots, sweep_trials
+from vgs.sweep.spec_model import trial_overrides
+from vgs.sweep.storage import redact
 
 # Keys of a trial's report that become MLflow metrics (step = our epoch).
 METRIC_PREFIXES = metric_names.TRACKED_PREFIXES  # train_: loss, per-objective losses and batches
@@ -32,8 +36,6 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     """Before a sweep starts: the MLflow store answers (a server within `timeout` seconds; MLflow's
     own client retries for minutes) or its SQLite database can be made.  A new database is made
     under a lock: two sweeps starting together both ran MLflow's schema migration, and one failed."""
-    from vgs.config import ConfigError
-    from vgs.data.locking import exclusive
 
     if uri.startswith(("http://", "https://")):
         import urllib.error
@@ -44,18 +46,22 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         except urllib.error.HTTPError:
             pass  # something answered (e.g. an authenticating proxy): MLflow will say more
         except (urllib.error.URLError, OSError) as e:
-            raise ConfigError(f"--tracking-uri {redact(uri)}: no MLflow server answers within {timeout:g} s "
-                              f"({getattr(e, 'reason', e)}); start one (mlflow server --host 127.0.0.1 --port 5000) "
-                              f"or use a database file, sqlite:///PATH/mlflow.db") from e
+            raise ConfigError(
+                f"--tracking-uri {redact(uri)}: no MLflow server answers within {timeout:g} s "
+                f"({getattr(e, 'reason', e)}); start one (mlflow server --host 127.0.0.1 --port 5000) "
+                f"or use a database file, sqlite:///PATH/mlflow.db"
+            ) from e
     elif uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
+        db = Path(uri[len("sqlite:///") :])
         if not db.parent.is_dir():
             raise ConfigError(f"--tracking-uri {uri}: the folder {db.parent} does not exist")
         with exclusive(db.with_name(f".{db.name}.lock"), f"the MLflow database {db}", announce=False):
             client(uri).search_experiments(max_results=1)  # creates the schema once
     elif "://" not in uri:
-        raise ConfigError(f"--tracking-uri {uri}: a folder is MLflow's file store, which MLflow 3 refuses here; "
-                          f"use sqlite:///{Path(uri).expanduser().resolve() / 'mlflow.db'} or http://HOST:5000")
+        raise ConfigError(
+            f"--tracking-uri {uri}: a folder is MLflow's file store, which MLflow 3 refuses here; "
+            f"use sqlite:///{Path(uri).expanduser().resolve() / 'mlflow.db'} or http://HOST:5000"
+        )
 
 
 def experiment_id(tracking_uri: str, name: str) -> str:
@@ -78,7 +84,7 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     """Artifacts of a SQLite store go beside the database file (MLflow's default is ./mlruns in
     whatever folder the command runs from); a tracking server decides for itself."""
     if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///"):])
+        db = Path(tracking_uri[len("sqlite:///") :])
         return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
     return None
 
@@ -109,10 +115,11 @@ def source_tags() -> dict[str, str]:
         tags["vgs.version"] = version("vgs")
     except PackageNotFoundError:
         pass
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the checkout, where vgs runs from one
     try:
-        git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True,  # noqa: E731
-                                        timeout=10, check=True).stdout.strip()
+        git = lambda *a: subprocess.run(
+            ["git", "-C", str(root), *a], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
         if git("rev-parse", "--show-toplevel") == str(root):  # vgs's own checkout, not a repo around it
             tags["mlflow.source.git.commit"] = git("rev-parse", "HEAD")
             tags["mlflow.source.git.branch"] = git("rev-parse", "--abbrev-ref", "HEAD")
@@ -126,18 +133,30 @@ def source_tags() -> dict[str, str]:
 def search_record(spec) -> dict[str, Any]:
     """What a sweep searched, for its parent run: space, metric and mode, search algorithm and
     sampler, scheduler with its settings, seeds and the confirmation phase."""
-    return {"space": spec.space, "variants": spec.variants, "metric": spec.metric, "mode": spec.mode,
-            "search": {"algorithm": spec.algorithm, "num_samples": spec.num_samples, "sampler": spec.sampler,
-                       "seed": spec.search_seed},
-            "scheduler": spec.scheduler, "seeds": spec.seeds,
-            "confirm": {"top": spec.confirm_top, "seeds": spec.confirm_seeds}, "base": spec.base,
-            "overrides": spec.overrides}
+    return {
+        "space": spec.space,
+        "variants": spec.variants,
+        "metric": spec.metric,
+        "mode": spec.mode,
+        "search": {
+            "algorithm": spec.algorithm,
+            "num_samples": spec.num_samples,
+            "sampler": spec.sampler,
+            "seed": spec.search_seed,
+        },
+        "scheduler": spec.scheduler,
+        "seeds": spec.seeds,
+        "confirm": {"top": spec.confirm_top, "seeds": spec.confirm_seeds},
+        "base": spec.base,
+        "overrides": spec.overrides,
+    }
 
 
 def search_params(record: dict[str, Any]) -> dict[str, str]:
     """The search record flattened into parent-run parameters ('space.model.latent': 'choice [64, 128]')."""
-    params = {f"space.{k}": " ".join(f"{kind} {values}" for kind, values in d.items())
-              for k, d in record["space"].items()}
+    params = {
+        f"space.{k}": " ".join(f"{kind} {values}" for kind, values in d.items()) for k, d in record["space"].items()
+    }
     params.update({f"search.{k}": str(v) for k, v in record["search"].items()})
     params.update({f"scheduler.{k}": str(v) for k, v in record["scheduler"].items()})
     params.update({"mode": record["mode"], "seeds": ",".join(map(str, record["seeds"]))})
@@ -147,9 +166,20 @@ def search_params(record: dict[str, Any]) -> dict[str, str]:
 class MlflowSweepCallback(Callback):
     """Logs trials of one sweep (identified by its Ray experiment folder) to MLflow."""
 
-    def __init__(self, tracking_uri: str, experiment: str, sweep_name: str, sweep_dir: str,
-                 params: dict[str, Any], max_epochs: int, base_params: dict[str, Any], seeds: list[int],
-                 variants: dict | None = None, search: dict | None = None, tags: dict[str, str] | None = None):
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        sweep_name: str,
+        sweep_dir: str,
+        params: dict[str, Any],
+        max_epochs: int,
+        base_params: dict[str, Any],
+        seeds: list[int],
+        variants: dict | None = None,
+        search: dict | None = None,
+        tags: dict[str, str] | None = None,
+    ):
         self.tracking_uri, self.experiment, self.sweep_name = tracking_uri, experiment, sweep_name
         self.search = search or {}  # search_record(spec): on the parent as search.json and parameters
         self.tags = tags or {}  # source_tags(): on the parent and every child
@@ -187,21 +217,31 @@ class MlflowSweepCallback(Callback):
     def find_or_create_parent(self) -> str:
         exp = self.experiment_id
         # matched in Python: a folder name may hold a quote, which MLflow's filter syntax cannot take
-        found = [r for r in self.mlflow.search_runs([exp], filter_string="tags.`vgs.kind` = 'sweep'", max_results=50000)
-                 if r.data.tags.get("vgs.sweep_dir") == redact(self.sweep_dir)]
+        found = [
+            r
+            for r in self.mlflow.search_runs([exp], filter_string="tags.`vgs.kind` = 'sweep'", max_results=50000)
+            if r.data.tags.get("vgs.sweep_dir") == redact(self.sweep_dir)
+        ]
         if found:
             run_id = found[0].info.run_id
             self.mlflow.update_run(run_id, status="RUNNING")
             return run_id
-        run = self.mlflow.create_run(exp, run_name=Path(self.sweep_dir).name,
-                                     tags={**self.tags, "vgs.sweep": self.sweep_name,
-                                           "vgs.sweep_dir": redact(self.sweep_dir), "vgs.kind": "sweep"})
+        run = self.mlflow.create_run(
+            exp,
+            run_name=Path(self.sweep_dir).name,
+            tags={
+                **self.tags,
+                "vgs.sweep": self.sweep_name,
+                "vgs.sweep_dir": redact(self.sweep_dir),
+                "vgs.kind": "sweep",
+            },
+        )
         from mlflow.entities import Param
 
         params = {**{k: str(v) for k, v in self.params.items()}, **(search_params(self.search) if self.search else {})}
         items = [Param(k, v) for k, v in params.items()]
         for a in range(0, len(items), 100):
-            self.mlflow.log_batch(run.info.run_id, params=items[a:a + 100])
+            self.mlflow.log_batch(run.info.run_id, params=items[a : a + 100])
         if self.search:
             self.mlflow.log_text(run.info.run_id, json.dumps(self.search, indent=1, default=str), "search.json")
         return run.info.run_id
@@ -212,24 +252,37 @@ class MlflowSweepCallback(Callback):
             return self.runs[tid]
         exp = self.experiment_id
         found = self.mlflow.search_runs(
-            [exp], filter_string=f"tags.`vgs.trial_id` = '{tid}' and tags.`mlflow.parentRunId` = '{self.parent_id}'",
-            max_results=1)
+            [exp],
+            filter_string=f"tags.`vgs.trial_id` = '{tid}' and tags.`mlflow.parentRunId` = '{self.parent_id}'",
+            max_results=1,
+        )
         if found:  # resumed sweep: continue the same child run
             self.runs[tid] = found[0].info.run_id
             return self.runs[tid]
         overrides = trial_overrides(trial.config, self.seeds, self.variants)
         seed = overrides.get("train.seed", self.base_params.get("train.seed"))
-        run = self.mlflow.create_run(exp, run_name=run_label(trial.config, seed),
-                                     tags={**self.tags, "mlflow.parentRunId": self.parent_id, "vgs.trial_id": tid,
-                                           "vgs.sweep": self.sweep_name, "vgs.kind": "trial"})
+        run = self.mlflow.create_run(
+            exp,
+            run_name=run_label(trial.config, seed),
+            tags={
+                **self.tags,
+                "mlflow.parentRunId": self.parent_id,
+                "vgs.trial_id": tid,
+                "vgs.sweep": self.sweep_name,
+                "vgs.kind": "trial",
+            },
+        )
         self.runs[tid] = run.info.run_id
         from mlflow.entities import Param
 
-        resolved = {**self.base_params, **overrides,
-                    **{k: v for k, v in trial.config.items() if k.startswith("variant.")}}
+        resolved = {
+            **self.base_params,
+            **overrides,
+            **{k: v for k, v in trial.config.items() if k.startswith("variant.")},
+        }
         params = [Param(k, str(v)) for k, v in resolved.items()]
         for a in range(0, len(params), 100):
-            self.mlflow.log_batch(run.info.run_id, params=params[a:a + 100])
+            self.mlflow.log_batch(run.info.run_id, params=params[a : a + 100])
         return run.info.run_id
 
     def _find_trial_run(self, trial_id: str | None) -> str | None:
@@ -238,7 +291,8 @@ class MlflowSweepCallback(Callback):
         found = self.mlflow.search_runs(
             [self.experiment_id or experiment_id(self.tracking_uri, self.experiment)],
             filter_string=f"tags.`vgs.trial_id` = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent_id}'",
-            max_results=1)
+            max_results=1,
+        )
         return found[0].info.run_id if found else None
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
@@ -263,9 +317,13 @@ class MlflowSweepCallback(Callback):
             self.mlflow.set_tag(run_id, "vgs.node_id", str(result["node_id"]))
             self.mlflow.set_tag(run_id, "vgs.node_ip", str(result.get("node_ip", "")))
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step) for k, v in result.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)
-                   and (k.startswith(METRIC_PREFIXES) or k in METRIC_KEYS)]
+        metrics = [
+            Metric(k, float(v), now, step)
+            for k, v in result.items()
+            if isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and (k.startswith(METRIC_PREFIXES) or k in METRIC_KEYS)
+        ]
         self.mlflow.log_batch(run_id, metrics=metrics)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
@@ -304,8 +362,9 @@ class MlflowSweepCallback(Callback):
         except Exception as e:  # an artifact store problem must not stop the sweep
             self.mlflow.set_tag(run_id, "vgs.artifact_error", str(e)[:500])
 
-    def finish(self, summary_markdown: str, best: dict | None, verdict: str = "", status: str = "FINISHED",
-               metric: str = "") -> None:
+    def finish(
+        self, summary_markdown: str, best: dict | None, verdict: str = "", status: str = "FINISHED", metric: str = ""
+    ) -> None:
         """The sweep's answer on its parent run: summary.md, the best trial (best_trial.json, and its
         scores: best_<metric>, sel_val_*, test_*) and the seed-noise verdict."""
         if not self.parent_id:
@@ -328,11 +387,9 @@ class MlflowSweepCallback(Callback):
         self.mlflow.set_terminated(self.parent_id, status)
 
     def log_plots(self) -> None:
-        """The sweep's plots (vgs.plots) as artifacts plots/ of the parent run.  A plot that cannot
+        """The sweep's plots (vgs.results.plots) as artifacts plots/ of the parent run.  A plot that cannot
         be drawn is a tag, never a failed sweep."""
         import tempfile
-
-        from vgs.plots import draw_sweep_plots, sweep_trials
 
         if not self.search:
             return
@@ -340,8 +397,15 @@ class MlflowSweepCallback(Callback):
         try:
             trials = sweep_trials(self.mlflow, self.parent_id, keys, self.search["metric"])
             with tempfile.TemporaryDirectory() as d:
-                files = draw_sweep_plots(trials, keys, self.search["space"], self.search["metric"], self.search["mode"],
-                                         Path(d), importance=self.search["search"]["algorithm"] == "optuna")
+                files = draw_sweep_plots(
+                    trials,
+                    keys,
+                    self.search["space"],
+                    self.search["metric"],
+                    self.search["mode"],
+                    Path(d),
+                    importance=self.search["search"]["algorithm"] == "optuna",
+                )
                 for f in files:
                     self.mlflow.log_artifact(self.parent_id, str(f), artifact_path="plots")
         except Exception as e:  # noqa: BLE001 - the sweep's results are already logged

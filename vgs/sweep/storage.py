@@ -1,14 +1,15 @@
 """Where Ray results go: a local folder, or a URI that every node of a cluster can reach
 (s3://bucket/path, gs://bucket/path, file:///mnt/nfs/path), through pyarrow's filesystems as Ray
 itself does.  (The feature store is memory-mapped, so it needs a real shared folder: VGS_HOME on NFS.)"""
+
 from __future__ import annotations
 
 import re
 import time
 from pathlib import Path
 
+from vgs.checkpoint import claim_folder
 from vgs.config import ConfigError
-
 
 _SECRET_QUERY = re.compile(r"((?:secret_key|access_key|session_token|password|token)=)[^&]*", re.IGNORECASE)
 
@@ -50,8 +51,10 @@ def _filesystem(location: str):
     try:
         return pyarrow.fs.FileSystem.from_uri(location)
     except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError) as e:
-        raise ConfigError(f"--storage {location}: cannot open it ({e}); use a folder, s3://, gs:// or file:// URI "
-                          f"(S3 needs AWS credentials in the environment, GCS gcloud credentials)") from e
+        raise ConfigError(
+            f"--storage {location}: cannot open it ({e}); use a folder, s3://, gs:// or file:// URI "
+            f"(S3 needs AWS credentials in the environment, GCS gcloud credentials)"
+        ) from e
 
 
 def latest_sweep(location: str, sweep_name: str) -> str | None:
@@ -62,8 +65,10 @@ def latest_sweep(location: str, sweep_name: str) -> str | None:
     infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
     # exactly NAME_<time>[-n]: gru_layers must not pick up gru_layers_grid_<time>
     own = re.compile(re.escape(sweep_name) + r"_\d{8}-\d{6}(-\d+)?")
-    names = sorted((i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory
-                    and own.fullmatch(i.base_name)), key=lambda n: _time_order(n[len(sweep_name) + 1:]))
+    names = sorted(
+        (i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory and own.fullmatch(i.base_name)),
+        key=lambda n: _time_order(n[len(sweep_name) + 1 :]),
+    )
     for name in reversed(names):
         if fs.get_file_info(f"{root.rstrip('/')}/{name}/tuner.pkl").type == pyarrow.fs.FileType.File:
             return name
@@ -83,20 +88,6 @@ def new_sweep_name(location: str, sweep_name: str) -> str:
     if is_uri(location):
         return stamp
     return claim_folder(Path(location), stamp).name
-
-
-def claim_folder(base: Path, stamp: str) -> Path:
-    """base/<stamp>, or <stamp>-2, -3, ... if taken, made with mkdir so that two processes
-    starting in the same second never get the same folder."""
-    base.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10_000):
-        folder = base / (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-    raise ConfigError(f"{base}: cannot make a new folder named {stamp}")
 
 
 def exists(location: str) -> bool:

@@ -17,6 +17,7 @@ restarts every unfinished trial of a restored sweep, so one that was waiting may
 past the rung before it pauses again (and a survivor may so finish before the next rung); the
 scores compared are always those at the rung's epoch.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,8 @@ import math
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from vgs import storage as storages
 from vgs.log import get_logger
+from vgs.sweep import storage as storages
 
 log = get_logger(__name__)
 
@@ -47,8 +48,17 @@ def survivors(scores: dict[str, float], reduction_factor: float, sign: float) ->
 
 
 class SynchronousHalving(FIFOScheduler):
-    def __init__(self, *, trials: int, max_t: int, grace_period: int = 1, reduction_factor: float = 3,
-                 max_concurrent: int | None = None, time_attr: str = "epoch", state_file: str | None = None):
+    def __init__(
+        self,
+        *,
+        trials: int,
+        max_t: int,
+        grace_period: int = 1,
+        reduction_factor: float = 3,
+        max_concurrent: int | None = None,
+        time_attr: str = "epoch",
+        state_file: str | None = None,
+    ):
         super().__init__()
         self.rungs = rungs(max_t, grace_period, reduction_factor)
         self.reduction_factor = reduction_factor
@@ -110,8 +120,11 @@ class SynchronousHalving(FIFOScheduler):
         if self.max_concurrent and sum(t.status == Trial.RUNNING for t in everyone) >= self.max_concurrent:
             return None
         # Those waiting at the rung stay paused (or pending, after a restore) until it is decided.
-        ready = [t for t in everyone if t.trial_id not in self.at_rung
-                 and (self.contenders is None or t.trial_id in self.contenders)]
+        ready = [
+            t
+            for t in everyone
+            if t.trial_id not in self.at_rung and (self.contenders is None or t.trial_id in self.contenders)
+        ]
         for status in (Trial.PENDING, Trial.PAUSED):
             for trial in ready:
                 if trial.status == status:
@@ -126,9 +139,17 @@ class SynchronousHalving(FIFOScheduler):
 
     def _write_state(self) -> None:
         if self.state_file:
-            storages.write_text(self.state_file, json.dumps({
-                "stage": self.stage, "at_rung": self.at_rung, "scores": self.scores,
-                "contenders": None if self.contenders is None else sorted(self.contenders)}))
+            storages.write_text(
+                self.state_file,
+                json.dumps(
+                    {
+                        "stage": self.stage,
+                        "at_rung": self.at_rung,
+                        "scores": self.scores,
+                        "contenders": None if self.contenders is None else sorted(self.contenders),
+                    }
+                ),
+            )
 
     def _read_state(self) -> None:
         if self.state_read:
@@ -157,14 +178,19 @@ class SynchronousHalving(FIFOScheduler):
             return None
         kept = survivors(self.at_rung, self.reduction_factor, self.sign)
         stopped = [tid for tid in self.at_rung if tid not in kept]
-        log.info(f"halving at epoch {self.rungs[self.stage]}: the best {len(kept)} of {len(self.at_rung)} "
-                 f"configurations go on" + (f" to epoch {self.rungs[self.stage + 1]}"
-                                            if self.stage + 1 < len(self.rungs) else " to the full budget"))
+        log.info(
+            f"halving at epoch {self.rungs[self.stage]}: the best {len(kept)} of {len(self.at_rung)} "
+            f"configurations go on"
+            + (f" to epoch {self.rungs[self.stage + 1]}" if self.stage + 1 < len(self.rungs) else " to the full budget")
+        )
         self.stage, self.contenders, self.at_rung, self.gone = self.stage + 1, set(kept), {}, set()
         self._write_state()
         for trial in tune_controller.get_trials():
-            if (trial.trial_id in stopped and trial is not current
-                    and trial.status not in (Trial.TERMINATED, Trial.ERROR)):
+            if (
+                trial.trial_id in stopped
+                and trial is not current
+                and trial.status not in (Trial.TERMINATED, Trial.ERROR)
+            ):
                 tune_controller.stop_trial(trial)
         if current is None:
             return None

@@ -11,6 +11,7 @@ the paper model's parameter count over the cell's: a rough guide (a GRU costs ab
 parameter per frame as the reference's, a convolution more, precomputed image features almost
 nothing), which leaves out validation and decoding.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -20,15 +21,24 @@ from typing import Any
 
 import numpy as np
 
-from vgs.config import Config, ConfigError, flatten
-from vgs.searchspace import SweepSpec, trial_overrides, tune_concurrency
+from vgs.config import Config, ConfigError, apply_overrides, base_config, flatten
+from vgs.data.features import preset_dim
+from vgs.data.prepare import prepare, resolve_paths
+from vgs.log import quiet
+from vgs.results.tables import markdown
+from vgs.schedules import training_phases
+from vgs.sweep.spec_checks import tune_concurrency
+from vgs.sweep.spec_model import SweepSpec, trial_overrides
 
 # The reference step of ../shared/bench/reference_step.py, DG3A1024 + DenseNet-264 together, batch 64,
 # on one H100 (DESIGN.md, "Performance anchors"): the default when no `vgs bench --json` file is given.
-DEFAULT_RATE = {"samples_per_s": 150.0, "device": "NVIDIA H100 (one GPU)",
-                "source": "default: the reference step's joint DG3A1024 + DenseNet-264 rate on one H100 "
-                          "(DESIGN.md), not a vgs measurement; pass --bench FILE from `vgs bench --json FILE` "
-                          "on your GPU"}
+DEFAULT_RATE = {
+    "samples_per_s": 150.0,
+    "device": "NVIDIA H100 (one GPU)",
+    "source": "default: the reference step's joint DG3A1024 + DenseNet-264 rate on one H100 "
+    "(DESIGN.md), not a vgs measurement; pass --bench FILE from `vgs bench --json FILE` "
+    "on your GPU",
+}
 
 
 def step_rate(bench: str | None) -> dict[str, Any]:
@@ -43,22 +53,26 @@ def step_rate(bench: str | None) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"--bench {bench}: no such file") from None
     except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"--bench {bench}: not a `vgs bench --json` file with the paper model's rate "
-                          f"(configs.paper.vgs_joint; run `vgs bench --configs paper --json FILE` on the GPU): "
-                          f"{type(e).__name__} {e}") from None
+        raise ConfigError(
+            f"--bench {bench}: not a `vgs bench --json` file with the paper model's rate "
+            f"(configs.paper.vgs_joint; run `vgs bench --configs paper --json FILE` on the GPU): "
+            f"{type(e).__name__} {e}"
+        ) from None
     if rate <= 0:
         raise ConfigError(f"--bench {bench}: configs.paper.vgs_joint must be > 0, got {rate}")
-    return {"samples_per_s": rate, "device": str(measured.get("device", "?")),
-            "source": f"measured: {path} (vgs bench, {measured.get('amp', '?')} precision)"}
+    return {
+        "samples_per_s": rate,
+        "device": str(measured.get("device", "?")),
+        "source": f"measured: {path} (vgs bench, {measured.get('amp', '?')} precision)",
+    }
 
 
 def reference_parameters() -> int:
     """Trainable parameters of the model the step rate is measured on (the `paper` base)."""
     import torch
 
-    from vgs.config import base_config
-    from vgs.data.features import preset_dim
-    from vgs.models.registry import build_model, count_params
+    from vgs.models.registry import count_params
+    from vgs.tasks.factory import build_model
 
     cfg = base_config("paper")
     with torch.device("meta"):
@@ -83,14 +97,19 @@ def sweep_cells(spec: SweepSpec) -> tuple[list[dict[str, Any]], str]:
     continuous = [k for k, d in spec.space.items() if "choice" not in d]
     seeds = spec.seeds
     if continuous:
-        note = (f"{', '.join(continuous)} continuous: Optuna samples {spec.num_samples} points x {len(seeds)} "
-                f"seed(s); shown: the base configuration")
+        note = (
+            f"{', '.join(continuous)} continuous: Optuna samples {spec.num_samples} points x {len(seeds)} "
+            f"seed(s); shown: the base configuration"
+        )
         return [{"train.seed": s} for s in seeds], note
     keys = list(spec.space)
     combos = [dict(zip(keys, values)) for values in itertools.product(*(spec.space[k]["choice"] for k in keys))]
     cells = [{**c, "train.seed": s} for c in combos for s in seeds]
     if spec.algorithm == "optuna" and spec.num_samples < len(combos):
-        note = f"Optuna ({spec.sampler}) runs {spec.num_samples} of these {len(combos)} combinations x {len(seeds)} seed(s)"
+        note = (
+            f"Optuna ({spec.sampler}) runs {spec.num_samples} of these {len(combos)} combinations "
+            f"x {len(seeds)} seed(s)"
+        )
     else:
         note = f"{len(combos)} combinations x {len(seeds)} seed(s), every one run"
     return cells, note
@@ -100,11 +119,9 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
     """Model, parameters, epochs and training batches (per task, per phase) of one configuration."""
     import torch
 
-    from vgs.data.prepare import prepare, resolve_paths
-    from vgs.models.registry import build_model, count_params, model_name
-    from vgs.log import quiet
-    from vgs.schedules import training_phases
+    from vgs.models.registry import count_params
     from vgs.tasks import task_of
+    from vgs.tasks.factory import build_model, model_name
     from vgs.training_data import epoch_plan, training_data
 
     cfg.data = resolve_paths(cfg.data)
@@ -116,8 +133,14 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
         td = training_data(cfg, cache[key])
     stores = store_files(cache[key])
     with torch.device("meta"):  # shapes only
-        model = build_model(cfg.model, td.data.speech.dim, td.data.images.feature_dim,
-                            len(td.vocab) if td.vocab else 0, cfg.train.epochs, td.max_chars)
+        model = build_model(
+            cfg.model,
+            td.data.speech.dim,
+            td.data.images.feature_dim,
+            len(td.vocab) if td.vocab else 0,
+            cfg.train.epochs,
+            td.max_chars,
+        )
     task = task_of(cfg.model)
 
     def objectives_at(epoch: int) -> tuple[str, ...]:
@@ -125,28 +148,39 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
 
     phases = []
     for first, last in training_phases(objectives_at, cfg.train.epochs):
-        plan = epoch_plan(objectives_at(first), task.epoch_rule, td.splits, cfg, first,
-                          np.random.default_rng([cfg.train.seed, first]))
+        plan = epoch_plan(
+            objectives_at(first), task.epoch_rule, td.splits, cfg, first, np.random.default_rng([cfg.train.seed, first])
+        )
         counts: dict[str, int] = {}
         samples = 0
         for objective, idx in plan:
             counts[objective] = counts.get(objective, 0) + 1
             samples += len(idx)
         phases.append({"epochs": [first, last], "batches_per_epoch": counts, "samples_per_epoch": samples})
-    return {"model": model_name(cfg.model), "parameters": count_params(model), "epochs": cfg.train.epochs,
-            "batches_per_epoch": phases[0]["batches_per_epoch"], "phases": phases,
-            "samples": sum(p["samples_per_epoch"] * (p["epochs"][1] - p["epochs"][0] + 1) for p in phases),
-            "store_bytes": sum(stores.values()), "store_files": stores, "image_side": "features" if td.data.images.feature_dim else "pixels",
-            # Mortazavi 2020's warm second run: the last epochs start again from the best checkpoint
-            "warm_restart": None if not cfg.train.restart_epochs else {
-                "epochs": [cfg.train.epochs - cfg.train.restart_epochs + 1, cfg.train.epochs],
-                "lr": cfg.train.lr * cfg.train.restart_lr_factor, "from": "the best checkpoint so far"}}
+    return {
+        "model": model_name(cfg.model),
+        "parameters": count_params(model),
+        "epochs": cfg.train.epochs,
+        "batches_per_epoch": phases[0]["batches_per_epoch"],
+        "phases": phases,
+        "samples": sum(p["samples_per_epoch"] * (p["epochs"][1] - p["epochs"][0] + 1) for p in phases),
+        "store_bytes": sum(stores.values()),
+        "store_files": stores,
+        "image_side": "features" if td.data.images.feature_dim else "pixels",
+        # Mortazavi 2020's warm second run: the last epochs start again from the best checkpoint
+        "warm_restart": None
+        if not cfg.train.restart_epochs
+        else {
+            "epochs": [cfg.train.epochs - cfg.train.restart_epochs + 1, cfg.train.epochs],
+            "lr": cfg.train.lr * cfg.train.restart_lr_factor,
+            "from": "the best checkpoint so far",
+        },
+    }
 
 
 def plan_sweep(spec: SweepSpec, base: Config, rate: dict[str, Any] | None = None) -> dict[str, Any]:
     """The dry run of `spec` from its trial base config (vgs.sweep.trial_base), priced in GPU-hours
     at `rate` (step_rate; default DEFAULT_RATE)."""
-    from vgs.config import apply_overrides
 
     rate = rate or dict(DEFAULT_RATE)
     reference = reference_parameters()
@@ -163,8 +197,9 @@ def plan_sweep(spec: SweepSpec, base: Config, rate: dict[str, Any] | None = None
         if key not in plans:
             plans[key] = plan_cell(apply_overrides(base, overrides), cache)
         hours = gpu_hours(plans[key]["samples"], plans[key]["parameters"], rate, reference)
-        out.append({"cell": cell, "varies": overrides, **plans[key], "gpu_hours": round(hours, 2),
-                    "config": flatten(cfg)})
+        out.append(
+            {"cell": cell, "varies": overrides, **plans[key], "gpu_hours": round(hours, 2), "config": flatten(cfg)}
+        )
     combos = len(out) // max(1, len(spec.seeds))
     enumerable = all("choice" in d for d in spec.space.values())
     if enumerable and (spec.algorithm == "grid" or spec.num_samples >= combos):
@@ -175,20 +210,34 @@ def plan_sweep(spec: SweepSpec, base: Config, rate: dict[str, Any] | None = None
     epochs = max((c["epochs"] for c in out), default=0)
     samples = max((c["samples"] for c in out), default=0)
     every_cell = trials == len(out)
-    hours = (sum(c["gpu_hours"] for c in out) if every_cell else trials * max((c["gpu_hours"] for c in out), default=0)) \
-        + confirm * max((c["gpu_hours"] for c in out), default=0)
+    hours = (
+        sum(c["gpu_hours"] for c in out) if every_cell else trials * max((c["gpu_hours"] for c in out), default=0)
+    ) + confirm * max((c["gpu_hours"] for c in out), default=0)
     stores = {f: n for c in out for f, n in c["store_files"].items()}  # each store once
-    return {"sweep": spec.name, "size": spec.size, "reproduces": spec.reproduces, "note": note, "cells": out,
-            "rate": {**rate, "reference_parameters": reference},
-            "gpu_hours_at_most": round(hours, 1), "store_bytes": sum(stores.values()),
-            "cost": {"trials": trials, "confirm_trials_at_most": confirm,
-                     "trial_epochs_at_most": (sum(c["epochs"] for c in out) if every_cell else trials * epochs)
-                     + confirm * epochs,
-                     "samples_at_most": (sum(c["samples"] for c in out) if every_cell else trials * samples)
-                     + confirm * samples,
-                     "pruning": spec.scheduler.get("type", "none")},
-            "resources": {"cpu_per_worker": spec.cpu, "gpu_per_worker": spec.gpu, "workers_per_trial": spec.workers,
-                          "max_concurrent_trials": tune_concurrency(spec)}}
+    return {
+        "sweep": spec.name,
+        "size": spec.size,
+        "reproduces": spec.reproduces,
+        "note": note,
+        "cells": out,
+        "rate": {**rate, "reference_parameters": reference},
+        "gpu_hours_at_most": round(hours, 1),
+        "store_bytes": sum(stores.values()),
+        "cost": {
+            "trials": trials,
+            "confirm_trials_at_most": confirm,
+            "trial_epochs_at_most": (sum(c["epochs"] for c in out) if every_cell else trials * epochs)
+            + confirm * epochs,
+            "samples_at_most": (sum(c["samples"] for c in out) if every_cell else trials * samples) + confirm * samples,
+            "pruning": spec.scheduler.get("type", "none"),
+        },
+        "resources": {
+            "cpu_per_worker": spec.cpu,
+            "gpu_per_worker": spec.gpu,
+            "workers_per_trial": spec.workers,
+            "max_concurrent_trials": tune_concurrency(spec),
+        },
+    }
 
 
 def _size(n: int) -> str:
@@ -200,13 +249,14 @@ def _size(n: int) -> str:
 
 
 def format_plan(plan: dict[str, Any]) -> str:
-    from vgs.sweep import _markdown
 
     rows: dict[str, list[str]] = {}  # one row per configuration, its seeds together
     for c in plan["cells"]:
         varies = ", ".join(f"{k}={v}" for k, v in c["varies"].items() if k != "train.seed") or "(base)"
-        phases = "; ".join(f"ep {p['epochs'][0]}-{p['epochs'][1]}: " +
-                           " ".join(f"{t} {n}" for t, n in p["batches_per_epoch"].items()) for p in c["phases"])
+        phases = "; ".join(
+            f"ep {p['epochs'][0]}-{p['epochs'][1]}: " + " ".join(f"{t} {n}" for t, n in p["batches_per_epoch"].items())
+            for p in c["phases"]
+        )
         if c.get("warm_restart"):
             w = c["warm_restart"]
             phases += f"; ep {w['epochs'][0]}-{w['epochs'][1]} again from the best epoch at lr {w['lr']:g}"
@@ -214,24 +264,48 @@ def format_plan(plan: dict[str, Any]) -> str:
         if varies in rows:
             rows[varies][1] += f",{seed}"
         else:
-            rows[varies] = [varies, seed, c["model"], f"{c['parameters'] / 1e6:.2f} M", str(c["epochs"]), phases,
-                            f"{c['gpu_hours']:.2f}"]
+            rows[varies] = [
+                varies,
+                seed,
+                c["model"],
+                f"{c['parameters'] / 1e6:.2f} M",
+                str(c["epochs"]),
+                phases,
+                f"{c['gpu_hours']:.2f}",
+            ]
     cost, res = plan["cost"], plan["resources"]
     size = f" at {plan['size']} size" if plan.get("size") else ""
-    lines = [f"sweep '{plan['sweep']}'{size} (dry run: nothing trains): {plan['note']}", "",
-             _markdown(["configuration (resolved overrides)", "seeds", "model", "parameters", "epochs",
-                        "training batches per epoch", "GPU-h per seed"], list(rows.values())),
-             "",
-             f"cost: {cost['trials']} trials, at most {cost['trial_epochs_at_most']} trial-epochs and "
-             f"{cost['samples_at_most']:,} training samples (pruning: {cost['pruning']}"
-             + (f"; a confirmation phase adds up to {cost['confirm_trials_at_most']} trials" if cost["confirm_trials_at_most"] else "")
-             + ")",
-             f"GPU time: at most {plan['gpu_hours_at_most']:,.1f} GPU-hours of training (validation and decoding "
-             f"not counted) at {plan['rate']['samples_per_s']:g} samples/s for the paper model "
-             f"({plan['rate']['reference_parameters'] / 1e6:.1f} M parameters) on {plan['rate']['device']}, scaled by "
-             f"each cell's parameters; {plan['rate']['source']}",
-             f"disk: the feature stores (MFCC and images) take {_size(plan['store_bytes'])}",
-             f"asks Ray for {res['cpu_per_worker']:g} CPU and {res['gpu_per_worker']:g} GPU per worker, "
-             f"{res['workers_per_trial']} worker(s) per trial"
-             + (f", at most {res['max_concurrent_trials']} trials at once" if res["max_concurrent_trials"] else "")]
+    lines = [
+        f"sweep '{plan['sweep']}'{size} (dry run: nothing trains): {plan['note']}",
+        "",
+        markdown(
+            [
+                "configuration (resolved overrides)",
+                "seeds",
+                "model",
+                "parameters",
+                "epochs",
+                "training batches per epoch",
+                "GPU-h per seed",
+            ],
+            list(rows.values()),
+        ),
+        "",
+        f"cost: {cost['trials']} trials, at most {cost['trial_epochs_at_most']} trial-epochs and "
+        f"{cost['samples_at_most']:,} training samples (pruning: {cost['pruning']}"
+        + (
+            f"; a confirmation phase adds up to {cost['confirm_trials_at_most']} trials"
+            if cost["confirm_trials_at_most"]
+            else ""
+        )
+        + ")",
+        f"GPU time: at most {plan['gpu_hours_at_most']:,.1f} GPU-hours of training (validation and decoding "
+        f"not counted) at {plan['rate']['samples_per_s']:g} samples/s for the paper model "
+        f"({plan['rate']['reference_parameters'] / 1e6:.1f} M parameters) on {plan['rate']['device']}, scaled by "
+        f"each cell's parameters; {plan['rate']['source']}",
+        f"disk: the feature stores (MFCC and images) take {_size(plan['store_bytes'])}",
+        f"asks Ray for {res['cpu_per_worker']:g} CPU and {res['gpu_per_worker']:g} GPU per worker, "
+        f"{res['workers_per_trial']} worker(s) per trial"
+        + (f", at most {res['max_concurrent_trials']} trials at once" if res["max_concurrent_trials"] else ""),
+    ]
     return "\n".join(lines)

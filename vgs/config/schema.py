@@ -1,0 +1,219 @@
+"""The configuration's typed tree: one dataclass per section (data, model and its parts, train)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be built; the message names the offending key."""
+
+
+@dataclass
+class SpeechConfig:
+    """conv1d + BiGRU stack + vectorial attention (seed 002 §4.1)."""
+
+    layers: int = 2
+    conv_channels: int = 64
+    conv_kernel: int = 6
+    # The paper does not give a stride; >1 shortens the GRU's input (CPU configs use 2-3).
+    conv_stride: int = 1
+    attention_hidden: int = 128
+    # vectorial: a weight per step and dimension (seeds 002/003); scalar: one weight per step
+    # (seed 004 eq. 4-5; three-task's text branches too)
+    attention: str = "vectorial"
+
+
+@dataclass
+class ImageConfig:
+    """DenseNet trained from pixels + global average pool + linear N (seed 002 §4.2)."""
+
+    growth_rate: int = 32
+    # String key "6-12-64-48" rather than a tuple so that it survives YAML, Tune and MLflow.
+    blocks: str = "6-12-64-48"
+    init_features: int = 64
+    bn_size: int = 4
+    # features: a linear map of precomputed, fixed image features (data.image_features; the image side
+    # of Higy et al. 2020 and Chrupała 2019), refused without them; densenet: from pixels (Mortazavi
+    # 2020); auto: features when data.image_features is set, else densenet.
+    encoder: str = "auto"
+    features_from: str = ""  # the torchvision model the features come from (named in errors and plans)
+
+
+@dataclass
+class TextConfig:
+    """Character text encoder (seed 003 §3.1.2): embedding + BiGRU (N/2 per direction) + vectorial
+    attention + L2.  `source` picks the text: English transcripts or Japanese translations."""
+
+    source: str = "transcript"  # transcript | translation
+    embed: int = 128
+    layers: int = 2
+    attention_hidden: int = 128
+
+
+@dataclass
+class AsrConfig:
+    """Attention encoder-decoder for ASR/SLT (seed 003 §3.1.3): conv + BiGRU encoder (`hidden`
+    per direction), Bahdanau attention, GRU decoder, character output."""
+
+    encoder_layers: int = 5
+    hidden: int = 768
+    decoder_layers: int = 1
+    embed: int = 64  # previous-character embedding of the decoder
+    attention: int = 256  # Bahdanau attention size
+    beam: int = 10  # beam width for test decoding (and pipe-seq's training transcripts)
+    val_beam: int = 1  # per-epoch validation decoding (1 = greedy: cheap)
+    max_chars: int = 300  # decoding stops here if no end-of-sentence came
+    length_penalty: float = 0.0  # beams ranked by logprob / length**penalty (0: plain logprob)
+
+
+@dataclass
+class MultitaskConfig:
+    """Layer split of the multitask speech encoders (seed 003 Table 4 triplets, seed 004 Table 1):
+    shared BiGRU layers, then speech->image layers and secondary-task layers (0 = attention only)."""
+
+    shared_layers: int = 4
+    s2i_layers: int = 1
+    task_layers: int = 1
+    asr_epochs: int = 0  # pipe-seq: epochs of ASR/SLT training before the text-image part (0: half)
+    # pipe-seq: the ASR/SLT phase ends early once val WER (BLEU) has not improved for this many
+    # epochs (training to convergence); its remaining epochs go to the text-image part (0: never)
+    asr_patience: int = 0
+
+
+@dataclass
+class ThreeTaskConfig:
+    """Chrupała's three-task model (seed 004 §3, Table 1): layer counts of the shared speech (S)
+    and text (T) encoders and of the task encoders S2I, S2T, T2S, T2I; 0 = attention only,
+    -1 = ablated (the whole task it serves is left out, Table 1's dot)."""
+
+    speech_layers: int = 2
+    text_layers: int = 1
+    s2i: int = 1
+    s2t: int = 0
+    t2s: int = 0
+    t2i: int = 1
+    # every GRU of the model reads both directions (N/2 units each); False: forward only with N
+    # units, as seed 004's GRUs of 1024 (the chrupala2019 base)
+    bidirectional: bool = True
+
+
+@dataclass
+class ModelConfig:
+    # coembed (speech-image) | text-image | asr | slt | pipe-ind | pipe-seq | mtl-transcribe |
+    # mtl-translate | mtl-match | three-task
+    family: str = "coembed"
+    latent: int = 1024  # N: embedding size; the BiGRU has N/2 units per direction
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    mtl: MultitaskConfig = field(default_factory=MultitaskConfig)  # mtl-transcribe / mtl-translate
+    # mtl-match's own split (seed 003 §3.1.5, after Chrupała 2019): shared 2 x BiGRU, speech->image
+    # branch 2 x BiGRU, speech->text branch attention only; widths N/2 per direction
+    match: MultitaskConfig = field(
+        default_factory=lambda: MultitaskConfig(shared_layers=2, s2i_layers=2, task_layers=0)
+    )
+    three: ThreeTaskConfig = field(default_factory=ThreeTaskConfig)
+
+
+@dataclass
+class DataConfig:
+    # Corpus directory (Flickr8K Audio, Places or SpokenCOCO layout); empty means the built-in corpus.
+    root: str = ""
+    layout: str = "auto"  # auto | flickr8k | places | spokencoco | librispeech
+    image_dir: str = ""  # folder of image files; empty means look inside root
+    builtin_images: int = 2500
+    builtin_seed: int = 0
+    # Validation and test images of the built-in corpus (0: a tenth of the images each, 250 of 2500;
+    # builtin_test=1000 gives the papers' 1000-image test protocol); the rest train.
+    builtin_val: int = 0
+    builtin_test: int = 0
+    # Captions per image that keep their Japanese translation in the built-in corpus (it writes
+    # all five): 2, as F30kEnt-JP translates two captions per Flickr8K image (seed 003 §3.4.1).
+    builtin_translated: int = 2
+    # White-noise level of the built-in corpus's recordings, a dB range each recording draws from
+    # ("20-40": clean speech); lower makes recognition harder (pipeline_vs_mtl: "0-20").
+    builtin_snr: str = "20-40"
+    features: str = "mortazavi"  # MFCC preset: mortazavi | chrupala
+    # Standardisation of the MFCCs: corpus = the training split's mean and std per dimension (the
+    # papers); utterance = each utterance's own mean and std (CMVN: less speaker, faster learning).
+    speech_norm: str = "corpus"
+    max_frames: int = 8192  # longer utterances are dropped and counted (seed 002 §5.1)
+    skip_bad: bool = False  # leave out unreadable audio (listed in a report) instead of stopping
+    image_resize: int = 256  # images are stored decoded at this size ...
+    image_crop: int = 224  # ... and randomly cropped (train) or centre-cropped (eval) to this
+    store: str = ""  # feature store folder; empty means <VGS_HOME>/store
+    # Precomputed image features (.npy + .names.txt, .npz, .parquet or platalea's .pt), keyed by image
+    # file name; when set, images are not decoded and the image encoder is a linear layer (seeds 003/004).
+    image_features: str = ""
+    # F30kEnt-JP per-image Japanese files (replace any raw_jp); English Flickr30k Entities Sentences/
+    # folder for matching (empty: a Sentences folder beside or inside it).
+    translations: str = ""
+    translations_en: str = ""
+    # Textual downsampling of the training split (seed 003 §4.4): keep text for this many hours of
+    # speech, or this fraction of it (0 = all); speech and images are unchanged.
+    text_hours: float = 0.0
+    text_fraction: float = 0.0
+    text_seed: int = 0
+    # Train only on captions that have a translation (speech, image and text): seed 003's
+    # "reduced English" dataset, and the size of its Japanese experiments; val/test stay whole.
+    translated_only: bool = False
+    # Data of the speech/text task (three-task, seed 004 §3.5): aligned = the same captions as the
+    # other tasks; nonaligned = disjoint data: the corpus at speech_text_root (e.g. LibriSpeech),
+    # or, when empty, a second built-in corpus drawn with another seed.
+    speech_text: str = "aligned"
+    speech_text_root: str = ""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 2e-4
+    scheduler: str = "calr"  # calr | calwr | cyclic | constant | wsd
+    min_lr: float = 1e-6  # floor of the cosine schedules, low end of the cyclic one
+    calwr_t0: int = 5  # CALWR: epochs in the first cycle
+    calwr_t_mult: int = 1  # CALWR: growth of the cycle length
+    cyclic_step_epochs: float = 2.0  # cyclic LR: epochs per half cycle
+    decay_fraction: float = 0.3  # wsd: the last fraction of the steps anneals (cosine) to min_lr
+    clip_grad: float = 0.0  # max gradient norm; 0 turns clipping off
+    # Seed 002's warm second run: the last restart_epochs of train.epochs start again from the
+    # best checkpoint so far, with a fresh optimizer at restart_lr_factor x train.lr and their own
+    # schedule (DG2A2048: 120 epochs, then 30 from the best at half the rate). 0: one run.
+    restart_epochs: int = 0
+    restart_lr_factor: float = 0.5
+    # A family with several objectives (multitask, pipelines, three-task) steps each with its own
+    # Adam and LR schedule, as the papers' code does (platalea's mtl.experiment): a shared layer's
+    # update for one task is then scaled by that task's gradient moments, not by the other task's
+    # larger ones.  false: one Adam over every objective's steps.
+    task_optimizers: bool = True
+    margin: float = 0.2  # hinge margin beta (eq. 3)
+    augment: bool = True  # random crop + horizontal flip of training images
+    # After the last epoch: speaker-ID probe and RSA against text and images (seed 004 §3.7), on
+    # up to 600 validation captions, logged as analysis_* metrics.
+    analysis: bool = False
+    # Validation captions of the speaker-ID probe and RSA (0: the whole validation set, as Chrupała
+    # 2019), and utterances of the phoneme probe, half to train it, half to test (the paper: 2,500 + 2,500).
+    analysis_captions: int = 600
+    phoneme_utterances: int = 1000
+    # Captions drawn per image per epoch; 0 uses all of them (CPU configs use 1 for short epochs).
+    captions_per_image: int = 0
+    eval_batch_size: int = 128
+    test_at_end: bool = True  # evaluate the best checkpoint on the test split when done
+    seed: int = 0
+    threads: int = 1  # torch intra-op threads per trial (per worker)
+    # Several workers per trial (sweep --resources workers=N): batch_size is the global batch, split
+    # across them; the contrastive losses use the negatives of every worker, as one worker would.
+    gather_negatives: bool = True
+    # Mixed precision of the training step on a GPU: off | bf16 (autocast; no loss scaling needed).
+    # Evaluation stays in float32.  Ignored on CPU, where bf16 is slower.
+    amp: str = "off"
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)

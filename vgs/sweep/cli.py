@@ -1,0 +1,290 @@
+"""The `python -m vgs.sweep` command line: its options, and what it prints when the sweep ends."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from vgs.config import ConfigError, parse_cli_overrides
+from vgs.data.records import CorpusError
+from vgs.log import get_logger, report_error, set_verbosity, verbosity
+from vgs.results.retrieve import register_best
+from vgs.sweep import storage as storages
+from vgs.sweep.driver import dry_run, run_sweep
+from vgs.sweep.options import SweepOptions
+from vgs.sweep.phases import parent_status
+from vgs.sweep.spec_model import SCHEDULERS
+from vgs.sweep.tune_setup import SweepInterrupted
+
+log = get_logger(__name__)
+
+
+def mlflow_command() -> str:
+    """The mlflow executable beside this Python (e.g. .venv/bin/mlflow), so the printed command works as is."""
+    candidate = Path(sys.executable).parent / "mlflow"
+    if candidate.exists():
+        try:
+            return str(candidate.relative_to(Path.cwd()))
+        except ValueError:
+            return str(candidate)
+    return "mlflow"
+
+
+def _pick(item: str) -> tuple[str, list[str]]:
+    """--pick KEY=A,B -> (KEY, [A, B])."""
+    key, sep, values = item.partition("=")
+    if not sep or not values:
+        raise argparse.ArgumentTypeError(f"'{item}' must look like KEY=A,B")
+    return key.strip(), [v.strip() for v in values.split(",")]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got '{text}'") from None
+
+
+def _resources(text: str) -> dict[str, float]:
+    """--resources cpu=N,gpu=F,workers=N -> {'cpu': N, ...}."""
+    out = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if key.strip() not in ("cpu", "gpu", "workers"):
+            raise argparse.ArgumentTypeError(f"takes cpu=N,gpu=N,workers=N; got '{item}'")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{key.strip()} must be a number, got '{value}'") from None
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m vgs.sweep", description="Run a named sweep with Ray Tune.")
+    p.add_argument("name", help="search space name (vgs/search_spaces/NAME.yaml) or a YAML path")
+    p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. train.epochs=10")
+    p.add_argument(
+        "--data",
+        help="corpus folder: Flickr8K Audio, Places or SpokenCOCO layout, detected "
+        "(default: the built-in corpus); see README 'Use your own corpus'",
+    )
+    p.add_argument(
+        "--base",
+        help="named base config instead of the YAML's (or its size's); the YAML's overrides "
+        "still apply. For a paper's own setup use --size paper instead",
+    )
+    p.add_argument(
+        "--size",
+        choices=("cpu", "paper"),
+        help="for a sweep that reproduces a paper table: cpu (the default: scaled to run on a laptop, "
+        "the README's CPU results) or paper (the paper's own setup, for GPUs; see README "
+        "'Reproducing the papers at their size')",
+    )
+    p.add_argument(
+        "--bench",
+        metavar="FILE",
+        help="with --dry-run: a `vgs bench --json FILE` measurement whose paper-model step rate turns "
+        "the plan into GPU-hours (default: a stated reference figure)",
+    )
+    p.add_argument("--samples", type=int, help="number of Optuna trials (default: search.num_samples of the YAML)")
+    p.add_argument(
+        "--pick",
+        action="append",
+        default=[],
+        metavar="KEY=A,B",
+        type=_pick,
+        help="keep only these choices of a space key, e.g. --pick variant.model=pipe-seq/full, or a "
+        "pattern: 'variant.model=*/full' (repeatable)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=_seeds,
+        help="comma-separated seeds instead of the YAML's, e.g. --seeds 0; every configuration runs with each",
+    )
+    p.add_argument(
+        "--add-seeds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --resume of a finished sweep: run its top configurations (--top K) with N more seeds "
+        "under the same MLflow parent, reusing every trial run; verdict, tables and plots are redone",
+    )
+    p.add_argument(
+        "--top",
+        type=int,
+        metavar="K",
+        help="with --add-seeds: how many of the best configurations (default: confirm.top, else 2)",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        help="significance level of the verdict's Welch t-tests (default: the YAML's alpha, or 0.05)",
+    )
+    p.add_argument(
+        "--confirm",
+        type=int,
+        metavar="N",
+        help="after the search, run the best N configurations with every seed of confirm.seeds (or "
+        "the sweep's seeds and one more) to the full budget; 0 turns the YAML's confirmation off",
+    )
+    p.add_argument(
+        "--scheduler",
+        choices=SCHEDULERS,
+        help="scheduler.type instead of the YAML's: asha (asynchronous), halving (synchronous successive "
+        "halving: every configuration reaches a rung before the best go on), none (every trial to "
+        "the full budget); the YAML's grace_period and reduction_factor stay",
+    )
+    p.add_argument(
+        "--resources",
+        type=_resources,
+        default={},
+        help="per-trial resources instead of the YAML's: cpu=N,gpu=F per worker and "
+        "workers=N (DDP workers per trial), e.g. gpu=0.25 or gpu=1,workers=4",
+    )
+    p.add_argument(
+        "--storage",
+        help="Ray results: a folder, or an s3:// gs:// file:// URI that every node of a "
+        "cluster reaches (default: .vgs/ray_results)",
+    )
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--resume", action="store_true", help="continue the most recent run of this sweep")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio files (with a report)")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local cluster)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and stop: each cell's resolved configuration, model and parameters, "
+        "training batches per task per epoch, the sweep's cost and resources (no training, no Ray)",
+    )
+    p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON, one object per cell")
+    p.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the best trial's checkpoint in the MLflow Model Registry as a new version of "
+        "NAME (load it with: python -m vgs.results.retrieve --run models:/NAME ...)",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the trials' own output (Ray prefixes it with the worker) and every log line "
+        "of Ray, Optuna and MLflow; by default the driver prints one line per trial-epoch",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_intermixed_args(argv)  # overrides may come before or after options
+    # Ray's new console output prints a boxed experiment header and TensorBoard hints even at
+    # verbose=0; the legacy one at verbose=0 prints nothing (our driver prints the progress)
+    a.verbose = a.verbose or verbosity() >= 2  # `vgs -v sweep ...` is --verbose too
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1" if a.verbose else "0")
+    if a.verbose:
+        set_verbosity(2)
+    # We checkpoint every epoch on purpose (resumable trials); Ray's warning about it is noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    try:
+        overrides = parse_cli_overrides(a.overrides)
+        if a.skip_bad:
+            overrides["data.skip_bad"] = "true"
+        if a.dry_run:
+            return dry_run(
+                SweepOptions(
+                    a.name,
+                    data=a.data,
+                    overrides=overrides,
+                    samples=a.samples,
+                    picks=dict(a.pick),
+                    seeds=a.seeds,
+                    resources=a.resources,
+                    confirm=a.confirm,
+                    base=a.base,
+                    scheduler=a.scheduler,
+                    size=a.size,
+                    alpha=a.alpha,
+                ),
+                a.json,
+                a.bench,
+            )
+        summary = run_sweep(
+            SweepOptions(
+                a.name,
+                data=a.data,
+                storage=a.storage,
+                tracking_uri=a.tracking_uri,
+                resume=a.resume,
+                overrides=overrides,
+                address=a.address,
+                samples=a.samples,
+                picks=dict(a.pick),
+                seeds=a.seeds,
+                resources=a.resources,
+                confirm=a.confirm,
+                verbose=a.verbose,
+                base=a.base,
+                scheduler=a.scheduler,
+                size=a.size,
+                alpha=a.alpha,
+                add_seeds=a.add_seeds,
+                top=a.top,
+            )
+        )
+    except (ConfigError, CorpusError, FileExistsError) as e:
+        return report_error(e)
+    except SweepInterrupted as e:
+        log.warning(f"\n{e}")
+        return 130
+    print_summary(summary, a.register)
+    return 0 if parent_status(summary) == "FINISHED" else 1
+
+
+def print_summary(summary: dict, register: str | None) -> None:
+    """The sweep's answer on the terminal: cost, table, best trial, failures, where to look, verdict."""
+    best = summary.get("best")
+    c = summary["compute"]
+    print(
+        f"\nsweep '{summary['sweep']}' finished in {summary['wall_seconds']:.0f} s; {c['trials']} trials, "
+        f"{c['trial_epochs']} trial-epochs, {c['core_seconds']:.0f} core-seconds of training"
+    )
+    print(summary["table"])
+    if best:
+        cfg = ", ".join(f"{k}={v}" for k, v in best["config"].items() if k != "train.seed")
+        seed = f" (seed {best['config']['train.seed']})" if "train.seed" in best["config"] else ""
+        if best.get("val_s2i_r10") is not None:
+            print(
+                f"\nbest trial {best['trial_id']}{seed}: {cfg} -> val R@10 speech->image {best['val_s2i_r10']:.3f}, "
+                f"image->speech {best['val_i2s_r10']:.3f} (epoch {best['best_epoch']})"
+            )
+        else:
+            print(
+                f"\nbest trial {best['trial_id']}{seed}: {cfg} -> {summary['metric']} "
+                f"{best[summary['metric']]:.3f} (epoch {best['best_epoch']})"
+            )
+        if best.get("test_s2i_r10") is not None:
+            print(
+                f"  test (best epoch): R@10 speech->image {best['test_s2i_r10']:.3f}, "
+                f"image->speech {best['test_i2s_r10']:.3f}"
+            )
+    for t in summary["trials"]:
+        if t.get("error"):
+            print(f"trial {t['trial_id']} failed: {t['error']}")
+    print(f"\nresults: {storages.redact(summary['sweep_dir'])}")
+    runs_table = (
+        f"#/experiments/{summary['experiment_id']}?workflowType=machine_learning"
+        if summary.get("experiment_id")
+        else ""
+    )
+    print(
+        f"MLflow UI: {mlflow_command()} ui --backend-store-uri {storages.redact(summary['tracking_uri'])}   "
+        f"(then open http://127.0.0.1:5000/{runs_table}: the runs table; the parent run's artifacts hold plots/)"
+    )
+    if register and best and summary.get("parent_run_id"):
+        from vgs.sweep.tracking import client
+
+        try:
+            registered = register_best(client(summary["tracking_uri"]), summary["parent_run_id"], register)
+            print(f"registered {registered}: python -m vgs.results.retrieve --run models:/{register} --wav FILE")
+        except ConfigError as e:
+            log.error(f"error: --register {register}: {e}")
+    print(f"\nverdict: {summary['verdict']}")

@@ -1,0 +1,364 @@
+"""Run a named sweep with Ray Tune.  `run_sweep` reads as its story: resume, resolve, check tracking,
+start Ray, prepare data, search, confirm, summarise, finish.
+
+    python -m vgs.sweep NAME [--data DIR] [--storage DIR] [--tracking-uri URI] [--resume] [key=value ...]
+
+NAME is a file in vgs/search_spaces/ or ./search_spaces/ (or a path to a YAML file).  The corpus and its features
+are prepared once in the driver; every trial reuses them.  Runs on whatever Ray cluster `ray.init()` finds
+(RAY_ADDRESS, or a cluster started with `ray start`), else a local one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Ray folds alike log lines of different trials into "[repeated 2x across cluster]", which hid
+# whole epoch lines of the demo's progress; read by Ray at import, so set before Ray loads.
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+from vgs.config import Config, ConfigError, default_tracking_uri, flatten, vgs_home
+from vgs.data.prepare import prepare, prepare_speech_text, resolve_paths
+from vgs.log import get_logger
+from vgs.results.tables import CONFIRM, MORE_SEEDS, format_config_table, format_table
+from vgs.sweep import storage as storages
+from vgs.sweep.options import OPTIONS_FILE, SweepOptions, resolved_sweep, resumed_options
+from vgs.sweep.output import ProgressCallback, quiet_libraries
+from vgs.sweep.phases import confirm_cells, more_seed_cells, parent_status, seeds_run, summarise, summary_of
+from vgs.sweep.spec import load
+from vgs.sweep.spec_checks import cell_data_configs, tune_concurrency
+from vgs.sweep.spec_model import SweepSpec
+from vgs.sweep.tune_setup import (
+    build_param_space,
+    cell_space,
+    check_trial_fits,
+    expected_trials,
+    fit_tuner,
+    make_scheduler,
+    make_trainable,
+)
+
+log = get_logger(__name__)
+
+
+def dry_run(opts: SweepOptions, as_json: bool, bench: str | None = None) -> int:
+    """--dry-run: the plan of the sweep (vgs.sweep.dry_run) on stdout; nothing trains, Ray does not start."""
+    from vgs.sweep.dry_run import format_plan, plan_sweep, step_rate
+
+    rate = step_rate(bench)  # a bad --bench file is refused before any corpus work
+    spec, _, base = resolved_sweep(opts)
+    plan = plan_sweep(spec, base, rate)
+    print(json.dumps(plan["cells"], indent=1, default=str) if as_json else format_plan(plan))
+    return 0
+
+
+@dataclass
+class Sweep:
+    """One sweep being run: what it resolved to and where it lives."""
+
+    opts: SweepOptions
+    spec: SweepSpec
+    extra: dict[str, Any]  # base overrides of the command line (and --data)
+    base: Config  # the config every trial starts from
+    tracking_uri: str
+    storage_dir: str
+    name: str  # its folder under storage_dir, e.g. gru_layers_20261204-101010
+    previous: str | None  # the folder --resume continues
+    finished: dict | None  # the summary of a finished sweep that --add-seeds extends
+
+    @property
+    def dir(self) -> str:
+        return storages.join(self.storage_dir, self.name)
+
+    @property
+    def resume_hint(self) -> str:
+        storage = f" --storage {storages.redact(self.opts.storage)}" if self.opts.storage else ""
+        return f"python -m vgs.sweep {self.opts.name} --resume{storage}"
+
+
+def run_sweep(opts: SweepOptions) -> dict:
+    """Run the sweep `opts.name`; returns its summary (trials, configurations, verdict, best, compute)."""
+    t_start = time.time()
+    if not opts.verbose:
+        quiet_libraries()
+    storage_dir = storages.normalise(opts.storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
+    opts, previous, finished = resume_point(opts, storage_dir)
+    if finished is not None and not opts.add_seeds:  # nothing left to run: its answer
+        return {
+            **finished,
+            "wall_seconds": 0.0,
+            "sweep_dir": storages.join(storage_dir, previous),
+            "tracking_uri": opts.tracking_uri or default_tracking_uri(),
+        }
+    spec, extra, base = resolved_sweep(opts)
+    sweep = Sweep(
+        opts,
+        spec,
+        extra,
+        base,
+        opts.tracking_uri or default_tracking_uri(),
+        storage_dir,
+        previous or "",
+        previous,
+        finished,
+    )
+    from vgs.sweep.tracking import check_tracking_uri
+
+    check_tracking_uri(sweep.tracking_uri)  # before Ray and before any featurisation
+    log.info(f"sweep '{spec.name}': {spec.description}")
+    start_ray(sweep)
+    prepare_data(sweep)
+    sweep.name = previous or storages.new_sweep_name(storage_dir, spec.name)
+    if previous is None:
+        record_options(sweep)
+    runner = PhaseRunner(sweep)
+    trials = finished["trials"] if finished is not None else runner.search()
+    trials += runner.confirm(trials)
+    if finished is not None:
+        trials += runner.add_seeds(trials)
+    summary = finish(sweep, trials, runner)
+    return {
+        **summary,
+        "wall_seconds": time.time() - t_start,
+        "sweep_dir": sweep.dir,
+        "tracking_uri": sweep.tracking_uri,
+    }
+
+
+def resume_point(opts: SweepOptions, storage_dir: str) -> tuple[SweepOptions, str | None, dict | None]:
+    """(options, the folder --resume continues, that sweep's summary if it finished)."""
+    if opts.add_seeds and not opts.resume:
+        raise ConfigError("--add-seeds extends a finished sweep: add --resume (the newest sweep of this name)")
+    if not opts.resume:
+        return opts, None, None
+    previous, opts = resumed_options(opts, storage_dir, load(opts.name).name)
+    done = storages.join(storages.join(storage_dir, previous), "summary.json")
+    if not storages.exists(done):
+        return opts, previous, None
+    if opts.add_seeds:
+        log.info(
+            f"sweep {previous} finished; adding {opts.add_seeds} seed(s) to its top "
+            f"{opts.top or 'configurations'} (every trial already run is kept)"
+        )
+    else:
+        log.info(f"sweep {previous} already finished; its results follow (run without --resume to start a new one)")
+    return opts, previous, json.loads(storages.read_text(done))
+
+
+def start_ray(sweep: Sweep) -> None:
+    """Connect to the cluster (or start a local Ray), then refuse a trial that cannot fit."""
+    import ray
+
+    if not ray.is_initialized():
+        # the trials' own lines stay in their log files unless --verbose: the driver prints progress
+        ray.init(
+            address=sweep.opts.address,
+            include_dashboard=False,
+            log_to_driver=sweep.opts.verbose,
+            runtime_env={
+                "env_vars": {
+                    "VGS_HOME": str(vgs_home()),
+                    "PYTHONWARNINGS": "ignore::UserWarning",
+                    # explicit on every node: a worker never guesses a local mlflow.db
+                    "MLFLOW_TRACKING_URI": sweep.tracking_uri,
+                }
+            },
+        )
+    # before any corpus work: a trial that cannot fit is reported at once
+    local = sweep.opts.address is None and not os.environ.get("RAY_ADDRESS")
+    check_trial_fits(sweep.spec, ray.cluster_resources(), local=local)
+
+
+def prepare_data(sweep: Sweep) -> None:
+    """In the driver, once, so trials only read the stores (and never build one at the same time)."""
+
+    datas = cell_data_configs(sweep.spec, sweep.extra)
+    others = f" and {len(datas) - 1} other data configuration(s) of the cells" if len(datas) > 1 else ""
+    log.info(f"preparing corpus {resolve_paths(sweep.base.data).root}{others} (features are computed once and reused)")
+    for d, nonaligned in datas:
+        prepare(d)
+        if nonaligned:
+            prepare_speech_text(d)
+
+
+def record_options(sweep: Sweep) -> None:
+    """What --resume will continue with: this command line, resolved."""
+    opts = sweep.opts
+    recorded = dataclasses.replace(
+        opts,
+        resume=False,
+        tracking_uri=sweep.tracking_uri,
+        data=str(Path(opts.data).expanduser().resolve()) if opts.data else None,
+    )
+    storages.write_text(storages.join(sweep.dir, OPTIONS_FILE), json.dumps(dataclasses.asdict(recorded), indent=1))
+
+
+class PhaseRunner:
+    """The sweep's Tune phases: the search, the confirmation of its best, seeds added later.  Every
+    phase logs to the same MLflow parent run (found by the sweep's folder)."""
+
+    def __init__(self, sweep: Sweep):
+        self.sweep = sweep
+        self.trainable = make_trainable(sweep.spec, sweep.base, sweep.dir)
+        from vgs.sweep.tracking import search_record, source_tags
+
+        self.search_record, self.tags = search_record(sweep.spec), source_tags()
+
+    def tracker(self):
+        from vgs.sweep.tracking import MlflowSweepCallback
+
+        s, spec, base = self.sweep, self.sweep.spec, self.sweep.base
+
+        return MlflowSweepCallback(
+            s.tracking_uri,
+            experiment=f"vgs-{spec.name}",
+            sweep_name=spec.name,
+            sweep_dir=s.dir,
+            params={
+                "sweep": spec.name,
+                "base": spec.base,
+                "search": spec.algorithm,
+                "num_samples": spec.num_samples,
+                "scheduler": spec.scheduler.get("type"),
+                "metric": spec.metric,
+                "data.root": resolve_paths(base.data).root,
+                "workers_per_trial": spec.workers,
+                "cpu_per_worker": spec.cpu,
+                "gpu_per_worker": spec.gpu,
+                "confirm_top": spec.confirm_top,
+                "confirm_seeds": ",".join(map(str, spec.confirm_seeds)),
+            },
+            max_epochs=base.train.epochs,
+            base_params=flatten(base),
+            seeds=spec.seeds,
+            variants=spec.variants,
+            search=self.search_record,
+            tags=self.tags,
+        )
+
+    def run_config(self, phase: str) -> Any:
+        from ray import tune
+
+        s = self.sweep
+        shown = (
+            []
+            if s.opts.verbose
+            else [
+                ProgressCallback(s.base.train.epochs, s.spec.seeds, s.spec.variants, s.base.train.seed, s.spec.metric)
+            ]
+        )
+        return tune.RunConfig(
+            name=phase,
+            storage_path=s.storage_dir if phase == s.name else s.dir,
+            callbacks=[self.tracker(), *shown],
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=1),
+        )
+
+    def fit(self, tuner) -> list[dict]:
+        s = self.sweep
+        return summarise(s.spec, fit_tuner(tuner, s.spec, s.resume_hint, s.dir), s.base.train.epochs)
+
+    def search(self) -> list[dict]:
+        """The search phase (restored when --resume continues it)."""
+        from ray import tune
+
+        s, spec = self.sweep, self.sweep.spec
+        if s.previous is not None:
+            log.info(f"resuming {storages.redact(s.dir)}")
+            return self.fit(
+                tune.Tuner.restore(s.dir, trainable=self.trainable, resume_unfinished=True, resume_errored=True)
+            )
+        param_space, searcher = build_param_space(spec, s.base)
+        return self.fit(
+            tune.Tuner(
+                self.trainable,
+                param_space=param_space,
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher,
+                    scheduler=make_scheduler(spec, s.base.train.epochs, s.dir),
+                    # Repeater hands each Optuna configuration out once per seed: Tune counts trials
+                    num_samples=expected_trials(spec) if spec.algorithm == "optuna" else 1,
+                    max_concurrent_trials=tune_concurrency(spec),
+                    # ASHA gets metric/mode through TuneConfig only; OptunaSearch already has them.
+                    metric=spec.metric,
+                    mode=spec.mode,
+                    trial_dirname_creator=lambda t: t.trial_id,
+                ),
+                run_config=self.run_config(s.name),
+            )
+        )
+
+    def run_cells(self, cells: list[dict], phase: str) -> list[dict]:
+        """Trials of exactly these cells, in their own Tune folder (restored if it was interrupted)."""
+        from ray import tune
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        s, spec = self.sweep, self.sweep.spec
+        folder = storages.join(s.dir, phase)
+        if s.previous is not None and storages.exists(storages.join(folder, "tuner.pkl")):
+            tuner = tune.Tuner.restore(folder, trainable=self.trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            tuner = tune.Tuner(
+                self.trainable,
+                param_space=cell_space(cells),
+                tune_config=tune.TuneConfig(
+                    search_alg=BasicVariantGenerator(points_to_evaluate=cells),
+                    num_samples=len(cells),
+                    max_concurrent_trials=spec.max_concurrent or None,
+                    metric=spec.metric,
+                    mode=spec.mode,
+                    trial_dirname_creator=lambda t: t.trial_id,
+                ),
+                run_config=self.run_config(phase),
+            )
+        return [{**t, "phase": CONFIRM if phase == CONFIRM else MORE_SEEDS} for t in self.fit(tuner)]
+
+    def confirm(self, trials: list[dict]) -> list[dict]:
+        spec = self.sweep.spec
+        cells = confirm_cells(spec, trials)
+        if not cells:
+            return []
+        log.info(
+            f"confirming the best {spec.confirm_top} configurations with seeds "
+            f"{', '.join(map(str, spec.confirm_seeds))} at the full budget: {len(cells)} more trials"
+        )
+        return self.run_cells(cells, CONFIRM)
+
+    def add_seeds(self, trials: list[dict]) -> list[dict]:
+        s = self.sweep
+        cells, seeds = more_seed_cells(s.spec, trials, s.opts.add_seeds, s.opts.top)
+        log.info(
+            f"adding seeds {', '.join(map(str, seeds))} to the top {s.opts.top or s.spec.confirm_top or 2} "
+            f"configurations: {len(cells)} more trials"
+        )
+        return self.run_cells(cells, f"{MORE_SEEDS}_{max(seeds)}") if cells else []
+
+
+def finish(sweep: Sweep, trials: list[dict], runner: PhaseRunner) -> dict:
+    """The summary with its tables, written to the parent run (closed FINISHED or FAILED) and summary.json."""
+    spec = sweep.spec
+    summary = summary_of(spec, trials)
+    table = format_table(summary["trials"], list(spec.space), multi_seed=len(seeds_run(trials)) > 1)
+    configs = format_config_table(summary["configs"], spec.metric) if summary["configs_repeated"] else ""
+    summary["table"] = table + (
+        f"\n\nper configuration ({spec.metric}, full-budget trials):\n{configs}" if configs else ""
+    )
+    finisher = runner.tracker()
+    finisher.setup()
+    finisher.finish(
+        f"# {spec.name}\n\n{summary['table']}\n\nverdict: {summary['verdict']}\n",
+        summary.get("best"),
+        summary["verdict"],
+        status=parent_status(summary),
+        metric=spec.metric,
+    )
+    summary["parent_run_id"], summary["experiment_id"] = finisher.parent_id, finisher.experiment_id
+    storages.write_text(storages.join(sweep.dir, "summary.json"), json.dumps(summary, indent=1, default=str))
+    return summary
