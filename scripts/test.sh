@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install, then run the whole test suite (unit tests, a CPU training run, a sweep through Ray
-# and MLflow). Extra arguments go to pytest, e.g.  bash scripts/test.sh -m "not slow"
+# Install, check lint/format/types, then run the whole test suite (unit tests, a CPU training run,
+# a sweep through Ray and MLflow). Extra arguments go to pytest, e.g.  bash scripts/test.sh -m "not slow"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,4 +10,8 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ] && [ "$(id -u)" = 0 ] && command -
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) ||
     echo "could not install postgresql: the cluster test will be skipped" >&2
 fi
+# lint, format and types first: a minute at most, and CI enforces them (pyproject.toml configures each)
+.venv/bin/ruff check --quiet vgs tests scripts
+.venv/bin/ruff format --check --quiet vgs tests scripts
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -q --durations=15 "$@"

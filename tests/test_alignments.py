@@ -1,4 +1,4 @@
-"""Phoneme alignments of the built-in corpus and seed 004's phoneme-decoding probe (Table 5)."""
+"""Phoneme alignments of the built-in corpus and Chrupała 2019's phoneme-decoding probe (Table 5)."""
 
 from __future__ import annotations
 

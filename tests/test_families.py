@@ -1,4 +1,4 @@
-"""Every family of seeds 002/003 trains end to end on the built-in corpus at tiny sizes and
+"""Every family of Mortazavi 2020 and Higy et al. 2020 trains end to end on the built-in corpus at tiny sizes and
 reports its metrics; text conditions and pipe-seq's decoded training text behave as described."""
 
 import json
@@ -130,7 +130,7 @@ def test_epoch_rule_first_cycles_the_shorter_task_and_shortest_stops_at_it():
 
 
 def test_three_task_ablations_and_non_aligned_speech_text_data(tiny_corpus, tmp_path, vgs_home):
-    """Table 1 of seed 004: the 1-task row trains speech/image only; NON-ALIGNED takes the
+    """Table 1 of Chrupała 2019: the 1-task row trains speech/image only; NON-ALIGNED takes the
     speech/text task's data from a second, disjoint built-in corpus."""
     one = fit(
         tiny(
@@ -166,10 +166,10 @@ def test_analysis_metrics_on_request(tiny_corpus, tmp_path):
         out_dir=tmp_path / "a",
     )
     assert 0 <= summary["analysis_speaker_acc"] <= 1
-    for k in ("rsa_text", "rsa_image", "rsa_mfcc", "image_rsa_mfcc", "image_rsa_text"):  # seed 004 Table 4
+    for k in ("rsa_text", "rsa_image", "rsa_mfcc", "image_rsa_mfcc", "image_rsa_text"):  # Chrupała 2019 Table 4
         assert -1 <= summary[f"analysis_{k}"] <= 1, k
     assert not any(k.startswith("analysis_s2t_") for k in summary)  # no speech->text branch
-    # seed 004 Table 5 on the built-in corpus's phoneme timings: MFCC frames decode well above the
+    # Chrupała 2019 Table 5 on the built-in corpus's phoneme timings: MFCC frames decode well above the
     # most frequent phoneme's share (0.06 of the frames: 58 phonemes in these 200 captions)
     assert all(0 <= summary[f"analysis_phoneme_acc{k}"] <= 1 for k in ("", "_random", "_mfcc"))
     assert summary["analysis_phoneme_acc_mfcc"] > 0.2

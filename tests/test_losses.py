@@ -9,7 +9,7 @@ from vgs.losses import hinge_all_negatives
 
 
 def slow_hinge(a, b, margin, same=None):
-    """Eq. 3 of seed 002 written out pair by pair."""
+    """Eq. 3 of Mortazavi 2020 written out pair by pair."""
     n = a.shape[0]
     total, count = 0.0, 0
     for i in range(n):

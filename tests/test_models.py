@@ -10,7 +10,7 @@ from vgs.models.registry import PAPER_PAIRS, info, model_config
 from vgs.models.speech import SpeechEncoder
 from vgs.tasks.factory import build_model, model_name
 
-# Seed 002, Table 1: trainable float-32 parameters (audio embedder, image embedder).
+# Mortazavi 2020, Table 1: trainable float-32 parameters (audio embedder, image embedder).
 TABLE_1 = {
     "DG4A2048": (63_898_816, 36_155_776),
     "DG4A1024": (16_228_544, 33_402_240),
@@ -166,7 +166,7 @@ def test_chrupala2019_base_is_seed_004s_three_task_model():
     assert isinstance(model.s2i.attention, ScalarAttention) and model.s2i.attention.U.out_features == 1
     with torch.device("meta"):
         default = build_model(apply_overrides(base_config("cpu-small"), {}).model, 40)
-    assert isinstance(default.speech.attention, VectorialAttention)  # seeds 002/003 stay vectorial
+    assert isinstance(default.speech.attention, VectorialAttention)  # the 2020 papers stay vectorial
 
 
 def test_scalar_attention_weighs_each_step_once():

@@ -142,7 +142,7 @@ def test_a_sweep_whose_cells_choose_the_family_checks_keys_against_all_of_them(t
 
 
 def test_a_new_family_is_one_task_and_its_registry_line(tiny_corpus, tmp_path, monkeypatch):
-    """The README's example: the seed-002 network, selected by image->speech recall."""
+    """The README's example: the Mortazavi 2020 network, selected by image->speech recall."""
     from vgs.tasks.speech_image import SpeechImage
     from vgs.train import fit
 

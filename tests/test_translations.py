@@ -78,7 +78,7 @@ def test_translation_folder_errors(tmp_path):
 
 
 def test_translated_only_keeps_translated_training_captions(flickr1d, tmp_path):
-    """Seed 003's reduced English dataset: training on the captions that have a translation
+    """Higy et al. 2020's reduced English dataset: training on the captions that have a translation
     (speech, images and text); validation and test stay whole."""
     root, images = flickr1d
     jp_dir, expected = write_f30kent(root, tmp_path / "f30k")

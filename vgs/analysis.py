@@ -1,4 +1,4 @@
-"""Seed 004's analyses of a trained speech model (train.analysis=true), on validation captions:
+"""Chrupała 2019's analyses of a trained speech model (train.analysis=true), on validation captions:
 speaker-ID probe and RSA (§3.7, Tables 3-4), and phoneme decoding from the speech encoder's
 frame-level states (Table 5)."""
 
@@ -20,13 +20,13 @@ log = get_logger(__name__)
 
 
 def analyses_apply(task: Task) -> bool:
-    """seed 004's analyses need speech queries ranking images."""
+    """Chrupała 2019's analyses need speech queries ranking images."""
     return task.image_queries == "speech"
 
 
 @torch.no_grad()
 def analyse(model, split: PairSplit, cfg: Config, device: torch.device, limit: int | None = None) -> dict[str, float]:
-    """Seed 004 §3.7 / Tables 3-4 on `limit` validation captions (train.analysis_captions; 0: all of
+    """Chrupała 2019 §3.7 / Tables 3-4 on `limit` validation captions (train.analysis_captions; 0: all of
     them, as the paper): speaker-ID probe accuracy on the speech->image embeddings, and RSA of
     their similarities with the input (mean standardised MFCCs), the text (normalised Levenshtein)
     and the image: "the features of the image" (Table 4) where the image side is fixed features,
@@ -112,7 +112,7 @@ def phoneme_decoding(
     limit: int | None = None,
     cap: int = 10000,
 ) -> dict[str, float]:
-    """Seed 004 Table 5: accuracy of an L2-penalised logistic regression decoding the phoneme at
+    """Chrupała 2019 Table 5: accuracy of an L2-penalised logistic regression decoding the phoneme at
     each frame from the input MFCCs (analysis_phoneme_acc_mfcc), from the speech encoder of the
     same configuration at its random initialisation (analysis_phoneme_acc_random) and from the
     trained encoder (analysis_phoneme_acc); trained on half of (at most `limit`) validation

@@ -1,4 +1,4 @@
-"""Data parallelism inside one trial (torch.distributed; no Ray here: `train_workers.py` starts it).
+"""Data parallelism inside one trial (torch.distributed; no Ray here: vgs.sweep.trial starts it).
 
 Every rank sees the same *global* batch of caption indices (the same seeded epoch plan) and
 trains on its slice `idx[rank::world]`; DDP averages the gradients.  With cross-rank negatives

@@ -8,7 +8,7 @@ import torch
 def hinge_all_negatives(
     speech: torch.Tensor, image: torch.Tensor, margin: float = 0.2, same_image: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Seed 002 eq. 3: hinge over every non-aligned pair in the batch, both directions.
+    """Mortazavi 2020 eq. 3: hinge over every non-aligned pair in the batch, both directions.
 
     speech, image: (B, N) L2-normalised, row i of each aligned.  same_image: optional (B, B) bool,
     True where captions i and j describe the same image; those pairs are not negatives.

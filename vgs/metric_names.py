@@ -26,7 +26,7 @@ CHANCE = "images"  # candidate images of a query: R@k of a random ranking is k /
 # wide beam (beam_val_), the selected epoch on test (test_).
 VAL, BEST_VAL, SELECTED, BEAM_VAL, TEST = "val_", "best_val_", "sel_val_", "beam_val_", "test_"
 SPLIT_PREFIXES = (BEST_VAL, SELECTED, BEAM_VAL, VAL, TEST)  # longest first: sel_val_ before val_
-OTHER_PREFIXES = ("train_", "analysis_")  # training losses and batches; seed 004's analyses
+OTHER_PREFIXES = ("train_", "analysis_")  # training losses and batches; Chrupała 2019's analyses
 TRACKED_PREFIXES = SPLIT_PREFIXES + OTHER_PREFIXES  # what becomes an MLflow metric
 
 

@@ -99,7 +99,7 @@ def bleu(refs: list[str], hyps: list[str], tokenize: str = "13a") -> float:
     return sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize).score / 100.0
 
 
-# ------------------------------------------------------------------ analysis (seed 004 §3.7)
+# ------------------------------------------------------------------ analysis (Chrupała 2019 §3.7)
 
 
 def text_similarity(texts: list[str]) -> np.ndarray:

@@ -57,7 +57,7 @@ def cpu_tiny() -> Config:
 
 
 def paper() -> Config:
-    """Seed 002's DG3A1024 with DenseNet-264 from pixels at 224x224 (a GPU configuration)."""
+    """Mortazavi 2020's DG3A1024 with DenseNet-264 from pixels at 224x224 (a GPU configuration)."""
     return Config(
         model=ModelConfig(latent=1024, speech=SpeechConfig(layers=3)),
         train=TrainConfig(epochs=120, batch_size=64, lr=1e-4, eval_batch_size=256),
@@ -65,7 +65,7 @@ def paper() -> Config:
 
 
 def cpu_text() -> Config:
-    """cpu-small scaled for the text families of seed 003: 1-layer text encoder, 2-layer 128-unit
+    """cpu-small scaled for the text families of Higy et al. 2020: 1-layer text encoder, 2-layer 128-unit
     ASR/SLT encoder, small decoder, beam 3, constant learning rate (the attention decoder learns
     steadily with it on CPU: WER 0.11 after 8 epochs of a 300-image built-in corpus), all five
     captions per image per epoch."""
@@ -81,7 +81,7 @@ def cpu_text() -> Config:
 
 
 def seed003() -> Config:
-    """Seed 003's sizes (a GPU configuration): 39-d MFCC with deltas, speech encoder 4 BiGRU
+    """Higy et al. 2020's sizes (a GPU configuration): 39-d MFCC with deltas, speech encoder 4 BiGRU
     layers of 1024 (joint space 2048), text encoder 2 x 1024, ASR/SLT encoder 5 x 768 with a
     1 x 768 decoder, mtl-transcribe (4, 1, 1), Adam with a cyclic rate 1e-6..2e-4, 32 epochs.
     Its image side is a linear map of ResNet-152 ten-crop features (model.image.encoder=features):
@@ -101,7 +101,7 @@ def seed003() -> Config:
 
 
 def chrupala2019() -> Config:
-    """Seed 004's sizes (a GPU configuration; `python -m vgs.sweep sharing --size paper`):
+    """Chrupała 2019's sizes (a GPU configuration; `python -m vgs.sweep sharing --size paper`):
     12 MFCC + log energy (13-d, no deltas; 25 ms windows every 10 ms), conv 64 channels, kernel 6,
     stride 2, forward-only GRUs of 1024, scalar attention (one weight per step) with an MLP of 128,
     margin 0.2, Adam at 2e-4 held constant with gradient clipping at 2.0, 25 epochs (best epoch by R@10).

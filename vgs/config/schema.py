@@ -11,7 +11,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class SpeechConfig:
-    """conv1d + BiGRU stack + vectorial attention (seed 002 §4.1)."""
+    """conv1d + BiGRU stack + vectorial attention (Mortazavi 2020 §4.1)."""
 
     layers: int = 2
     conv_channels: int = 64
@@ -19,14 +19,14 @@ class SpeechConfig:
     # The paper does not give a stride; >1 shortens the GRU's input (CPU configs use 2-3).
     conv_stride: int = 1
     attention_hidden: int = 128
-    # vectorial: a weight per step and dimension (seeds 002/003); scalar: one weight per step
-    # (seed 004 eq. 4-5; three-task's text branches too)
+    # vectorial: a weight per step and dimension (Mortazavi 2020 and Higy et al. 2020); scalar: one weight per step
+    # (Chrupała 2019 eq. 4-5; three-task's text branches too)
     attention: str = "vectorial"
 
 
 @dataclass
 class ImageConfig:
-    """DenseNet trained from pixels + global average pool + linear N (seed 002 §4.2)."""
+    """DenseNet trained from pixels + global average pool + linear N (Mortazavi 2020 §4.2)."""
 
     growth_rate: int = 32
     # String key "6-12-64-48" rather than a tuple so that it survives YAML, Tune and MLflow.
@@ -42,7 +42,7 @@ class ImageConfig:
 
 @dataclass
 class TextConfig:
-    """Character text encoder (seed 003 §3.1.2): embedding + BiGRU (N/2 per direction) + vectorial
+    """Character text encoder (Higy et al. 2020 §3.1.2): embedding + BiGRU (N/2 per direction) + vectorial
     attention + L2.  `source` picks the text: English transcripts or Japanese translations."""
 
     source: str = "transcript"  # transcript | translation
@@ -53,7 +53,7 @@ class TextConfig:
 
 @dataclass
 class AsrConfig:
-    """Attention encoder-decoder for ASR/SLT (seed 003 §3.1.3): conv + BiGRU encoder (`hidden`
+    """Attention encoder-decoder for ASR/SLT (Higy et al. 2020 §3.1.3): conv + BiGRU encoder (`hidden`
     per direction), Bahdanau attention, GRU decoder, character output."""
 
     encoder_layers: int = 5
@@ -69,7 +69,7 @@ class AsrConfig:
 
 @dataclass
 class MultitaskConfig:
-    """Layer split of the multitask speech encoders (seed 003 Table 4 triplets, seed 004 Table 1):
+    """Layer split of the multitask speech encoders (Higy et al. 2020 Table 4 triplets, Chrupała 2019 Table 1):
     shared BiGRU layers, then speech->image layers and secondary-task layers (0 = attention only)."""
 
     shared_layers: int = 4
@@ -83,7 +83,7 @@ class MultitaskConfig:
 
 @dataclass
 class ThreeTaskConfig:
-    """Chrupała's three-task model (seed 004 §3, Table 1): layer counts of the shared speech (S)
+    """Chrupała's three-task model (Chrupała 2019 §3, Table 1): layer counts of the shared speech (S)
     and text (T) encoders and of the task encoders S2I, S2T, T2S, T2I; 0 = attention only,
     -1 = ablated (the whole task it serves is left out, Table 1's dot)."""
 
@@ -94,7 +94,7 @@ class ThreeTaskConfig:
     t2s: int = 0
     t2i: int = 1
     # every GRU of the model reads both directions (N/2 units each); False: forward only with N
-    # units, as seed 004's GRUs of 1024 (the chrupala2019 base)
+    # units, as Chrupała 2019's GRUs of 1024 (the chrupala2019 base)
     bidirectional: bool = True
 
 
@@ -109,7 +109,7 @@ class ModelConfig:
     text: TextConfig = field(default_factory=TextConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     mtl: MultitaskConfig = field(default_factory=MultitaskConfig)  # mtl-transcribe / mtl-translate
-    # mtl-match's own split (seed 003 §3.1.5, after Chrupała 2019): shared 2 x BiGRU, speech->image
+    # mtl-match's own split (Higy et al. 2020 §3.1.5, after Chrupała 2019): shared 2 x BiGRU, speech->image
     # branch 2 x BiGRU, speech->text branch attention only; widths N/2 per direction
     match: MultitaskConfig = field(
         default_factory=lambda: MultitaskConfig(shared_layers=2, s2i_layers=2, task_layers=0)
@@ -130,7 +130,7 @@ class DataConfig:
     builtin_val: int = 0
     builtin_test: int = 0
     # Captions per image that keep their Japanese translation in the built-in corpus (it writes
-    # all five): 2, as F30kEnt-JP translates two captions per Flickr8K image (seed 003 §3.4.1).
+    # all five): 2, as F30kEnt-JP translates two captions per Flickr8K image (Higy et al. 2020 §3.4.1).
     builtin_translated: int = 2
     # White-noise level of the built-in corpus's recordings, a dB range each recording draws from
     # ("20-40": clean speech); lower makes recognition harder (pipeline_vs_mtl: "0-20").
@@ -139,27 +139,28 @@ class DataConfig:
     # Standardisation of the MFCCs: corpus = the training split's mean and std per dimension (the
     # papers); utterance = each utterance's own mean and std (CMVN: less speaker, faster learning).
     speech_norm: str = "corpus"
-    max_frames: int = 8192  # longer utterances are dropped and counted (seed 002 §5.1)
+    max_frames: int = 8192  # longer utterances are dropped and counted (Mortazavi 2020 §5.1)
     skip_bad: bool = False  # leave out unreadable audio (listed in a report) instead of stopping
     image_resize: int = 256  # images are stored decoded at this size ...
     image_crop: int = 224  # ... and randomly cropped (train) or centre-cropped (eval) to this
     store: str = ""  # feature store folder; empty means <VGS_HOME>/store
     # Precomputed image features (.npy + .names.txt, .npz, .parquet or platalea's .pt), keyed by image
-    # file name; when set, images are not decoded and the image encoder is a linear layer (seeds 003/004).
+    # file name; when set, images are not decoded and the image encoder is a linear layer
+    # (Higy et al. 2020 and Chrupała 2019).
     image_features: str = ""
     # F30kEnt-JP per-image Japanese files (replace any raw_jp); English Flickr30k Entities Sentences/
     # folder for matching (empty: a Sentences folder beside or inside it).
     translations: str = ""
     translations_en: str = ""
-    # Textual downsampling of the training split (seed 003 §4.4): keep text for this many hours of
+    # Textual downsampling of the training split (Higy et al. 2020 §4.4): keep text for this many hours of
     # speech, or this fraction of it (0 = all); speech and images are unchanged.
     text_hours: float = 0.0
     text_fraction: float = 0.0
     text_seed: int = 0
-    # Train only on captions that have a translation (speech, image and text): seed 003's
+    # Train only on captions that have a translation (speech, image and text): Higy et al. 2020's
     # "reduced English" dataset, and the size of its Japanese experiments; val/test stay whole.
     translated_only: bool = False
-    # Data of the speech/text task (three-task, seed 004 §3.5): aligned = the same captions as the
+    # Data of the speech/text task (three-task, Chrupała 2019 §3.5): aligned = the same captions as the
     # other tasks; nonaligned = disjoint data: the corpus at speech_text_root (e.g. LibriSpeech),
     # or, when empty, a second built-in corpus drawn with another seed.
     speech_text: str = "aligned"
@@ -178,7 +179,7 @@ class TrainConfig:
     cyclic_step_epochs: float = 2.0  # cyclic LR: epochs per half cycle
     decay_fraction: float = 0.3  # wsd: the last fraction of the steps anneals (cosine) to min_lr
     clip_grad: float = 0.0  # max gradient norm; 0 turns clipping off
-    # Seed 002's warm second run: the last restart_epochs of train.epochs start again from the
+    # Mortazavi 2020's warm second run: the last restart_epochs of train.epochs start again from the
     # best checkpoint so far, with a fresh optimizer at restart_lr_factor x train.lr and their own
     # schedule (DG2A2048: 120 epochs, then 30 from the best at half the rate). 0: one run.
     restart_epochs: int = 0
@@ -190,7 +191,7 @@ class TrainConfig:
     task_optimizers: bool = True
     margin: float = 0.2  # hinge margin beta (eq. 3)
     augment: bool = True  # random crop + horizontal flip of training images
-    # After the last epoch: speaker-ID probe and RSA against text and images (seed 004 §3.7), on
+    # After the last epoch: speaker-ID probe and RSA against text and images (Chrupała 2019 §3.7), on
     # up to 600 validation captions, logged as analysis_* metrics.
     analysis: bool = False
     # Validation captions of the speaker-ID probe and RSA (0: the whole validation set, as Chrupała

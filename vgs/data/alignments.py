@@ -1,4 +1,4 @@
-"""Phoneme alignments of the built-in corpus, for seed 004's phoneme-decoding probe (Table 5).
+"""Phoneme alignments of the built-in corpus, for Chrupała 2019's phoneme-decoding probe (Table 5).
 
 The generator does not keep them; they are recomputed exactly: every caption is synthesised
 again as the generator did (the same text, voice and seed, a fresh eSpeak NG process per

@@ -156,7 +156,7 @@ class PairSplit:
 
 
 class SpeechTextSplit(PairSplit):
-    """Speech/text pairs without images: the NON-ALIGNED speech/text data of seed 004 (LibriSpeech,
+    """Speech/text pairs without images: the NON-ALIGNED speech/text data of Chrupała 2019 (LibriSpeech,
     or a second built-in corpus).  Each caption is its own match, so no pairs are masked."""
 
     def __init__(self, corpus, speech, split: str, text_source: str, vocab: Vocabulary, speech_norm: str = "corpus"):

@@ -32,11 +32,11 @@ STORE_VERSION = 1
 # ------------------------------------------------------------------ MFCC presets
 
 PRESETS = {
-    # seed 002 §5.1: torchaudio's MFCC defaults with 40 coefficients (n_fft 400, hop 200 = 12.5 ms)
+    # Mortazavi 2020 §5.1: torchaudio's MFCC defaults with 40 coefficients (n_fft 400, hop 200 = 12.5 ms)
     "mortazavi": {"n_mfcc": 40, "n_fft": 400, "hop": 200, "n_mels": 128, "energy_deltas": False},
-    # seed 003: 12 MFCC + log energy, deltas and delta-deltas (39), 25 ms window, 10 ms shift
+    # Higy et al. 2020: 12 MFCC + log energy, deltas and delta-deltas (39), 25 ms window, 10 ms shift
     "chrupala": {"n_mfcc": 13, "n_fft": 400, "hop": 160, "n_mels": 40, "energy_deltas": True},
-    # seed 004 §4: the same 12 MFCC + log energy without deltas (13)
+    # Chrupała 2019 §4: the same 12 MFCC + log energy without deltas (13)
     "chrupala13": {"n_mfcc": 13, "n_fft": 400, "hop": 160, "n_mels": 40, "energy_deltas": True, "deltas": False},
 }
 

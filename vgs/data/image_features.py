@@ -1,4 +1,4 @@
-"""Precomputed image features (seeds 003/004: ResNet-152 2048-d, mean of ten crops; VGG-16 4096-d).
+"""Precomputed image features (Higy et al. 2020 and Chrupała 2019: ResNet-152 2048-d, mean of ten crops; VGG-16 4096-d).
 
 Reading a user's file, keyed by image file name:
     .npz       one array per image, the key being the file name; or arrays `names` + `features`
@@ -10,7 +10,7 @@ Images are matched by file name; where the file holds bare names (Flickr8K) and 
 carry sub-folders (Places), the base name is tried as well.
 
 Computing them: `python -m vgs.tools.extract_image_features --data ROOT --arch resnet152 --weights FILE`
-(see `compute_main`), from torchvision weights the user has on disk; nothing is downloaded.
+(or `vgs features images`), from torchvision weights the user has on disk; nothing is downloaded.
 """
 
 from __future__ import annotations

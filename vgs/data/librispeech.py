@@ -1,5 +1,5 @@
 """Importer for LibriSpeech: speech with transcriptions and no images, the NON-ALIGNED
-speech/text data of seed 004.
+speech/text data of Chrupała 2019.
 
     ROOT/<subset>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt   lines "ID WORDS ..."
     ROOT/<subset>/<speaker>/<chapter>/<ID>.flac

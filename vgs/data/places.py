@@ -1,4 +1,4 @@
-"""Importer for the Places audio caption metadata (seed 002's P205).
+"""Importer for the Places audio caption metadata (Mortazavi 2020's P205).
 
     ROOT/train.json, ROOT/val.json                         (older release)
     ROOT/train_2020.json, ROOT/dev_seen_2020.json, ...     (2020 release)
@@ -8,7 +8,7 @@ Each file: {"image_base_path": ..., "audio_base_path": ..., "data": [{"uttid", "
 comes from the file name (train* -> train, val*/dev* -> val, test* -> test).  An `image_dir`
 given by the user replaces image_base_path.
 
-The older release has no test file: its val.json holds the 1000-pair test set of seed 002 §5.1
+The older release has no test file: its val.json holds the 1000-pair test set of Mortazavi 2020 §5.1
 (and of the papers it cites), so val.json becomes the test split and a validation split of
 1000 pairs is held out from train, chosen by a hash of the image name (stable across runs and
 machines, whole images only), with a note.

@@ -172,7 +172,7 @@ def prepare(cfg: DataConfig) -> Prepared:
 
 
 def prepare_speech_text(cfg: DataConfig) -> tuple[Corpus, SpeechStore]:
-    """The NON-ALIGNED speech/text data (seed 004 §3.5): the corpus at data.speech_text_root (any
+    """The NON-ALIGNED speech/text data (Chrupała 2019 §3.5): the corpus at data.speech_text_root (any
     layout, e.g. LibriSpeech), else a second built-in corpus drawn with seed builtin_seed + 1 (new
     scenes, captions and recordings: disjoint from the main corpus)."""
     cfg = resolve_paths(cfg)

@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         "--test-images",
         type=int,
         default=None,
-        help="default: a tenth of the images (1000: the 1000-image test set of seeds 002-004)",
+        help="default: a tenth of the images (1000: the 1000-image test set of the three papers)",
     )
     p.add_argument("--workers", type=int, default=None, help="default: all cores")
     default_snr = "{:g}-{:g}".format(*DEFAULT_SNR)

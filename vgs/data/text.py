@@ -1,4 +1,4 @@
-"""Character vocabulary and the text a model sees (seed 003's models are character-based).
+"""Character vocabulary and the text a model sees (Higy et al. 2020's models are character-based).
 
 English transcripts are lower-cased and stripped (case is not in the speech); Japanese
 translations are kept as written.  The vocabulary is built from the training split's text of

@@ -1,5 +1,5 @@
 """Which captions keep their text: textual downsampling and the reduced-English condition
-(seed 003 §4.4 and Tables 9-10).  Speech and images stay fixed; only the transcription (or
+(Higy et al. 2020 §4.4 and Tables 9-10).  Speech and images stay fixed; only the transcription (or
 translation) of captions outside the subset is hidden from text-supervised objectives.
 
 Subsets are nested and seed-deterministic: the training captions are put in one random order
@@ -13,7 +13,7 @@ import numpy as np
 
 from vgs.data.records import Corpus, Utterance
 
-# Seed 003's amounts of transcribed speech for Flickr8K (34 h in all).
+# Higy et al. 2020's amounts of transcribed speech for Flickr8K (34 h in all).
 FLICKR8K_HOURS = (34.0, 11.3, 3.8, 1.3, 25 / 60, 8 / 60)
 FLICKR8K_TOTAL_HOURS = 34.0
 
@@ -46,10 +46,10 @@ def text_subset(
 
 
 def scaled_hours(corpus_hours: float) -> tuple[float, ...]:
-    """Seed 003's Flickr8K amounts scaled to a corpus with `corpus_hours` of training speech."""
+    """Higy et al. 2020's Flickr8K amounts scaled to a corpus with `corpus_hours` of training speech."""
     return tuple(h * corpus_hours / FLICKR8K_TOTAL_HOURS for h in FLICKR8K_HOURS)
 
 
 def reduced_english(corpus: Corpus) -> set[str]:
-    """Seed 003's "reduced English" dataset: the captions that have a translation."""
+    """Higy et al. 2020's "reduced English" dataset: the captions that have a translation."""
     return {u.id for u in corpus.utterances if u.translation}

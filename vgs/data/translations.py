@@ -1,11 +1,11 @@
-"""Japanese translations from F30kEnt-JP, matched to Flickr8K captions (seed 003 §4.1).
+"""Japanese translations from F30kEnt-JP, matched to Flickr8K captions (Higy et al. 2020 §4.1).
 
 F30kEnt-JP gives, per Flickr30k image, a text file of Japanese sentences whose line i translates
 line i of the English Flickr30k Entities file of that image (only some lines are translated).
 Both carry phrase markup, `[/EN#12/people A young man]`, which is stripped.  Flickr30k's caption
 order differs from Flickr8K's, so captions are matched by text within an image: exactly, after
 lower-casing, removing the markup, collapsing spaces and treating hyphens as spaces
-("red-haired" = "red haired", footnote 1 of seed 003).  Captions without a match keep their
+("red-haired" = "red haired", footnote 1 of Higy et al. 2020).  Captions without a match keep their
 position and get no translation.
 
     JP_DIR/<image id>.txt    F30kEnt-JP (e.g. Sentences_jp_v2/)

@@ -54,7 +54,7 @@ class BiGRU(nn.Module):
 
 
 class ConvFrontEnd(nn.Module):
-    """1-D convolution over MFCC frames (seed 002 §4.1 / seed 003 §3.1.1)."""
+    """1-D convolution over MFCC frames (Mortazavi 2020 §4.1 / Higy et al. 2020 §3.1.1)."""
 
     def __init__(self, cfg: SpeechConfig, input_dim: int):
         super().__init__()
@@ -84,7 +84,7 @@ class VectorialAttention(nn.Module):
 
 class ScalarAttention(nn.Module):
     """alpha_t = softmax_t(U tanh(W h_t)); Att = sum_t alpha_t h_t: one weight per time step
-    (seed 004 §3.3, eq. 4-5), where the vectorial attention weighs every dimension on its own."""
+    (Chrupała 2019 §3.3, eq. 4-5), where the vectorial attention weighs every dimension on its own."""
 
     def __init__(self, n: int, hidden: int = 128):
         super().__init__()
@@ -101,7 +101,7 @@ ATTENTIONS = {"vectorial": VectorialAttention, "scalar": ScalarAttention}
 
 
 def attention(kind: str, n: int, hidden: int) -> nn.Module:
-    """model.speech.attention: vectorial (seeds 002/003) or scalar (seed 004)."""
+    """model.speech.attention: vectorial (Mortazavi 2020 and Higy et al. 2020) or scalar (Chrupała 2019)."""
     if kind not in ATTENTIONS:
         raise ValueError(f"model.speech.attention must be one of {', '.join(ATTENTIONS)}, got '{kind}'")
     return ATTENTIONS[kind](n, hidden)

@@ -1,4 +1,4 @@
-"""The speech-image co-embedding family (seed 002): a speech encoder and an image encoder into
+"""The speech-image co-embedding family (Mortazavi 2020): a speech encoder and an image encoder into
 one N-dimensional space, trained with the all-negatives hinge loss."""
 
 from __future__ import annotations

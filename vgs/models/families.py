@@ -1,5 +1,5 @@
-"""The networks of the text-supervised families of seed 003 (§3.1) and seed 004's three-task
-model, beside seed 002's speech-image co-embedding (models/coembed.py).
+"""The networks of the text-supervised families of Higy et al. 2020 (§3.1) and Chrupała 2019's three-task
+model, beside Mortazavi 2020's speech-image co-embedding (models/coembed.py).
 
 These are the computations only; what a family trains when, on which data, how it is evaluated
 and which metric selects its best epoch is its Task (vgs/tasks/).  Every network exposes:
@@ -185,7 +185,7 @@ class SharedEncoderFamily(Family):
         return self.s2i(*self.shared(batch["speech"], batch["lengths"]))
 
     def speech_states(self, speech: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The shared encoder's output (seed 004's S)."""
+        """The shared encoder's output (Chrupała 2019's S)."""
         return self.shared(speech, lengths)
 
 
@@ -270,7 +270,7 @@ def pad_ids(seqs: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class ThreeTask(SharedEncoderFamily):
-    """Chrupała's three-task model (seed 004 §3): shared speech (S) and text (T) encoders, task
+    """Chrupała's three-task model (Chrupała 2019 §3): shared speech (S) and text (T) encoders, task
     encoders S2I, S2T, T2S, T2I (BiGRU layers + attention + L2; 0 layers = attention only) and two
     image mappings I2S, I2T; tasks speech/image, speech/text, text/image, any of the last two
     ablated (-1)."""
@@ -288,7 +288,7 @@ class ThreeTask(SharedEncoderFamily):
         if (speech_text or text_image) and c.text_layers < 1:
             raise ValueError("model.three.text_layers must be >= 1 when a text task is on")
         self.tasks = three_task_objectives(c)
-        bi = c.bidirectional  # False: seed 004's forward-only GRUs of N units (model.three.bidirectional)
+        bi = c.bidirectional  # False: Chrupała 2019's forward-only GRUs of N units (model.three.bidirectional)
         kind = cfg.speech.attention
         hidden = cfg.latent // 2 if bi else cfg.latent
         self.shared = SharedSpeech(cfg, input_dim, hidden, c.speech_layers, bi)

@@ -1,4 +1,4 @@
-"""Image encoder of seed 002 §4.2: DenseNet trained from pixels (no pre-training), global average
+"""Image encoder of Mortazavi 2020 §4.2: DenseNet trained from pixels (no pre-training), global average
 pooling and a linear layer to N, L2-normalised.  torchvision's DenseNet has exactly that head."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def parse_blocks(blocks: str) -> tuple[int, ...]:
 
 
 class ImageEncoder(nn.Module):
-    """feature_dim > 0: precomputed image features (seeds 003/004) through one linear layer instead."""
+    """feature_dim > 0: precomputed image features (Higy et al. 2020, Chrupała 2019) through one linear layer."""
 
     def __init__(self, cfg: ImageConfig, latent: int, feature_dim: int = 0):
         super().__init__()

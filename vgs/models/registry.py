@@ -1,6 +1,6 @@
 """Model registry by name.
 
-`DG{L}A{N}` is seed 002's co-embedding pair: L BiGRU layers, latent size N, DenseNet-264-like
+`DG{L}A{N}` is Mortazavi 2020's co-embedding pair: L BiGRU layers, latent size N, DenseNet-264-like
 image encoder (growth 32, init 64, blocks 6-12-64-48).  A suffix picks a smaller DenseNet for
 CPU work: `-small` (growth 12, init 24, blocks 2-4-6-4) or `-tiny` (growth 8, init 16, 2-2-2-2).
 """
@@ -14,7 +14,7 @@ import torch.nn as nn
 from vgs.config import ImageConfig, ModelConfig, SpeechConfig
 from vgs.models.coembed import CoEmbedding
 
-PAPER_PAIRS = ("DG2A1024", "DG2A2048", "DG3A1024", "DG4A1024", "DG4A2048")  # seed 002 Table 1
+PAPER_PAIRS = ("DG2A1024", "DG2A2048", "DG3A1024", "DG4A1024", "DG4A2048")  # Mortazavi 2020 Table 1
 IMAGE_VARIANTS = {
     "": ImageConfig(),
     "-small": ImageConfig(growth_rate=12, blocks="2-4-6-4", init_features=24),

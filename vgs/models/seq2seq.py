@@ -1,4 +1,4 @@
-"""Attention decoder for ASR/SLT (seed 003 §3.1.3): Bahdanau (additive) attention over the speech
+"""Attention decoder for ASR/SLT (Higy et al. 2020 §3.1.3): Bahdanau (additive) attention over the speech
 encoder's states, a GRU fed the previous character and the context, a linear layer and a
 softmax over characters.  Trained with teacher-forced cross-entropy; decoded greedily or with a
 batched beam search.

@@ -1,4 +1,4 @@
-"""Speech encoder of seed 002 §4.1: conv1d (64 kernels of 6) + L BiGRU layers of N/2 units per
+"""Speech encoder of Mortazavi 2020 §4.1: conv1d (64 kernels of 6) + L BiGRU layers of N/2 units per
 direction + vectorial attention (W: N->128, V: 128->N) + L2 normalisation."""
 
 from __future__ import annotations

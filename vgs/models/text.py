@@ -1,4 +1,4 @@
-"""Character text encoder (seed 003 §3.1.2): embedding (128) + BiGRU (N/2 units per direction)
+"""Character text encoder (Higy et al. 2020 §3.1.2): embedding (128) + BiGRU (N/2 units per direction)
 + vectorial attention + L2 normalisation."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Takes the most recent run of sweep NAME, groups its trials by the searched keys 
 and prints mean ± sd over seeds of each trial's best validation score, in the shape of the
 paper's table for that sweep and next to the paper's own numbers where it gives them.  Saves
 report.md, the metric per epoch of every trial (metric_per_epoch.png) and, for `downsampling`,
-the curves of seed 003's Figure 3 (downsampling.png), in --out and as MLflow artifacts of the
+the curves of Higy et al. 2020's Figure 3 (downsampling.png), in --out and as MLflow artifacts of the
 sweep's parent run (folder report/).
 """
 
@@ -29,7 +29,7 @@ from vgs.results.verdict import above_chance, ordering
 # the paper's WER/BLEU per fraction below); without one, a row per configuration.
 PAPER = {
     "pipeline_vs_mtl": {
-        "source": "seed 003 Tables 1-2, validation R@10 on Flickr8K (mean of 3 runs)",
+        "source": "Higy et al. 2020 Tables 1-2, validation R@10 on Flickr8K (mean of 3 runs)",
         "metric": "val_r10",
         "layout": "model x condition",
         # each condition's ranking as the paper states it (Tables 1-2 and §4.2), best first; the models
@@ -65,7 +65,7 @@ PAPER = {
         },
     },
     "sharing": {
-        "source": "seed 004 Table 1, validation R@10 / median rank speech->image on Flickr8K (mean of 3 runs)",
+        "source": "Chrupała 2019 Table 1, validation R@10 / median rank speech->image on Flickr8K (mean of 3 runs)",
         "metric": "val_s2i_r10",
         "cells": {
             ("row01",): "0.218 / medr 63.8",
@@ -84,8 +84,8 @@ PAPER = {
         },
     },
     "downsampling": {
-        "source": "seed 003 Figure 3 (curves, no numbers in the text); ASR WER (Table 9) and SLT BLEU (Table 10, "
-        "beam 10) for comparison with the pipelines' val WER / BLEU. Our BLEU is corpus BLEU (sacrebleu, "
+        "source": "Higy et al. 2020 Figure 3 (curves, no numbers in the text); ASR WER (Table 9) and SLT BLEU "
+        "(Table 10, beam 10) for comparison with the pipelines' val WER / BLEU. Our BLEU is corpus BLEU (sacrebleu, "
         "Japanese on characters); the authors' code averages sentence BLEU, which runs lower on short "
         "captions, so compare trends, not digits",
         "metric": "val_r10",
@@ -103,7 +103,7 @@ R1_R5_MEDR = ("r1", "r5", "medr")
 PAPER_TABLES = {
     "pipeline_vs_mtl": [
         (
-            "validation R@1 / R@5 / Medr (seed 003 Tables 6-7)",
+            "validation R@1 / R@5 / Medr (Higy et al. 2020 Tables 6-7)",
             "sel_val",
             R1_R5_MEDR,
             {
@@ -128,7 +128,7 @@ PAPER_TABLES = {
             },
         ),
         (
-            "test R@10 (seed 003 Table 3: the best pipeline and multitask model)",
+            "test R@10 (Higy et al. 2020 Table 3: the best pipeline and multitask model)",
             "test",
             ("r10",),
             {
@@ -139,7 +139,7 @@ PAPER_TABLES = {
             },
         ),
         (
-            "test R@1 / R@5 / Medr (seed 003 Table 8)",
+            "test R@1 / R@5 / Medr (Higy et al. 2020 Table 8)",
             "test",
             R1_R5_MEDR,
             {
@@ -152,7 +152,7 @@ PAPER_TABLES = {
     ],
     "latent_dim": [
         (
-            "test R@10 speech->image / image->speech (seed 002 Table 2, Places 400k, 1000 test pairs)",
+            "test R@10 speech->image / image->speech (Mortazavi 2020 Table 2, Places 400k, 1000 test pairs)",
             "test",
             ("s2i_r10", "i2s_r10"),
             {
@@ -166,39 +166,39 @@ PAPER_TABLES = {
     ],
     "sharing": [
         (
-            "test R@10 / Medr speech->image (seed 004 Table 2: the 1-task baseline and the best 3-task row)",
+            "test R@10 / Medr speech->image (Chrupała 2019 Table 2: the 1-task baseline and the best 3-task row)",
             "test",
             ("r10", "medr"),
             {"row01": (0.244, 51.0), "row06": (0.296, 34.0)},
         ),
         # the analyses of the best epoch (train.analysis=true), on validation captions
         (
-            "speaker-ID accuracy from the S2I encoder (seed 004 Table 3)",
+            "speaker-ID accuracy from the S2I encoder (Chrupała 2019 Table 3)",
             "analysis",
             ("speaker_acc",),
             {"row01": (0.297,), "row02": (0.101,), "row06": (0.085,)},
         ),
         (
-            "RSA of the S2I encoder with MFCC / text / image (seed 004 Table 4)",
+            "RSA of the S2I encoder with MFCC / text / image (Chrupała 2019 Table 4)",
             "analysis",
             ("rsa_mfcc", "rsa_text", "rsa_image"),
             {"row01": (0.043, 0.194, 0.187), "row06": (0.030, 0.212, 0.222)},
         ),
         (
-            "RSA of the S2T encoder with MFCC / text / image (seed 004 Table 4)",
+            "RSA of the S2T encoder with MFCC / text / image (Chrupała 2019 Table 4)",
             "analysis",
             ("s2t_rsa_mfcc", "s2t_rsa_text", "s2t_rsa_image"),
             {"row06": (0.099, 0.243, 0.105)},
         ),
         (
-            "phoneme decoding accuracy from MFCC / the randomly initialised S / the trained S (seed 004 Table 5; "
+            "phoneme decoding accuracy from MFCC / the randomly initialised S / the trained S (Chrupała 2019 Table 5; "
             "its MFCC and random-init rows are one number each, here every run's own)",
             "analysis",
             ("phoneme_acc_mfcc", "phoneme_acc_random", "phoneme_acc"),
             {"row01": (0.284, 0.486, 0.528), "row06": (0.284, 0.486, 0.578)},
         ),
         (
-            "RSA of the image space with MFCC / text (seed 004 Table 4, last row)",
+            "RSA of the image space with MFCC / text (Chrupała 2019 Table 4, last row)",
             "analysis",
             ("image_rsa_mfcc", "image_rsa_text"),
             {"row06": (0.008, 0.083)},

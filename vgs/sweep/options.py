@@ -37,7 +37,7 @@ class SweepOptions:
     resources: dict[str, float] = field(default_factory=dict)  # cpu, gpu per worker; workers per trial
     confirm: int | None = None  # confirm.top instead of the YAML's (0: no confirmation phase)
     verbose: bool = False  # the trials' own output and every library log line (not recorded for --resume)
-    base: str | None = None  # a named base config instead of the YAML's (e.g. sharing at seed 004's size)
+    base: str | None = None  # a named base config instead of the YAML's (e.g. sharing at Chrupała 2019's size)
     scheduler: str | None = None  # scheduler.type instead of the YAML's: asha, halving or none
     size: str | None = None  # cpu or paper, for a YAML with sizes (None: its default, cpu)
     alpha: float | None = None  # the verdict's significance level instead of the YAML's

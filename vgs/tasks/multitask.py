@@ -1,4 +1,4 @@
-"""The multitask families of seed 003: a shared speech encoder with a speech->image branch and a
+"""The multitask families of Higy et al. 2020: a shared speech encoder with a speech->image branch and a
 secondary branch trained in turn, one batch each; the speech-image data defines the epoch (the
 secondary task's data cycles, reshuffled, however little text there is).
 

@@ -1,4 +1,4 @@
-"""pipe-ind / pipe-seq (seed 003 §3.1.3, §3.2.2): ASR/SLT, then text-image on its output; images
+"""pipe-ind / pipe-seq (Higy et al. 2020 §3.1.3, §3.2.2): ASR/SLT, then text-image on its output; images
 are ranked from speech through the recognizer's beam-decoded text.
 
 pipe-ind trains both parts at once on ground-truth text.  pipe-seq trains the recognizer first
@@ -110,7 +110,7 @@ class SequentialPipeline(Pipeline):
 
 def decoded_split(run: Run):
     """The training split with every utterance's text replaced by the recognizer's beam output
-    (model.asr.beam), all training speech as in seed 003 §3.2.2; cached in the run folder for
+    (model.asr.beam), all training speech as in Higy et al. 2020 §3.2.2; cached in the run folder for
     resume."""
     split, cfg = run.splits["t2i"], run.cfg
     path = run.out / DECODED_TRAIN

@@ -1,4 +1,4 @@
-"""asr / slt (seed 003 §3.1.3): speech -> characters of the transcript (ASR) or the translation
+"""asr / slt (Higy et al. 2020 §3.1.3): speech -> characters of the transcript (ASR) or the translation
 (SLT) with an attention encoder-decoder; no images."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""speech-image (seed 002): a speech encoder and an image encoder trained together into one space."""
+"""speech-image (Mortazavi 2020): a speech encoder and an image encoder trained together into one space."""
 
 from __future__ import annotations
 

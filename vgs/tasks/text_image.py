@@ -1,4 +1,4 @@
-"""text-image (seed 003 §3.1.2): the transcripts (or translations) instead of the speech, at test
+"""text-image (Higy et al. 2020 §3.1.2): the transcripts (or translations) instead of the speech, at test
 time too: the high estimate for the speech models."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""three-task (Chrupała et al. 2019, seed 004 §3): shared speech and text encoders, task encoders
+"""three-task (Chrupała et al. 2019, Chrupała 2019 §3): shared speech and text encoders, task encoders
 for speech/image, speech/text and text/image, any of the last two ablated (model.three.* = -1).
 An epoch lasts until the objective with the fewest batches runs out; data.speech_text=nonaligned
 takes the speech/text objective's data from a second corpus."""

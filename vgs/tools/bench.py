@@ -3,7 +3,7 @@ step, same model, same run, plus data-loader throughput, GPU utilisation and tri
 
     python -m vgs.tools.bench [--device auto] [--configs paper,small] [--amp bf16] [--pack 4] [--json FILE]
 
-paper: DG3A1024 + DenseNet-264 at 224x224, batch 64 (seed 002).  small: DG2A128 (64 conv channels,
+paper: DG3A1024 + DenseNet-264 at 224x224, batch 64 (Mortazavi 2020).  small: DG2A128 (64 conv channels,
 stride 3, as the reference's front end) + a 2-2-2-2 DenseNet at 32x32, batch 16 (the packing case).
 The reference pads every utterance to a fixed 800 frames; vgs's step sees a Places-like length
 distribution (log-normal, median 650

@@ -3,7 +3,7 @@
     python -m vgs.tools.extract_image_features --data ROOT --arch resnet152 --weights resnet152.pth --out feats.npz
     vgs features images ...    (the same)
 
-As in seeds 003/004: each image resized (shorter side 256), ten 224 crops (four corners and the
+As in Higy et al. 2020 and Chrupała 2019: each image resized (shorter side 256), ten 224 crops (four corners and the
 centre, and their mirror images), ImageNet normalisation, the penultimate layer (ResNet: 2048-d
 average pool; VGG-16: 4096-d fc7) averaged over the ten crops.  The output is read back with
 data.image_features=FILE.  Work is saved in chunks beside the output, so an interrupted run
