@@ -11,8 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from vgs import distributed
-from vgs.losses import hinge_all_negatives
-from vgs.models.families import Loss, contrastive
+from vgs.losses import Loss, contrastive, hinge_all_negatives
 
 BATCH, DIM = 7, 5  # odd: the ranks hold 4 and 3 rows
 

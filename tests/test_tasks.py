@@ -73,7 +73,7 @@ def test_every_family_evaluates_exactly_the_metrics_it_declares(family, tiny_cor
     assert metric in metric_names.SELECTABLE and metric_names.base_name(metric) in result.scores
     assert (mode == "max") == metric_names.higher_is_better(metric)
     assert bool(result.examples) == task.decodes
-    assert set(task.objectives(cfg.model)) <= set(model.tasks)
+    assert set(task.objectives(cfg.model)) <= set(model.objectives)
 
 
 def test_a_pipeline_decodes_its_speech_once_for_both_queries_and_wer(tiny_corpus):
@@ -189,3 +189,24 @@ def test_dry_run_plans_each_phase_of_a_two_phase_family(tiny_corpus):
     assert list(plan["phases"][0]["batches_per_epoch"]) == ["asr"] and list(plan["phases"][1]["batches_per_epoch"]) == [
         "t2i"
     ]
+
+
+@pytest.mark.parametrize("family", sorted(TASKS))
+def test_every_network_provides_what_its_task_declares(family):
+    """The contract (vgs.models.contract) against each Task's declaration, on the meta device."""
+    from vgs.analysis import analyses_apply
+    from vgs.models.contract import EncodesSpeech, MatchesText, RanksImages, Trains, Transcribes
+    from vgs.tasks.factory import build_model
+
+    task, cfg = TASKS[family], ModelConfig(family=family)
+    with torch.device("meta"):
+        net = build_model(cfg, 40, 0, 30)
+    assert isinstance(net, Trains) and set(task.objectives(cfg)) <= set(net.objectives)
+    if task.image_queries is not None:
+        assert isinstance(net, RanksImages)
+    if task.decodes:
+        assert isinstance(net, Transcribes)
+    if task.ranks_speech_text(cfg):
+        assert isinstance(net, MatchesText)
+    if analyses_apply(task):
+        assert isinstance(net, EncodesSpeech)

@@ -1,8 +1,13 @@
-"""Loss functions: pure, tested against slow references in tests/test_losses.py."""
+"""Loss functions: pure, tested against slow references in tests/test_losses.py; and the
+contrastive objective of every family, over the global batch when a trial has several workers."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+from vgs import distributed
 
 
 def hinge_all_negatives(
@@ -23,3 +28,26 @@ def hinge_all_negatives(
     image_to_speech = (margin + s - d[None, :]).clamp(min=0)  # image j against caption i
     total = (speech_to_image + image_to_speech).masked_fill(~negative, 0).sum()
     return total / negative.sum().clamp(min=1)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """How the contrastive objectives are computed: the hinge margin (train.margin) and whether,
+    with several workers, negatives come from every worker's rows (train.gather_negatives)."""
+
+    margin: float = 0.2
+    gather_negatives: bool = False
+
+
+def contrastive(
+    queries: torch.Tensor, targets: torch.Tensor, loss: Loss, image_ids: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Hinge over all negatives of the batch; with several workers and loss.gather_negatives,
+    over the global batch (every rank's rows), so the step matches one worker's.  image_ids: pairs
+    of captions of the same image are not negatives."""
+    if loss.gather_negatives and distributed.world() > 1:
+        queries, targets = distributed.gather_with_grad(queries), distributed.gather_with_grad(targets)
+        if image_ids is not None:
+            image_ids = distributed.gather_with_grad(image_ids)
+    same = None if image_ids is None else image_ids[:, None] == image_ids[None, :]
+    return hinge_all_negatives(queries, targets, loss.margin, same_image=same)

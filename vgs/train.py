@@ -31,7 +31,7 @@ from vgs.data.records import CorpusError
 from vgs.device import TrialOutOfMemory, out_of_memory, pick_device, training_precision, tune_for_device
 from vgs.evaluate import evaluate, final_scores
 from vgs.log import get_logger, report_error
-from vgs.models.families import Loss
+from vgs.losses import Loss
 from vgs.schedules import phase_of, phase_schedulers, restore_schedulers, training_phases, with_restart
 from vgs.tasks import OBJECTIVES, Run, Task, task_of
 from vgs.tasks.factory import build_model, cli_config, model_name

@@ -52,6 +52,8 @@ class PairSplit:
     """One split's captions, their images, their text (for the text families), and tensors for
     batches of them."""
 
+    decoded = False  # True on pipe-seq's copy whose texts are the recognizer's output (vgs.tasks.pipeline)
+
     def __init__(self, data: Prepared, split: str, text_source: str | None = None, vocab: Vocabulary | None = None):
         self.speech, self.image_store = data.speech, data.images
         self.per_utterance = data.speech_norm == "utterance"

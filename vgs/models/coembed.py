@@ -6,20 +6,21 @@ from __future__ import annotations
 import torch
 
 from vgs.config import ModelConfig
-from vgs.models.families import Family, Loss, contrastive
+from vgs.losses import Loss, contrastive
+from vgs.models.families import Family
 from vgs.models.image import ImageEncoder
 from vgs.models.speech import SpeechEncoder
 
 
 class CoEmbedding(Family):
-    tasks = ("s2i",)
+    objectives = ("s2i",)
 
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int = 0):
         super().__init__()
         self.speech = SpeechEncoder(cfg.speech, input_dim, cfg.latent)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
-    def objective(self, batch: dict, task: str = "s2i", loss: Loss = Loss()) -> dict[str, torch.Tensor]:
+    def objective(self, batch: dict, objective: str = "s2i", loss: Loss = Loss()) -> dict[str, torch.Tensor]:
         """Named loss terms for one batch (the training loop sums them)."""
         speech = self.speech(batch["speech"], batch["lengths"])
         image = self.image(batch["pixels"])

@@ -2,57 +2,25 @@
 model, beside Mortazavi 2020's speech-image co-embedding (models/coembed.py).
 
 These are the computations only; what a family trains when, on which data, how it is evaluated
-and which metric selects its best epoch is its Task (vgs/tasks/).  Every network exposes:
-    tasks                         the objectives it can train (s2i, t2i, s2t, asr)
-    objective(batch, task, loss)  named loss terms of one objective for one batch
-    query(batch, beam)            caption -> joint-space embeddings (speech, text or decoded speech)
-    image(pixels)                 image -> joint-space embeddings     (families with images)
-    speech_states(speech, lens)   the (shared) speech encoder's frame-level states (speech families)
-    transcribe(batch, beam)       speech -> character ids             (families with ASR/SLT)
-    match(batch)                  (speech, text) embeddings            (speech/text retrieval)
-Objectives: s2i (speech-image hinge), t2i (text-image hinge), s2t (speech-text hinge),
-asr (ASR/SLT cross-entropy).
+and which metric selects its best epoch is its Task (vgs/tasks/).  What every network provides
+(objectives, objective, query, image, transcribe, match, speech_states) is typed in
+vgs/models/contract.py.  Objectives: s2i (speech-image hinge), t2i (text-image hinge), s2t
+(speech-text hinge), asr (ASR/SLT cross-entropy).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vgs import distributed
 from vgs.config import ModelConfig
 from vgs.data.text import EOS, PAD
-from vgs.losses import hinge_all_negatives
+from vgs.losses import Loss, contrastive
 from vgs.models.blocks import BiGRU, ConvFrontEnd, attention, length_mask
 from vgs.models.image import ImageEncoder
 from vgs.models.seq2seq import AttentionDecoder
 from vgs.models.text import TextEncoder
-
-
-@dataclass(frozen=True)
-class Loss:
-    """How the contrastive objectives are computed: the hinge margin (train.margin) and whether,
-    with several workers, negatives come from every worker's rows (train.gather_negatives)."""
-
-    margin: float = 0.2
-    gather_negatives: bool = False
-
-
-def contrastive(
-    queries: torch.Tensor, targets: torch.Tensor, loss: Loss, image_ids: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Hinge over all negatives of the batch; with several workers and loss.gather_negatives,
-    over the global batch (every rank's rows), so the step matches one worker's.  image_ids: pairs
-    of captions of the same image are not negatives."""
-    if loss.gather_negatives and distributed.world() > 1:
-        queries, targets = distributed.gather_with_grad(queries), distributed.gather_with_grad(targets)
-        if image_ids is not None:
-            image_ids = distributed.gather_with_grad(image_ids)
-    same = None if image_ids is None else image_ids[:, None] == image_ids[None, :]
-    return hinge_all_negatives(queries, targets, loss.margin, same_image=same)
 
 
 def _text_in(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,7 +28,7 @@ def _text_in(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Family(nn.Module):
-    tasks: tuple[str, ...] = ()
+    objectives: tuple[str, ...] = ()
 
 
 class SpeechBranch(nn.Module):
@@ -104,14 +72,14 @@ class SharedSpeech(nn.Module):
 class TextImage(Family):
     """text-image (§3.1.2): text at test time too; the high estimate for the core models."""
 
-    tasks = ("t2i",)
+    objectives = ("t2i",)
 
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
         super().__init__()
         self.text = TextEncoder(cfg.text, vocab_size, cfg.latent)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
-    def objective(self, batch: dict, task: str, loss: Loss) -> dict[str, torch.Tensor]:
+    def objective(self, batch: dict, objective: str, loss: Loss) -> dict[str, torch.Tensor]:
         return {"t2i": contrastive(self.text(*_text_in(batch)), self.image(batch["pixels"]), loss, batch["image_ids"])}
 
     def query(self, batch: dict, beam: int = 1) -> torch.Tensor:
@@ -121,7 +89,7 @@ class TextImage(Family):
 class Recognizer(Family):
     """ASR (transcripts) or SLT (translations), §3.1.3: conv + BiGRU encoder, attention decoder."""
 
-    tasks = ("asr",)
+    objectives = ("asr",)
 
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
         super().__init__()
@@ -135,7 +103,7 @@ class Recognizer(Family):
         h, lengths = self.encoder(batch["speech"], batch["lengths"])
         return h, length_mask(lengths.to(h.device), h.size(1))
 
-    def objective(self, batch: dict, task: str, loss: Loss) -> dict[str, torch.Tensor]:
+    def objective(self, batch: dict, objective: str, loss: Loss) -> dict[str, torch.Tensor]:
         return {"asr": self.decoder.loss(*self.memory(batch), batch["text"])}
 
     def transcribe(self, batch: dict, beam: int = 1) -> list[list[int]]:
@@ -146,7 +114,7 @@ class Pipeline(Family):
     """pipe-ind / pipe-seq (§3.1.3, §3.2.2): an ASR/SLT recognizer and a text-image model that
     ranks images by the recognizer's output."""
 
-    tasks = ("asr", "t2i")
+    objectives = ("asr", "t2i")
 
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
         super().__init__()
@@ -154,9 +122,9 @@ class Pipeline(Family):
         self.text_image = TextImage(cfg, input_dim, image_dim, vocab_size)
         self.image = self.text_image.image
 
-    def objective(self, batch: dict, task: str, loss: Loss) -> dict[str, torch.Tensor]:
-        part = self.recognizer if task == "asr" else self.text_image
-        return part.objective(batch, task, loss)
+    def objective(self, batch: dict, objective: str, loss: Loss) -> dict[str, torch.Tensor]:
+        part = self.recognizer if objective == "asr" else self.text_image
+        return part.objective(batch, objective, loss)
 
     def transcribe(self, batch: dict, beam: int = 1) -> list[list[int]]:
         return self.recognizer.transcribe(batch, beam)
@@ -193,7 +161,7 @@ class MultitaskTranscribe(SharedEncoderFamily):
     """mtl-transcribe / mtl-translate (§3.1.4): shared conv + BiGRU, then a speech->image branch
     (BiGRU + attention + L2) and an ASR/SLT branch (BiGRU + attention decoder)."""
 
-    tasks = ("s2i", "asr")
+    objectives = ("s2i", "asr")
 
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
         super().__init__()
@@ -213,9 +181,9 @@ class MultitaskTranscribe(SharedEncoderFamily):
         self.decoder = AttentionDecoder(cfg.asr, vocab_size, self.asr_gru.out_size)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
-    def objective(self, batch: dict, task: str, loss: Loss) -> dict[str, torch.Tensor]:
+    def objective(self, batch: dict, objective: str, loss: Loss) -> dict[str, torch.Tensor]:
         h, lengths = self.shared(batch["speech"], batch["lengths"])
-        if task == "s2i":
+        if objective == "s2i":
             return self.s2i_loss(h, lengths, batch, loss)
         return {"asr": self.decoder.loss(*self._asr_memory(h, lengths), batch["text"])}
 
@@ -233,7 +201,7 @@ class MultitaskMatch(SharedEncoderFamily):
     speech->text branch (layers may be 0: attention only), a text encoder and an image encoder;
     the secondary task is speech/text retrieval."""
 
-    tasks = ("s2i", "s2t")
+    objectives = ("s2i", "s2t")
 
     def __init__(self, cfg: ModelConfig, input_dim: int, image_dim: int, vocab_size: int):
         super().__init__()
@@ -249,9 +217,9 @@ class MultitaskMatch(SharedEncoderFamily):
         self.text = TextEncoder(cfg.text, vocab_size, cfg.latent)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
-    def objective(self, batch: dict, task: str, loss: Loss) -> dict[str, torch.Tensor]:
+    def objective(self, batch: dict, objective: str, loss: Loss) -> dict[str, torch.Tensor]:
         h, lengths = self.shared(batch["speech"], batch["lengths"])
-        if task == "s2i":
+        if objective == "s2i":
             return self.s2i_loss(h, lengths, batch, loss)
         return {"s2t": contrastive(self.s2t(h, lengths), self.text(*_text_in(batch)), loss)}
 
@@ -287,7 +255,7 @@ class ThreeTask(SharedEncoderFamily):
         speech_text, text_image = c.s2t >= 0, c.t2i >= 0
         if (speech_text or text_image) and c.text_layers < 1:
             raise ValueError("model.three.text_layers must be >= 1 when a text task is on")
-        self.tasks = three_task_objectives(c)
+        self.objectives = three_task_objectives(c)
         bi = c.bidirectional  # False: Chrupała 2019's forward-only GRUs of N units (model.three.bidirectional)
         kind = cfg.speech.attention
         hidden = cfg.latent // 2 if bi else cfg.latent
@@ -312,10 +280,10 @@ class ThreeTask(SharedEncoderFamily):
         text, lengths = _text_in(batch)
         return self.text_shared(self.embed(text), lengths), lengths
 
-    def objective(self, batch: dict, task: str, loss: Loss) -> dict[str, torch.Tensor]:
-        if task == "s2i":
+    def objective(self, batch: dict, objective: str, loss: Loss) -> dict[str, torch.Tensor]:
+        if objective == "s2i":
             return self.s2i_loss(*self.shared(batch["speech"], batch["lengths"]), batch, loss)
-        if task == "s2t":
+        if objective == "s2t":
             return {"s2t": contrastive(*self.match(batch), loss)}
         text = self.t2i(*self._text(batch))
         return {"t2i": contrastive(text, self.i2t(batch["pixels"]), loss, batch["image_ids"])}

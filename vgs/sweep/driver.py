@@ -27,6 +27,7 @@ from vgs.data.prepare import prepare, prepare_speech_text, resolve_paths
 from vgs.log import get_logger
 from vgs.results.tables import CONFIRM, MORE_SEEDS, format_config_table, format_table
 from vgs.sweep import storage as storages
+from vgs.sweep.dry_run import format_plan, plan_sweep, step_rate
 from vgs.sweep.options import OPTIONS_FILE, SweepOptions, resolved_sweep, resumed_options
 from vgs.sweep.output import ProgressCallback, quiet_libraries
 from vgs.sweep.phases import confirm_cells, more_seed_cells, parent_status, seeds_run, summarise, summary_of
@@ -48,7 +49,6 @@ log = get_logger(__name__)
 
 def dry_run(opts: SweepOptions, as_json: bool, bench: str | None = None) -> int:
     """--dry-run: the plan of the sweep (vgs.sweep.dry_run) on stdout; nothing trains, Ray does not start."""
-    from vgs.sweep.dry_run import format_plan, plan_sweep, step_rate
 
     rate = step_rate(bench)  # a bad --bench file is refused before any corpus work
     spec, _, base = resolved_sweep(opts)

@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import torch
 import torch.nn as nn
 
 from vgs import metric_names as names
-from vgs.config import ConfigError, ModelConfig
+from vgs.config import Config, ConfigError, ModelConfig
+from vgs.data.batching import PairSplit
+from vgs.data.text import Vocabulary
 
 TEXT_SOURCES = ("transcript", "translation")
 
@@ -62,11 +64,11 @@ class Sizes:
 class Run:
     """A training run as the hooks see it: they may replace an objective's training split."""
 
-    model: nn.Module
-    cfg: Any  # vgs.config.Config
-    device: Any  # torch.device
-    vocab: Any  # Vocabulary or None
-    splits: dict  # objective -> training split
+    model: nn.Module  # the family's network (vgs.models.contract says what it provides)
+    cfg: Config
+    device: torch.device
+    vocab: Vocabulary | None
+    splits: dict[str, PairSplit]  # objective -> training split
     out: Path  # the run's checkpoint folder
 
 

@@ -31,7 +31,7 @@ from vgs.data.batching import PairSplit, length_sorted_batches
 from vgs.data.prepare import prepare, resolve_paths
 from vgs.device import pick_device, training_precision, tune_for_device
 from vgs.log import quiet
-from vgs.models.families import Loss
+from vgs.losses import Loss
 from vgs.tasks.factory import build_model
 
 # the workplace's shared folder beside the checkout, or $VGS_SHARED

@@ -34,6 +34,8 @@ from vgs.config import Config, ConfigError, apply_overrides, vgs_home
 from vgs.data.flickr8k import read_flickr8k
 from vgs.data.synth import generate
 from vgs.log import get_logger, quiet, report_error
+from vgs.sweep.dry_run import sweep_cells
+from vgs.sweep.spec_model import FEATURE_DIMS, trial_overrides
 
 log = get_logger(__name__)
 IMAGES, VAL, TEST = 12, 4, 4
@@ -74,9 +76,7 @@ def feature_file(root: Path, dim: int, home: Path) -> Path:
 def paper_cells(names: list[str]) -> list[tuple[str, str, Any, dict[str, Any]]]:
     """(sweep, cell label, its paper-size spec, the cell's overrides) of every paper-size cell, one
     per distinct network and schedule (seeds, text fractions and data subsets build the same network)."""
-    from vgs.sweep.dry_run import sweep_cells
     from vgs.sweep.spec import load
-    from vgs.sweep.spec_model import trial_overrides
 
     out, seen = [], set()
     for name in names:
@@ -105,7 +105,6 @@ def paper_cells(names: list[str]) -> list[tuple[str, str, Any, dict[str, Any]]]:
 
 def smoke_inputs(home: Path, seconds: float) -> Path:
     """The corpus and the feature files every cell reads (made once, before parts run in parallel)."""
-    from vgs.sweep.spec_model import FEATURE_DIMS
 
     root = smoke_corpus(home, seconds)
     for dim in sorted(set(FEATURE_DIMS.values())):
@@ -156,7 +155,6 @@ def run(
     shares with part=(K, N)); one record per cell."""
     import torch
 
-    from vgs.sweep.spec_model import FEATURE_DIMS
     from vgs.train import fit
 
     torch.serialization.set_crc32_options(False)  # GB-sized checkpoints: the checksum doubled the save time
