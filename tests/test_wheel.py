@@ -48,7 +48,12 @@ def test_installed_wheel_finds_its_search_spaces_outside_the_source_tree(tmp_pat
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VGS_SEARCH_SPACES")}
     env["VGS_HOME"] = str(vgs_home)  # the session's smoke corpus (the dry run counts batches on it)
     where = subprocess.run(
-        [str(python), "-c", "import vgs.sweep.spec as s; print(s.__file__); print(s.available())"],
+        [
+            str(python),
+            "-c",
+            "import vgs.sweep.spec as s, vgs.results.papers as p; "
+            "print(s.__file__); print(s.available()); print(sorted(p.PAPER))",
+        ],
         capture_output=True,
         text=True,
         cwd=elsewhere,
@@ -58,6 +63,7 @@ def test_installed_wheel_finds_its_search_spaces_outside_the_source_tree(tmp_pat
     assert where.returncode == 0, where.stderr[-3000:]
     assert where.stdout.startswith(str(purelib)), where.stdout  # the wheel's copy, not the source tree
     assert "'gru_layers'" in where.stdout and "'smoke'" in where.stdout
+    assert "['downsampling', 'pipeline_vs_mtl', 'sharing']" in where.stdout  # the papers' numbers ship too
     run = subprocess.run(
         [str(python), "-m", "vgs.cli", "sweep", "smoke", "--dry-run"],
         capture_output=True,
