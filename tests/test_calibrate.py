@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from vgs.data.synth import images_fitting, mentioned_objects
+from vgs.data.scenes import images_fitting, mentioned_objects
 
 
 def test_named_objects_and_images_that_fit_them(tiny_corpus):

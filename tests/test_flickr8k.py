@@ -3,8 +3,9 @@ import shutil
 import numpy as np
 import pytest
 
-from vgs.data.features import build_image_store, build_speech_store
+from vgs.data.features import build_speech_store
 from vgs.data.flickr8k import read_flickr8k
+from vgs.data.image_store import build_image_store
 from vgs.data.records import CorpusError
 
 
@@ -146,7 +147,7 @@ def test_skip_bad_leaves_out_a_corrupt_image_and_its_captions(flickr1d, tmp_path
     import json
 
     from vgs.config import DataConfig
-    from vgs.data.features import build_image_store
+    from vgs.data.image_store import build_image_store
     from vgs.data.prepare import prepare
 
     root, images = flickr1d

@@ -9,7 +9,6 @@ interrupted run leaves every finished store as it was.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -19,15 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vgs.data.image_features import align_features, load_feature_table
 from vgs.data.records import Corpus, CorpusError
+from vgs.data.store_hash import STORE_VERSION, content_entries, hash_lines, write_json_atomic
 from vgs.log import get_logger
 from vgs.progress import Progress
 
 log = get_logger(__name__)
 
 SAMPLE_RATE = 16000
-STORE_VERSION = 1
 
 # ------------------------------------------------------------------ MFCC presets
 
@@ -145,7 +143,7 @@ def _featurise_shard(job: tuple) -> tuple[str, int]:
             pa.record_batch([pa.array(ids, pa.string()), pa.array(rows, pa.list_(pa.float32()))], schema=schema)
         )
     os.replace(tmp, parts / f"{name}.arrow")
-    _write_json_atomic(
+    write_json_atomic(
         parts / f"{name}.json",
         {
             "sum": total.tolist(),
@@ -177,60 +175,6 @@ def shard_size_for(n: int) -> int:
 
 
 # ------------------------------------------------------------------ hashing
-
-
-def _file_digest(path: str) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _content_entries(entries: list[tuple[str, str]], store_dir: Path) -> list[str]:
-    """One line per source file: its key and a hash of its bytes, so a store is found again only
-    for the same content (size and mtime alone miss a re-recorded file of the same size that an
-    archive extracted with fixed mtimes).  Hashes are computed once and cached in the store folder
-    under (size, mtime, ctime, inode): a rewritten or re-extracted file changes its ctime or inode,
-    which no tool sets back, so it is hashed again."""
-    cache_path = store_dir / "content-hashes.json"
-    try:
-        cache = json.loads(cache_path.read_text())
-    except (FileNotFoundError, ValueError):
-        cache = {}
-    out, changed = [], False
-    for key, path in entries:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError as e:
-            raise CorpusError(f"file not found: {path}") from e
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-        hit = cache.get(path)
-        if hit is None or hit[:4] != stamp:
-            cache[path] = hit = stamp + [_file_digest(path)]
-            changed = True
-        out.append(f"{key}\0{hit[4]}\n")
-    if changed:
-        _write_json_atomic(cache_path, cache)
-    return out
-
-
-def _hash_lines(lines: list[str], params: dict) -> str:
-    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
-    for line in lines:
-        h.update(line.encode())
-    return h.hexdigest()[:16]
-
-
-def _source_hash(entries: list[tuple[str, str]], params: dict, store_dir: Path) -> str:
-    """Hash of (key, content hash) of every source file plus the parameters."""
-    return _hash_lines(_content_entries(entries, store_dir), params)
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------ speech store
@@ -309,9 +253,9 @@ def build_speech_store(
     # which utterances train is part of the key: the normalisation statistics come from them
     lines = [
         f"{u.split == 'train'}\0{line}"
-        for u, line in zip(corpus.utterances, _content_entries([(u.id, u.audio) for u in corpus.utterances], store_dir))
+        for u, line in zip(corpus.utterances, content_entries([(u.id, u.audio) for u in corpus.utterances], store_dir))
     ]
-    digest = _hash_lines(lines, params)
+    digest = hash_lines(lines, params)
     path = store_dir / f"speech-{preset}-{digest}.arrow"
     manifest_path = path.with_suffix(".json")
     if path.exists() and manifest_path.exists():
@@ -321,7 +265,7 @@ def build_speech_store(
     size = shard_size or shard_size_for(len(utts))
     parts = store_dir / f"speech-{preset}.parts"
     parts.mkdir(exist_ok=True)
-    shards = [(_hash_lines(lines[a : a + size], params), a) for a in range(0, len(utts), size)]
+    shards = [(hash_lines(lines[a : a + size], params), a) for a in range(0, len(utts), size)]
     todo = [(name, a) for name, a in shards if not (parts / f"{name}.json").exists()]
     progress = Progress(f"MFCC ({preset}) {corpus.name}", total=len(utts), unit="utt")
     if len(todo) < len(shards):
@@ -394,7 +338,7 @@ def build_speech_store(
         "std": std.tolist(),
     }
     os.replace(tmp, path)
-    _write_json_atomic(manifest_path, manifest)
+    write_json_atomic(manifest_path, manifest)
     for name, _ in shards:
         (parts / f"{name}.arrow").unlink(missing_ok=True)
         (parts / f"{name}.json").unlink(missing_ok=True)
@@ -403,7 +347,7 @@ def build_speech_store(
         parts.rmdir()
     if skipped:
         report = path.with_suffix(".skipped.json")
-        _write_json_atomic(report, {"store": str(path), "skipped": skipped})
+        write_json_atomic(report, {"store": str(path), "skipped": skipped})
         log.warning(f"skipped {len(skipped)} item(s) (missing or unreadable); report: {report}")
     if dropped:
         log.info(f"dropped {len(dropped)} utterance(s) over {max_frames} frames")
@@ -415,117 +359,3 @@ def build_speech_store(
 
 
 # ------------------------------------------------------------------ image store
-
-
-@dataclass
-class ImageStore:
-    """Decoded images, shorter side resized to `size` and centre-cropped square, uint8 NHWC; or,
-    built from a user's feature file, one float32 feature vector per image."""
-
-    path: Path
-    manifest: dict
-
-    def __post_init__(self):
-        self.array = np.load(self.path, mmap_mode="r")
-        self.index = {name: i for i, name in enumerate(self.manifest["images"])}
-        # > 0: rows are precomputed feature vectors of this size, not pixels
-        self.feature_dim = int(self.manifest.get("feature_dim", 0))
-
-
-def _load_image(path: str, size: int) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            scale = size / min(w, h)
-            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-            w, h = im.size
-            left, top = (w - size) // 2, (h - size) // 2
-            return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
-    except (OSError, ValueError) as e:
-        raise CorpusError(f"corrupt or unreadable image file {path}: {e}") from e
-
-
-def build_image_store(corpus: Corpus, size: int, store_dir: str | Path, skip_bad: bool = False) -> ImageStore:
-    """skip_bad: leave out corrupt or unreadable images (listed in the manifest and a report)
-    instead of stopping; their captions then have no image and are not used."""
-    if corpus.image_dir is None:
-        raise CorpusError(f"corpus {corpus.root} has no image folder; pass data.image_dir")
-    store_dir = Path(store_dir)
-    store_dir.mkdir(parents=True, exist_ok=True)
-    names = corpus.images()
-    params = {"version": STORE_VERSION, "size": size}
-    digest = _source_hash([(n, str(corpus.image_dir / n)) for n in names], params, store_dir)
-    path = store_dir / f"images-{size}-{digest}.npy"
-    manifest_path = path.with_suffix(".json")
-    if path.exists() and manifest_path.exists():
-        return ImageStore(path, json.loads(manifest_path.read_text()))
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
-    progress = Progress(f"images ({size}px) {corpus.name}", total=len(names), unit="img")
-    kept, skipped = [], []
-    try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3))
-        for name in names:
-            try:
-                out[len(kept)] = _load_image(str(corpus.image_dir / name), size)
-                kept.append(name)
-            except CorpusError as e:
-                if not skip_bad:
-                    raise CorpusError(
-                        f"{e} (data.skip_bad=true / --skip-bad leaves such files out, with a report)"
-                    ) from e
-                skipped.append({"id": name, "reason": str(e)})
-            progress.update(1)
-        out.flush()
-        if skipped:  # the rows of the images kept, in order
-            np.save(tmp.with_name(tmp.name + ".kept.npy"), np.asarray(out[: len(kept)]))
-            del out
-            os.replace(tmp.with_name(tmp.name + ".kept.npy"), tmp)
-        else:
-            del out
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    progress.close()
-    if not kept:
-        tmp.unlink(missing_ok=True)
-        raise CorpusError(f"corpus {corpus.root}: no readable image")
-    os.replace(tmp, path)
-    manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "images": kept, "skipped": skipped}
-    _write_json_atomic(manifest_path, manifest)
-    if skipped:
-        report = path.with_suffix(".skipped.json")
-        _write_json_atomic(report, {"store": str(path), "skipped": skipped})
-        log.warning(f"skipped {len(skipped)} unreadable image(s); report: {report}")
-    return ImageStore(path, manifest)
-
-
-def build_feature_image_store(corpus: Corpus, feature_file: str | Path, store_dir: str | Path) -> ImageStore:
-    """Precomputed image features (see vgs.data.image_features) in the corpus's image order."""
-
-    store_dir = Path(store_dir)
-    store_dir.mkdir(parents=True, exist_ok=True)
-    names = corpus.images()
-    feature_file = Path(feature_file).expanduser().resolve()
-    digest = _source_hash([("features", str(feature_file))], {"version": STORE_VERSION, "images": names}, store_dir)
-    path = store_dir / f"imagefeats-{digest}.npy"
-    manifest_path = path.with_suffix(".json")
-    if path.exists() and manifest_path.exists():
-        return ImageStore(path, json.loads(manifest_path.read_text()))
-    table_names, feats = load_feature_table(feature_file)
-    aligned = align_features(corpus, table_names, feats, str(feature_file))
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
-    np.save(tmp, aligned)
-    os.replace(tmp, path)
-    manifest = {
-        "params": {"version": STORE_VERSION, "source": str(feature_file)},
-        "source_hash": digest,
-        "corpus": str(corpus.root),
-        "images": names,
-        "feature_dim": int(aligned.shape[1]),
-    }
-    _write_json_atomic(manifest_path, manifest)
-    log.info(f"image features: {len(names)} images x {aligned.shape[1]} from {feature_file}")
-    return ImageStore(path, manifest)

@@ -10,15 +10,8 @@ from pathlib import Path
 
 from vgs.config import ConfigError, DataConfig, config_from_cli, vgs_home
 from vgs.data.corpora import read_corpus
-from vgs.data.features import (
-    PRESETS,
-    SAMPLE_RATE,
-    ImageStore,
-    SpeechStore,
-    build_feature_image_store,
-    build_image_store,
-    build_speech_store,
-)
+from vgs.data.features import PRESETS, SAMPLE_RATE, SpeechStore, build_speech_store
+from vgs.data.image_store import ImageStore, build_feature_image_store, build_image_store
 from vgs.data.locking import exclusive
 from vgs.data.records import Corpus, CorpusError
 from vgs.data.synth import DEFAULT_SNR, GENERATOR_VERSION, generate, parse_snr, split_sizes

@@ -24,7 +24,8 @@ import torch
 
 from vgs.config import Config, ConfigError, apply_overrides, default_tracking_uri, from_dict
 from vgs.data.batching import PairSplit, centre_crop, standardise_pixels
-from vgs.data.features import _load_image, load_audio, mfcc
+from vgs.data.features import load_audio, mfcc
+from vgs.data.image_store import _load_image
 from vgs.data.prepare import prepare
 from vgs.data.records import CorpusError
 from vgs.data.text import Vocabulary

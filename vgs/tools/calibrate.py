@@ -24,7 +24,7 @@ import numpy as np
 
 from vgs.config import ConfigError, apply_overrides, base_config, parse_cli_overrides
 from vgs.data.prepare import prepare, resolve_paths
-from vgs.data.synth import images_fitting
+from vgs.data.scenes import images_fitting
 from vgs.log import get_logger, quiet, report_error
 from vgs.tasks.factory import model_name
 
