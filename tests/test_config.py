@@ -85,3 +85,23 @@ def test_unknown_key_without_a_near_match_lists_its_section_only():
     with pytest.raises(ConfigError) as e:
         apply_overrides(Config(), {"model.speech.layer": 3})
     assert "did you mean" in str(e.value) and "data.root" not in str(e.value)
+
+
+def test_pipe_seq_keys_moved_to_model_pipeline_and_the_old_names_still_work(caplog):
+    """model.mtl.asr_epochs / asr_patience became model.pipeline.*: an override, a YAML section or an
+    old checkpoint's config with the old names still loads, and a warning names the new key."""
+    import logging
+
+    from vgs.config import Config, apply_overrides, base_config, from_dict, to_dict
+    from vgs.config.overrides import _warn_renamed
+
+    _warn_renamed.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="vgs"):
+        cfg = apply_overrides(base_config("cpu-small"), {"model.mtl.asr_epochs": 3, "model.pipeline.asr_patience": 2})
+    assert (cfg.model.pipeline.asr_epochs, cfg.model.pipeline.asr_patience) == (3, 2)
+    assert "model.mtl.asr_epochs is deprecated: use model.pipeline.asr_epochs" in caplog.text
+    old = to_dict(Config())
+    old["model"]["mtl"]["asr_patience"] = 4  # as a checkpoint written before the move holds it
+    del old["model"]["pipeline"]
+    assert from_dict(old).model.pipeline.asr_patience == 4
+    assert not hasattr(cfg.model.mtl, "asr_epochs")

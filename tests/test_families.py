@@ -181,7 +181,7 @@ def test_analysis_metrics_on_request(tiny_corpus, tmp_path):
 
 
 def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_corpus, tmp_path):
-    """pipe-seq trains ASR for model.mtl.asr_epochs, then the text-image part: two phases, each with
+    """pipe-seq trains ASR for model.pipeline.asr_epochs, then the text-image part: two phases, each with
     its own cosine schedule from train.lr, so epoch 1 (half-way through the ASR phase) and epoch 3
     (half-way through the text-image phase) end at the same rate; a resume mid-phase keeps it."""
     from vgs.schedules import training_phases
@@ -191,7 +191,7 @@ def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_co
         tiny_corpus,
         tmp_path,
         "pipe-seq",
-        **{"train.epochs": 4, "model.mtl.asr_epochs": 2, "train.scheduler": "calr", "train.test_at_end": False},
+        **{"train.epochs": 4, "model.pipeline.asr_epochs": 2, "train.scheduler": "calr", "train.test_at_end": False},
     )
 
     def phases(c):
@@ -222,7 +222,7 @@ def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_co
 
 
 def test_pipe_seq_asr_phase_ends_once_val_wer_has_converged(tiny_corpus, tmp_path):
-    """model.mtl.asr_patience: at a learning rate too small to change anything, epoch 2 does not
+    """model.pipeline.asr_patience: at a learning rate too small to change anything, epoch 2 does not
     improve on epoch 1's WER, so with patience 1 the ASR phase (planned for 4 epochs) ends after
     epoch 2 and the text-image part trains epochs 3-5; the run folder records it for a resume."""
     cfg = tiny(
@@ -231,8 +231,8 @@ def test_pipe_seq_asr_phase_ends_once_val_wer_has_converged(tiny_corpus, tmp_pat
         "pipe-seq",
         **{
             "train.epochs": 5,
-            "model.mtl.asr_epochs": 4,
-            "model.mtl.asr_patience": 1,
+            "model.pipeline.asr_epochs": 4,
+            "model.pipeline.asr_patience": 1,
             "train.lr": 1e-9,
             "train.scheduler": "constant",
             "train.test_at_end": False,

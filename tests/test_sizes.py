@@ -79,7 +79,7 @@ def test_pipeline_vs_mtl_at_paper_size_is_higy_et_al_2020():
     for label, cfg in by_cell.items():
         model = cfg.model
         if model.family == "pipe-seq":
-            assert (cfg.train.epochs, model.mtl.asr_epochs) == (64, 32), label  # 32 ASR/SLT + 32 text-image
+            assert (cfg.train.epochs, model.pipeline.asr_epochs) == (64, 32), label  # 32 ASR/SLT + 32 text-image
         else:
             assert cfg.train.epochs == 32, label
         if model.family.startswith("pipe-"):

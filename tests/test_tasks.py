@@ -116,7 +116,7 @@ def test_a_key_of_another_family_is_refused_naming_it():
         cli_config("cpu-small", ["model.asr.hidden=64"])
     with pytest.raises(ConfigError, match=r"model\.mtl\.asr_epochs.*pipe-ind"):
         cli_config("cpu-small", ["model.family=pipe-ind", "model.mtl.asr_epochs=2"])
-    assert cli_config("cpu-small", ["model.family=pipe-seq", "model.mtl.asr_epochs=2"]).model.mtl.asr_epochs == 2
+    assert cli_config("cpu-small", ["model.family=pipe-seq", "model.mtl.asr_epochs=2"]).model.pipeline.asr_epochs == 2
     assert cli_config("cpu-small", ["model.family=three-task", "model.text.embed=16"]).model.text.embed == 16
     with pytest.raises(ConfigError, match="unknown model family 'nope'"):
         cli_config("cpu-small", ["model.family=nope"])
@@ -183,7 +183,7 @@ def test_dry_run_plans_each_phase_of_a_two_phase_family(tiny_corpus):
     """pipe-seq's plan: ASR batches in its first phase, text-image batches in its second."""
     from vgs.sweep.dry_run import plan_cell
 
-    cfg = apply_overrides(tiny_config("pipe-seq", tiny_corpus), {"train.epochs": 4, "model.mtl.asr_epochs": 1})
+    cfg = apply_overrides(tiny_config("pipe-seq", tiny_corpus), {"train.epochs": 4, "model.pipeline.asr_epochs": 1})
     plan = plan_cell(cfg, {})
     assert [p["epochs"] for p in plan["phases"]] == [[1, 1], [2, 4]]
     assert list(plan["phases"][0]["batches_per_epoch"]) == ["asr"] and list(plan["phases"][1]["batches_per_epoch"]) == [

@@ -9,8 +9,10 @@ everything is importable from here.  No other vgs module is imported (vgs.config
 
 from vgs.config.checks import IMAGE_ENCODERS, check_consistent, check_image_side, check_runnable
 from vgs.config.overrides import (
+    RENAMED,
     apply_overrides,
     coerce,
+    current_key,
     flat_keys,
     flatten,
     from_dict,
@@ -40,6 +42,7 @@ from vgs.config.schema import (
     ImageConfig,
     ModelConfig,
     MultitaskConfig,
+    PipelineConfig,
     SpeechConfig,
     TextConfig,
     ThreeTaskConfig,
@@ -52,7 +55,9 @@ __all__ = [
     "check_image_side",
     "check_runnable",
     "apply_overrides",
+    "RENAMED",
     "coerce",
+    "current_key",
     "flat_keys",
     "flatten",
     "from_dict",
@@ -78,6 +83,7 @@ __all__ = [
     "ImageConfig",
     "ModelConfig",
     "MultitaskConfig",
+    "PipelineConfig",
     "SpeechConfig",
     "TextConfig",
     "ThreeTaskConfig",

@@ -21,7 +21,7 @@ _RANGES = (
     ("train.cyclic_step_epochs", lambda v: v > 0, "> 0"),
     ("train.restart_epochs", lambda v: v >= 0, ">= 0 (0: no second run)"),
     ("train.restart_lr_factor", lambda v: v > 0, "> 0"),
-    ("model.mtl.asr_patience", lambda v: v >= 0, ">= 0 (0: the ASR phase runs all its epochs)"),
+    ("model.pipeline.asr_patience", lambda v: v >= 0, ">= 0 (0: the ASR phase runs all its epochs)"),
     ("model.latent", lambda v: v >= 2 and v % 2 == 0, "an even number >= 2 (N/2 GRU units per direction)"),
     ("model.speech.layers", lambda v: v >= 1, ">= 1"),
     ("data.builtin_images", lambda v: v >= 3, ">= 3 (train, validation and test need an image each)"),

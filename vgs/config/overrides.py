@@ -5,11 +5,48 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from typing import Any, get_type_hints
 
 from vgs.config.schema import Config, ConfigError
+from vgs.log import get_logger
+
+log = get_logger(__name__)
 
 # ---------------------------------------------------------------- dict <-> dataclass
+
+
+# keys that moved: the old name still works, with a warning that names the new one
+RENAMED = {"model.mtl.asr_epochs": "model.pipeline.asr_epochs", "model.mtl.asr_patience": "model.pipeline.asr_patience"}
+
+
+def current_key(path: str) -> str:
+    """A dotted key under its current name (a renamed key is mapped, with a deprecation warning)."""
+    if path not in RENAMED:
+        return path
+    _warn_renamed(path)
+    return RENAMED[path]
+
+
+@functools.cache
+def _warn_renamed(path: str) -> None:  # once per key and process: checkpoints load the old name too
+    log.warning(f"{path} is deprecated: use {RENAMED[path]} (the old key still works, for now)")
+
+
+def _renamed_sections(data: dict, prefix: str) -> dict:
+    """A nested section with its renamed keys moved to their new place (old checkpoints, YAML)."""
+    moved = {
+        old: new for old, new in RENAMED.items() if old.startswith(prefix) and old.count(".") == prefix.count(".") + 1
+    }
+    out = data
+    for old, new in moved.items():
+        section, key = old[len(prefix) :].split(".")
+        if isinstance(out.get(section), dict) and key in out[section]:
+            current_key(old)
+            new_section, new_key = new[len(prefix) :].split(".")
+            out = {**out, section: {k: v for k, v in out[section].items() if k != key}}
+            out[new_section] = {**out.get(new_section, {}), new_key: data[section][key]}
+    return out
 
 
 def to_dict(cfg: Any) -> dict:
@@ -20,6 +57,7 @@ def from_dict(data: dict, cls: type = Config, prefix: str = "") -> Any:
     """Build a dataclass tree from a nested dict, refusing unknown keys."""
     if not isinstance(data, dict):
         raise ConfigError(f"config section '{prefix or '<root>'}' must be a mapping, got {data!r}")
+    data = _renamed_sections(data, prefix)
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -52,6 +90,7 @@ def flat_keys() -> list[str]:
 
 
 def key_type(path: str) -> type:
+    path = current_key(path)
     node: Any = Config
     parts = path.split(".")
     for i, part in enumerate(parts):
@@ -103,8 +142,8 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     """Return a copy of cfg with dotted-path overrides applied (validated and coerced)."""
     flat = flatten(cfg)
     for path, value in overrides.items():
-        typ = key_type(path)
-        flat[path] = coerce(path, value, typ)
+        path = current_key(path)
+        flat[path] = coerce(path, value, key_type(path))
     return from_dict(unflatten(flat))
 
 

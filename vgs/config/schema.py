@@ -75,9 +75,16 @@ class MultitaskConfig:
     shared_layers: int = 4
     s2i_layers: int = 1
     task_layers: int = 1
-    asr_epochs: int = 0  # pipe-seq: epochs of ASR/SLT training before the text-image part (0: half)
-    # pipe-seq: the ASR/SLT phase ends early once val WER (BLEU) has not improved for this many
-    # epochs (training to convergence); its remaining epochs go to the text-image part (0: never)
+
+
+@dataclass
+class PipelineConfig:
+    """pipe-seq's phases (Higy et al. 2020 §3.2.2): ASR/SLT first, then text-image on its decodings.
+    (Until 0.1.0 these were model.mtl.asr_epochs / asr_patience; the old keys still work.)"""
+
+    asr_epochs: int = 0  # epochs of ASR/SLT training before the text-image part (0: half)
+    # the ASR/SLT phase ends early once val WER (BLEU) has not improved for this many epochs
+    # (training to convergence); its remaining epochs go to the text-image part (0: never)
     asr_patience: int = 0
 
 
@@ -109,6 +116,7 @@ class ModelConfig:
     text: TextConfig = field(default_factory=TextConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     mtl: MultitaskConfig = field(default_factory=MultitaskConfig)  # mtl-transcribe / mtl-translate
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)  # pipe-seq's phases
     # mtl-match's own split (Higy et al. 2020 §3.1.5, after Chrupała 2019): shared 2 x BiGRU, speech->image
     # branch 2 x BiGRU, speech->text branch attention only; widths N/2 per direction
     match: MultitaskConfig = field(

@@ -6,7 +6,7 @@ line in TASKS.  `vgs.tasks.factory.build_model` and the training loop then know 
 
 from __future__ import annotations
 
-from vgs.config import ConfigError, ModelConfig
+from vgs.config import ConfigError, ModelConfig, current_key
 from vgs.tasks.base import OBJECTIVES, Needs, Run, Sizes, Task, refuse_foreign_keys
 from vgs.tasks.multitask import MultitaskMatching, MultitaskRecognition
 from vgs.tasks.pipeline import Pipeline, SequentialPipeline
@@ -50,7 +50,7 @@ def check_family_keys(cfg: ModelConfig, keys, families: set[str] | None = None) 
     if len(tasks) == 1:
         refuse_foreign_keys(tasks[0], keys)
         return
-    unread = sorted(k for k in keys if k.startswith("model.") and not any(t.reads(k) for t in tasks))
+    unread = sorted(k for k in keys if k.startswith("model.") and not any(t.reads(current_key(k)) for t in tasks))
     if unread:
         raise ConfigError(
             f"{', '.join(unread)}: not a setting of any of this sweep's families ({', '.join(t.family for t in tasks)})"

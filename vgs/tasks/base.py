@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from vgs import metric_names as names
-from vgs.config import Config, ConfigError, ModelConfig
+from vgs.config import Config, ConfigError, ModelConfig, current_key
 from vgs.data.batching import PairSplit
 from vgs.data.text import Vocabulary
 
@@ -179,7 +179,7 @@ class Task:
 
 def refuse_foreign_keys(task: Task, keys) -> None:
     """A model.* key the family does not read is an error that says which family reads it."""
-    foreign = sorted(k for k in keys if k.startswith("model.") and not task.reads(k))
+    foreign = sorted(k for k in keys if k.startswith("model.") and not task.reads(current_key(k)))
     if foreign:
         reads = ", ".join(f"model.{s}" for s in ("family", "latent") + task.sections)
         raise ConfigError(f"{', '.join(foreign)}: not a setting of model.family={task.family} (it reads {reads})")

@@ -2,7 +2,7 @@
 are ranked from speech through the recognizer's beam-decoded text.
 
 pipe-ind trains both parts at once on ground-truth text.  pipe-seq trains the recognizer first
-(model.mtl.asr_epochs, default half the epochs; with model.mtl.asr_patience it stops earlier,
+(model.pipeline.asr_epochs, default half the epochs; with model.pipeline.asr_patience it stops earlier,
 once validation WER has converged), keeps the recognizer of that phase's best epoch by
 validation WER (BLEU for SLT), then trains the text-image part on the training speech decoded
 with it (beam model.asr.beam): two phases, each with its own learning-rate schedule.
@@ -49,14 +49,14 @@ class Pipeline(Task):
 
 class SequentialPipeline(Pipeline):
     family = "pipe-seq"
-    sections = Pipeline.sections + ("mtl.asr_epochs", "mtl.asr_patience")
+    sections = Pipeline.sections + ("pipeline",)
     run_files = (DECODED_TRAIN, ASR_BEST, ASR_ENDED)
 
     @staticmethod
     def asr_epochs(cfg: ModelConfig, epochs: int, run: Run | None = None) -> int:
-        """The ASR phase's length: model.mtl.asr_epochs (default half), or fewer where it converged
-        earlier (model.mtl.asr_patience; recorded in the run folder, so a resume knows it)."""
-        planned = cfg.mtl.asr_epochs or max(1, epochs // 2)
+        """The ASR phase's length: model.pipeline.asr_epochs (default half), or fewer where it converged
+        earlier (model.pipeline.asr_patience; recorded in the run folder, so a resume knows it)."""
+        planned = cfg.pipeline.asr_epochs or max(1, epochs // 2)
         if run is not None and (run.out / ASR_ENDED).exists():
             return min(planned, json.loads((run.out / ASR_ENDED).read_text())["ended_after"])
         return planned
@@ -78,7 +78,7 @@ class SequentialPipeline(Pipeline):
 
     def after_validation(self, run: Run, epoch: int, val: dict[str, float]) -> bool:
         """The ASR phase's stopping rule: keep the recognizer of its best epoch (as best.pt, on
-        every rank: each has its own folder); with model.mtl.asr_patience, end the phase once that
+        every rank: each has its own folder); with model.pipeline.asr_patience, end the phase once that
         many epochs have not improved on it."""
         cfg = run.cfg
         if self.objectives_at(cfg.model, cfg.train.epochs, epoch, run) != ("asr",):
@@ -97,7 +97,7 @@ class SequentialPipeline(Pipeline):
                 },
             )
             return False
-        patience = cfg.model.mtl.asr_patience
+        patience = cfg.model.pipeline.asr_patience
         if patience and epoch - kept["epoch"] >= patience and epoch < self.asr_epochs(cfg.model, cfg.train.epochs):
             (run.out / ASR_ENDED).write_text(json.dumps({"ended_after": epoch, "best_epoch": kept["epoch"]}))
             log.info(

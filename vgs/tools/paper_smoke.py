@@ -130,7 +130,7 @@ def smoke_config(spec, overrides: dict[str, Any], data: dict[str, Any], threads:
     if cfg.train.restart_epochs:
         budget.update({"train.epochs": 2, "train.restart_epochs": 1})  # epoch 2 restarts from epoch 1's best
     if cfg.model.family == "pipe-seq":
-        budget.update({"train.epochs": 2, "model.mtl.asr_epochs": 1})  # an ASR/SLT epoch, then a text-image one
+        budget.update({"train.epochs": 2, "model.pipeline.asr_epochs": 1})  # an ASR/SLT epoch, then a text-image one
     if cfg.train.scheduler == "calwr":
         budget["train.calwr_t0"] = 1
     return apply_overrides(cfg, budget)
