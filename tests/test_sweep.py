@@ -318,3 +318,52 @@ def test_every_optuna_configuration_runs_with_every_seed_and_a_finished_sweep_ta
     assert len(parents) == 1 and parents[0].data.tags["vgs.verdict"] == after["verdict"]
     children = client.search_runs([exp.experiment_id], filter_string="tags.`vgs.kind` = 'trial'")
     assert len(children) == 6
+
+
+def test_a_second_driver_of_the_same_sweep_is_refused_naming_the_first(tmp_path, capsys):
+    """Issue 26 #1: two --resume of one sweep at once both trained it; the folder is held by one driver
+    (an flock: a dead driver does not keep it), and the second is refused before Ray starts."""
+    import dataclasses
+    import json
+    import subprocess
+    import sys
+
+    from vgs.sweep.cli import main
+    from vgs.sweep.options import OPTIONS_FILE, SweepOptions
+
+    folder = tmp_path / "ray" / "smoke_20261204-101010"
+    folder.mkdir(parents=True)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    (folder / OPTIONS_FILE).write_text(json.dumps(dataclasses.asdict(SweepOptions("smoke", tracking_uri=uri))))
+    (folder / "tuner.pkl").touch()  # what --resume looks for (never read: the lock comes first)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from vgs.sweep.storage import driver_lock\n"
+            f"with driver_lock({str(folder)!r}):\n    print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code = main(
+            [
+                "smoke",
+                "--resume",
+                "--storage",
+                str(tmp_path / "ray"),
+                "--tracking-uri",
+                f"sqlite:///{tmp_path}/mlflow.db",
+            ]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and f"is being run by process {holder.pid} on" in err and "one driver" in err, err
+    finally:
+        holder.kill()
+        holder.wait()
+    from vgs.sweep.storage import driver_lock
+
+    with driver_lock(str(folder)):  # the killed holder let go of it
+        pass

@@ -297,3 +297,36 @@ def test_more_seeds_for_a_finished_sweep_are_the_missing_pairs_of_its_top_config
     ]
     with pytest.raises(Exception, match="--add-seeds must be >= 1"):
         more_seed_cells(spec(), trials, add=0, top=1)
+
+
+def test_a_sweep_whose_trials_all_failed_names_no_best_and_fails():
+    """Issue 26 #4: trials that logged an epoch and then failed are not the best, and with no other
+    trial the parent is FAILED."""
+    from vgs.sweep.phases import parent_status, summary_of
+    from vgs.sweep.spec import load
+
+    spec = load("smoke")
+    trials = [
+        {
+            "trial_id": f"t{k}",
+            "config": {"train.seed": 0, "model.latent": 64 * (k + 1)},
+            "epochs": 1,
+            "status": "error",
+            "error": "killed",
+            "seconds": 1.0,
+            spec.metric: 0.3 + k / 10,
+        }
+        for k in range(2)
+    ]
+    summary = summary_of(spec, trials)
+    assert summary["best"] is None and parent_status(summary) == "FAILED"
+    assert summary["verdict"].startswith("no trial completed: all 2 ended in error")
+
+
+def test_a_saturated_metric_is_named_as_such():
+    from vgs.results.verdict import saturated
+
+    assert "at its ceiling" in saturated([1.0, 1.0, 1.0], "val_s2i_r10", "max")
+    assert "at its floor" in saturated([0.0, 0.0], "val_wer", "min")
+    assert saturated([1.0, 0.98], "val_s2i_r10", "max") is None
+    assert saturated([1.0], "val_s2i_r10", "max") is None

@@ -316,3 +316,19 @@ def above_chance(name: str, values: list[float], chance: float) -> str:
     m, s = statistics.fmean(values), statistics.stdev(values)
     times = (m - chance) / s if s > 0 else math.inf
     return f"{name} {m:.3f} ± {s:.3f} is {times:.0f} sd above chance {chance:.3f}"
+
+
+def saturated(values: list[float], metric: str, mode: str) -> str | None:
+    """A statement when every score sits at the metric's bound (R@k, accuracy or BLEU of 1 when
+    maximised, WER or CER of 0, median rank of 1 when minimised): the metric cannot separate the
+    configurations, e.g. R@10 over a validation split of 10 images.  None otherwise."""
+    if len(values) < 2:
+        return None
+    bound = 1.0 if mode == "max" or metric.endswith("medr") else 0.0
+    if any(abs(v - bound) > 1e-9 for v in values):
+        return None
+    return (
+        f"{metric} is {bound:g} for all {len(values)} scored trials: the metric is at its "
+        f"{'ceiling' if mode == 'max' else 'floor'} on this validation split (a larger split, or a harder "
+        f"metric such as R@1, would separate them)"
+    )

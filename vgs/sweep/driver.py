@@ -10,6 +10,7 @@ are prepared once in the driver; every trial reuses them.  Runs on whatever Ray 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -95,39 +96,29 @@ def run_sweep(opts: SweepOptions) -> dict:
             "sweep_dir": storages.join(storage_dir, previous),
             "tracking_uri": opts.tracking_uri or default_tracking_uri(),
         }
-    spec, extra, base = resolved_sweep(opts)
-    sweep = Sweep(
-        opts,
-        spec,
-        extra,
-        base,
-        opts.tracking_uri or default_tracking_uri(),
-        storage_dir,
-        previous or "",
-        previous,
-        finished,
-    )
-    from vgs.sweep.tracking import check_tracking_uri
+    with contextlib.ExitStack() as held:
+        if previous is not None:  # before anything runs: a second driver of this folder is refused
+            held.enter_context(storages.driver_lock(storages.join(storage_dir, previous)))
+        spec, extra, base = resolved_sweep(opts)
+        tracking_uri = opts.tracking_uri or default_tracking_uri()
+        sweep = Sweep(opts, spec, extra, base, tracking_uri, storage_dir, previous or "", previous, finished)
+        from vgs.sweep.tracking import check_tracking_uri  # MLflow: loaded once a sweep really runs
 
-    check_tracking_uri(sweep.tracking_uri)  # before Ray and before any featurisation
-    log.info(f"sweep '{spec.name}': {spec.description}")
-    start_ray(sweep)
-    prepare_data(sweep)
-    sweep.name = previous or storages.new_sweep_name(storage_dir, spec.name)
-    if previous is None:
-        record_options(sweep)
-    runner = PhaseRunner(sweep)
-    trials = finished["trials"] if finished is not None else runner.search()
-    trials += runner.confirm(trials)
-    if finished is not None:
-        trials += runner.add_seeds(trials)
-    summary = finish(sweep, trials, runner)
-    return {
-        **summary,
-        "wall_seconds": time.time() - t_start,
-        "sweep_dir": sweep.dir,
-        "tracking_uri": sweep.tracking_uri,
-    }
+        check_tracking_uri(sweep.tracking_uri)  # before Ray and before any featurisation
+        log.info(f"sweep '{spec.name}': {spec.description}")
+        start_ray(sweep)
+        prepare_data(sweep)
+        if previous is None:
+            sweep.name = storages.new_sweep_name(storage_dir, spec.name)
+            held.enter_context(storages.driver_lock(sweep.dir))
+            record_options(sweep)
+        runner = PhaseRunner(sweep)
+        trials = finished["trials"] if finished is not None else runner.search()
+        trials += runner.confirm(trials)
+        if finished is not None:
+            trials += runner.add_seeds(trials)
+        summary = finish(sweep, trials, runner)
+    return {**summary, "wall_seconds": time.time() - t_start, "sweep_dir": sweep.dir, "tracking_uri": tracking_uri}
 
 
 def resume_point(opts: SweepOptions, storage_dir: str) -> tuple[SweepOptions, str | None, dict | None]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from vgs import metric_names
 from vgs.config import ConfigError
 from vgs.results.tables import TABLE_METRICS
-from vgs.results.verdict import config_key, group_by_config, verdict
+from vgs.results.verdict import config_key, group_by_config, saturated, verdict
 from vgs.sweep.spec_model import SweepSpec, trial_overrides
 
 
@@ -87,7 +87,12 @@ def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
     """Trials sorted by score, the configurations' mean ± sd over seeds, the seed-noise verdict, the
     best trial (of the winning configuration when the verdict has one) and the compute spent."""
     key = spec.metric
-    scored = [t for t in trials if isinstance(t.get(key), (int, float)) and not math.isnan(t[key])]
+    # a trial that ended in error answers nothing, whatever it logged before failing
+    scored = [
+        t
+        for t in trials
+        if t.get("status") != "error" and isinstance(t.get(key), (int, float)) and not math.isnan(t[key])
+    ]
     sign = 1 if spec.mode == "max" else -1
     scored.sort(key=lambda t: sign * t[key], reverse=True)
     groups = group_by_config(trials, key, spec.mode)
@@ -96,6 +101,11 @@ def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
     best = scored[0] if scored else None
     if judged.winner is not None:
         best = next(t for t in scored if config_key(t["config"]) == config_key(judged.winner.config))
+    line = judged.line
+    if not scored and trials:
+        line = f"no trial completed: all {len(trials)} ended in error (see each trial's error above)"
+    elif stuck := saturated([t[key] for t in scored], key, spec.mode):
+        line = f"{stuck}; the verdict that follows cannot tell configurations apart: {line}"
     seconds = [t["seconds"] for t in trials if isinstance(t.get("seconds"), (int, float))]
     return {
         "sweep": spec.name,
@@ -114,7 +124,7 @@ def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
             for g in groups
         ],
         "configs_repeated": any(len(g.values) > 1 for g in groups),
-        "verdict": judged.line,
+        "verdict": line,
         "beyond_noise": judged.beyond_noise,
         "best_group": [g.config for g in judged.tied] if judged.test else None,
         "test": None

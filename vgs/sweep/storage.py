@@ -4,8 +4,13 @@ itself does.  (The feature store is memory-mapped, so it needs a real shared fol
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
+import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from vgs.checkpoint import claim_folder
@@ -108,3 +113,36 @@ def read_text(location: str) -> str:
     fs, path = _filesystem(location)
     with fs.open_input_stream(path) as f:
         return f.read().decode()
+
+
+DRIVER_LOCK = "driver.lock"  # in a sweep's folder: held by the one driver that runs it
+
+
+@contextlib.contextmanager
+def driver_lock(sweep_dir: str) -> Iterator[None]:
+    """Hold the sweep folder for this driver: a second driver (two --resume at once) is refused,
+    naming the process that holds it.  An flock, so a driver that dies releases it with its
+    process.  A URI (s3://, gs://) cannot be locked; there the user keeps to one driver."""
+    if is_uri(sweep_dir):
+        yield
+        return
+    path = Path(sweep_dir) / DRIVER_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise ConfigError(
+                f"{sweep_dir} is being run by {holder}; one driver runs a sweep at a time. Wait for it to "
+                f"finish (or stop it: Ctrl-C keeps its state), then --resume"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
