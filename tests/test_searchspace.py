@@ -167,3 +167,51 @@ def test_pick_keeps_named_or_pattern_matched_variants_and_names_a_miss():
         restrict(load("pipeline_vs_mtl"), {"variant.model": ["x*"]})
     with pytest.raises(ConfigError, match="not among"):
         restrict(load("pipeline_vs_mtl"), {"variant.model": ["speech-image"]})
+
+
+HUGE = """description: six keys of ten choices
+base: cpu-tiny
+search: {SEARCH}
+space:
+""" + "".join(
+    f"  {key}: {{choice: {values}}}\n"
+    for key, values in [
+        ("train.lr", [round(0.001 * k, 3) for k in range(1, 11)]),
+        ("train.margin", [round(0.1 + 0.01 * k, 2) for k in range(10)]),
+        ("train.batch_size", list(range(8, 18))),
+        ("train.clip_grad", [0.5 * k for k in range(1, 11)]),
+        ("model.latent", [32 * k for k in range(1, 11)]),
+        ("train.epochs", list(range(1, 11))),
+    ]
+)
+
+
+def test_a_huge_search_is_refused_before_any_cell_is_built(tmp_path, capsys):
+    """Issue 26 #2: 10^6 grid cells (or Optuna samples) are counted, not enumerated, and refused
+    naming the count and the flag that raises the limit."""
+    import time
+
+    from vgs.sweep.cli import main
+
+    for search, what in [
+        ("{algorithm: grid}", "10 x 10 x 10 x 10 x 10 x 10 grid cells"),
+        ("{algorithm: optuna, sampler: bruteforce, num_samples: 1000000}", "1000000 Optuna samples"),
+    ]:
+        path = tmp_path / "huge.yaml"
+        path.write_text(HUGE.replace("{SEARCH}", search))
+        t0 = time.time()
+        assert main([str(path), "--dry-run"]) == 2
+        err = capsys.readouterr().err
+        assert f"would run 1000000 trials ({what} x 1 seed(s))" in err and "--max-trials 1000000" in err, err
+        assert time.time() - t0 < 60
+
+
+def test_the_dry_run_of_a_large_optuna_space_lists_the_base_not_every_combination(tmp_path):
+    from vgs.sweep.dry_run import sweep_cells
+
+    path = tmp_path / "huge.yaml"
+    path.write_text(HUGE.replace("{SEARCH}", "{algorithm: optuna, num_samples: 20}"))
+    spec = searchspace.load(str(path))
+    spec_checks.validate(spec)  # 20 trials: within the limit
+    cells, note = sweep_cells(spec)
+    assert cells == [{"train.seed": 0}] and "samples 20 of 1000000 combinations" in note

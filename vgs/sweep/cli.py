@@ -123,6 +123,12 @@ def parser() -> argparse.ArgumentParser:
         help="significance level of the verdict's Welch t-tests (default: the YAML's alpha, or 0.05)",
     )
     p.add_argument(
+        "--max-trials",
+        type=int,
+        metavar="N",
+        help="refuse a search of more than N trials (default: the YAML's search.max_trials, or 2000)",
+    )
+    p.add_argument(
         "--confirm",
         type=int,
         metavar="N",
@@ -203,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                     scheduler=a.scheduler,
                     size=a.size,
                     alpha=a.alpha,
+                    max_trials=a.max_trials,
                 ),
                 a.json,
                 a.bench,
@@ -226,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                 scheduler=a.scheduler,
                 size=a.size,
                 alpha=a.alpha,
+                max_trials=a.max_trials,
                 add_seeds=a.add_seeds,
                 top=a.top,
             )

@@ -28,7 +28,7 @@ from vgs.log import quiet
 from vgs.results.tables import markdown
 from vgs.schedules import training_phases
 from vgs.sweep.spec_checks import tune_concurrency
-from vgs.sweep.spec_model import SweepSpec, trial_overrides
+from vgs.sweep.spec_model import DEFAULT_MAX_TRIALS, SweepSpec, grid_size, trial_overrides
 
 # The reference step of ../shared/bench/reference_step.py, DG3A1024 + DenseNet-264 together, batch 64,
 # on one H100 (DESIGN.md, "Performance anchors"): the default when no `vgs bench --json` file is given.
@@ -96,6 +96,15 @@ def sweep_cells(spec: SweepSpec) -> tuple[list[dict[str, Any]], str]:
     base configuration's point only, and the note says what Optuna samples instead."""
     continuous = [k for k, d in spec.space.items() if "choice" not in d]
     seeds = spec.seeds
+    size = grid_size(spec)
+    if spec.algorithm == "optuna" and size * len(seeds) > (spec.max_trials or DEFAULT_MAX_TRIALS):
+        # the plan's cost stays proportional to what it prints: the sampled points are unknown
+        # until Optuna draws them, and listing every combination would take minutes
+        note = (
+            f"Optuna ({spec.sampler}) samples {spec.num_samples} of {size} combinations x {len(seeds)} seed(s); "
+            f"shown: the base configuration"
+        )
+        return [{"train.seed": s} for s in seeds], note
     if continuous:
         note = (
             f"{', '.join(continuous)} continuous: Optuna samples {spec.num_samples} points x {len(seeds)} "
@@ -201,7 +210,7 @@ def plan_sweep(spec: SweepSpec, base: Config, rate: dict[str, Any] | None = None
             {"cell": cell, "varies": overrides, **plans[key], "gpu_hours": round(hours, 2), "config": flatten(cfg)}
         )
     combos = len(out) // max(1, len(spec.seeds))
-    enumerable = all("choice" in d for d in spec.space.values())
+    enumerable = len(out) == grid_size(spec) * len(spec.seeds)  # every combination is listed
     if enumerable and (spec.algorithm == "grid" or spec.num_samples >= combos):
         trials = len(out)  # every cell runs
     else:

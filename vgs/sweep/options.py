@@ -41,6 +41,7 @@ class SweepOptions:
     scheduler: str | None = None  # scheduler.type instead of the YAML's: asha, halving or none
     size: str | None = None  # cpu or paper, for a YAML with sizes (None: its default, cpu)
     alpha: float | None = None  # the verdict's significance level instead of the YAML's
+    max_trials: int | None = None  # search.max_trials instead of the YAML's
     add_seeds: int = 0  # with --resume of a finished sweep: this many more seeds for its top configurations
     top: int | None = None  # ... the top this many (default: confirm.top, else 2)
 
@@ -60,6 +61,7 @@ RECORDED = (
     "scheduler",
     "size",
     "alpha",
+    "max_trials",
 )
 
 
@@ -137,6 +139,8 @@ def resolved_sweep(opts: SweepOptions) -> tuple[SweepSpec, dict[str, Any], Confi
             spec.seeds + [max(spec.seeds) + 1] if len(spec.seeds) < 2 else list(spec.seeds)
         )
         check_confirm(spec)
+    if opts.max_trials is not None:
+        spec.max_trials = opts.max_trials
     validate(spec)  # the spec that runs is the one checked: --base, --pick, --seeds, ... applied
     extra = dict(opts.overrides)
     if opts.data:

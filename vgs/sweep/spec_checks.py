@@ -17,6 +17,7 @@ from vgs.sweep.spec_model import (
     SCHEDULERS,
     VARIANT_PREFIX,
     SweepSpec,
+    check_size,
     trial_overrides,
 )
 
@@ -55,8 +56,10 @@ def check_resources(spec: SweepSpec) -> None:
         )
 
 
-def validate(spec: SweepSpec) -> None:
+def validate(spec: SweepSpec, count_trials: bool = True) -> None:
     where = str(spec.path)
+    if count_trials:
+        check_size(spec)  # first: what follows may enumerate cells
     try:
         spec.base_config()
     except ConfigError as e:

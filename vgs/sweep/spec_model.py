@@ -3,12 +3,13 @@ trial's overrides from its Tune config."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vgs import metric_names
-from vgs.config import Config, apply_overrides, base_config
+from vgs.config import Config, ConfigError, apply_overrides, base_config
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 
@@ -84,6 +85,7 @@ class SweepSpec:
     search_seed: int = 0
     # Optuna sampler: tpe; random; bruteforce (never repeats a combination: small choice spaces)
     sampler: str = "tpe"
+    max_trials: int = 0  # refuse a search of more trials than this (search.max_trials / --max-trials)
     scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
     metric: str = "val_s2i_r10"
     mode: str = "max"
@@ -157,3 +159,38 @@ def space_contains(dist: dict[str, list], value: Any) -> bool:
     """Whether a value lies in one space entry ({choice: [...]} or {kind: [low, high]})."""
     kind, values = next(iter(dist.items()))
     return value in values if kind == "choice" else min(values) <= value <= max(values)
+
+
+DEFAULT_MAX_TRIALS = 2000  # a search of more trials is refused unless the user raises the limit
+
+
+def grid_size(spec: SweepSpec) -> int:
+    """How many combinations the space's choice lists make (counted, never built); 0 where a key is
+    continuous."""
+    if any("choice" not in d for d in spec.space.values()):
+        return 0
+    return math.prod(len(d["choice"]) for d in spec.space.values())
+
+
+def expected_trials(spec: SweepSpec) -> int:
+    """How many trials the sweep's first phase creates: every configuration with every seed."""
+    if spec.algorithm == "optuna":
+        return spec.num_samples * len(spec.seeds)
+    return grid_size(spec) * len(spec.seeds)
+
+
+def check_size(spec: SweepSpec) -> None:
+    """Refuse a search larger than spec.max_trials before anything is built (a 10^6-cell grid took
+    minutes and gigabytes to enumerate), naming the count and how to raise the limit."""
+    trials = expected_trials(spec)
+    if spec.max_trials and trials > spec.max_trials:
+        what = (
+            f"{spec.num_samples} Optuna samples"
+            if spec.algorithm == "optuna"
+            else " x ".join(str(len(d["choice"])) for d in spec.space.values()) + " grid cells"
+        )
+        raise ConfigError(
+            f"{spec.path}: sweep '{spec.name}' would run {trials} trials ({what} x {len(spec.seeds)} seed(s)), over "
+            f"search.max_trials = {spec.max_trials}. Narrow it (--pick KEY=A,B, --samples N) or raise the limit: "
+            f"--max-trials {trials} (or search: {{max_trials: {trials}}} in the YAML)"
+        )

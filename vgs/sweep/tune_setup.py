@@ -6,7 +6,6 @@ parts never load them."""
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from vgs.config import Config, ConfigError, flatten, to_dict
 from vgs.log import get_logger
 from vgs.sweep import storage as storages
-from vgs.sweep.spec_model import PRUNING_SCHEDULERS, SweepSpec, space_contains
+from vgs.sweep.spec_model import PRUNING_SCHEDULERS, SweepSpec, expected_trials, space_contains
 from vgs.sweep.trial import run_trial
 
 log = get_logger(__name__)
@@ -70,13 +69,6 @@ def build_param_space(spec: SweepSpec, base: Config) -> tuple[dict, Any]:
     else:
         constants["train.seed"] = spec.seeds[0]
     return constants, searcher
-
-
-def expected_trials(spec: SweepSpec) -> int:
-    """How many trials the sweep's first phase creates: every configuration with every seed."""
-    if spec.algorithm == "optuna":
-        return spec.num_samples * len(spec.seeds)
-    return math.prod(len(d["choice"]) for d in spec.space.values()) * len(spec.seeds)
 
 
 def make_scheduler(spec: SweepSpec, max_epochs: int, sweep_dir: str):
