@@ -49,3 +49,42 @@ def test_credentials_in_uris_are_redacted_for_printing_and_tags():
     assert storage.redact("postgresql://vgs:pw@127.0.0.1/mlflow") == "postgresql://vgs:***@127.0.0.1/mlflow"
     assert storage.redact("/home/me/ray_results") == "/home/me/ray_results"
     assert storage.redact("http://mlflow.internal:5000") == "http://mlflow.internal:5000"
+
+
+def test_every_form_of_credentials_is_redacted():
+    """Issue 26 #8: a token as the user name, api_key/token query values, @ or / inside a password."""
+    assert storage.redact("https://ghp_TOKEN123@mlflow.example:443") == "https://***@mlflow.example:443"
+    assert storage.redact("http://bob:p@ss/w@rd@127.0.0.1:5999/api") == "http://bob:***@127.0.0.1:5999/api"
+    redacted = storage.redact("https://mlflow.example/?api_key=K1&token=T2&x=1")
+    assert "K1" not in redacted and "T2" not in redacted and "x=1" in redacted
+    assert storage.split_credentials("http://u:p%40w@h:1/p?q=1") == ("http://h:1/p?q=1", "u", "p%40w")
+
+
+def test_a_tracking_server_behind_basic_auth_is_reached_with_the_uri_credentials(tmp_path):
+    """Issue 26 #8: http://user:pw@host was refused ("Name or service not known") though MLflow's client
+    takes it; the check now sends the credentials as Basic auth to the host alone."""
+    import base64
+    import http.server
+    import threading
+
+    from vgs.sweep.tracking import check_tracking_uri
+
+    seen = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        check_tracking_uri(f"http://alice:s3/cr@t@127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    assert seen == [("/health", "Basic " + base64.b64encode(b"alice:s3/cr@t").decode())]

@@ -43,3 +43,16 @@ def test_progress_bar_fills_with_the_work_done():
     p.close()
     lines = log.getvalue().splitlines()
     assert len(lines) == 4 and "\r" not in log.getvalue() and lines[-1].endswith(" s)") and "in " in lines[-1]
+
+
+def test_the_printed_mlflow_ui_line_pastes_into_a_shell():
+    """Issue 26 #12: a path with spaces is quoted; a tracking server points at its own UI."""
+    import shlex
+
+    from vgs.sweep.cli import mlflow_ui_line
+
+    line = mlflow_ui_line("sqlite:////tmp/my runs/it's/mlflow.db", "3")
+    command = line.removeprefix("MLflow UI: ").split("   (then open")[0]
+    assert shlex.split(command)[1:] == ["ui", "--backend-store-uri", "sqlite:////tmp/my runs/it's/mlflow.db"]
+    server = mlflow_ui_line("http://bob:pw@mlflow.lab:5000", "3")
+    assert server.startswith("MLflow UI: open http://bob:***@mlflow.lab:5000/#/experiments/3") and " ui " not in server

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -19,6 +20,23 @@ from vgs.sweep.spec_model import SCHEDULERS
 from vgs.sweep.tune_setup import SweepInterrupted
 
 log = get_logger(__name__)
+
+
+def mlflow_ui_line(tracking_uri: str, experiment_id: str | None) -> str:
+    """Where to look at the runs: a tracking server's own UI, or the command that opens a local store's
+    (quoted: it is pasted into a shell, and paths may hold spaces or quotes)."""
+    runs_table = f"#/experiments/{experiment_id}?workflowType=machine_learning" if experiment_id else ""
+    shown = storages.redact(tracking_uri)
+    if tracking_uri.startswith(("http://", "https://")):
+        return (
+            f"MLflow UI: open {shown.rstrip('/')}/{runs_table} (the tracking server's runs table; the parent "
+            f"run's artifacts hold plots/)"
+        )
+    command = shlex.join([mlflow_command(), "ui", "--backend-store-uri", shown])
+    return (
+        f"MLflow UI: {command}   (then open http://127.0.0.1:5000/{runs_table}: the runs table; the parent run's "
+        f"artifacts hold plots/)"
+    )
 
 
 def mlflow_command() -> str:
@@ -278,15 +296,7 @@ def print_summary(summary: dict, register: str | None) -> None:
         if t.get("error"):
             print(f"trial {t['trial_id']} failed: {t['error']}")
     print(f"\nresults: {storages.redact(summary['sweep_dir'])}")
-    runs_table = (
-        f"#/experiments/{summary['experiment_id']}?workflowType=machine_learning"
-        if summary.get("experiment_id")
-        else ""
-    )
-    print(
-        f"MLflow UI: {mlflow_command()} ui --backend-store-uri {storages.redact(summary['tracking_uri'])}   "
-        f"(then open http://127.0.0.1:5000/{runs_table}: the runs table; the parent run's artifacts hold plots/)"
-    )
+    print(mlflow_ui_line(summary["tracking_uri"], summary.get("experiment_id")))
     if register and best and summary.get("parent_run_id"):
         from vgs.sweep.tracking import client
 

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,8 @@ class Sweep:
 
     @property
     def resume_hint(self) -> str:
-        storage = f" --storage {storages.redact(self.opts.storage)}" if self.opts.storage else ""
-        return f"python -m vgs.sweep {self.opts.name} --resume{storage}"
+        storage = ["--storage", storages.redact(self.opts.storage)] if self.opts.storage else []
+        return shlex.join(["python", "-m", "vgs.sweep", self.opts.name, "--resume", *storage])
 
 
 def run_sweep(opts: SweepOptions) -> dict:

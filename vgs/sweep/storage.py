@@ -16,7 +16,10 @@ from pathlib import Path
 from vgs.checkpoint import claim_folder
 from vgs.config import ConfigError
 
-_SECRET_QUERY = re.compile(r"((?:secret_key|access_key|session_token|password|token)=)[^&]*", re.IGNORECASE)
+_SECRET_QUERY = re.compile(
+    r"((?:secret_key|access_key|session_token|password|token|access_token|api_key|apikey|key|auth)=)[^&#]*",
+    re.IGNORECASE,
+)
 
 
 def redact(location: str) -> str:
@@ -24,8 +27,23 @@ def redact(location: str) -> str:
     (s3://bucket?access_key=...&secret_key=...) become ***."""
     if "://" not in location:
         return location
-    location = re.sub(r"(://[^/@:]+:)[^/@]*@", r"\1***@", location)
-    return _SECRET_QUERY.sub(r"\1***", location)
+    bare, user, password = split_credentials(location)
+    if user is not None:  # a token as the user name hides whole; a user name stays beside its password
+        scheme, rest = bare.split("://", 1)
+        bare = f"{scheme}://{'***' if password is None else user + ':***'}@{rest}"
+    return _SECRET_QUERY.sub(r"\1***", bare)
+
+
+def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
+    """(the URI without user:password@, user, password).  The credentials end at the last @ before
+    the query, so a password may hold @ or / (unencoded, as users paste them)."""
+    scheme, sep, rest = uri.partition("://")
+    head, q, query = rest.partition("?")
+    if not sep or "@" not in head:
+        return uri, None, None
+    userinfo, _, host = head.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    return f"{scheme}://{host}{q}{query}", user, (password if colon else None)
 
 
 def is_uri(location: str) -> bool:

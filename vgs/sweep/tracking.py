@@ -7,6 +7,7 @@ only, so a SQLite tracking URI has a single writer.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from vgs.config import ConfigError
 from vgs.data.locking import exclusive
 from vgs.results.plots import draw_sweep_plots, sweep_trials
 from vgs.sweep.spec_model import trial_overrides
-from vgs.sweep.storage import redact
+from vgs.sweep.storage import redact, split_credentials
 
 # Keys of a trial's report that become MLflow metrics (step = our epoch).
 METRIC_PREFIXES = metric_names.TRACKED_PREFIXES  # train_: loss, per-objective losses and batches
@@ -41,8 +42,13 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         import urllib.error
         import urllib.request
 
+        bare, user, password = split_credentials(uri)  # urlopen takes no user:password@ in the host
+        request = urllib.request.Request(bare.split("?")[0].rstrip("/") + "/health")
+        if user is not None:
+            token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
         try:
-            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout)
+            urllib.request.urlopen(request, timeout=timeout)
         except urllib.error.HTTPError:
             pass  # something answered (e.g. an authenticating proxy): MLflow will say more
         except (urllib.error.URLError, OSError) as e:
