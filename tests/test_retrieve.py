@@ -114,3 +114,39 @@ def test_bad_runs_are_named(tmp_path):
         load_trained(str(tmp_path / "junk.pt"))
     with pytest.raises(ConfigError, match="MLflow"):
         load_trained("0123456789abcdef", f"sqlite:///{tmp_path / 'm.db'}")
+
+
+def test_a_query_recording_shorter_than_one_window_is_refused_and_a_long_one_noted():
+    """Issue 26 #10: 10 samples gave a torch padding traceback; ten minutes passed silently at 6x the
+    training cap."""
+    from vgs.data.features import check_recording_length
+    from vgs.data.records import CorpusError
+
+    with pytest.raises(CorpusError, match=r"q\.wav: 10 samples at 16000 Hz is shorter than one analysis window"):
+        check_recording_length("q.wav", 10, "mortazavi", 8192)
+    assert check_recording_length("q.wav", 16000, "mortazavi", 8192) is None
+    note = check_recording_length("q.wav", 600 * 16000, "mortazavi", 8192)
+    assert "600.0 s is 48001 frames, 5.9x data.max_frames (8192)" in note
+
+
+def test_a_checkpoints_paths_never_decide_where_retrieve_writes(tmp_path):
+    """Issue 26 #6: best.pt's config carries the trainer's absolute data.store and data.root; a store
+    was written where it said.  Now the local VGS_HOME decides, and a missing corpus is named."""
+    import torch
+
+    from vgs.config import apply_overrides, base_config, to_dict
+    from vgs.config.schema import ConfigError
+    from vgs.results.retrieve import load_trained
+
+    elsewhere = tmp_path / "elsewhere"
+    cfg = apply_overrides(
+        base_config("cpu-tiny"),
+        {"data.store": str(elsewhere / "store"), "data.root": str(tmp_path / "trainer" / "corpus")},
+    )
+    ck = tmp_path / "best.pt"
+    torch.save({"model": {}, "config": to_dict(cfg)}, ck)
+    with pytest.raises(
+        ConfigError, match=r"trained on the corpus .*trainer/corpus, which is not on this machine; pass --data"
+    ):
+        load_trained(str(ck))
+    assert not elsewhere.exists()

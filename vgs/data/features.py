@@ -55,6 +55,25 @@ def check_preset(name: str) -> dict:
 _TRANSFORMS: dict = {}
 
 
+def check_recording_length(path: str, samples: int, preset: str, max_frames: int) -> str | None:
+    """A query recording's length against its preset: shorter than one analysis window is refused
+    (the MFCC would fail inside torch), longer than training's data.max_frames returns a note
+    (embedded whole, though no training utterance was that long)."""
+    p = check_preset(preset)
+    if samples < p["n_fft"]:
+        raise CorpusError(
+            f"{path}: {samples} samples at {SAMPLE_RATE} Hz is shorter than one analysis window of the "
+            f"'{preset}' features ({p['n_fft']} samples, {1000 * p['n_fft'] / SAMPLE_RATE:g} ms)"
+        )
+    frames = samples // p["hop"] + 1
+    if frames > max_frames:
+        return (
+            f"{path}: {samples / SAMPLE_RATE:.1f} s is {frames} frames, {frames / max_frames:.1f}x data.max_frames "
+            f"({max_frames}) that training kept; it is embedded whole"
+        )
+    return None
+
+
 def mfcc(waveform, preset: str) -> np.ndarray:
     """16 kHz mono float waveform (1-D tensor) -> (frames, dims) float32."""
     import torch

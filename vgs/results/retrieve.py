@@ -24,14 +24,16 @@ import torch
 
 from vgs.config import Config, ConfigError, apply_overrides, default_tracking_uri, from_dict
 from vgs.data.batching import PairSplit, centre_crop, standardise_pixels
-from vgs.data.features import load_audio, mfcc
+from vgs.data.features import check_recording_length, load_audio, mfcc
 from vgs.data.image_store import _load_image
 from vgs.data.prepare import prepare
 from vgs.data.records import CorpusError
 from vgs.data.text import Vocabulary
 from vgs.device import pick_device
 from vgs.inference import embed_images, embed_queries
-from vgs.log import report_error
+from vgs.log import get_logger, report_error
+
+log = get_logger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -118,8 +120,17 @@ def load_trained(
     if not isinstance(ck, dict) or "model" not in ck or "config" not in ck:
         raise ConfigError(f"{path}: not a vgs best.pt (no 'model' and 'config')")
     cfg = from_dict(ck["config"])
+    # a checkpoint's paths are the trainer's: never written to (the feature store is this machine's
+    # VGS_HOME), and its corpus is read only where it exists here
+    overrides = {"data.store": ""}
     if data_root:
-        cfg = apply_overrides(cfg, {"data.root": str(Path(data_root).expanduser().resolve())})
+        overrides["data.root"] = str(Path(data_root).expanduser().resolve())
+    elif cfg.data.root and not Path(cfg.data.root).exists():
+        raise ConfigError(
+            f"{path} was trained on the corpus {cfg.data.root}, which is not on this machine; pass --data DIR "
+            f"(the same corpus, wherever it is here)"
+        )
+    cfg = apply_overrides(cfg, overrides)
     data = prepare(cfg.data)
     vocab = Vocabulary(ck["vocab"]) if ck.get("vocab") else None
     dev = pick_device(device)
@@ -149,7 +160,11 @@ def wav_features(t: Trained, wav: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A recording as the model's speech input: the training corpus's MFCC preset, standardised as
     in training (the training split's statistics, or the utterance's own)."""
 
-    f = t.data.speech.standardise(mfcc(load_audio(wav), t.cfg.data.features), t.data.speech_norm == "utterance")
+    audio = load_audio(wav)
+    note = check_recording_length(wav, len(audio), t.cfg.data.features, t.cfg.data.max_frames)
+    if note:
+        log.warning(f"note: {note}")
+    f = t.data.speech.standardise(mfcc(audio, t.cfg.data.features), t.data.speech_norm == "utterance")
     frames = np.zeros((1, max(len(f), 6), f.shape[1]), np.float32)
     frames[0, : len(f)] = f
     return torch.from_numpy(frames), torch.tensor([len(f)])
