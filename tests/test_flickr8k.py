@@ -198,3 +198,23 @@ def test_a_rewritten_file_with_the_old_size_and_mtime_gets_new_features(flickr1d
     assert build_speech_store(moved, "mortazavi", tmp_path / "store", workers=1).path != first.path
     # unchanged files are hashed once: the cache answers the next lookup
     assert (tmp_path / "store" / "content-hashes.json").exists()
+
+
+def test_metadata_naming_a_file_outside_the_corpus_is_refused(flickr1d, tmp_path):
+    """Issue 26 #5: '../../../outside.wav' in wav2capt.txt was opened, hashed and featurised."""
+    root, images = flickr1d
+    bad = copy_layout(root, tmp_path / "c")
+    capt = bad / "flickr_audio" / "wav2capt.txt"
+    first = capt.read_text().splitlines()[0].split()
+    capt.write_text(f"../../../outside.wav {first[1]} {first[2]}\n" + capt.read_text())
+    with pytest.raises(CorpusError, match=r"wav2capt.txt:1: '../../../outside.wav' points outside the corpus folder"):
+        read_flickr8k(bad, images)
+
+
+def test_inside_refuses_escapes_and_absolute_names_only():
+    from vgs.data.records import inside
+
+    assert inside("a/b.wav", "x") == "a/b.wav" and inside("a/../b.wav", "x") == "a/../b.wav"
+    for name in ("../x.wav", "a/../../x.wav", "/etc/passwd", ".."):
+        with pytest.raises(CorpusError, match="points outside the corpus folder"):
+            inside(name, "meta.json: data[0].wav")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vgs.data.records import Corpus, CorpusError, Problems, Utterance, require_splits
+from vgs.data.records import Corpus, CorpusError, Problems, Utterance, inside, require_splits
 
 KARPATHY_NAMES = ("dataset.json", "dataset_flickr8k.json")
 IMAGE_DIR_NAMES = ("Flicker8k_Dataset", "Flickr8k_Dataset", "images")
@@ -52,7 +52,7 @@ def read_flickr8k(
         parts = line.split()
         if len(parts) != 3 or not parts[2].startswith("#") or not parts[2][1:].isdigit():
             raise CorpusError(f"{wav2capt}:{lineno}: expected 'X_3.wav X.jpg #3', got {line!r}")
-        wav, image, ref = parts
+        wav, image, ref = (inside(parts[0], f"{wav2capt}:{lineno}"), inside(parts[1], f"{wav2capt}:{lineno}"), parts[2])
         if image not in images:
             raise CorpusError(f"{wav2capt}:{lineno}: image '{image}' is not in {karpathy.name}")
         entry = images[image]

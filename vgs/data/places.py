@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vgs.data.records import Corpus, CorpusError, Problems, Utterance, require_splits
+from vgs.data.records import Corpus, CorpusError, Problems, Utterance, inside, require_splits
 from vgs.log import get_logger
 
 log = get_logger(__name__)
@@ -83,12 +83,12 @@ def read_places(
             if uid in seen:
                 raise CorpusError(f"{path}: data[{i}]: duplicate uttid '{uid}' (also in {seen[uid].name})")
             seen[uid] = path
-            audio = audio_base / rec["wav"]
+            audio = audio_base / inside(str(rec["wav"]), f"{path}: data[{i}].wav")
             if check_files and not audio.is_file():
                 problems(uid, f"{path}: data[{i}]: audio file not found: {audio}")
                 continue
             # The image key keeps the sub-folder (Places file names repeat across categories).
-            image = str((image_base / rec["image"]).relative_to(image_base))
+            image = str((image_base / inside(str(rec["image"]), f"{path}: data[{i}].image")).relative_to(image_base))
             if check_files and not (image_base / image).is_file():
                 problems(uid, f"{path}: data[{i}]: image file not found: {image_base / image}")
                 continue

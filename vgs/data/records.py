@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,3 +75,13 @@ class Problems:
         if not self.skip_bad:
             raise CorpusError(f"{message} (data.skip_bad=true / --skip-bad leaves such items out, with a report)")
         self.skipped.append({"id": item, "reason": message})
+
+
+def inside(name: str, where: str) -> str:
+    """A file name that a corpus's metadata lists, refused when it leaves the folder it is listed
+    under ('../../x.wav', '/etc/passwd'): metadata names files inside the corpus.  Lexical, so a
+    corpus whose folders are symlinks elsewhere still reads."""
+    normal = os.path.normpath(name)
+    if os.path.isabs(normal) or normal == ".." or normal.startswith(".." + os.sep):
+        raise CorpusError(f"{where}: '{name}' points outside the corpus folder; list files inside it")
+    return name

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vgs.data.records import Corpus, CorpusError, Problems, Utterance, require_splits
+from vgs.data.records import Corpus, CorpusError, Problems, Utterance, inside, require_splits
 from vgs.log import get_logger
 
 log = get_logger(__name__)
@@ -54,7 +54,7 @@ def read_spokencoco(
         for i, entry in enumerate(entries):
             if "image" not in entry or "captions" not in entry:
                 raise CorpusError(f"{path}: data[{i}] lacks image or captions")
-            image = str(entry["image"])
+            image = inside(str(entry["image"]), f"{path}: data[{i}].image")
             split = karpathy.get(Path(image).name) if karpathy else _fallback_split(file_split, i)
             if split is None:
                 raise CorpusError(f"{path}: data[{i}]: image '{image}' is not in dataset_coco.json")
@@ -66,7 +66,7 @@ def read_spokencoco(
                 if uid in seen:
                     raise CorpusError(f"{path}: data[{i}].captions[{k}]: duplicate uttid '{uid}'")
                 seen.add(uid)
-                audio = root / cap["wav"]
+                audio = root / inside(str(cap["wav"]), f"{path}: data[{i}].captions[{k}].wav")
                 if image_missing:
                     problems(uid, f"{path}: data[{i}]: image file not found: {images_root / image}")
                     continue
