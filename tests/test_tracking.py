@@ -1,4 +1,6 @@
-"""Child-run names: what a trial searched, readable in MLflow's tables and chart legends."""
+"""Child-run names, readable in MLflow's tables and chart legends; the tracking store's checks."""
+
+import pytest
 
 from vgs.sweep.tracking import run_label
 
@@ -47,3 +49,15 @@ def test_two_processes_creating_one_sqlite_store_at_once_both_succeed(tmp_path):
     ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+
+
+def test_a_corrupt_mlflow_database_is_one_line_naming_the_file(tmp_path):
+    """Issue 26 #9: a truncated or corrupt mlflow.db gave a raw SQLAlchemy traceback."""
+    from vgs.config import ConfigError
+    from vgs.sweep.tracking import check_tracking_uri
+
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ConfigError) as e:
+        check_tracking_uri(f"sqlite:///{db}")
+    assert str(db) in str(e.value) and "corrupt or truncated" in str(e.value) and "\n" not in str(e.value)

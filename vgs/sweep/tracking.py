@@ -61,13 +61,29 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         db = Path(uri[len("sqlite:///") :])
         if not db.parent.is_dir():
             raise ConfigError(f"--tracking-uri {uri}: the folder {db.parent} does not exist")
-        with exclusive(db.with_name(f".{db.name}.lock"), f"the MLflow database {db}", announce=False):
-            client(uri).search_experiments(max_results=1)  # creates the schema once
+        try:
+            with exclusive(db.with_name(f".{db.name}.lock"), f"the MLflow database {db}", announce=False):
+                client(uri).search_experiments(max_results=1)  # creates the schema once
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy, sqlite3 and OS errors: one line naming the file
+            raise ConfigError(f"--tracking-uri {uri}: {db} cannot be used as MLflow's database: {_why(e)}") from e
     elif "://" not in uri:
         raise ConfigError(
             f"--tracking-uri {uri}: a folder is MLflow's file store, which MLflow 3 refuses here; "
             f"use sqlite:///{Path(uri).expanduser().resolve() / 'mlflow.db'} or http://HOST:5000"
         )
+
+
+def _why(error: Exception) -> str:
+    """The line of a database error that says what is wrong (SQLAlchemy wraps sqlite3's)."""
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    reason = text[0] if text else type(error).__name__
+    if "not a database" in reason or "malformed" in reason:
+        return f"{reason} (a corrupt or truncated file: move it aside, or point --tracking-uri at another)"
+    if "readonly" in reason or "unable to open" in reason or isinstance(error, PermissionError):
+        return f"{reason} (the file or its folder is not writable here)"
+    return reason
 
 
 def experiment_id(tracking_uri: str, name: str) -> str:
