@@ -61,3 +61,42 @@ def test_a_corrupt_mlflow_database_is_one_line_naming_the_file(tmp_path):
     with pytest.raises(ConfigError) as e:
         check_tracking_uri(f"sqlite:///{db}")
     assert str(db) in str(e.value) and "corrupt or truncated" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_dying_driver_leaves_its_parent_failed_and_names_a_full_disk(tmp_path):
+    """Issue 26 #3: with a full disk the driver died in Ray's EOFError and the parent stayed RUNNING.
+    Any driver death now ends the parent FAILED with the reason; ENOSPC is named with the folder and
+    its free space."""
+    import errno
+
+    from vgs.config import ConfigError
+    from vgs.sweep.driver import driver_death
+    from vgs.sweep.tracking import MlflowSweepCallback, client
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "ray" / "smoke_20261204-101010"
+    sweep_dir.mkdir(parents=True)
+
+    class Runner:  # the driver's PhaseRunner, reduced to the tracker it hands out
+        def tracker(self):
+            return MlflowSweepCallback(uri, "vgs-smoke", "smoke", str(sweep_dir), {}, 1, {}, [0])
+
+    started = Runner().tracker()
+    started.setup()  # the parent a sweep makes when Tune starts
+
+    class Sweep:
+        dir, storage_dir = str(sweep_dir), str(tmp_path / "ray")
+
+    full = OSError(errno.ENOSPC, "No space left on device", str(sweep_dir / "experiment_state.json"))
+    try:
+        raise EOFError("Ran out of input") from full
+    except EOFError as e:
+        dying = driver_death(Runner(), Sweep(), e)
+    assert isinstance(dying, ConfigError)
+    assert str(dying).startswith(f"storage full: {sweep_dir / 'experiment_state.json'} (") and "MiB free" in str(dying)
+    parent = client(uri).get_run(started.parent_id)
+    assert parent.info.status == "FAILED" and parent.data.tags["vgs.error"].startswith("storage full")
+
+    other = RuntimeError("Tune lost its head node")
+    assert driver_death(Runner(), Sweep(), other) is other
+    assert client(uri).get_run(started.parent_id).data.tags["vgs.error"] == "RuntimeError: Tune lost its head node"

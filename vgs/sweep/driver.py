@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import shlex
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ from vgs.sweep.spec import load
 from vgs.sweep.spec_checks import cell_data_configs, tune_concurrency
 from vgs.sweep.spec_model import SweepSpec
 from vgs.sweep.tune_setup import (
+    SweepInterrupted,
     build_param_space,
     cell_space,
     check_trial_fits,
@@ -114,12 +117,49 @@ def run_sweep(opts: SweepOptions) -> dict:
             held.enter_context(storages.driver_lock(sweep.dir))
             record_options(sweep)
         runner = PhaseRunner(sweep)
-        trials = finished["trials"] if finished is not None else runner.search()
-        trials += runner.confirm(trials)
-        if finished is not None:
-            trials += runner.add_seeds(trials)
-        summary = finish(sweep, trials, runner)
+        try:
+            trials = finished["trials"] if finished is not None else runner.search()
+            trials += runner.confirm(trials)
+            if finished is not None:
+                trials += runner.add_seeds(trials)
+            summary = finish(sweep, trials, runner)
+        except SweepInterrupted:
+            raise  # its state is saved; --resume continues the same parent run
+        except Exception as e:
+            dying = driver_death(runner, sweep, e)
+            if dying is e:
+                raise
+            raise dying from e
     return {**summary, "wall_seconds": time.time() - t_start, "sweep_dir": sweep.dir, "tracking_uri": tracking_uri}
+
+
+def driver_death(runner: PhaseRunner, sweep: Sweep, error: Exception) -> Exception:
+    """The error a dying driver raises, after its parent run is marked FAILED with the reason.  A full
+    disk is named with the folder and its free space (Tune's own error was an EOFError)."""
+    reason = f"{type(error).__name__}: {error}"
+    full = next((e for e in _chain(error) if isinstance(e, OSError) and e.errno == errno.ENOSPC), None)
+    if full is not None:
+        folder = sweep.dir if not storages.is_uri(sweep.dir) else sweep.storage_dir
+        free = shutil.disk_usage(folder).free if Path(folder).exists() else 0
+        reason = (
+            f"storage full: {getattr(full, 'filename', None) or folder} ({free / 2**20:.1f} MiB free under "
+            f"{folder}); free space or pass --storage on a larger disk, then --resume"
+        )
+        error = ConfigError(reason)
+    try:
+        runner.tracker().fail(reason)
+    except Exception as e:  # noqa: BLE001 - the original error matters more than the tracking one
+        log.warning(f"could not mark the parent run FAILED: {e}")
+    return error
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    out, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        out.append(error)
+        error = error.__cause__ or error.__context__
+    return out
 
 
 def resume_point(opts: SweepOptions, storage_dir: str) -> tuple[SweepOptions, str | None, dict | None]:

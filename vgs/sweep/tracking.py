@@ -236,16 +236,30 @@ class MlflowSweepCallback(Callback):
         self.experiment_id = experiment_id(self.tracking_uri, self.experiment)
         self.parent_id = self.parent_id or self.find_or_create_parent()
 
-    def find_or_create_parent(self) -> str:
-        exp = self.experiment_id
+    def existing_parent(self) -> str | None:
+        """This sweep's parent run, if one was made (matched by the sweep's folder)."""
         # matched in Python: a folder name may hold a quote, which MLflow's filter syntax cannot take
         found = [
             r
-            for r in self.mlflow.search_runs([exp], filter_string="tags.`vgs.kind` = 'sweep'", max_results=50000)
+            for r in self.mlflow.search_runs(
+                [self.experiment_id], filter_string="tags.`vgs.kind` = 'sweep'", max_results=50000
+            )
             if r.data.tags.get("vgs.sweep_dir") == redact(self.sweep_dir)
         ]
-        if found:
-            run_id = found[0].info.run_id
+        return found[0].info.run_id if found else None
+
+    def fail(self, reason: str) -> None:
+        """The driver is dying: its parent run (if it has one) ends FAILED with the reason, never RUNNING."""
+        self.experiment_id = experiment_id(self.tracking_uri, self.experiment)
+        run_id = self.parent_id or self.existing_parent()
+        if run_id:
+            self.mlflow.set_tag(run_id, "vgs.error", reason[:5000])
+            self.mlflow.set_terminated(run_id, "FAILED")
+
+    def find_or_create_parent(self) -> str:
+        exp = self.experiment_id
+        run_id = self.existing_parent()
+        if run_id:
             self.mlflow.update_run(run_id, status="RUNNING")
             return run_id
         run = self.mlflow.create_run(
