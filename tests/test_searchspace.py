@@ -215,3 +215,13 @@ def test_the_dry_run_of_a_large_optuna_space_lists_the_base_not_every_combinatio
     spec_checks.validate(spec)  # 20 trials: within the limit
     cells, note = sweep_cells(spec)
     assert cells == [{"train.seed": 0}] and "samples 20 of 1000000 combinations" in note
+
+
+def test_a_choice_list_of_mixed_types_names_the_yaml_and_the_space_key(tmp_path):
+    """Issue 26 #13: its error was the bare coercion message, unlike every other YAML error."""
+    path = tmp_path / "mixed.yaml"
+    path.write_text('description: mixed\nbase: cpu-tiny\nspace:\n  model.latent: {choice: [64, "big", 128]}\n')
+    with pytest.raises(
+        ConfigError, match=r"mixed\.yaml: space\.model\.latent\.choice \[64, 'big', 128\]: .*expects int"
+    ):
+        searchspace.load(str(path))

@@ -130,7 +130,10 @@ def validate(spec: SweepSpec, count_trials: bool = True) -> None:
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}: space.{key}.{kind} needs a non-empty list")
         if kind == "choice":
-            dist[kind] = [coerce(key, v, typ) for v in values]
+            try:
+                dist[kind] = [coerce(key, v, typ) for v in values]
+            except ConfigError as e:
+                raise ConfigError(f"{where}: space.{key}.choice {values!r}: {e}") from e
         else:
             if len(values) != 2 or typ not in (int, float):
                 raise ConfigError(f"{where}: space.{key}.{kind} needs [low, high] for a numeric key")
