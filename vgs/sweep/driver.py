@@ -133,18 +133,22 @@ def run_sweep(opts: SweepOptions) -> dict:
     return {**summary, "wall_seconds": time.time() - t_start, "sweep_dir": sweep.dir, "tracking_uri": tracking_uri}
 
 
+NEARLY_FULL = 16 * 2**20  # bytes: below this the sweep folder's disk is taken as full
+
+
 def driver_death(runner: PhaseRunner, sweep: Sweep, error: Exception) -> Exception:
     """The error a dying driver raises, after its parent run is marked FAILED with the reason.  A full
     disk is named with the folder and its free space (Tune's own error was an EOFError)."""
     reason = f"{type(error).__name__}: {error}"
     full = next((e for e in _chain(error) if isinstance(e, OSError) and e.errno == errno.ENOSPC), None)
-    if full is not None:
-        folder = sweep.dir if not storages.is_uri(sweep.dir) else sweep.storage_dir
-        free = shutil.disk_usage(folder).free if Path(folder).exists() else 0
-        reason = (
-            f"storage full: {getattr(full, 'filename', None) or folder} ({free / 2**20:.1f} MiB free under "
-            f"{folder}); free space or pass --storage on a larger disk, then --resume"
-        )
+    local = [Path(p) for p in (sweep.dir, sweep.storage_dir) if not storages.is_uri(p) and Path(p).exists()]
+    folder = local[0] if local else None
+    free = shutil.disk_usage(folder).free if folder else None
+    # Tune reports a full disk as whatever broke next (an EOFError reading a truncated file)
+    if full is not None or (free is not None and free < NEARLY_FULL):
+        where = getattr(full, "filename", None) or folder
+        room = f"{free / 2**20:.1f} MiB free under {folder}" if free is not None else "no room left"
+        reason = f"storage full: {where} ({room}); free space or pass --storage on a larger disk, then --resume"
         error = ConfigError(reason)
     try:
         runner.tracker().fail(reason)
