@@ -106,6 +106,13 @@ def parser() -> argparse.ArgumentParser:
         help="with --dry-run: a `vgs bench --json FILE` measurement whose paper-model step rate turns "
         "the plan into GPU-hours (default: a stated reference figure)",
     )
+    add_search_options(p)
+    add_run_options(p)
+    return p
+
+
+def add_search_options(p: argparse.ArgumentParser) -> None:
+    """What the search runs: samples, picks, seeds, the verdict's alpha, limits, confirmation, scheduler."""
     p.add_argument("--samples", type=int, help="number of Optuna trials (default: search.num_samples of the YAML)")
     p.add_argument(
         "--pick",
@@ -167,6 +174,10 @@ def parser() -> argparse.ArgumentParser:
         help="per-trial resources instead of the YAML's: cpu=N,gpu=F per worker and "
         "workers=N (DDP workers per trial), e.g. gpu=0.25 or gpu=1,workers=4",
     )
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Where and how it runs: storage, tracking, resume, the cluster, the dry run, output."""
     p.add_argument(
         "--storage",
         help="Ray results: a folder, or an s3:// gs:// file:// URI that every node of a "
@@ -195,7 +206,6 @@ def parser() -> argparse.ArgumentParser:
         help="show the trials' own output (Ray prefixes it with the worker) and every log line "
         "of Ray, Optuna and MLflow; by default the driver prints one line per trial-epoch",
     )
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

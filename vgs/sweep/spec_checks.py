@@ -64,6 +64,40 @@ def validate(spec: SweepSpec, count_trials: bool = True) -> None:
         spec.base_config()
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from e
+    _check_settings(spec, where)
+    check_resources(spec)
+    check_confirm(spec)
+    _check_variants(spec, where)
+    if not spec.space:
+        raise ConfigError(f"{where}: 'space' is empty; name at least one dotted config key to search")
+    for key, dist in spec.space.items():
+        if key.startswith(VARIANT_PREFIX):
+            if key[len(VARIANT_PREFIX) :] not in spec.variants:
+                raise ConfigError(f"{where}: space.{key}: no variants group '{key[len(VARIANT_PREFIX) :]}'")
+            continue
+        try:
+            typ = key_type(key)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: space: {e}") from e
+        if key == "train.seed":
+            raise ConfigError(f"{where}: search seeds with the top-level 'seeds' list, not space.train.seed")
+        if key == "train.epochs" and spec.scheduler.get("type") in PRUNING_SCHEDULERS:
+            raise ConfigError(
+                f"{where}: the scheduler ({spec.scheduler['type']}) prunes on the epoch counter; "
+                "train.epochs cannot be searched with it"
+            )
+        _check_distribution(spec, where, key, dist, typ)
+    for combo in _sample_combinations(spec):  # every searched value must give a buildable model
+        combo = trial_overrides(combo, spec.seeds, spec.variants)
+        try:
+            cfg = spec.base_config(cell=combo)
+            _check_buildable(cfg)
+        except (ConfigError, ValueError) as e:
+            raise ConfigError(f"{where}: the configuration {combo} cannot be built: {e}") from e
+
+
+def _check_settings(spec: SweepSpec, where: str) -> None:
+    """search:, scheduler:, metric and mode."""
     if spec.algorithm not in ("optuna", "grid"):
         raise ConfigError(f"{where}: search.algorithm must be optuna or grid, got '{spec.algorithm}'")
     if spec.sampler not in ("tpe", "random", "bruteforce"):
@@ -87,8 +121,10 @@ def validate(spec: SweepSpec, count_trials: bool = True) -> None:
         raise ConfigError(f"{where}: mode must be max or min, got '{spec.mode}'")
     if spec.num_samples < 1:
         raise ConfigError(f"{where}: search.num_samples must be >= 1")
-    check_resources(spec)
-    check_confirm(spec)
+
+
+def _check_variants(spec: SweepSpec, where: str) -> None:
+    """Each variants group: its space key, its names, and a base config for each."""
     for group, named in spec.variants.items():
         key = VARIANT_PREFIX + group
         dist = spec.space.setdefault(key, {"choice": list(named)})
@@ -104,60 +140,40 @@ def validate(spec: SweepSpec, count_trials: bool = True) -> None:
                 spec.base_config(cell=overrides)
             except ConfigError as e:
                 raise ConfigError(f"{where}: variants.{group}.{name}: {e}") from e
-    if not spec.space:
-        raise ConfigError(f"{where}: 'space' is empty; name at least one dotted config key to search")
-    for key, dist in spec.space.items():
-        if key.startswith(VARIANT_PREFIX):
-            if key[len(VARIANT_PREFIX) :] not in spec.variants:
-                raise ConfigError(f"{where}: space.{key}: no variants group '{key[len(VARIANT_PREFIX) :]}'")
-            continue
+
+
+def _check_distribution(spec: SweepSpec, where: str, key: str, dist: Any, typ: type) -> None:
+    """One space key's distribution: its form, its values against the key's type (choice lists are
+    coerced in place)."""
+    if not (isinstance(dist, dict) and len(dist) == 1 and next(iter(dist)) in DISTRIBUTIONS):
+        raise ConfigError(
+            f"{where}: space.{key} must be one of {{{': [...]}, {'.join(DISTRIBUTIONS)}: [...]}}, got {dist!r}"
+        )
+    kind, values = next(iter(dist.items()))
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{where}: space.{key}.{kind} needs a non-empty list")
+    if kind == "choice":
         try:
-            typ = key_type(key)
+            dist[kind] = [coerce(key, v, typ) for v in values]
         except ConfigError as e:
-            raise ConfigError(f"{where}: space: {e}") from e
-        if key == "train.seed":
-            raise ConfigError(f"{where}: search seeds with the top-level 'seeds' list, not space.train.seed")
-        if key == "train.epochs" and spec.scheduler.get("type") in PRUNING_SCHEDULERS:
+            raise ConfigError(f"{where}: space.{key}.choice {values!r}: {e}") from e
+    else:
+        if len(values) != 2 or typ not in (int, float):
+            raise ConfigError(f"{where}: space.{key}.{kind} needs [low, high] for a numeric key")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ConfigError(f"{where}: space.{key}.{kind} bounds must be numbers, got {values!r}")
+        if not values[0] < values[1]:
+            raise ConfigError(f"{where}: space.{key}.{kind} needs low < high, got {values!r}")
+        if kind == "loguniform" and values[0] <= 0:
+            raise ConfigError(f"{where}: space.{key}.loguniform needs bounds > 0 (a log scale), got {values!r}")
+        if typ is int and kind != "randint":
             raise ConfigError(
-                f"{where}: the scheduler ({spec.scheduler['type']}) prunes on the epoch counter; "
-                "train.epochs cannot be searched with it"
+                f"{where}: space.{key} is an integer key: use randint: [low, high] or a choice list, not {kind}"
             )
-        if not (isinstance(dist, dict) and len(dist) == 1 and next(iter(dist)) in DISTRIBUTIONS):
-            raise ConfigError(
-                f"{where}: space.{key} must be one of {{{': [...]}, {'.join(DISTRIBUTIONS)}: [...]}}, got {dist!r}"
-            )
-        kind, values = next(iter(dist.items()))
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{where}: space.{key}.{kind} needs a non-empty list")
-        if kind == "choice":
-            try:
-                dist[kind] = [coerce(key, v, typ) for v in values]
-            except ConfigError as e:
-                raise ConfigError(f"{where}: space.{key}.choice {values!r}: {e}") from e
-        else:
-            if len(values) != 2 or typ not in (int, float):
-                raise ConfigError(f"{where}: space.{key}.{kind} needs [low, high] for a numeric key")
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                raise ConfigError(f"{where}: space.{key}.{kind} bounds must be numbers, got {values!r}")
-            if not values[0] < values[1]:
-                raise ConfigError(f"{where}: space.{key}.{kind} needs low < high, got {values!r}")
-            if kind == "loguniform" and values[0] <= 0:
-                raise ConfigError(f"{where}: space.{key}.loguniform needs bounds > 0 (a log scale), got {values!r}")
-            if typ is int and kind != "randint":
-                raise ConfigError(
-                    f"{where}: space.{key} is an integer key: use randint: [low, high] or a choice list, not {kind}"
-                )
-            if typ is float and kind == "randint":
-                raise ConfigError(f"{where}: space.{key} is a real-valued key: use uniform or loguniform, not randint")
-            if spec.algorithm == "grid":
-                raise ConfigError(f"{where}: grid search takes 'choice' lists only (space.{key} is {kind})")
-    for combo in _sample_combinations(spec):  # every searched value must give a buildable model
-        combo = trial_overrides(combo, spec.seeds, spec.variants)
-        try:
-            cfg = spec.base_config(cell=combo)
-            _check_buildable(cfg)
-        except (ConfigError, ValueError) as e:
-            raise ConfigError(f"{where}: the configuration {combo} cannot be built: {e}") from e
+        if typ is float and kind == "randint":
+            raise ConfigError(f"{where}: space.{key} is a real-valued key: use uniform or loguniform, not randint")
+        if spec.algorithm == "grid":
+            raise ConfigError(f"{where}: grid search takes 'choice' lists only (space.{key} is {kind})")
 
 
 def cell_data_configs(
