@@ -91,7 +91,7 @@ def test_interrupted_featurisation_resumes_where_it_stopped(tiny_corpus, tmp_pat
 
     import numpy as np
 
-    from vgs.data.features import build_speech_store
+    from vgs.data.features import build_speech_store, load_audio, mfcc
 
     store = tmp_path / "store"
     code = (
@@ -116,6 +116,12 @@ def test_interrupted_featurisation_resumes_where_it_stopped(tiny_corpus, tmp_pat
     for uid in resumed.ids[::97]:
         np.testing.assert_array_equal(resumed.frames(uid), fresh.frames(uid))
     np.testing.assert_allclose(resumed.std, fresh.std, rtol=1e-6)
+    # the merged store keeps one chunk per shard, read in place: no frame is copied into memory
+    assert len(fresh._values) > 1 and not any(v.flags.owndata for v in fresh._values)
+    uid = fresh.ids[-1]
+    expected = mfcc(load_audio(next(u.audio for u in corpus.utterances if u.id == uid)), "mortazavi")
+    np.testing.assert_allclose(fresh.frames(uid), expected, rtol=1e-5, atol=1e-5)
+    assert fresh.lengths[fresh.index[uid]] == len(expected)
 
 
 def test_unknown_layout_and_unrecognised_folder(tmp_path):

@@ -297,6 +297,7 @@ def test_every_optuna_configuration_runs_with_every_seed_and_a_finished_sweep_ta
     runs = sorted((t["config"]["model.speech.layers"], t["config"]["train.seed"]) for t in first["trials"])
     assert runs == [(1, 0), (1, 1), (2, 0), (2, 1)]
     assert "Welch t-test p = " in first["verdict"] and "(2 seeds each" in first["verdict"]
+    assert_trials_reuse_processes_without_leaking_state(tmp_path)
 
     more = run_sweep(tmp_path, "--resume", "--add-seeds", "1")
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
@@ -367,3 +368,35 @@ def test_a_second_driver_of_the_same_sweep_is_refused_naming_the_first(tmp_path,
 
     with driver_lock(str(folder)):  # the killed holder let go of it
         pass
+
+
+def assert_trials_reuse_processes_without_leaking_state(tmp_path):
+    """Tune reuses a trial's worker process (reuse_actors): the four trials share at most two
+    processes (max_concurrent 2), and a trial that ran after another in the same process scores
+    exactly as a fresh training of its configuration in this process does."""
+    from mlflow.tracking import MlflowClient
+
+    from vgs.config import apply_overrides, base_config
+    from vgs.train import fit
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("vgs-smoke")
+    trials = client.search_runs([exp.experiment_id], filter_string="tags.`vgs.kind` = 'trial'")
+    by_pid: dict[str, list] = {}
+    for t in sorted(trials, key=lambda t: t.info.start_time):
+        by_pid.setdefault(t.data.tags["vgs.worker_pid"], []).append(t)
+    assert len(by_pid) <= 2 and len(trials) == 4, {pid: len(ts) for pid, ts in by_pid.items()}
+    later = next(ts[1] for ts in by_pid.values() if len(ts) > 1)
+    cfg = apply_overrides(
+        base_config("cpu-tiny"),
+        {
+            "data.builtin_images": 200,
+            "train.epochs": 1,
+            "train.batch_size": 16,
+            "model.speech.layers": int(later.data.params["model.speech.layers"]),
+            "train.seed": int(later.data.params["train.seed"]),
+        },
+    )
+    fresh = fit(cfg, out_dir=tmp_path / "fresh")
+    assert fresh["train_loss"] == pytest.approx(later.data.metrics["train_loss"], rel=1e-6)
+    assert fresh["val_s2i_r10"] == later.data.metrics["val_s2i_r10"]

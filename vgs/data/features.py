@@ -210,20 +210,27 @@ class SpeechStore:
         import pyarrow as pa
 
         table = pa.ipc.open_file(pa.memory_map(str(self.path), "r")).read_all()
-        feats = table.column("feats").combine_chunks()
-        self._values = feats.values.to_numpy(zero_copy_only=True)
-        self._offsets = feats.offsets.to_numpy()
+        # One memory-mapped chunk per merged shard, each read in place: combining them would copy
+        # every frame into memory (about 50 GB at Places size); only the index lives in memory.
+        chunks = table.column("feats").chunks
+        self._values = [c.values.to_numpy(zero_copy_only=True) for c in chunks]
+        offsets = [c.offsets.to_numpy() for c in chunks]
+        self._chunk = np.repeat(np.arange(len(chunks)), [len(c) for c in chunks])
+        self._row = np.concatenate([np.arange(len(c)) for c in chunks]) if chunks else np.zeros(0, np.int64)
+        self._offsets = offsets
         self.ids = table.column("id").to_pylist()
         self.index = {u: i for i, u in enumerate(self.ids)}
         self.dim = int(self.manifest["dim"])
         self.mean = np.asarray(self.manifest["mean"], np.float32)
         self.std = np.asarray(self.manifest["std"], np.float32)
-        self.lengths = np.diff(self._offsets) // self.dim
+        self.lengths = np.concatenate([np.diff(o) for o in offsets]) // self.dim if chunks else np.zeros(0, np.int64)
 
     def frames(self, uid: str) -> np.ndarray:
         """(frames, dim) raw MFCCs."""
         i = self.index[uid]
-        return self._values[self._offsets[i] : self._offsets[i + 1]].reshape(-1, self.dim)
+        c, r = self._chunk[i], self._row[i]
+        offsets = self._offsets[c]
+        return self._values[c][offsets[r] : offsets[r + 1]].reshape(-1, self.dim)
 
     def normalised(self, uid: str, per_utterance: bool = False) -> np.ndarray:
         """Frames standardised per dimension: with the training split's mean and std, or with the
@@ -257,8 +264,6 @@ def build_speech_store(
     skip_bad: leave out unreadable audio files instead of stopping, and list each one with its
     reason in the manifest ("skipped") and in a report file beside the store; items the
     importer already left out (missing files) are listed too."""
-    import pyarrow as pa
-
     check_preset(preset)
     store_dir = Path(store_dir)
     store_dir.mkdir(parents=True, exist_ok=True)
@@ -280,11 +285,39 @@ def build_speech_store(
     if path.exists() and manifest_path.exists():
         return SpeechStore(path, json.loads(manifest_path.read_text()))
 
-    utts = corpus.utterances
-    size = shard_size or shard_size_for(len(utts))
+    size = shard_size or shard_size_for(len(corpus.utterances))
     parts = store_dir / f"speech-{preset}.parts"
     parts.mkdir(exist_ok=True)
-    shards = [(hash_lines(lines[a : a + size], params), a) for a in range(0, len(utts), size)]
+    shards = [(hash_lines(lines[a : a + size], params), a) for a in range(0, len(lines), size)]
+    _featurise_shards(corpus, preset, shards, size, parts, workers, skip_bad, max_frames)
+    manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "dim": preset_dim(preset)}
+    manifest.update(_merge_shards([name for name, _ in shards], parts, path, list(corpus.skipped)))
+    if not manifest.pop("training_frames"):
+        path.unlink(missing_ok=True)
+        raise CorpusError(f"corpus {corpus.root} has no training speech left after featurising")
+    write_json_atomic(manifest_path, manifest)
+    for name, _ in shards:
+        (parts / f"{name}.arrow").unlink(missing_ok=True)
+        (parts / f"{name}.json").unlink(missing_ok=True)
+    _remove_stale_tmp(parts)
+    if not any(parts.iterdir()):
+        parts.rmdir()
+    _log_store(path, manifest, max_frames)
+    return SpeechStore(path, manifest)
+
+
+def _featurise_shards(
+    corpus: Corpus,
+    preset: str,
+    shards: list[tuple[str, int]],
+    size: int,
+    parts: Path,
+    workers: int | None,
+    skip_bad: bool,
+    max_frames: int,
+) -> None:
+    """Featurise the shards not yet in `parts` (a rerun computes only the missing ones)."""
+    utts = corpus.utterances
     todo = [(name, a) for name, a in shards if not (parts / f"{name}.json").exists()]
     progress = Progress(f"MFCC ({preset}) {corpus.name}", total=len(utts), unit="utt")
     if len(todo) < len(shards):
@@ -316,20 +349,22 @@ def build_speech_store(
             pool.terminate()
     progress.close()
 
-    # Merge the shards in corpus order, one at a time (bounded memory).
-    dim = preset_dim(preset)
-    total, total_sq, n_frames = np.zeros(dim), np.zeros(dim), 0
+
+def _merge_shards(names: list[str], parts: Path, path: Path, skipped: list[dict]) -> dict:
+    """Append the shards to `path` in corpus order, one at a time (bounded memory); the manifest's
+    counts and the training split's normalisation statistics."""
+    import pyarrow as pa
+
+    total, total_sq, n_frames, kept = 0.0, 0.0, 0, 0
     dropped: list[str] = []
-    skipped: list[dict] = list(corpus.skipped)
     schema = pa.schema([("id", pa.string()), ("feats", pa.list_(pa.float32()))])
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    kept = 0
     try:
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            for name, _ in shards:
+            for name in names:
                 stats = json.loads((parts / f"{name}.json").read_text())
-                total += stats["sum"]
-                total_sq += stats["sum_sq"]
+                total = total + np.asarray(stats["sum"])
+                total_sq = total_sq + np.asarray(stats["sum_sq"])
                 n_frames += stats["frames"]
                 dropped += stats["dropped"]
                 skipped += stats["skipped"]
@@ -339,31 +374,22 @@ def build_speech_store(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if n_frames == 0:
-        tmp.unlink(missing_ok=True)
-        raise CorpusError(f"corpus {corpus.root} has no training speech left after featurising")
-    mean = total / n_frames
-    std = np.sqrt(np.maximum(total_sq / n_frames - mean**2, 1e-8))
-    manifest = {
-        "params": params,
-        "source_hash": digest,
-        "corpus": str(corpus.root),
-        "dim": dim,
+    os.replace(tmp, path)
+    mean = total / max(n_frames, 1)
+    std = np.sqrt(np.maximum(total_sq / max(n_frames, 1) - mean**2, 1e-8))
+    return {
         "utterances": kept,
+        "training_frames": n_frames,
         "dropped_over_max_frames": len(dropped),
         "dropped_ids": dropped,
         "skipped": skipped,
-        "mean": mean.tolist(),
-        "std": std.tolist(),
+        "mean": np.atleast_1d(mean).tolist(),
+        "std": np.atleast_1d(std).tolist(),
     }
-    os.replace(tmp, path)
-    write_json_atomic(manifest_path, manifest)
-    for name, _ in shards:
-        (parts / f"{name}.arrow").unlink(missing_ok=True)
-        (parts / f"{name}.json").unlink(missing_ok=True)
-    _remove_stale_tmp(parts)
-    if not any(parts.iterdir()):
-        parts.rmdir()
+
+
+def _log_store(path: Path, manifest: dict, max_frames: int) -> None:
+    skipped, dropped = manifest["skipped"], manifest["dropped_ids"]
     if skipped:
         report = path.with_suffix(".skipped.json")
         write_json_atomic(report, {"store": str(path), "skipped": skipped})
@@ -371,10 +397,9 @@ def build_speech_store(
     if dropped:
         log.info(f"dropped {len(dropped)} utterance(s) over {max_frames} frames")
     log.info(
-        f"speech store: {kept} utterances ({len(dropped)} over {max_frames} frames dropped, "
+        f"speech store: {manifest['utterances']} utterances ({len(dropped)} over {max_frames} frames dropped, "
         f"{len(skipped)} skipped) -> {path}"
     )
-    return SpeechStore(path, manifest)
 
 
 # ------------------------------------------------------------------ image store

@@ -20,6 +20,28 @@ IMAGE_DIR_NAMES = ("Flicker8k_Dataset", "Flickr8k_Dataset", "images")
 _SPLIT_ALIASES = {"train": "train", "restval": "train", "val": "val", "test": "test"}
 
 
+def _caption_of(line: str, where: str, images: dict, split_file: str) -> tuple[str, str, str, dict]:
+    """(wav, image, split, Karpathy sentence) of one wav2capt.txt line ('X_3.wav X.jpg #3')."""
+    parts = line.split()
+    if len(parts) != 3 or not parts[2].startswith("#") or not parts[2][1:].isdigit():
+        raise CorpusError(f"{where}: expected 'X_3.wav X.jpg #3', got {line!r}")
+    wav, image, k = inside(parts[0], where), inside(parts[1], where), int(parts[2][1:])
+    if image not in images:
+        raise CorpusError(f"{where}: image '{image}' is not in {split_file}")
+    entry = images[image]
+    sentences = entry.get("sentences", [])
+    if k >= len(sentences):
+        raise CorpusError(
+            f"{where}: caption #{k} of '{image}' does not exist ({len(sentences)} sentences in {split_file})"
+        )
+    split = _SPLIT_ALIASES.get(entry.get("split", ""))
+    if split is None:
+        raise CorpusError(
+            f"{split_file}: image '{image}' has split {entry.get('split')!r}; expected one of train, restval, val, test"
+        )
+    return wav, image, split, sentences[k]
+
+
 def read_flickr8k(
     root: str | Path, image_dir: str | Path | None = None, require_images: bool = True, skip_bad: bool = False
 ) -> Corpus:
@@ -49,26 +71,7 @@ def read_flickr8k(
     for lineno, line in enumerate(wav2capt.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
-        parts = line.split()
-        if len(parts) != 3 or not parts[2].startswith("#") or not parts[2][1:].isdigit():
-            raise CorpusError(f"{wav2capt}:{lineno}: expected 'X_3.wav X.jpg #3', got {line!r}")
-        wav, image, ref = (inside(parts[0], f"{wav2capt}:{lineno}"), inside(parts[1], f"{wav2capt}:{lineno}"), parts[2])
-        if image not in images:
-            raise CorpusError(f"{wav2capt}:{lineno}: image '{image}' is not in {karpathy.name}")
-        entry = images[image]
-        k = int(ref[1:])
-        sentences = entry.get("sentences", [])
-        if k >= len(sentences):
-            raise CorpusError(
-                f"{wav2capt}:{lineno}: caption #{k} of '{image}' does not exist "
-                f"({len(sentences)} sentences in {karpathy.name})"
-            )
-        split = _SPLIT_ALIASES.get(entry.get("split", ""))
-        if split is None:
-            raise CorpusError(
-                f"{karpathy.name}: image '{image}' has split {entry.get('split')!r}; "
-                f"expected one of train, restval, val, test"
-            )
+        wav, image, split, sentence = _caption_of(line, f"{wav2capt}:{lineno}", images, karpathy.name)
         uid = Path(wav).stem
         if uid in seen:
             raise CorpusError(f"{wav2capt}:{lineno}: duplicate utterance '{wav}'")
@@ -77,7 +80,6 @@ def read_flickr8k(
         if not path.is_file():
             problems(uid, f"{wav2capt}:{lineno}: audio file not found: {path}")
             continue
-        sentence = sentences[k]
         utterances.append(
             Utterance(
                 id=uid,

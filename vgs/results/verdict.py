@@ -198,12 +198,7 @@ def verdict(groups: list[ConfigScores], mode: str, metric: str, alpha: float = A
         )
     test = welch(best.values, second.values)
     tied, worse = best_group(groups, sign, alpha)
-    group = (
-        f"best group: {', '.join(label(g.config) for g in tied)}"
-        + (" (tied)" if len(tied) > 1 else "")
-        + (f"; worse: {', '.join(label(g.config) for g in worse)}" if worse else "")
-        + f" (Welch t-tests against the best, Holm-corrected over {len(tied) + len(worse) - 1})"
-    )
+    group = group_statement(tied, worse)
     if test.p < alpha and sign * test.diff > 0:
         return Verdict(
             best,
@@ -217,19 +212,7 @@ def verdict(groups: list[ConfigScores], mode: str, metric: str, alpha: float = A
             worse,
         )
     needed = seeds_needed(test.diff, sd, alpha) if sd else None
-    more_needed = max(1, (needed or 0) - min(len(best.values), len(second.values)))
-    more = (
-        ""
-        if needed is None
-        else (
-            f"; about {needed} seeds each would detect {test.diff:+.3f} at {POWER:.0%} power (seed sd {sd:.3f})"
-            + (
-                f": {more_seeds.format(n=needed, seeds=','.join(map(str, range(needed))), add=more_needed)}"
-                if more_seeds
-                else ""
-            )
-        )
-    )
+    more = "" if needed is None or not sd else more_seeds_hint(test, sd, needed, best, second, more_seeds)
     return Verdict(
         best,
         second,
@@ -243,6 +226,24 @@ def verdict(groups: list[ConfigScores], mode: str, metric: str, alpha: float = A
         worse,
         needed,
     )
+
+
+def group_statement(tied: list[ConfigScores], worse: list[ConfigScores]) -> str:
+    return (
+        f"best group: {', '.join(label(g.config) for g in tied)}"
+        + (" (tied)" if len(tied) > 1 else "")
+        + (f"; worse: {', '.join(label(g.config) for g in worse)}" if worse else "")
+        + f" (Welch t-tests against the best, Holm-corrected over {len(tied) + len(worse) - 1})"
+    )
+
+
+def more_seeds_hint(test: Welch, sd: float, needed: int, best: ConfigScores, second: ConfigScores, command: str) -> str:
+    """How many seeds would detect the difference, and the command that runs them (`command`)."""
+    add = max(1, needed - min(len(best.values), len(second.values)))
+    hint = f"; about {needed} seeds each would detect {test.diff:+.3f} at {POWER:.0%} power (seed sd {sd:.3f})"
+    if command:
+        hint += f": {command.format(n=needed, seeds=','.join(map(str, range(needed))), add=add)}"
+    return hint
 
 
 def best_group(groups: list[ConfigScores], sign: int, alpha: float) -> tuple[list[ConfigScores], list[ConfigScores]]:

@@ -110,8 +110,12 @@ def run_sweep(opts: SweepOptions) -> dict:
 
         check_tracking_uri(sweep.tracking_uri)  # before Ray and before any featurisation
         log.info(f"sweep '{spec.name}': {spec.description}")
+        clock = Stopwatch(t_start)
+        clock.lap("resolve")
         start_ray(sweep)
+        clock.lap("start_ray")
         prepare_data(sweep)
+        clock.lap("prepare_data")
         if previous is None:
             sweep.name = storages.new_sweep_name(storage_dir, spec.name)
             held.enter_context(storages.driver_lock(sweep.dir))
@@ -119,10 +123,12 @@ def run_sweep(opts: SweepOptions) -> dict:
         runner = PhaseRunner(sweep)
         try:
             trials = finished["trials"] if finished is not None else runner.search()
+            clock.lap("search")
             trials += runner.confirm(trials)
             if finished is not None:
                 trials += runner.add_seeds(trials)
-            summary = finish(sweep, trials, runner)
+            clock.lap("confirm")
+            summary = finish(sweep, trials, runner, clock)
         except SweepInterrupted:
             raise  # its state is saved; --resume continues the same parent run
         except Exception as e:
@@ -131,6 +137,23 @@ def run_sweep(opts: SweepOptions) -> dict:
                 raise
             raise dying from e
     return {**summary, "wall_seconds": time.time() - t_start, "sweep_dir": sweep.dir, "tracking_uri": tracking_uri}
+
+
+class Stopwatch:
+    """Wall seconds of the driver's stages (summary.json "timings"): what a sweep costs beyond its
+    trials, e.g. for `vgs bench --overhead`."""
+
+    def __init__(self, start: float):
+        self.start = self.last = start
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.time()
+        self.laps[stage] = round(now - self.last, 3)
+        self.last = now
+
+    def timings(self) -> dict[str, float]:
+        return {**self.laps, "total": round(time.time() - self.start, 3)}
 
 
 NEARLY_FULL = 16 * 2**20  # bytes: below this the sweep folder's disk is taken as full
@@ -326,6 +349,7 @@ class PhaseRunner:
                     metric=spec.metric,
                     mode=spec.mode,
                     trial_dirname_creator=lambda t: t.trial_id,
+                    reuse_actors=True,  # see tune_setup.make_trainable: one worker process for many trials
                 ),
                 run_config=self.run_config(s.name),
             )
@@ -351,6 +375,7 @@ class PhaseRunner:
                     metric=spec.metric,
                     mode=spec.mode,
                     trial_dirname_creator=lambda t: t.trial_id,
+                    reuse_actors=True,  # see tune_setup.make_trainable: one worker process for many trials
                 ),
                 run_config=self.run_config(phase),
             )
@@ -377,7 +402,7 @@ class PhaseRunner:
         return self.run_cells(cells, f"{MORE_SEEDS}_{max(seeds)}") if cells else []
 
 
-def finish(sweep: Sweep, trials: list[dict], runner: PhaseRunner) -> dict:
+def finish(sweep: Sweep, trials: list[dict], runner: PhaseRunner, clock: Stopwatch) -> dict:
     """The summary with its tables, written to the parent run (closed FINISHED or FAILED) and summary.json."""
     spec = sweep.spec
     summary = summary_of(spec, trials)
@@ -396,5 +421,7 @@ def finish(sweep: Sweep, trials: list[dict], runner: PhaseRunner) -> dict:
         metric=spec.metric,
     )
     summary["parent_run_id"], summary["experiment_id"] = finisher.parent_id, finisher.experiment_id
+    clock.lap("finish")
+    summary["timings"] = clock.timings()
     storages.write_text(storages.join(sweep.dir, "summary.json"), json.dumps(summary, indent=1, default=str))
     return summary

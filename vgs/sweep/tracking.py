@@ -352,6 +352,8 @@ class MlflowSweepCallback(Callback):
         if result.get("node_id"):  # where the trial (rank 0) ran: the node can change after a restore
             self.mlflow.set_tag(run_id, "vgs.node_id", str(result["node_id"]))
             self.mlflow.set_tag(run_id, "vgs.node_ip", str(result.get("node_ip", "")))
+        if result.get("worker_pid"):  # trials that share a worker process (Tune's reuse_actors) share it
+            self.mlflow.set_tag(run_id, "vgs.worker_pid", str(result["worker_pid"]))
         now = int(time.time() * 1000)
         metrics = [
             Metric(k, float(v), now, step)

@@ -11,13 +11,33 @@ up its last epoch.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import os
 import tempfile
 from pathlib import Path
 
-from vgs.config import apply_overrides, from_dict, to_dict
+from vgs.config import Config, apply_overrides, from_dict, to_dict
+from vgs.data.prepare import Prepared, prepare, resolve_paths
 from vgs.log import set_verbosity
 from vgs.sweep.spec_model import trial_overrides
+
+# Tune reuses a trial's worker process for the next trial (reuse_actors=True): the corpus index and
+# the memory-mapped stores it opened stay open for the next trial of the same data configuration.
+_PREPARED: dict[str, Prepared] = {}
+_PREPARED_KEPT = 4  # data configurations kept per process (a sweep over data.* keys has a few)
+
+
+def prepared_data(cfg: Config) -> Prepared:
+    """The prepared data of `cfg`, opened once per worker process (the driver built and checked the
+    stores before the first trial started)."""
+    key = json.dumps(dataclasses.asdict(resolve_paths(cfg.data)), sort_keys=True)
+    if key not in _PREPARED:
+        if len(_PREPARED) >= _PREPARED_KEPT:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        _PREPARED[key] = prepare(cfg.data)
+    return _PREPARED[key]
 
 
 def run_trial(
@@ -49,9 +69,12 @@ def run_trial(
         resume = Path(checkpoint.to_directory(str(work.with_name("restored"))))
 
     def report(metrics: dict, checkpoint_dir: Path) -> None:
-        tune.report({**metrics, "node_id": _node_id()}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+        tune.report(
+            {**metrics, "node_id": _node_id(), "worker_pid": os.getpid()},
+            checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)),
+        )
 
-    fit(cfg, report=report, out_dir=work, resume=resume)
+    fit(cfg, report=report, out_dir=work, resume=resume, data=prepared_data(cfg))
 
 
 def _fit_with_ray_train(cfg: dict, workers: int, resources: dict, storage: str, trial_id: str) -> None:

@@ -217,7 +217,7 @@ def packed_rate(name: str, trials: int, device: torch.device, amp: str, seconds:
     return float(sum(rates))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vgs.tools.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto", help="cuda, cpu or auto")
     p.add_argument(
@@ -236,13 +236,38 @@ def main(argv: list[str] | None = None) -> int:
         "--loader-images", type=int, default=300, help="built-in corpus size for the loader figure (0: skip)"
     )
     p.add_argument("--reference", default=str(REFERENCE), help="path of reference_step.py")
+    p.add_argument(
+        "--overhead",
+        action="store_true",
+        help="instead: a sweep's per-trial cost beyond training, beside bare Ray Tune (vgs.tools.sweep_overhead)",
+    )
+    p.add_argument("--trials", type=int, default=24, help="--overhead: trials of each sweep")
+    p.add_argument("--concurrent", type=int, default=2, help="--overhead: trials at a time")
     p.add_argument("--json", help="also write the figures to this file")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    if a.overhead:
+        from vgs.tools.sweep_overhead import format_figures, measure
+
+        out = measure(a.trials, a.concurrent)
+        print(format_figures(out), flush=True)
+    else:
+        out = throughput(a)
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+def throughput(a: argparse.Namespace) -> dict:
+    """Training-step, packing and loader figures."""
     device = pick_device(a.device)
     if device.type == "cpu":
         torch.set_num_threads(a.threads)
     names = (a.configs or ("paper,small" if device.type == "cuda" else "small")).split(",")
-    ref = load_reference(Path(a.reference))
     name_of_device = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     out: dict = {
         "device": name_of_device,
@@ -251,56 +276,62 @@ def main(argv: list[str] | None = None) -> int:
         "configs": {},
     }
     print(f"device: {name_of_device}; vgs step precision: {out['amp']}", flush=True)
+    ref = load_reference(Path(a.reference))
     if ref is None:
         print(f"reference step not found at {a.reference}: vgs figures only (pass --reference PATH)", flush=True)
     for name in names:
-        cfg, batch = bench_config(name)
-        row: dict = {"batch": batch}
-        if ref is not None:
-            row["reference_joint"] = reference_joint_rate(ref, cfg, batch, device, a.iters, a.warmup)
-            if name == "paper":  # the reference's own per-encoder figures (DESIGN.md anchors)
-                row["reference_speech"] = ref.speech_samples_per_s(
-                    3, 1024, REFERENCE_FRAMES, batch, device.type, a.iters, a.warmup
-                )
-                row["reference_image"] = ref.image_samples_per_s(1024, 224, batch, device.type, a.iters, a.warmup)
-        amp = out["amp"]
-        step, per_call = vgs_step(cfg, batch, device, amp)
-        try:
-            step()
-        except RuntimeError as e:  # e.g. a cuDNN without bf16 GRUs: say so and measure float32
-            print(f"{name}: vgs step in {amp} failed ({str(e).splitlines()[0][:200]}); measuring float32", flush=True)
-            amp = row["amp"] = "off"
-            step, per_call = vgs_step(cfg, batch, device, amp)
-        row["vgs_joint"] = per_call / _timed(step, device, a.iters, a.warmup)
-        if device.type == "cuda":
-            row["gpu_utilisation_pct"] = gpu_utilisation(step)
-        if "reference_joint" in row:
-            row["ratio"] = row["vgs_joint"] / row["reference_joint"]
-        out["configs"][name] = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}
+        out["configs"][name] = step_figures(name, ref, device, out["amp"], a.iters, a.warmup)
         print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in out["configs"][name].items()), flush=True)
     if a.pack > 1:
-        one = packed_rate("small", 1, device, a.amp, a.pack_seconds, a.threads)
-        many = packed_rate("small", a.pack, device, a.amp, a.pack_seconds, a.threads)
-        out["packing"] = {
-            "trials": a.pack,
-            "one_trial": round(one, 1),
-            "packed_aggregate": round(many, 1),
-            "speedup": round(many / one, 2),
-        }
-        print(
-            f"packing small: 1 trial {one:.1f} samples/s; {a.pack} trials at once {many:.1f} samples/s in all "
-            f"= {many / one:.2f}x",
-            flush=True,
-        )
+        out["packing"] = packing_figures(device, a)
     if a.loader_images:
         for name in names:
             cfg, _ = bench_config(name)
             out.setdefault("loader", {})[name] = loader_rate(cfg, a.loader_images)
             print(f"loader {name}: {out['loader'][name]}", flush=True)
-    if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=1))
-    print(json.dumps(out, indent=1))
-    return 0
+    return out
+
+
+def step_figures(name: str, ref, device: torch.device, amp: str, iters: int, warmup: int) -> dict:
+    """samples/s of the reference's step and of vgs's, same model, same device."""
+    cfg, batch = bench_config(name)
+    row: dict = {"batch": batch}
+    if ref is not None:
+        row["reference_joint"] = reference_joint_rate(ref, cfg, batch, device, iters, warmup)
+        if name == "paper":  # the reference's own per-encoder figures (DESIGN.md anchors)
+            row["reference_speech"] = ref.speech_samples_per_s(
+                3, 1024, REFERENCE_FRAMES, batch, device.type, iters, warmup
+            )
+            row["reference_image"] = ref.image_samples_per_s(1024, 224, batch, device.type, iters, warmup)
+    step, per_call = vgs_step(cfg, batch, device, amp)
+    try:
+        step()
+    except RuntimeError as e:  # e.g. a cuDNN without bf16 GRUs: say so and measure float32
+        print(f"{name}: vgs step in {amp} failed ({str(e).splitlines()[0][:200]}); measuring float32", flush=True)
+        amp = row["amp"] = "off"
+        step, per_call = vgs_step(cfg, batch, device, amp)
+    row["vgs_joint"] = per_call / _timed(step, device, iters, warmup)
+    if device.type == "cuda":
+        row["gpu_utilisation_pct"] = gpu_utilisation(step)
+    if "reference_joint" in row:
+        row["ratio"] = row["vgs_joint"] / row["reference_joint"]
+    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def packing_figures(device: torch.device, a: argparse.Namespace) -> dict:
+    one = packed_rate("small", 1, device, a.amp, a.pack_seconds, a.threads)
+    many = packed_rate("small", a.pack, device, a.amp, a.pack_seconds, a.threads)
+    print(
+        f"packing small: 1 trial {one:.1f} samples/s; {a.pack} trials at once {many:.1f} samples/s in all "
+        f"= {many / one:.2f}x",
+        flush=True,
+    )
+    return {
+        "trials": a.pack,
+        "one_trial": round(one, 1),
+        "packed_aggregate": round(many, 1),
+        "speedup": round(many / one, 2),
+    }
 
 
 if __name__ == "__main__":
