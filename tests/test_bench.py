@@ -59,3 +59,22 @@ def test_bench_prints_reference_and_vgs_figures(tmp_path, vgs_home):
     assert small["ratio"] == pytest.approx(small["vgs_joint"] / small["reference_joint"], rel=0.01)
     assert figures["packing"]["trials"] == 2 and figures["packing"]["packed_aggregate"] > 0
     assert "ratio" in run.stdout and "packing small" in run.stdout
+
+
+@pytest.mark.slow
+def test_overhead_bench_times_vgs_beside_bare_tune_in_one_run(tmp_path, vgs_home):
+    out = tmp_path / "overhead.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "vgs.tools.bench", "--overhead", "--trials", "2", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    f = json.loads(out.read_text())
+    assert f["trials"] == 2 and f["ray_start_s"] > 0
+    assert f["bare_reuse_false_per_trial_s"] > 0 and f["bare_reuse_true_per_trial_s"] > 0
+    stages = f["vgs_timings_s"]
+    assert set(stages) >= {"start_ray", "prepare_data", "search", "finish", "total"}
+    assert f["vgs_per_trial_s"] == pytest.approx((f["vgs_wall_s"] - stages["start_ray"]) / 2)
+    assert "bare Tune, reuse_actors" in run.stdout and "beyond Ray's start" in run.stdout

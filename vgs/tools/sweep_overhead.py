@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from vgs.config import vgs_home
+
 IMAGES = 80
 
 
@@ -50,6 +52,7 @@ def _bare_trial(config: dict) -> None:
 
 def bare_tune(trials: int, concurrent: int, folder: Path) -> dict:
     """Seconds of ray.init, and of `trials` bare function trials with and without reuse_actors."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no status table per experiment, as in vgs.sweep
     import ray
     from ray import tune
 
@@ -78,6 +81,7 @@ def vgs_sweep(trials: int, concurrent: int, folder: Path) -> dict:
     cmd = [sys.executable, "-m", "vgs.sweep", str(spec), "--storage", str(folder / "results")]
     cmd += ["--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}"]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local Ray, as for bare Tune
+    env["VGS_HOME"] = str(vgs_home())  # the corpus warm_corpus built, wherever the command runs
     t0 = time.time()
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=folder)
     wall = time.time() - t0
