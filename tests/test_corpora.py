@@ -196,3 +196,21 @@ def test_prepare_command_featurises_ahead_and_names_bad_input(places, tmp_path):
         env=env,
     )
     assert bad.returncode == 2 and "corpus folder not found" in bad.stderr
+
+
+def test_store_sizes_are_known_before_building_and_a_disk_too_small_is_refused(tiny_corpus, tmp_path):
+    """The MFCC estimate (from 200 recordings' headers) is within 20% of the store built; an image
+    store the disk cannot hold is refused before a byte is written, naming the figures."""
+    from vgs.data.features import PRESETS, SAMPLE_RATE, build_speech_store, preset_dim
+    from vgs.data.image_store import build_image_store
+    from vgs.data.store_size import image_store_bytes, speech_store_bytes
+
+    corpus = read_corpus(tiny_corpus)
+    estimate = speech_store_bytes(corpus.utterances, preset_dim("mortazavi"), PRESETS["mortazavi"]["hop"], SAMPLE_RATE)
+    built = build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1)
+    assert abs(estimate / built.path.stat().st_size - 1) < 0.2, (estimate, built.path.stat().st_size)
+    images = build_image_store(corpus, 32, tmp_path / "store")
+    assert abs(image_store_bytes(len(images.index), 32) - images.path.stat().st_size) <= 128
+    with pytest.raises(CorpusError, match=r"the image store of .* at 60000x60000 px.* needs about .* GiB in .* free"):
+        build_image_store(corpus, 60000, tmp_path / "store")  # about 860 TB for the tiny corpus's images
+    assert not list((tmp_path / "store").glob("images-60000-*"))

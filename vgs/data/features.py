@@ -20,6 +20,7 @@ import numpy as np
 
 from vgs.data.records import Corpus, CorpusError
 from vgs.data.store_hash import STORE_VERSION, content_entries, hash_lines, write_json_atomic
+from vgs.data.store_size import gib, require_space, speech_store_bytes
 from vgs.log import get_logger
 from vgs.progress import Progress
 
@@ -288,6 +289,7 @@ def build_speech_store(
     size = shard_size or shard_size_for(len(corpus.utterances))
     parts = store_dir / f"speech-{preset}.parts"
     parts.mkdir(exist_ok=True)
+    check_room(corpus, preset, parts)
     shards = [(hash_lines(lines[a : a + size], params), a) for a in range(0, len(lines), size)]
     _featurise_shards(corpus, preset, shards, size, parts, workers, skip_bad, max_frames)
     manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "dim": preset_dim(preset)}
@@ -304,6 +306,20 @@ def build_speech_store(
         parts.rmdir()
     _log_store(path, manifest, max_frames)
     return SpeechStore(path, manifest)
+
+
+def check_room(corpus: Corpus, preset: str, parts: Path) -> None:
+    """Refuse a build its disk cannot hold: the shards and the merged file exist side by side while
+    merging (twice the store), less the shards an interrupted build already wrote."""
+    estimate = speech_store_bytes(corpus.utterances, preset_dim(preset), PRESETS[preset]["hop"], SAMPLE_RATE)
+    written = sum(f.stat().st_size for f in parts.glob("*.arrow"))
+    log.info(f"MFCC store of {len(corpus.utterances)} utterances: about {gib(estimate)}")
+    require_space(
+        parts,
+        2 * estimate - written,
+        f"the MFCC store of {corpus.name} ({len(corpus.utterances)} utterances, about {gib(estimate)}; twice that "
+        f"while its shards are merged)",
+    )
 
 
 def _featurise_shards(

@@ -13,6 +13,7 @@ import numpy as np
 from vgs.data.image_features import align_features, load_feature_table
 from vgs.data.records import Corpus, CorpusError
 from vgs.data.store_hash import STORE_VERSION, source_hash, write_json_atomic
+from vgs.data.store_size import image_store_bytes, require_space
 from vgs.log import get_logger
 from vgs.progress import Progress
 
@@ -64,6 +65,11 @@ def build_image_store(corpus: Corpus, size: int, store_dir: str | Path, skip_bad
     manifest_path = path.with_suffix(".json")
     if path.exists() and manifest_path.exists():
         return ImageStore(path, json.loads(manifest_path.read_text()))
+    require_space(
+        store_dir,
+        image_store_bytes(len(names), size),
+        f"the image store of {corpus.name} ({len(names)} images at {size}x{size} px, uint8)",
+    )
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
     progress = Progress(f"images ({size}px) {corpus.name}", total=len(names), unit="img")
     kept, skipped = [], []
