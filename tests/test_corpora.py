@@ -214,3 +214,31 @@ def test_store_sizes_are_known_before_building_and_a_disk_too_small_is_refused(t
     with pytest.raises(CorpusError, match=r"the image store of .* at 60000x60000 px.* needs about .* GiB in .* free"):
         build_image_store(corpus, 60000, tmp_path / "store")  # about 860 TB for the tiny corpus's images
     assert not list((tmp_path / "store").glob("images-60000-*"))
+
+
+def test_a_trial_takes_the_drivers_check_and_reads_no_per_file_data(tiny_corpus, tmp_path):
+    """prepare(verified=True), as every trial calls it, opens what the last full check found without
+    touching a source file: with a recording moved away it still opens the same stores, while the
+    full check (the next sweep's driver) names the missing file."""
+    import dataclasses
+    import shutil
+
+    import numpy as np
+
+    from vgs.data.prepare import prepare, verified_record
+
+    cfg = dataclasses.replace(base_config("cpu-tiny").data, root=str(tiny_corpus), store=str(tmp_path / "store"))
+    full = prepare(cfg)
+    assert verified_record(dataclasses.replace(cfg, root=str(tiny_corpus.resolve()))).exists()
+    audio = full.corpus.split("train")[0].audio
+    shutil.move(audio, tmp_path / "moved.wav")
+    try:
+        trusted = prepare(cfg, verified=True)
+        assert trusted.speech.path == full.speech.path and trusted.images.path == full.images.path
+        assert [u.id for u in trusted.corpus.utterances] == [u.id for u in full.corpus.utterances]
+        uid = full.speech.ids[5]
+        np.testing.assert_array_equal(trusted.speech.frames(uid), full.speech.frames(uid))
+        with pytest.raises(CorpusError, match="moved|not found"):
+            prepare(cfg)
+    finally:
+        shutil.move(tmp_path / "moved.wav", audio)

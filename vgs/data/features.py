@@ -207,6 +207,13 @@ class SpeechStore:
     path: Path
     manifest: dict
 
+    def __getstate__(self) -> dict:  # pickled as its file and manifest: the frames stay on disk
+        return {"path": self.path, "manifest": self.manifest}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path, self.manifest = state["path"], state["manifest"]
+        self.__post_init__()
+
     def __post_init__(self):
         import pyarrow as pa
 

@@ -28,6 +28,13 @@ class ImageStore:
     path: Path
     manifest: dict
 
+    def __getstate__(self) -> dict:  # pickled as its file and manifest: the frames stay on disk
+        return {"path": self.path, "manifest": self.manifest}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path, self.manifest = state["path"], state["manifest"]
+        self.__post_init__()
+
     def __post_init__(self):
         self.array = np.load(self.path, mmap_mode="r")
         self.index = {name: i for i, name in enumerate(self.manifest["images"])}

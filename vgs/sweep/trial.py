@@ -30,13 +30,13 @@ _PREPARED_KEPT = 4  # data configurations kept per process (a sweep over data.* 
 
 
 def prepared_data(cfg: Config) -> Prepared:
-    """The prepared data of `cfg`, opened once per worker process (the driver built and checked the
-    stores before the first trial started)."""
+    """The prepared data of `cfg`, opened once per worker process: the driver checked the corpus and
+    its stores before the first trial started, so a trial reads no per-file data (vgs.data.prepare)."""
     key = json.dumps(dataclasses.asdict(resolve_paths(cfg.data)), sort_keys=True)
     if key not in _PREPARED:
         if len(_PREPARED) >= _PREPARED_KEPT:
             _PREPARED.pop(next(iter(_PREPARED)))
-        _PREPARED[key] = prepare(cfg.data)
+        _PREPARED[key] = prepare(cfg.data, verified=True)
     return _PREPARED[key]
 
 
