@@ -83,3 +83,31 @@ def test_equal_scores_get_no_importance_plot(tmp_path):
     space = {"model.speech.layers": {"choice": [1, 2]}, "model.latent": {"choice": [64, 128, 256]}}
     files = draw_sweep_plots(trials, list(space), space, "val_s2i_r10", "max", tmp_path)
     assert "param_importance.png" not in [f.name for f in files] and len(files) == 3
+
+
+def test_two_hundred_trials_plot_the_best_in_colour_and_count_the_rest(tmp_path):
+    import random
+
+    from vgs.results.plots import HIGHLIGHTED, plot_metric_per_epoch, top_configs
+    from vgs.results.tables import TABLE_TOP, format_table
+
+    rng = random.Random(0)
+    trials = [
+        TrialRun(f"lr={i} s0", {"train.lr": str(i)}, "0", [(1, s / 2), (2, s)], s)
+        for i, s in enumerate(rng.random() for _ in range(200))
+    ]
+    best = sorted(trials, key=lambda t: t.score, reverse=True)
+    assert top_configs(trials, "max") == [(t.params["train.lr"],) for t in best[:HIGHLIGHTED]]
+    assert top_configs(trials, "min") == [(t.params["train.lr"],) for t in best[::-1][:HIGHLIGHTED]]
+    plot_metric_per_epoch(trials, "val_s2i_r10", tmp_path / "m.png", "max")
+    assert (tmp_path / "m.png").stat().st_size > 10_000
+    rows = [
+        {"trial_id": f"t{i}", "config": {"train.lr": i}, "epochs": 1, "status": "completed" if i % 4 else "pruned"}
+        for i in range(200)
+    ]
+    table = format_table(rows, ["train.lr"])
+    assert table.count("\n| t") == TABLE_TOP and "| t24 " in table and "| t25 " not in table
+    assert table.endswith(
+        "... and 175 more trials (132 completed, 43 pruned); every trial is in summary.json and "
+        "under the MLflow parent run"
+    )

@@ -78,17 +78,41 @@ def config_of(t: TrialRun) -> tuple:
     return tuple(t.params.values())
 
 
-def plot_metric_per_epoch(trials: list[TrialRun], metric: str, path: Path) -> None:
+HIGHLIGHTED = 8  # configurations drawn in colour when a sweep has more; the rest are faint grey
+
+
+def top_configs(trials: list[TrialRun], mode: str, k: int = HIGHLIGHTED) -> list[tuple]:
+    """The k configurations with the best trial scores (all of them when there are k or fewer)."""
+    sign = 1 if mode == "max" else -1
+    best: dict[tuple, float] = {}
+    for t in trials:
+        if t.score is not None and not math.isnan(t.score):
+            c = config_of(t)
+            best[c] = max(best.get(c, -math.inf), sign * t.score)
+    return sorted(best, key=lambda c: best[c], reverse=True)[:k]
+
+
+def plot_metric_per_epoch(trials: list[TrialRun], metric: str, path: Path, mode: str = "max") -> None:
     """One line per trial, named by its run; one colour per configuration (seeds differ by line
-    style); an x where the scheduler pruned a trial; the chance level dashed."""
+    style); an x where the scheduler pruned a trial; the chance level dashed.  With more than
+    HIGHLIGHTED configurations only the best are coloured and named; the others are faint grey
+    lines behind them, counted in the legend."""
     plt = _pyplot()
     configs = list(dict.fromkeys(config_of(t) for t in trials))
+    shown = set(top_configs(trials, mode)) if len(configs) > HIGHLIGHTED else set(configs)
+    configs = [c for c in configs if c in shown]
     seeds = list(dict.fromkeys(t.seed for t in trials))
-    colours = plt.cm.tab10.colors + plt.cm.Dark2.colors  # 18 distinct colours, no light/dark pairs
+    # 17 distinct colours, no light/dark pairs; tab10's grey is left for the faint trials
+    colours = tuple(c for i, c in enumerate(plt.cm.tab10.colors) if i != 7) + plt.cm.Dark2.colors
     styles = ["-", "--", ":", "-."]
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    faint = [t for t in trials if t.history and config_of(t) not in shown]
+    for i, t in enumerate(faint):
+        xs, ys = [p[0] for p in t.history], [p[1] for p in t.history]
+        label = f"{len(faint)} other trials" if i == 0 else None
+        ax.plot(xs, ys, color="0.6", alpha=0.35, linewidth=0.8, zorder=1, label=label)
     for t in trials:
-        if not t.history:
+        if not t.history or config_of(t) not in shown:
             continue
         colour = colours[configs.index(config_of(t)) % len(colours)]
         xs, ys = [p[0] for p in t.history], [p[1] for p in t.history]
@@ -99,9 +123,10 @@ def plot_metric_per_epoch(trials: list[TrialRun], metric: str, path: Path) -> No
             color=colour,
             linestyle=styles[seeds.index(t.seed) % len(styles)],
             label=t.label + (" (pruned)" if t.pruned else ""),
+            zorder=2,
         )
         if t.pruned:
-            ax.plot(xs[-1], ys[-1], marker="x", markersize=9, color=colour, linestyle="none")
+            ax.plot(xs[-1], ys[-1], marker="x", markersize=9, color=colour, linestyle="none", zorder=2)
     chance = chance_of(metric, next((t.images for t in trials if t.images), None))
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance {chance:.3f}")
@@ -111,7 +136,7 @@ def plot_metric_per_epoch(trials: list[TrialRun], metric: str, path: Path) -> No
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
-    if len(trials) <= 24:
+    if len(trials) - len(faint) <= 24:
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -259,7 +284,7 @@ def draw_sweep_plots(
     search is Optuna's) once at least two configurations have a score."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [out_dir / "metric_per_epoch.png"]
-    plot_metric_per_epoch(trials, metric, files[0])
+    plot_metric_per_epoch(trials, metric, files[0], mode)
     configs = grid_means(trials)
     if len(keys) == 2 and configs:
         files.append(out_dir / "heatmap.png")

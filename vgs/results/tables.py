@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from vgs import metric_names
 
 TABLE_METRICS = metric_names.TABLE  # columns of the summary table, in this order, where any trial reports them
 CONFIRM = "confirm"  # the confirmation phase: its Tune folder inside the sweep's, and its trials' phase
+TABLE_TOP = 25  # rows listed at the end of a sweep; the rest are counted (all are in summary.json)
 MORE_SEEDS = "more_seeds"  # seeds added to a finished sweep (--resume --add-seeds N): folder more_seeds_<last seed>
 
 
-def format_config_table(configs: list[dict], metric: str) -> str:
+def format_config_table(configs: list[dict], metric: str, top: int = TABLE_TOP) -> str:
+    """One row per configuration (best first): the first `top`, and a line counting the rest."""
     rows = [
         [
             ", ".join(f"{k}={v}" for k, v in c["config"].items()) or "(base)",
@@ -20,9 +24,10 @@ def format_config_table(configs: list[dict], metric: str) -> str:
             " ".join(f"{v:.3f}" for v in c["values"]),
             "-" if c.get("seconds") is None else f"{c['seconds'] / 60:.1f}",
         ]
-        for c in configs
+        for c in configs[:top]
     ]
-    return markdown(["configuration", "seeds", f"mean {metric}", "sd", "per seed", "minutes per trial"], rows)
+    table = markdown(["configuration", "seeds", f"mean {metric}", "sd", "per seed", "minutes per trial"], rows)
+    return table + (f"\n... and {len(configs) - top} more configurations (summary.json)" if len(configs) > top else "")
 
 
 def _metric_label(m: str) -> str:
@@ -31,7 +36,8 @@ def _metric_label(m: str) -> str:
     return f"val {m.replace('_', ' ').replace('r', 'R@', 1) if 'medr' not in m else m.replace('_', ' ')}"
 
 
-def format_table(trials: list[dict], space_keys: list[str], multi_seed: bool = False) -> str:
+def format_table(trials: list[dict], space_keys: list[str], multi_seed: bool = False, top: int = TABLE_TOP) -> str:
+    """The trials (best first) as a markdown table: the first `top`, and a line counting the rest."""
     shown = [m for m in TABLE_METRICS if any(t.get(f"val_{m}") is not None for t in trials)] or list(TABLE_METRICS[:8])
     # decoded with model.asr.beam at the selected epoch (the per-epoch columns decode greedily)
     beamed = [m for m in ("wer", "bleu") if any(t.get(f"beam_val_{m}") is not None for t in trials)]
@@ -45,7 +51,7 @@ def format_table(trials: list[dict], space_keys: list[str], multi_seed: bool = F
         + ["status"]
     )
     rows = []
-    for t in trials:
+    for t in trials[:top]:
         row = [str(t["trial_id"])] + [str(t["config"].get(k, "")) for k in space_keys]
         if multi_seed:
             row.append(str(t["config"].get("train.seed", "")))
@@ -56,7 +62,14 @@ def format_table(trials: list[dict], space_keys: list[str], multi_seed: bool = F
         row += ["-" if t.get(f"beam_val_{m}") is None else f"{t[f'beam_val_{m}']:.3f}" for m in beamed]
         row.append(t["status"] + {CONFIRM: " (confirm)", MORE_SEEDS: " (added seed)"}.get(t.get("phase"), ""))
         rows.append(row)
-    return markdown(cols, rows)
+    rest = trials[top:]
+    if not rest:
+        return markdown(cols, rows)
+    counts = Counter(t["status"] for t in rest)
+    tally = ", ".join(f"{n} {status}" for status, n in counts.most_common())
+    return markdown(cols, rows) + (
+        f"\n... and {len(rest)} more trials ({tally}); every trial is in summary.json and under the MLflow parent run"
+    )
 
 
 def markdown(cols: list[str], rows: list[list[str]]) -> str:
