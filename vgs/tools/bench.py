@@ -32,6 +32,7 @@ from vgs.data.prepare import prepare, resolve_paths
 from vgs.device import pick_device, training_precision, tune_for_device
 from vgs.log import quiet
 from vgs.losses import Loss
+from vgs.sweep import overhead
 from vgs.tasks.factory import build_model
 
 # the workplace's shared folder beside the checkout, or $VGS_SHARED
@@ -239,7 +240,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overhead",
         action="store_true",
-        help="instead: a sweep's per-trial cost beyond training, beside bare Ray Tune (vgs.tools.sweep_overhead)",
+        help="instead: a sweep's per-trial cost beyond training, beside bare Ray Tune (vgs.sweep.overhead)",
     )
     p.add_argument("--trials", type=int, default=24, help="--overhead: trials of each sweep")
     p.add_argument("--concurrent", type=int, default=2, help="--overhead: trials at a time")
@@ -250,10 +251,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     if a.overhead:
-        from vgs.tools.sweep_overhead import format_figures, measure
-
-        out = measure(a.trials, a.concurrent)
-        print(format_figures(out), flush=True)
+        out = overhead.measure(a.trials, a.concurrent)
+        print(overhead.format_figures(out), flush=True)
     else:
         out = throughput(a)
     if a.json:

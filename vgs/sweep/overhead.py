@@ -21,7 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from vgs.config import vgs_home
+from vgs.config import base_config, vgs_home
+from vgs.data.prepare import prepare
 
 IMAGES = 80
 
@@ -98,9 +99,6 @@ def vgs_sweep(trials: int, concurrent: int, folder: Path) -> dict:
 
 def warm_corpus() -> None:
     """The sweep's corpus and stores exist before it is timed (building them is not overhead)."""
-    from vgs.config import base_config
-    from vgs.data.prepare import prepare
-
     cfg = base_config("cpu-tiny")
     cfg.data.builtin_images = IMAGES
     prepare(cfg.data)
