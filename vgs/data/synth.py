@@ -23,7 +23,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +158,75 @@ def split_sizes(images: int, val: int | None = None, test: int | None = None) ->
     return train, val, test
 
 
+@dataclass
+class CorpusPlan:
+    """Everything a corpus holds, drawn from the seed before any audio or image is rendered."""
+
+    records: list[dict]  # Karpathy-style image records with their sentences
+    wav2capt: list[str]
+    wav2spk: list[str]
+    speech: dict[int, list]  # speaker -> (wav path, text, voice, seed, snr) to synthesise
+    drawings: list[tuple[str, Scene, int, int]]  # (path, scene, seed, index) to render
+
+
+def plan_corpus(
+    partial: Path, images: int, split: list[int], voices: list, seed: int, snr: tuple[float, float]
+) -> CorpusPlan:
+    n_train, n_val, _ = split
+    speakers = len(voices)
+    rng = np.random.default_rng([seed, 1])
+    plan = CorpusPlan([], [], [], {k: [] for k in range(speakers)}, [])
+    for i in range(images):
+        scene = draw_scene(rng)
+        name = f"scene_{i:06d}"
+        plan.drawings.append((str(partial / "Flicker8k_Dataset" / f"{name}.jpg"), scene, seed, i))
+        split_name = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+        sentences = []
+        for k, template in enumerate(rng.permutation(N_TEMPLATES)):
+            en, jp = caption(scene, int(template), rng)
+            spk = int(rng.integers(0, speakers))
+            wav = f"{name}_{k}.wav"
+            sentid = i * 5 + k
+            sentences.append({"raw": en, "tokens": en.split(), "raw_jp": jp, "imgid": i, "sentid": sentid})
+            plan.speech[spk].append(
+                (str(partial / "flickr_audio" / "wavs" / wav), en, voices[spk], seed * 10_000_019 + sentid, snr)
+            )
+            plan.wav2capt.append(f"{wav} {name}.jpg #{k}")
+            plan.wav2spk.append(f"{wav} {spk}")
+        plan.records.append(
+            {
+                "filename": f"{name}.jpg",
+                "imgid": i,
+                "split": split_name,
+                "sentids": [s["sentid"] for s in sentences],
+                "sentences": sentences,
+                "scene": {"background": scene.background, "objects": [asdict(o) for o in scene.objects]},
+            }
+        )
+    return plan
+
+
+def synthesise(plan: CorpusPlan, total: int, workers: int) -> float:
+    """Synthesise the speech and draw the images in worker processes; seconds of speech made."""
+    progress = Progress("synthesising speech and drawing images", total=total, unit="item")
+    seconds = 0.0
+    # eSpeak NG keeps voice state for the life of a process, so every speaker gets a fresh one
+    # (maxtasksperchild=1).  A fork server that has imported numpy, scipy and soundfile (never
+    # eSpeak) forks them in milliseconds; spawning 40 interpreters cost 20 s of a 90 s corpus.
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["vgs.data.synth", "scipy.signal", "soundfile", "PIL.Image"])
+    tasks = [("speech", j) for j in plan.speech.values() if j]
+    drawings = plan.drawings
+    tasks += [("images", drawings[a : a + IMAGES_PER_TASK]) for a in range(0, len(drawings), IMAGES_PER_TASK)]
+    with ctx.Pool(workers, maxtasksperchild=1) as pool:
+        for kind, done in pool.imap_unordered(_work, tasks):
+            if kind == "speech":
+                seconds += sum(done)
+            progress.update(len(done))
+    progress.close()
+    return seconds
+
+
 def generate(
     out: str | Path,
     images: int = 2500,
@@ -200,58 +269,12 @@ def generate(
     (partial / "Flicker8k_Dataset").mkdir(exist_ok=True)
     start = time.time()
 
-    n_train, n_val, _ = params["split"]
     voices = make_speakers(speakers, seed)
-    rng = np.random.default_rng([seed, 1])
-    records, wav2capt, wav2spk = [], [], []
-    jobs: dict[int, list] = {k: [] for k in range(speakers)}
-    drawings: list[tuple[str, Scene, int, int]] = []  # (path, scene, seed, index): rendered by the workers
-    for i in range(images):
-        scene = draw_scene(rng)
-        name = f"scene_{i:06d}"
-        drawings.append((str(partial / "Flicker8k_Dataset" / f"{name}.jpg"), scene, seed, i))
-        split = "train" if i < n_train else "val" if i < n_train + n_val else "test"
-        sentences = []
-        for k, template in enumerate(rng.permutation(N_TEMPLATES)):
-            en, jp = caption(scene, int(template), rng)
-            spk = int(rng.integers(0, speakers))
-            wav = f"{name}_{k}.wav"
-            sentid = i * 5 + k
-            sentences.append({"raw": en, "tokens": en.split(), "raw_jp": jp, "imgid": i, "sentid": sentid})
-            jobs[spk].append(
-                (str(partial / "flickr_audio" / "wavs" / wav), en, voices[spk], seed * 10_000_019 + sentid, snr)
-            )
-            wav2capt.append(f"{wav} {name}.jpg #{k}")
-            wav2spk.append(f"{wav} {spk}")
-        records.append(
-            {
-                "filename": f"{name}.jpg",
-                "imgid": i,
-                "split": split,
-                "sentids": [s["sentid"] for s in sentences],
-                "sentences": sentences,
-                "scene": {"background": scene.background, "objects": [asdict(o) for o in scene.objects]},
-            }
-        )
-
+    plan = plan_corpus(partial, images, params["split"], voices, seed, snr)
     workers = workers or os.cpu_count() or 1
-    n_captions = sum(len(j) for j in jobs.values())
-    progress = Progress("synthesising speech and drawing images", total=n_captions + images, unit="item")
-    seconds = 0.0
-    # eSpeak NG keeps voice state for the life of a process, so every speaker gets a fresh one
-    # (maxtasksperchild=1).  A fork server that has imported numpy, scipy and soundfile (never
-    # eSpeak) forks them in milliseconds; spawning 40 interpreters cost 20 s of a 90 s corpus.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["vgs.data.synth", "scipy.signal", "soundfile", "PIL.Image"])
-    tasks = [("speech", j) for j in jobs.values() if j]
-    tasks += [("images", drawings[a : a + IMAGES_PER_TASK]) for a in range(0, len(drawings), IMAGES_PER_TASK)]
-    with ctx.Pool(workers, maxtasksperchild=1) as pool:
-        for kind, done in pool.imap_unordered(_work, tasks):
-            if kind == "speech":
-                seconds += sum(done)
-            progress.update(len(done))
-    progress.close()
-
+    n_captions = sum(len(j) for j in plan.speech.values())
+    seconds = synthesise(plan, n_captions + images, workers)
+    records, wav2capt, wav2spk = plan.records, plan.wav2capt, plan.wav2spk
     (partial / "flickr_audio" / "wav2capt.txt").write_text("\n".join(wav2capt) + "\n")
     (partial / "flickr_audio" / "wav2spk.txt").write_text("\n".join(wav2spk) + "\n")
     (partial / "dataset.json").write_text(json.dumps({"dataset": "vgs-builtin", "images": records}))
