@@ -17,6 +17,7 @@ from vgs.sweep.driver import dry_run, run_sweep
 from vgs.sweep.options import SweepOptions
 from vgs.sweep.phases import parent_status
 from vgs.sweep.spec_model import SCHEDULERS
+from vgs.sweep.tracking_setup import client
 from vgs.sweep.tune_setup import SweepInterrupted
 
 log = get_logger(__name__)
@@ -308,8 +309,6 @@ def print_summary(summary: dict, register: str | None) -> None:
     print(f"\nresults: {storages.redact(summary['sweep_dir'])}")
     print(mlflow_ui_line(summary["tracking_uri"], summary.get("experiment_id")))
     if register and best and summary.get("parent_run_id"):
-        from vgs.sweep.tracking import client
-
         try:
             registered = register_best(client(summary["tracking_uri"]), summary["parent_run_id"], register)
             print(f"registered {registered}: python -m vgs.results.retrieve --run models:/{register} --wav FILE")

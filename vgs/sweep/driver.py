@@ -38,6 +38,7 @@ from vgs.sweep.phases import confirm_cells, more_seed_cells, parent_status, seed
 from vgs.sweep.spec import load
 from vgs.sweep.spec_checks import cell_data_configs, tune_concurrency
 from vgs.sweep.spec_model import SweepSpec
+from vgs.sweep.tracking_setup import check_tracking_uri, search_record, source_tags
 from vgs.sweep.tune_setup import (
     SweepInterrupted,
     build_param_space,
@@ -106,7 +107,6 @@ def run_sweep(opts: SweepOptions) -> dict:
         spec, extra, base = resolved_sweep(opts)
         tracking_uri = opts.tracking_uri or default_tracking_uri()
         sweep = Sweep(opts, spec, extra, base, tracking_uri, storage_dir, previous or "", previous, finished)
-        from vgs.sweep.tracking import check_tracking_uri  # MLflow: loaded once a sweep really runs
 
         check_tracking_uri(sweep.tracking_uri)  # before Ray and before any featurisation
         log.info(f"sweep '{spec.name}': {spec.description}")
@@ -264,7 +264,6 @@ class PhaseRunner:
     def __init__(self, sweep: Sweep):
         self.sweep = sweep
         self.trainable = make_trainable(sweep.spec, sweep.base, sweep.dir)
-        from vgs.sweep.tracking import search_record, source_tags
 
         self.search_record, self.tags = search_record(sweep.spec), source_tags()
 

@@ -1,0 +1,171 @@
+"""What MLflow tracking needs before and around a sweep's runs: the tracking URI checked before Ray
+starts, the sweep's experiment and artifact location, run names, source tags and the search record
+a parent run keeps.  The callback that writes the runs is vgs.sweep.tracking."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from vgs.config import ConfigError
+from vgs.data.locking import exclusive
+from vgs.sweep.storage import redact, split_credentials
+
+
+def client(tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Before a sweep starts: the MLflow store answers (a server within `timeout` seconds; MLflow's
+    own client retries for minutes) or its SQLite database can be made.  A new database is made
+    under a lock: two sweeps starting together both ran MLflow's schema migration, and one failed."""
+
+    if uri.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        bare, user, password = split_credentials(uri)  # urlopen takes no user:password@ in the host
+        request = urllib.request.Request(bare.split("?")[0].rstrip("/") + "/health")
+        if user is not None:
+            token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            urllib.request.urlopen(request, timeout=timeout)
+        except urllib.error.HTTPError:
+            pass  # something answered (e.g. an authenticating proxy): MLflow will say more
+        except (urllib.error.URLError, OSError) as e:
+            raise ConfigError(
+                f"--tracking-uri {redact(uri)}: no MLflow server answers within {timeout:g} s "
+                f"({getattr(e, 'reason', e)}); start one (mlflow server --host 127.0.0.1 --port 5000) "
+                f"or use a database file, sqlite:///PATH/mlflow.db"
+            ) from e
+    elif uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        if not db.parent.is_dir():
+            raise ConfigError(f"--tracking-uri {uri}: the folder {db.parent} does not exist")
+        try:
+            with exclusive(db.with_name(f".{db.name}.lock"), f"the MLflow database {db}", announce=False):
+                client(uri).search_experiments(max_results=1)  # creates the schema once
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy, sqlite3 and OS errors: one line naming the file
+            raise ConfigError(f"--tracking-uri {uri}: {db} cannot be used as MLflow's database: {_why(e)}") from e
+    elif "://" not in uri:
+        raise ConfigError(
+            f"--tracking-uri {uri}: a folder is MLflow's file store, which MLflow 3 refuses here; "
+            f"use sqlite:///{Path(uri).expanduser().resolve() / 'mlflow.db'} or http://HOST:5000"
+        )
+
+
+def _why(error: Exception) -> str:
+    """The line of a database error that says what is wrong (SQLAlchemy wraps sqlite3's)."""
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    reason = text[0] if text else type(error).__name__
+    if "not a database" in reason or "malformed" in reason:
+        return f"{reason} (a corrupt or truncated file: move it aside, or point --tracking-uri at another)"
+    if "readonly" in reason or "unable to open" in reason or isinstance(error, PermissionError):
+        return f"{reason} (the file or its folder is not writable here)"
+    return reason
+
+
+def experiment_id(tracking_uri: str, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    c = client(tracking_uri)
+    exp = c.get_experiment_by_name(name)
+    if exp:
+        return exp.experiment_id
+    try:
+        return c.create_experiment(name, artifact_location=artifact_location(tracking_uri, name))
+    except MlflowException:  # another sweep made it a moment ago
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Artifacts of a SQLite store go beside the database file (MLflow's default is ./mlruns in
+    whatever folder the command runs from); a tracking server decides for itself."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///") :])
+        return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
+    return None
+
+
+def run_label(config: dict[str, Any], seed: Any) -> str:
+    """A child run's name: the values its trial searched, short enough for a chart legend
+    ('layers=1 latent=256 s0', 'pipe-seq/full s1'); a variant shows its name alone."""
+    parts = []
+    for k, v in config.items():
+        if k.startswith("__") or k == "train.seed":
+            continue
+        v = f"{v:g}" if isinstance(v, float) else str(v)
+        parts.append(v if k.startswith("variant.") else f"{k.rsplit('.', 1)[-1]}={v}")
+    if seed is not None:
+        parts.append(f"s{seed}")
+    return " ".join(parts)[:200] or "base"
+
+
+def source_tags() -> dict[str, str]:
+    """MLflow's source tags for every run of a sweep: the entry point and, in a git checkout,
+    its commit (and whether the work tree had changes); an installed package gives its version."""
+    import subprocess
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "vgs.sweep"}
+    try:
+        tags["vgs.version"] = version("vgs")
+    except PackageNotFoundError:
+        pass
+    root = Path(__file__).resolve().parents[2]  # the checkout, where vgs runs from one
+    try:
+        git = lambda *a: subprocess.run(
+            ["git", "-C", str(root), *a], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        if git("rev-parse", "--show-toplevel") == str(root):  # vgs's own checkout, not a repo around it
+            tags["mlflow.source.git.commit"] = git("rev-parse", "HEAD")
+            tags["mlflow.source.git.branch"] = git("rev-parse", "--abbrev-ref", "HEAD")
+            tags["vgs.git_dirty"] = str(bool(git("status", "--porcelain", "--untracked-files=no"))).lower()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    tags["mlflow.source.name"] = f"{Path(sys.executable).name} -m vgs.sweep"
+    return tags
+
+
+def search_record(spec) -> dict[str, Any]:
+    """What a sweep searched, for its parent run: space, metric and mode, search algorithm and
+    sampler, scheduler with its settings, seeds and the confirmation phase."""
+    return {
+        "space": spec.space,
+        "variants": spec.variants,
+        "metric": spec.metric,
+        "mode": spec.mode,
+        "search": {
+            "algorithm": spec.algorithm,
+            "num_samples": spec.num_samples,
+            "sampler": spec.sampler,
+            "seed": spec.search_seed,
+        },
+        "scheduler": spec.scheduler,
+        "seeds": spec.seeds,
+        "confirm": {"top": spec.confirm_top, "seeds": spec.confirm_seeds},
+        "base": spec.base,
+        "overrides": spec.overrides,
+    }
+
+
+def search_params(record: dict[str, Any]) -> dict[str, str]:
+    """The search record flattened into parent-run parameters ('space.model.latent': 'choice [64, 128]')."""
+    params = {
+        f"space.{k}": " ".join(f"{kind} {values}" for kind, values in d.items()) for k, d in record["space"].items()
+    }
+    params.update({f"search.{k}": str(v) for k, v in record["search"].items()})
+    params.update({f"scheduler.{k}": str(v) for k, v in record["scheduler"].items()})
+    params.update({"mode": record["mode"], "seeds": ",".join(map(str, record["seeds"]))})
+    return {k: v[:6000] for k, v in params.items()}
