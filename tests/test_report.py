@@ -213,3 +213,18 @@ def test_a_pruned_cell_says_it_has_no_test_scores():
     run = TrialRun("DG4A2048 s0", {"variant.pair": "DG4A2048"}, "0", pruned=True, metrics={"sel_val_s2i_r10": 0.3})
     latent = paper_tables("latent_dim", [run], ["variant.pair"])
     assert "| DG4A2048 | pruned: no test scores | 0.620 / 0.622 | 1 |" in latent
+
+
+def test_a_report_of_hundreds_of_configurations_lists_the_best_and_counts_the_rest():
+    from vgs.results.report import table_for
+    from vgs.results.tables import TABLE_TOP
+
+    groups = {(str(i),): [i / 100] for i in range(60)}
+    table = table_for("not-a-paper", ["train.lr"], groups, "val_s2i_r1", mode="min")
+    lines = table.splitlines()
+    assert lines[2].startswith("| 0 |") and len(lines) == 2 + TABLE_TOP + 1  # best (lowest) first
+    assert (
+        lines[-1] == "... and 35 more configurations (means 0.250 to 0.590); every trial is under the MLflow parent run"
+    )
+    few = table_for("not-a-paper", ["train.lr"], {(str(i),): [0.5] for i in (10, 2, 1)}, "val_s2i_r1")
+    assert [row.split("|")[1].strip() for row in few.splitlines()[2:]] == ["1", "2", "10"]  # natural order

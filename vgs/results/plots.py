@@ -110,7 +110,7 @@ def plot_metric_per_epoch(trials: list[TrialRun], metric: str, path: Path, mode:
     for i, t in enumerate(faint):
         xs, ys = [p[0] for p in t.history], [p[1] for p in t.history]
         label = f"{len(faint)} other trials" if i == 0 else None
-        ax.plot(xs, ys, color="0.6", alpha=0.35, linewidth=0.8, zorder=1, label=label)
+        ax.plot(xs, ys, color="0.6", alpha=0.35, linewidth=0.8, marker=".", markersize=3, zorder=1, label=label)
     for t in trials:
         if not t.history or config_of(t) not in shown:
             continue
@@ -133,6 +133,9 @@ def plot_metric_per_epoch(trials: list[TrialRun], metric: str, path: Path, mode:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    epochs = sorted({x for t in trials for x, _ in t.history})
+    if 0 < len(epochs) <= 12:  # a short sweep (one epoch: a single column) gets exactly its epochs
+        ax.set_xticks(epochs)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)

@@ -22,6 +22,7 @@ from vgs.config import ConfigError, default_tracking_uri, vgs_home
 from vgs.log import report_error
 from vgs.results.papers import PAPER, PAPER_TABLES
 from vgs.results.plots import _pyplot, chance_of, config_of, draw_sweep_plots, grid_means, sweep_trials
+from vgs.results.tables import TABLE_TOP
 from vgs.results.verdict import above_chance, ordering
 
 
@@ -184,8 +185,15 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def table_for(
-    name: str, keys: list[str], groups: dict[tuple, list[float]], metric: str, status: dict[tuple, str] | None = None
+    name: str,
+    keys: list[str],
+    groups: dict[tuple, list[float]],
+    metric: str,
+    status: dict[tuple, str] | None = None,
+    mode: str = "max",
 ) -> str:
+    """The sweep's configurations with their mean ± sd: in the paper's layout where it has one; with
+    more than TABLE_TOP configurations the best of them (by `mode`) and a count of the rest."""
     paper = PAPER.get(name, {})
     layout = paper.get("layout")
     if layout == "model x condition" and keys == ["variant.model"]:
@@ -225,8 +233,19 @@ def table_for(
             + [f"{paper['bleu'][f]:.3f}" if f in paper["bleu"] else "-" for f in fractions]
         )
         return markdown_table(["model \\ text fraction"] + [f"{f:g}" for f in fractions], rows)
+    ordered = sorted(groups.items(), key=lambda kv: natural_key(kv[0]))
+    rest = ""
+    if len(ordered) > TABLE_TOP and not paper.get("cells"):  # hundreds of configurations: the best, then a count
+        sign = 1 if mode == "max" else -1
+        ordered = sorted(groups.items(), key=lambda kv: sign * statistics.fmean(kv[1]), reverse=True)
+        others = [statistics.fmean(v) for _, v in ordered[TABLE_TOP:]]
+        rest = (
+            f"\n... and {len(others)} more configurations (means {min(others):.3f} to {max(others):.3f}); "
+            f"every trial is under the MLflow parent run"
+        )
+        ordered = ordered[:TABLE_TOP]
     rows = []
-    for k, values in sorted(groups.items(), key=lambda kv: natural_key(kv[0])):
+    for k, values in ordered:
         ref = paper.get("cells", {}).get(k)
         rows.append(
             list(k)
@@ -234,10 +253,8 @@ def table_for(
             + ([str(ref)] if paper.get("cells") else [])
             + ([status.get(k, "")] if status else [])
         )
-    return markdown_table(
-        keys + [f"{metric} mean ± sd"] + (["paper"] if paper.get("cells") else []) + (["trials"] if status else []),
-        rows,
-    )
+    header = keys + [f"{metric} mean ± sd"] + (["paper"] if paper.get("cells") else []) + (["trials"] if status else [])
+    return markdown_table(header, rows) + rest
 
 
 def grid_table(keys: list[str], groups: dict[tuple, list[float]]) -> str:
@@ -290,9 +307,10 @@ def report(
     out_dir = Path(out) if out else vgs_home() / "reports" / name
     out_dir.mkdir(parents=True, exist_ok=True)
     paper = PAPER.get(name, {})
+    table = table_for(name, keys, groups, metric, trial_status(trials), spec.mode)
     text = (
         f"# {name}\n\nsweep run {parent.info.run_id}, {len(runs)} trials; validation {metric} of each trial at "
-        f"its selected epoch, mean ± sd over seeds\n\n{table_for(name, keys, groups, metric, trial_status(trials))}\n"
+        f"its selected epoch, mean ± sd over seeds\n\n{table}\n"
     )
     if len(keys) == 2 and not paper:
         text += f"\n{grid_table(keys, groups)}\n"
