@@ -242,3 +242,33 @@ def test_a_trial_takes_the_drivers_check_and_reads_no_per_file_data(tiny_corpus,
             prepare(cfg)
     finally:
         shutil.move(tmp_path / "moved.wav", audio)
+
+
+def test_images_decoded_per_batch_equal_the_decoded_store(tiny_corpus, tmp_path):
+    """data.image_store=files writes nothing and gives the same pixels as the decoded store, in the
+    same batches; it survives the pickling a trial's verified data goes through."""
+    import dataclasses
+    import pickle
+
+    import numpy as np
+
+    from vgs.data.batching import PairSplit
+    from vgs.data.prepare import prepare
+
+    base = dataclasses.replace(
+        base_config("cpu-tiny").data, root=str(tiny_corpus), store=str(tmp_path / "store"), image_resize=40
+    )
+    decoded = prepare(base)
+    files = prepare(dataclasses.replace(base, image_store="files"))
+    assert files.images.path == files.corpus.image_dir  # read in place: no image store written
+    assert files.images.array.shape == decoded.images.array.shape
+    np.testing.assert_array_equal(files.images.array[[3, 0, 7]], decoded.images.array[[3, 0, 7]])
+    again = pickle.loads(pickle.dumps(files))
+    a, b = PairSplit(decoded, "train"), PairSplit(again, "train")
+    idx = a.epoch_batches(np.random.default_rng(0), 8)[0]
+    pa, pb = a.batch(idx, 32, np.random.default_rng(1)), b.batch(idx, 32, np.random.default_rng(1))
+    assert np.array_equal(pa["pixels"].numpy(), pb["pixels"].numpy())
+    from vgs.config import ConfigError, check_runnable
+
+    with pytest.raises(ConfigError, match="data.image_store must be decoded or files, got 'jpeg'"):
+        check_runnable(apply_overrides(base_config("cpu-tiny"), {"data.image_store": "jpeg"}))

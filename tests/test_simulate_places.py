@@ -5,11 +5,12 @@ import os
 
 from vgs.data.corpora import read_corpus
 from vgs.data.prepare import prepare
-from vgs.tools.simulate_places import HELD_OUT, build, data_config, trial_probe
+from vgs.tools.simulate_places import HELD_OUT, build, data_config, image_path_rates, trial_probe
 
 
 def test_a_simulated_places_corpus_links_real_files_and_a_trial_reads_it(tiny_corpus, tmp_path):
-    root = build(tmp_path / "sim", 2 * HELD_OUT + 200, tiny_corpus)
+    n = 2 * HELD_OUT + 200
+    root = build(tmp_path / f"places-{n}", n, tiny_corpus)
     corpus = read_corpus(root)
     assert corpus.name.startswith("places:")
     assert [len(corpus.split(s)) for s in ("train", "val", "test")] == [200, HELD_OUT, HELD_OUT]
@@ -21,3 +22,7 @@ def test_a_simulated_places_corpus_links_real_files_and_a_trial_reads_it(tiny_co
     figures = trial_probe(str(root), str(tmp_path / "store"))
     assert figures["trial_second_prepare_s"] < figures["trial_first_prepare_s"]  # the worker's own copy
     assert figures["trial_rss_mib"] > 0 and figures["trial_first_batch_s"] >= figures["trial_first_prepare_s"]
+    # the image paths side by side: the decoded store takes disk, the files none
+    rates = image_path_rates(n, tmp_path, seconds=0.3)
+    assert rates["decoded_images_per_s"] > 0 and rates["files_images_per_s"] > 0
+    assert rates["decoded_store_mib"] > 0 and rates["files_store_mib"] == 0

@@ -56,6 +56,8 @@ def check_consistent(cfg: Config) -> None:
         raise ConfigError(f"data.speech_text must be aligned or nonaligned, got '{d.speech_text}'")
     if d.speech_norm not in ("corpus", "utterance"):
         raise ConfigError(f"data.speech_norm must be corpus or utterance, got '{d.speech_norm}'")
+    if d.image_store not in ("decoded", "files"):
+        raise ConfigError(f"data.image_store must be decoded or files, got '{d.image_store}'")
     if not 0 < cfg.train.decay_fraction <= 1:
         raise ConfigError(f"train.decay_fraction must be in (0, 1], got {cfg.train.decay_fraction}")
     if cfg.train.restart_epochs >= cfg.train.epochs:

@@ -151,6 +151,10 @@ class DataConfig:
     skip_bad: bool = False  # leave out unreadable audio (listed in a report) instead of stopping
     image_resize: int = 256  # images are stored decoded at this size ...
     image_crop: int = 224  # ... and randomly cropped (train) or centre-cropped (eval) to this
+    # decoded: a store of uint8 pixels at image_resize, memory-mapped (image_resize² x 3 bytes per image:
+    # about 78 GB for Places at 256); files: each image file decoded when a batch needs it (no store,
+    # CPU per batch; a corrupt file stops training when first read, not before).
+    image_store: str = "decoded"
     store: str = ""  # feature store folder; empty means <VGS_HOME>/store
     # Precomputed image features (.npy + .names.txt, .npz, .parquet or platalea's .pt), keyed by image
     # file name; when set, images are not decoded and the image encoder is a linear layer

@@ -36,10 +36,37 @@ class ImageStore:
         self.__post_init__()
 
     def __post_init__(self):
-        self.array = np.load(self.path, mmap_mode="r")
+        if self.manifest.get("kind") == "files":
+            self.array = FileImages(self.path, self.manifest["images"], int(self.manifest["size"]))
+        else:
+            self.array = np.load(self.path, mmap_mode="r")
         self.index = {name: i for i, name in enumerate(self.manifest["images"])}
         # > 0: rows are precomputed feature vectors of this size, not pixels
         self.feature_dim = int(self.manifest.get("feature_dim", 0))
+
+
+class FileImages:
+    """Rows of decoded images read from their files on demand (data.image_store=files): indexed like
+    the decoded store's array, so a batch's images are decoded when the batch is made."""
+
+    def __init__(self, folder: Path, names: list[str], size: int):
+        self.folder, self.names, self.size = Path(folder), names, size
+        self.shape = (len(names), size, size, 3)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        picked = np.atleast_1d(np.asarray(rows))
+        out = np.stack([_load_image(str(self.folder / self.names[r]), self.size) for r in picked])
+        return out if np.ndim(rows) else out[0]
+
+
+def file_image_store(corpus: Corpus, size: int) -> ImageStore:
+    """The corpus's image files as an ImageStore that decodes them per batch: nothing is written."""
+    if corpus.image_dir is None:
+        raise CorpusError(f"corpus {corpus.root} has no image folder; pass data.image_dir")
+    return ImageStore(corpus.image_dir, {"kind": "files", "images": corpus.images(), "size": size})
 
 
 def _load_image(path: str, size: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 from vgs.config import ConfigError, DataConfig, config_from_cli, vgs_home
 from vgs.data.corpora import read_corpus
 from vgs.data.features import PRESETS, SAMPLE_RATE, SpeechStore, build_speech_store
-from vgs.data.image_store import ImageStore, build_feature_image_store, build_image_store
+from vgs.data.image_store import ImageStore, build_feature_image_store, build_image_store, file_image_store
 from vgs.data.locking import exclusive
 from vgs.data.records import Corpus, CorpusError
 from vgs.data.synth import DEFAULT_SNR, GENERATOR_VERSION, generate, parse_snr, split_sizes
@@ -186,6 +186,8 @@ def checked_prepare(cfg: DataConfig) -> Prepared:
         speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, skip_bad=cfg.skip_bad)
         if cfg.image_features:
             images = build_feature_image_store(corpus, cfg.image_features, cfg.store)
+        elif cfg.image_store == "files":
+            images = file_image_store(corpus, cfg.image_resize)
         else:
             images = build_image_store(corpus, cfg.image_resize, cfg.store, skip_bad=cfg.skip_bad)
     if len(images.index) < len(corpus.images()):  # --skip-bad left images out: so are their captions

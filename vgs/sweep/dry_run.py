@@ -87,7 +87,7 @@ def gpu_hours(samples: int, parameters: int, rate: dict[str, Any], reference: in
 
 def store_files(prepared) -> dict[str, int]:
     """{file: bytes} of a prepared corpus's MFCC and image stores."""
-    return {str(p): Path(p).stat().st_size for p in (prepared.speech.path, prepared.images.path) if Path(p).exists()}
+    return {str(p): Path(p).stat().st_size for p in (prepared.speech.path, prepared.images.path) if Path(p).is_file()}
 
 
 def sweep_cells(spec: SweepSpec) -> tuple[list[dict[str, Any]], str]:

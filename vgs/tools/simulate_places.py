@@ -4,6 +4,7 @@ metadata), and a benchmark of what grows with N.
 
     python -m vgs.tools.simulate_places build OUT --utterances 100000 [--source CORPUS]
     python -m vgs.tools.simulate_places bench --sizes 10000,100000 [--work DIR] [--json FILE]
+    python -m vgs.tools.simulate_places images [--utterances 10000]   (decoded store vs files)
 
 The source is any corpus vgs reads (default: the built-in corpus of the cpu-tiny recipe, generated
 if missing); its recordings and images are linked round-robin, five captions per image, as Places
@@ -124,6 +125,34 @@ def measure(utterances: int, work: Path) -> dict:
     return row
 
 
+def image_path_rates(utterances: int, work: Path, seconds: float = 8.0) -> dict:
+    """Images per second a batch gets at Places' sizes (256 px, 224 crop), one process: from the
+    decoded store (memory-mapped pixels) and from the files (data.image_store=files), with each
+    one's disk."""
+    import dataclasses
+
+    root = work / f"places-{utterances}"
+    if not (root / "train_2020.json").exists():
+        build(root, utterances, default_source())
+    out: dict = {"utterances": utterances}
+    for mode in ("decoded", "files"):
+        cfg = dataclasses.replace(
+            data_config(root, work / "store-images"), image_resize=256, image_crop=224, image_store=mode
+        )
+        data = prepare(cfg)
+        split = PairSplit(data, "train")
+        rng = np.random.default_rng(0)
+        n, t = 0, time.perf_counter()
+        while time.perf_counter() - t < seconds:
+            batch = min(64, len(split.image_names))
+            split.pixels(rng.choice(len(split.image_names), batch, replace=False), 224, rng)
+            n += batch
+        out[f"{mode}_images_per_s"] = n / (time.perf_counter() - t)
+        stored = data.images.path.stat().st_size if data.images.path.is_file() else 0
+        out[f"{mode}_store_mib"] = stored / 2**20
+    return out
+
+
 def format_row(r: dict) -> str:
     return (
         f"{r['utterances']:>8} utt: corpus {r['corpus_build_s']:.1f} s, stores {r['store_build_s']:.1f} s "
@@ -144,12 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--sizes", default="10000,100000", help="comma-separated utterance counts")
     m.add_argument("--work", type=Path, default=Path("places-sim"), help="folder for the corpora and stores")
     m.add_argument("--json", type=Path, help="also write the figures here")
+    images = sub.add_parser("images", help="batch images/s from the decoded store and from the files")
+    images.add_argument("--utterances", type=int, default=10000)
+    images.add_argument("--work", type=Path, default=Path("places-sim"))
     probe = sub.add_parser("probe")  # one trial's data cost, run by bench in a fresh process
     probe.add_argument("root")
     probe.add_argument("store")
     a = p.parse_args(argv)
     if a.command == "build":
         print(build(a.out, a.utterances, a.source or default_source()))
+    elif a.command == "images":
+        print(json.dumps(image_path_rates(a.utterances, a.work), indent=1))
     elif a.command == "probe":
         print(json.dumps(trial_probe(a.root, a.store)))
     else:
