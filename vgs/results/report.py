@@ -233,9 +233,10 @@ def table_for(
             + [f"{paper['bleu'][f]:.3f}" if f in paper["bleu"] else "-" for f in fractions]
         )
         return markdown_table(["model \\ text fraction"] + [f"{f:g}" for f in fractions], rows)
-    ordered = sorted(groups.items(), key=lambda kv: natural_key(kv[0]))
     rest = ""
-    if len(ordered) > TABLE_TOP and not paper.get("cells"):  # hundreds of configurations: the best, then a count
+    if len(groups) <= TABLE_TOP or paper.get("cells"):
+        ordered = sorted(groups.items(), key=lambda kv: natural_key(kv[0]))
+    else:  # hundreds of configurations: the best, then a count
         sign = 1 if mode == "max" else -1
         ordered = sorted(groups.items(), key=lambda kv: sign * statistics.fmean(kv[1]), reverse=True)
         others = [statistics.fmean(v) for _, v in ordered[TABLE_TOP:]]

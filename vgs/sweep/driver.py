@@ -348,7 +348,7 @@ class PhaseRunner:
                     metric=spec.metric,
                     mode=spec.mode,
                     trial_dirname_creator=lambda t: t.trial_id,
-                    reuse_actors=True,  # see tune_setup.make_trainable: one worker process for many trials
+                    reuse_actors=True,  # one worker process runs many trials (trial.prepared_data keeps its data)
                 ),
                 run_config=self.run_config(s.name),
             )
@@ -374,7 +374,7 @@ class PhaseRunner:
                     metric=spec.metric,
                     mode=spec.mode,
                     trial_dirname_creator=lambda t: t.trial_id,
-                    reuse_actors=True,  # see tune_setup.make_trainable: one worker process for many trials
+                    reuse_actors=True,  # one worker process runs many trials (trial.prepared_data keeps its data)
                 ),
                 run_config=self.run_config(phase),
             )

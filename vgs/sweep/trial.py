@@ -11,15 +11,13 @@ up its last epoch.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
 import tempfile
 from pathlib import Path
 
 from vgs.config import Config, apply_overrides, from_dict, to_dict
-from vgs.data.prepare import Prepared, prepare, resolve_paths
+from vgs.data.prepare import Prepared, prepare, resolve_paths, verified_record
 from vgs.log import set_verbosity
 from vgs.sweep.spec_model import trial_overrides
 
@@ -32,7 +30,7 @@ _PREPARED_KEPT = 4  # data configurations kept per process (a sweep over data.* 
 def prepared_data(cfg: Config) -> Prepared:
     """The prepared data of `cfg`, opened once per worker process: the driver checked the corpus and
     its stores before the first trial started, so a trial reads no per-file data (vgs.data.prepare)."""
-    key = json.dumps(dataclasses.asdict(resolve_paths(cfg.data)), sort_keys=True)
+    key = str(verified_record(resolve_paths(cfg.data)))  # names the data configuration
     if key not in _PREPARED:
         if len(_PREPARED) >= _PREPARED_KEPT:
             _PREPARED.pop(next(iter(_PREPARED)))
