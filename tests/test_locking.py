@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from vgs.data.locking import exclusive
+from vgs.data.locking import exclusive, process_alive
 
 PREPARE = (
     "import sys; from vgs.config import DataConfig; from vgs.data.prepare import prepare; "
@@ -35,7 +35,7 @@ def test_two_processes_preparing_one_builtin_corpus_at_once_both_succeed(tmp_pat
 def test_exclusive_serialises_two_holders(tmp_path):
     lock = tmp_path / "x.lock"
     code = (
-        "import sys, time; from vgs.data.locking import exclusive\n"
+        "import sys, time; from vgs.data.locking import exclusive, process_alive\n"
         f"with exclusive({str(lock)!r}, announce=False):\n"
         "    print('in', flush=True); time.sleep(1.5)\n"
     )
@@ -48,3 +48,9 @@ def test_exclusive_serialises_two_holders(tmp_path):
         waited = time.time() - t0
     other.wait(timeout=30)
     assert waited > 0.5
+
+
+def test_process_alive_tells_a_live_process_from_a_gone_one():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert process_alive(os.getpid()) and not process_alive(child.pid)

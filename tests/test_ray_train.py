@@ -5,6 +5,8 @@ sweep takes the same steps as one worker with the same global batch.  Results go
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,6 +65,10 @@ def test_two_worker_trial_matches_one_worker(tiny_corpus, vgs_home, tmp_path):
     assert "world_size=2" in run.stderr  # Ray Train set up a 2-rank process group (its own log: --verbose)
     sweep_dir = next((tmp_path / "ray").glob("smoke_*"))
     assert (sweep_dir / "summary.json").exists() and list(sweep_dir.glob("train-*/checkpoint_*/last.pt"))
+    # each rank's scratch folder is gone with its trial (they were left in the temp folder)
+    runs_of_ranks = [p.name for p in sweep_dir.glob("train-*")]
+    left = [p for name in runs_of_ranks for p in Path(tempfile.gettempdir()).glob(f"vgs-{name}-rank*")]
+    assert runs_of_ranks and not left, left
 
     from mlflow.tracking import MlflowClient
 

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -120,6 +121,13 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
     assert any(t["phase"] == "confirm" for t in summary["trials"]) and len(trials) == len(summary["trials"])
     assert parent.data.metrics["best_val_s2i_r10"] == summary["best"]["val_s2i_r10"]
     assert client.get_run(parent.data.tags["vgs.best_run_id"]).data.tags["vgs.trial_id"] == summary["best"]["trial_id"]
+    # a trial's own last.pt/best.pt live in a scratch folder, removed at its end: in Ray's trial folder
+    # they were copied to storage in the background (twice stored, and the copy raced their rename)
+    stored = sorted(p.relative_to(tmp_path) for p in (tmp_path / "ray's").rglob("*.pt"))
+    assert stored and all(p.parent.name.startswith("checkpoint_") for p in stored), stored
+    ids = [t["trial_id"] for t in summary["trials"]]
+    left = [p for i in ids for p in Path(tempfile.gettempdir()).glob(f"vgs-trial-{i}-*")]
+    assert not left, left
 
 
 def test_bad_override_is_refused_before_ray_starts(tmp_path, vgs_home, capsys):

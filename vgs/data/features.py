@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vgs.data.locking import process_alive
 from vgs.data.records import Corpus, CorpusError
 from vgs.data.store_hash import STORE_VERSION, content_entries, hash_lines, write_json_atomic
 from vgs.data.store_size import gib, require_space, speech_store_bytes
@@ -180,12 +181,8 @@ def _remove_stale_tmp(parts: Path) -> None:
     """Half-written shards of killed runs (NAME.arrow.tmpPID whose process is gone)."""
     for tmp in parts.glob("*.tmp*"):
         pid = tmp.name.rpartition(".tmp")[2]
-        try:
-            os.kill(int(pid), 0)
-        except (ValueError, ProcessLookupError):
+        if not pid.isdigit() or not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
-        except PermissionError:
-            pass  # a live process of another user
 
 
 def shard_size_for(n: int) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import time
 from pathlib import Path
 
@@ -34,3 +35,15 @@ def exclusive(lock_file: str | Path, what: str = "", announce: bool = True):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (a live process of another user counts): the files
+    named by a process id (half-written shards, scratch folders) of a gone process are left-overs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

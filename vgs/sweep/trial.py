@@ -11,12 +11,16 @@ up its last epoch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from vgs.config import Config, apply_overrides, from_dict, to_dict
+from vgs.data.locking import process_alive
 from vgs.data.prepare import Prepared, prepare, resolve_paths, verified_record
 from vgs.log import set_verbosity
 from vgs.sweep.spec_model import trial_overrides
@@ -36,6 +40,31 @@ def prepared_data(cfg: Config) -> Prepared:
             _PREPARED.pop(next(iter(_PREPARED)))
         _PREPARED[key] = prepare(cfg.data, verified=True)
     return _PREPARED[key]
+
+
+def remove_orphaned_scratch() -> None:
+    """Scratch folders (vgs-...-pid<PID>-...) of trial processes that no longer exist."""
+    for folder in Path(tempfile.gettempdir()).glob("vgs-*-pid*-*"):
+        pid = folder.name.rpartition("-pid")[2].partition("-")[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str) -> Iterator[Path]:
+    """A local temporary folder for a trial's own last.pt/best.pt, removed when the trial ends.
+
+    Not the Tune trial folder: Ray copies that to the sweep's storage in the background, so the
+    checkpoints written there were stored twice (beside the reported checkpoint_NNNNNN) and the copy
+    raced their atomic rename ("last.pt.tmp not found" after a resume).  What outlives the trial is
+    the checkpoint handed to Ray with each report.  A killed trial cannot remove its folder; the next
+    trial on the machine removes those of processes that are gone."""
+    remove_orphaned_scratch()
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}pid{os.getpid()}-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_trial(
@@ -60,19 +89,18 @@ def run_trial(
 
     from vgs.train import fit
 
-    work = Path(tune.get_context().get_trial_dir()) / "work"
-    resume = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:  # restored trial: continue from the last reported epoch
-        resume = Path(checkpoint.to_directory(str(work.with_name("restored"))))
-
     def report(metrics: dict, checkpoint_dir: Path) -> None:
         tune.report(
             {**metrics, "node_id": _node_id(), "worker_pid": os.getpid()},
             checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)),
         )
 
-    fit(cfg, report=report, out_dir=work, resume=resume, data=prepared_data(cfg))
+    with scratch_folder(f"vgs-trial-{tune.get_context().get_trial_id()}-") as scratch:
+        resume = None
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:  # restored trial: continue from the last reported epoch
+            resume = Path(checkpoint.to_directory(str(scratch / "restored")))
+        fit(cfg, report=report, out_dir=scratch / "out", resume=resume, data=prepared_data(cfg))
 
 
 def _fit_with_ray_train(cfg: dict, workers: int, resources: dict, storage: str, trial_id: str) -> None:
@@ -113,11 +141,6 @@ def train_worker(loop_config: dict) -> None:
 
         torch.cuda.set_device(ray.train.torch.get_device())
     cfg = from_dict(loop_config["config"])
-    work = Path(tempfile.mkdtemp(prefix=f"vgs-{context.get_experiment_name()}-rank{rank}-"))
-    resume = None
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        resume = Path(checkpoint.to_directory(str(work / "restored")))
 
     def report(metrics: dict, checkpoint_dir: Path) -> None:
         # every rank reports (Ray Train waits for all); rank 0's metrics and checkpoint are kept
@@ -126,7 +149,12 @@ def train_worker(loop_config: dict) -> None:
 
     if rank != 0:  # one rank speaks
         set_verbosity(0)
-    fit(cfg, report=report, out_dir=work / "out", resume=resume)
+    with scratch_folder(f"vgs-{context.get_experiment_name()}-rank{rank}-") as scratch:
+        resume = None
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is not None:
+            resume = Path(checkpoint.to_directory(str(scratch / "restored")))
+        fit(cfg, report=report, out_dir=scratch / "out", resume=resume)
 
 
 def _node_id() -> str:
