@@ -5,7 +5,7 @@ start Ray, prepare data, search, confirm, summarise, finish.
 
 NAME is a file in vgs/search_spaces/ or ./search_spaces/ (or a path to a YAML file).  The corpus and its features
 are prepared once in the driver; every trial reuses them.  Runs on whatever Ray cluster `ray.init()` finds
-(RAY_ADDRESS, or a cluster started with `ray start`), else a local one.
+(RAY_ADDRESS, or a cluster started with `ray start`), else a local one that listens on loopback only.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from vgs.sweep.dry_run import format_plan, plan_sweep, step_rate
 from vgs.sweep.options import OPTIONS_FILE, SweepOptions, resolved_sweep, resumed_options
 from vgs.sweep.output import ProgressCallback, quiet_libraries
 from vgs.sweep.phases import confirm_cells, more_seed_cells, parent_status, seeds_run, summarise, summary_of
+from vgs.sweep.ray_start import init_ray, joins_a_cluster
 from vgs.sweep.spec import load
 from vgs.sweep.spec_checks import cell_data_configs, tune_concurrency
 from vgs.sweep.spec_model import SweepSpec
@@ -215,8 +216,8 @@ def start_ray(sweep: Sweep) -> None:
 
     if not ray.is_initialized():
         # the trials' own lines stay in their log files unless --verbose: the driver prints progress
-        ray.init(
-            address=sweep.opts.address,
+        init_ray(
+            sweep.opts.address,
             include_dashboard=False,
             log_to_driver=sweep.opts.verbose,
             runtime_env={
@@ -229,8 +230,7 @@ def start_ray(sweep: Sweep) -> None:
             },
         )
     # before any corpus work: a trial that cannot fit is reported at once
-    local = sweep.opts.address is None and not os.environ.get("RAY_ADDRESS")
-    check_trial_fits(sweep.spec, ray.cluster_resources(), local=local)
+    check_trial_fits(sweep.spec, ray.cluster_resources(), local=not joins_a_cluster(sweep.opts.address))
 
 
 def prepare_data(sweep: Sweep) -> None:

@@ -23,6 +23,7 @@ import yaml
 
 from vgs.config import base_config, vgs_home
 from vgs.data.prepare import prepare
+from vgs.sweep.ray_start import init_ray
 
 IMAGES = 80
 
@@ -58,7 +59,7 @@ def bare_tune(trials: int, concurrent: int, folder: Path) -> dict:
     from ray import tune
 
     t0 = time.time()
-    ray.init(num_cpus=concurrent, include_dashboard=False, log_to_driver=False)
+    init_ray(None, num_cpus=concurrent, include_dashboard=False, log_to_driver=False)  # as a local sweep's
     out = {"ray_start_s": time.time() - t0}
     try:
         for reuse in (False, True):

@@ -1,0 +1,72 @@
+"""Starting Ray for a sweep: a local Ray listens on this machine's loopback interface only.
+
+Ray 2.60 turns a "127.0.0.1" node address into the machine's network address and binds its GCS,
+raylet, workers and agents on every interface; token authentication is on by default, but the
+ports are still open to the network.  Ray keeps a loopback-only mode for laptops (its
+single-machine mode on macOS and Windows, switched by RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER): a
+local sweep starts Ray in that mode.  A sweep given a cluster (--address or RAY_ADDRESS)
+connects to it unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from vgs.log import get_logger
+
+log = get_logger(__name__)
+
+# Ray reads it at import (ray._private.ray_constants.ENABLE_RAY_CLUSTER); its child processes
+# read it from their environment.  "0": this node's address is the loopback address.
+CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def joins_a_cluster(address: str | None) -> bool:
+    return bool(address or os.environ.get("RAY_ADDRESS"))
+
+
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """Around the ray.init that starts a local Ray: its node address is 127.0.0.1 (or ::1), so
+    every Ray process binds there.  The switch is set back afterwards: the driver may later start
+    other programs that should see the user's own environment."""
+    from ray._private import ray_constants  # already imported with Ray: the flag is read at each call
+
+    saved_env, saved_flag = os.environ.get(CLUSTER_SWITCH), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[CLUSTER_SWITCH] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(CLUSTER_SWITCH, None)
+        else:
+            os.environ[CLUSTER_SWITCH] = saved_env
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost"
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def init_ray(address: str | None = None, **options: Any) -> None:
+    """ray.init: join the cluster at `address` (or RAY_ADDRESS), else start a loopback-only local Ray."""
+    import ray
+
+    if joins_a_cluster(address):
+        ray.init(address=address, **options)
+        return
+    with loopback_only():
+        ray.init(**options)
+    node = ray.util.get_node_ip_address()
+    if not is_loopback(node):  # a Ray version that no longer honours the switch
+        log.warning(f"the local Ray listens on {node} as well as loopback: firewall this machine's Ray ports")
