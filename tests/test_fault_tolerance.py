@@ -69,6 +69,8 @@ def test_killed_worker_and_interrupted_driver_both_resume(tmp_path, vgs_home):
         [sys.executable, *hint.group(1).split()], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600
     )
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-4000:]
+    # Ray's background copy of the trial folder no longer meets a checkpoint being renamed
+    assert ".pt.tmp" not in log + again.stdout + again.stderr, (log + again.stderr)[-3000:]
     assert "with its recorded options" in again.stderr and "train.epochs" in again.stderr
     conflict = subprocess.run(
         cmd + ["--resume", "train.epochs=12"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600
