@@ -236,6 +236,25 @@ def test_dry_run_plans_every_cell_without_ray(tmp_path, vgs_home, capsys):
     assert "at most 6 trial-epochs" in text, text
 
 
+def test_a_dry_run_that_must_build_the_stores_says_so_on_stderr_and_keeps_stdout_the_plan(tmp_path):
+    # at Places size building takes hours: a silent dry run looked hung
+    env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
+    env.pop("RAY_ADDRESS", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "vgs.sweep", "smoke", "--dry-run", "--json", "data.builtin_images=20"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    import json
+
+    assert len(json.loads(run.stdout)) == 2
+    assert "MFCC store of 100 utterances: about" in run.stderr and "speech store: 100 utterances" in run.stderr
+
+
 def test_dry_run_shows_multitask_speech_batches_constant_across_text_fractions(tiny_corpus, tmp_path):
     from vgs.sweep.dry_run import plan_sweep
     from vgs.sweep.options import trial_base

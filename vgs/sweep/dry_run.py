@@ -2,7 +2,8 @@
 every cell's resolved configuration, model and size, training batches per task per epoch, the disk
 its feature stores take, and what the whole sweep costs in trial-epochs, samples and GPU-hours and
 asks Ray for.  Nothing trains and Ray does not start; the corpus is generated or imported (and
-featurised) where it is not there yet, because batches are counted on it.
+featurised) where it is not there yet, because batches are counted on it: that work, its size
+estimate and its progress are logged on stderr, the plan alone goes to stdout.
 
 GPU-hours come from one measured step rate: the paper model's (DG3A1024 + DenseNet-264 at 224x224,
 batch 64) training samples per second, from `vgs bench --json FILE` on the user's GPU, or by
@@ -135,9 +136,8 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
 
     cfg.data = resolve_paths(cfg.data)
     key = repr(cfg.data)
-    if key not in cache:
-        with quiet():
-            cache[key] = prepare(cfg.data)
+    if key not in cache:  # not quiet: building missing stores can take long, and says so (on stderr)
+        cache[key] = prepare(cfg.data)
     with quiet():
         td = training_data(cfg, cache[key])
     stores = store_files(cache[key])
