@@ -59,14 +59,18 @@ def is_loopback(host: str) -> bool:
 
 
 def init_ray(address: str | None = None, **options: Any) -> None:
-    """ray.init: join the cluster at `address` (or RAY_ADDRESS), else start a loopback-only local Ray."""
+    """ray.init: join the cluster at `address` (or RAY_ADDRESS, or one started on this machine by
+    `ray start`), else start a loopback-only local Ray."""
     import ray
 
     if joins_a_cluster(address):
         ray.init(address=address, **options)
         return
     with loopback_only():
-        ray.init(**options)
+        ray.init(**options)  # joins a Ray already running here (`ray start`), else starts one
     node = ray.util.get_node_ip_address()
-    if not is_loopback(node):  # a Ray version that no longer honours the switch
-        log.warning(f"the local Ray listens on {node} as well as loopback: firewall this machine's Ray ports")
+    if not is_loopback(node):  # a Ray started here by `ray start`: its ports are as that opened them
+        log.info(
+            f"joined the Ray already running on this machine ({ray.get_runtime_context().gcs_address}); "
+            f"with none running, vgs starts its own on loopback only"
+        )
