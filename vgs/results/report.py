@@ -197,42 +197,9 @@ def table_for(
     paper = PAPER.get(name, {})
     layout = paper.get("layout")
     if layout == "model x condition" and keys == ["variant.model"]:
-        order = list(dict.fromkeys(m for m, _ in paper["cells"]))
-        models = sorted(
-            dict.fromkeys(k[0].split("/")[0] for k in groups),
-            key=lambda m: order.index(m) if m in order else len(order),
-        )
-        conditions = ["full", "reduced", "translations"]
-        rows = []
-        for m in models:
-            row = [m]
-            for c in conditions:
-                ours = mean_sd(groups.get((f"{m}/{c}",), []))
-                ref = paper["cells"].get((m, c))
-                row.append(f"{ours} · paper {ref:.3f}" if ref is not None else ours)
-            rows.append(row)
-        return markdown_table(["model"] + [f"{c} ({metric})" for c in conditions], rows)
+        return _model_by_condition(paper, groups, metric)
     if layout == "model x text fraction" and set(keys) == {"variant.model", "data.text_fraction"}:
-        mi, fi = keys.index("variant.model"), keys.index("data.text_fraction")
-        fractions = sorted({float(k[fi]) for k in groups}, reverse=True)
-        models = list(dict.fromkeys(k[mi] for k in groups))
-        rows = []
-        for m in models:
-            rows.append(
-                [m]
-                + [
-                    mean_sd(next((v for k, v in groups.items() if k[mi] == m and float(k[fi]) == f), []))
-                    for f in fractions
-                ]
-            )
-        rows.append(
-            ["paper ASR WER (Table 9)"] + [f"{paper['wer'][f]:.3f}" if f in paper["wer"] else "-" for f in fractions]
-        )
-        rows.append(
-            ["paper SLT BLEU (Table 10)"]
-            + [f"{paper['bleu'][f]:.3f}" if f in paper["bleu"] else "-" for f in fractions]
-        )
-        return markdown_table(["model \\ text fraction"] + [f"{f:g}" for f in fractions], rows)
+        return _model_by_text_fraction(paper, keys, groups)
     rest = ""
     if len(groups) <= TABLE_TOP or paper.get("cells"):
         ordered = sorted(groups.items(), key=lambda kv: natural_key(kv[0]))
@@ -256,6 +223,43 @@ def table_for(
         )
     header = keys + [f"{metric} mean ± sd"] + (["paper"] if paper.get("cells") else []) + (["trials"] if status else [])
     return markdown_table(header, rows) + rest
+
+
+def _model_by_condition(paper: dict, groups: dict[tuple, list[float]], metric: str) -> str:
+    """Higy et al. 2020's Tables 1-2 layout: a row per model, a column per data condition, the paper's beside."""
+    order = list(dict.fromkeys(m for m, _ in paper["cells"]))
+    models = sorted(
+        dict.fromkeys(k[0].split("/")[0] for k in groups), key=lambda m: order.index(m) if m in order else len(order)
+    )
+    conditions = ["full", "reduced", "translations"]
+    rows = []
+    for m in models:
+        row = [m]
+        for c in conditions:
+            ours = mean_sd(groups.get((f"{m}/{c}",), []))
+            ref = paper["cells"].get((m, c))
+            row.append(f"{ours} · paper {ref:.3f}" if ref is not None else ours)
+        rows.append(row)
+    return markdown_table(["model"] + [f"{c} ({metric})" for c in conditions], rows)
+
+
+def _model_by_text_fraction(paper: dict, keys: list[str], groups: dict[tuple, list[float]]) -> str:
+    """Higy et al. 2020's downsampling layout: a row per model, a column per text fraction, the paper's
+    ASR WER and SLT BLEU below."""
+    mi, fi = keys.index("variant.model"), keys.index("data.text_fraction")
+    fractions = sorted({float(k[fi]) for k in groups}, reverse=True)
+    models = list(dict.fromkeys(k[mi] for k in groups))
+    rows = [
+        [m] + [mean_sd(next((v for k, v in groups.items() if k[mi] == m and float(k[fi]) == f), [])) for f in fractions]
+        for m in models
+    ]
+    rows.append(
+        ["paper ASR WER (Table 9)"] + [f"{paper['wer'][f]:.3f}" if f in paper["wer"] else "-" for f in fractions]
+    )
+    rows.append(
+        ["paper SLT BLEU (Table 10)"] + [f"{paper['bleu'][f]:.3f}" if f in paper["bleu"] else "-" for f in fractions]
+    )
+    return markdown_table(["model \\ text fraction"] + [f"{f:g}" for f in fractions], rows)
 
 
 def grid_table(keys: list[str], groups: dict[tuple, list[float]]) -> str:

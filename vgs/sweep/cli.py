@@ -223,50 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_cli_overrides(a.overrides)
         if a.skip_bad:
             overrides["data.skip_bad"] = "true"
+        opts = sweep_options(a, overrides)
         if a.dry_run:
-            return dry_run(
-                SweepOptions(
-                    a.name,
-                    data=a.data,
-                    overrides=overrides,
-                    samples=a.samples,
-                    picks=dict(a.pick),
-                    seeds=a.seeds,
-                    resources=a.resources,
-                    confirm=a.confirm,
-                    base=a.base,
-                    scheduler=a.scheduler,
-                    size=a.size,
-                    alpha=a.alpha,
-                    max_trials=a.max_trials,
-                ),
-                a.json,
-                a.bench,
-            )
-        summary = run_sweep(
-            SweepOptions(
-                a.name,
-                data=a.data,
-                storage=a.storage,
-                tracking_uri=a.tracking_uri,
-                resume=a.resume,
-                overrides=overrides,
-                address=a.address,
-                samples=a.samples,
-                picks=dict(a.pick),
-                seeds=a.seeds,
-                resources=a.resources,
-                confirm=a.confirm,
-                verbose=a.verbose,
-                base=a.base,
-                scheduler=a.scheduler,
-                size=a.size,
-                alpha=a.alpha,
-                max_trials=a.max_trials,
-                add_seeds=a.add_seeds,
-                top=a.top,
-            )
-        )
+            return dry_run(opts, a.json, a.bench)
+        summary = run_sweep(opts)
     except (ConfigError, CorpusError, FileExistsError) as e:
         return report_error(e)
     except SweepInterrupted as e:
@@ -274,6 +234,32 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print_summary(summary, a.register)
     return 0 if parent_status(summary) == "FINISHED" else 1
+
+
+def sweep_options(a: argparse.Namespace, overrides: dict[str, str]) -> SweepOptions:
+    """The parsed command line as SweepOptions (a dry run reads the plan's part of them)."""
+    return SweepOptions(
+        a.name,
+        data=a.data,
+        storage=a.storage,
+        tracking_uri=a.tracking_uri,
+        resume=a.resume,
+        overrides=overrides,
+        address=a.address,
+        samples=a.samples,
+        picks=dict(a.pick),
+        seeds=a.seeds,
+        resources=a.resources,
+        confirm=a.confirm,
+        verbose=a.verbose,
+        base=a.base,
+        scheduler=a.scheduler,
+        size=a.size,
+        alpha=a.alpha,
+        max_trials=a.max_trials,
+        add_seeds=a.add_seeds,
+        top=a.top,
+    )
 
 
 def print_summary(summary: dict, register: str | None) -> None:
