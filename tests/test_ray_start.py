@@ -4,13 +4,15 @@ Ray's processes listen on, read from /proc, is 127.0.0.1 or ::1."""
 import ipaddress
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from vgs.sweep.ray_start import CLUSTER_SWITCH, is_loopback, joins_a_cluster
+from vgs.config import ConfigError
+from vgs.sweep.ray_start import CLUSTER_SWITCH, init_ray, is_loopback, joins_a_cluster, unreachable
 
 # As the sweep's driver does: Ray is imported (by vgs.sweep.driver) before it is started.
 START_AND_LIST = """
@@ -114,3 +116,26 @@ def test_loopback_addresses_and_what_counts_as_joining_a_cluster(monkeypatch):
     assert not joins_a_cluster(None) and joins_a_cluster("10.0.0.5:6379")
     monkeypatch.setenv("RAY_ADDRESS", "auto")
     assert joins_a_cluster(None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_cluster_address_where_nothing_answers_is_refused_at_once_naming_it(monkeypatch):
+    # Ray itself retries such an address for minutes, a warning every few seconds
+    port = _free_port()
+    assert unreachable(f"127.0.0.1:{port}") and unreachable(f"ray://127.0.0.1:{port}")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert unreachable(f"127.0.0.1:{server.getsockname()[1]}") is None
+    assert unreachable("auto") is None and unreachable("http://127.0.0.1:8265") is None  # Ray's own forms
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(ConfigError, match=rf"--address 127.0.0.1:{port}: no Ray cluster answers there"):
+        init_ray(f"127.0.0.1:{port}")
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    with pytest.raises(ConfigError, match=rf"RAY_ADDRESS=127.0.0.1:{port}: no Ray cluster answers there"):
+        init_ray(None)

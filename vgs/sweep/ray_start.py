@@ -5,7 +5,7 @@ raylet, workers and agents on every interface; token authentication is on by def
 ports are still open to the network.  Ray keeps a loopback-only mode for laptops (its
 single-machine mode on macOS and Windows, switched by RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER): a
 local sweep starts Ray in that mode.  A sweep given a cluster (--address or RAY_ADDRESS)
-connects to it unchanged.
+connects to it unchanged, once something answers at its address.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import socket
 from collections.abc import Iterator
 from typing import Any
 
+from vgs.config import ConfigError
 from vgs.log import get_logger
 
 log = get_logger(__name__)
@@ -58,12 +60,35 @@ def is_loopback(host: str) -> bool:
     return ip.is_loopback or bool(mapped and mapped.is_loopback)
 
 
+def unreachable(address: str, timeout_s: float = 5.0) -> str | None:
+    """Why nothing answers at a cluster address `host:port` or `ray://host:port` (None: something
+    listens there, or a form Ray resolves itself, such as "auto").  Ray itself would retry a wrong
+    address for minutes, printing a warning every few seconds."""
+    if address in ("auto", "local") or ("://" in address and not address.startswith("ray://")):
+        return None
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return None
+    except OSError as e:
+        return e.strerror or str(e) or type(e).__name__
+
+
 def init_ray(address: str | None = None, **options: Any) -> None:
     """ray.init: join the cluster at `address` (or RAY_ADDRESS, or one started on this machine by
     `ray start`), else start a loopback-only local Ray."""
     import ray
 
     if joins_a_cluster(address):
+        given = f"--address {address}" if address else f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}"
+        why = unreachable(address or os.environ["RAY_ADDRESS"])
+        if why:
+            raise ConfigError(
+                f"{given}: no Ray cluster answers there ({why}); start one (`ray start --head` on that "
+                f"machine) or correct the address (without it, a sweep starts a local Ray)"
+            )
         ray.init(address=address, **options)
         return
     with loopback_only():
