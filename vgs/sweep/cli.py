@@ -152,7 +152,7 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
         "--max-trials",
         type=int,
         metavar="N",
-        help="refuse a search of more than N trials (default: the YAML's search.max_trials, or 2000)",
+        help="refuse a search of more than N trials (default: the YAML's search.max_trials, or 2000; 0: no limit)",
     )
     p.add_argument(
         "--confirm",
