@@ -75,6 +75,21 @@ def test_cli_names_a_missing_corpus(tmp_path):
     assert r.returncode == 2 and f"corpus folder not found: {tmp_path / 'missing'}" in r.stderr
 
 
+def test_cli_resume_without_a_last_pt_is_refused_instead_of_training_afresh(tiny_corpus, tmp_path, capsys):
+    from vgs.train import main
+
+    data = ["--base", "cpu-tiny", "--data", str(tiny_corpus)]
+    assert main([*data, "--resume", "--out", str(tmp_path / "no-run")]) == 2
+    assert f"--resume: {tmp_path / 'no-run' / 'last.pt'} does not exist" in capsys.readouterr().err
+    assert main([*data, "--resume"]) == 2 and "it needs --out" in capsys.readouterr().err
+
+
+def test_a_run_folder_that_cannot_be_made_is_named_before_any_corpus_work(tiny_corpus, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConfigError, match=r"a-file/run: cannot make the run's folder \(Not a directory\)"):
+        fit(tiny_cfg(tiny_corpus), out_dir=tmp_path / "a-file" / "run")
+
+
 @pytest.mark.parametrize("name", ["calr", "calwr", "cyclic", "constant", "wsd"])
 def test_learning_rate_schedules(name):
     from vgs.config import TrainConfig

@@ -35,6 +35,19 @@ def new_run_dir() -> Path:
     return claim_folder(vgs_home() / "runs", time.strftime("%Y%m%d-%H%M%S"))
 
 
+def make_run_dir(out_dir: str | Path | None) -> Path:
+    """out_dir, made where missing, or a new <VGS_HOME>/runs/<time>: made before any corpus work,
+    so a folder that cannot be made is named at once."""
+    try:
+        if not out_dir:
+            return new_run_dir()
+        path = Path(out_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    except OSError as e:
+        raise ConfigError(f"{e.filename or out_dir}: cannot make the run's folder ({e.strerror or e})") from e
+
+
 def _plain(x):
     """Numpy scalars -> Python numbers, recursively: torch.load(weights_only=True) takes only
     tensors and plain Python data."""
