@@ -78,3 +78,13 @@ def test_overhead_bench_times_vgs_beside_bare_tune_in_one_run(tmp_path, vgs_home
     assert set(stages) >= {"start_ray", "prepare_data", "search", "finish", "total"}
     assert f["vgs_per_trial_s"] == pytest.approx((f["vgs_wall_s"] - stages["start_ray"]) / 2)
     assert "bare Tune, reuse_actors" in run.stdout and "beyond Ray's start" in run.stdout
+
+
+def test_an_unknown_bench_config_is_refused_before_any_measurement(capsys):
+    from vgs.tools.bench import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--configs", "small,nope"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr()
+    assert "--configs: unknown nope; known: paper, small" in err.err and "device" not in err.out

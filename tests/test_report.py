@@ -1,4 +1,7 @@
-"""Pure parts of vgs.results.report: the mean ± sd cell and the row order of a generic sweep's table."""
+"""Pure parts of vgs.results.report: the mean ± sd cell and the row order of a generic sweep's table;
+its refusal of a tracking database that does not exist."""
+
+import pytest
 
 from vgs.results.report import mean_sd, natural_key, table_for
 
@@ -228,3 +231,16 @@ def test_a_report_of_hundreds_of_configurations_lists_the_best_and_counts_the_re
     )
     few = table_for("not-a-paper", ["train.lr"], {(str(i),): [0.5] for i in (10, 2, 1)}, "val_s2i_r1")
     assert [row.split("|")[1].strip() for row in few.splitlines()[2:]] == ["1", "2", "10"]  # natural order
+
+
+def test_a_report_of_a_database_that_does_not_exist_is_refused_without_making_one(tmp_path):
+    from vgs.config import ConfigError
+    from vgs.results.report import report
+    from vgs.results.retrieve import checkpoint_file
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(ConfigError, match=f"no MLflow database at {tmp_path / 'mlflow.db'}; run a sweep first"):
+        report("smoke", uri)
+    with pytest.raises(ConfigError, match="--run no-such-run: not a checkpoint file or folder, and no MLflow database"):
+        checkpoint_file("no-such-run", uri)
+    assert not (tmp_path / "mlflow.db").exists()  # MLflow made an empty one, then found no runs in it

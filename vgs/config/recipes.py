@@ -153,6 +153,18 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 
+def existing_tracking_uri(uri: str | None) -> str:
+    """The tracking URI of a command that only reads runs (report, retrieve): its SQLite file must
+    exist, where MLflow would make an empty database and then find no runs in it."""
+    uri = uri or default_tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise ConfigError(
+            f"no MLflow database at {uri[len('sqlite:///') :]}; run a sweep first (it makes one there), "
+            f"or pass the --tracking-uri the sweep used"
+        )
+    return uri
+
+
 def config_from_cli(base: str, items: list[str], data: str | None = None, skip_bad: bool = False) -> Config:
     """A command line's config: the named base, then `key=value` items, then --data/--skip-bad.
     vgs.tasks.factory.cli_config adds the families' check of model.* keys."""

@@ -18,7 +18,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from vgs.config import ConfigError, default_tracking_uri, vgs_home
+from vgs.config import ConfigError, existing_tracking_uri, vgs_home
 from vgs.log import report_error
 from vgs.results.papers import PAPER, PAPER_TABLES
 from vgs.results.plots import _pyplot, chance_of, config_of, draw_sweep_plots, grid_means, sweep_trials
@@ -302,7 +302,7 @@ def report(
 
     spec = load(name)
     metric = metric or spec.metric
-    client = MlflowClient(tracking_uri or default_tracking_uri())
+    client = MlflowClient(existing_tracking_uri(tracking_uri))
     parent, runs = sweep_run(client, spec.name, sweep)
     keys = [k for k in spec.space if k != "train.seed"]
     trials = sweep_trials(client, parent.info.run_id, keys, metric)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vgs.config import Config, ConfigError, apply_overrides, default_tracking_uri, from_dict
+from vgs.config import Config, ConfigError, apply_overrides, existing_tracking_uri, from_dict
 from vgs.data.batching import PairSplit, centre_crop, standardise_pixels
 from vgs.data.features import check_recording_length, load_audio, mfcc
 from vgs.data.image_store import _load_image
@@ -41,7 +41,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 def _client(tracking_uri: str | None):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri or default_tracking_uri())
+    return MlflowClient(existing_tracking_uri(tracking_uri))
 
 
 def registered_source(client, ref: str) -> tuple[str, str]:
@@ -79,7 +79,10 @@ def checkpoint_file(ref: str, tracking_uri: str | None = None) -> Path:
         if (path / "best.pt").is_file():
             return path / "best.pt"
         raise ConfigError(f"--run {ref}: the folder holds no best.pt")
-    uri = tracking_uri or default_tracking_uri()
+    try:
+        uri = existing_tracking_uri(tracking_uri)
+    except ConfigError as e:
+        raise ConfigError(f"--run {ref}: not a checkpoint file or folder, and {e}") from None
     try:
         if ref.startswith("models:/"):
             source, _ = registered_source(_client(uri), ref)

@@ -43,6 +43,9 @@ MFCC = 40  # the mortazavi preset, as the reference's conv1d(40 -> 64)
 REFERENCE_FRAMES = 800
 
 
+BENCH_CONFIGS = ("paper", "small")
+
+
 def bench_config(name: str) -> tuple[Config, int]:
     """(config, batch size) of a named benchmark model."""
     if name == "paper":
@@ -51,7 +54,7 @@ def bench_config(name: str) -> tuple[Config, int]:
         cfg = base_config("cpu-tiny")
         cfg.model.speech.layers = 2
         return cfg, 16
-    raise SystemExit(f"unknown bench config '{name}'; known: paper, small")
+    raise ValueError(f"unknown bench config '{name}'; known: {', '.join(BENCH_CONFIGS)}")
 
 
 def places_like_lengths(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -249,7 +252,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = parser().parse_args(argv)
+    p = parser()
+    a = p.parse_args(argv)
+    unknown = [n for n in (a.configs or "").split(",") if n and n not in BENCH_CONFIGS]
+    if unknown:  # before the device is set up and the reference loaded
+        p.error(f"--configs: unknown {', '.join(unknown)}; known: {', '.join(BENCH_CONFIGS)}")
     if a.overhead:
         out = overhead.measure(a.trials, a.concurrent)
         print(overhead.format_figures(out), flush=True)
