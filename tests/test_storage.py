@@ -1,5 +1,7 @@
 """Results locations: folders and URIs (file:// here; s3:// and gs:// go through the same pyarrow code)."""
 
+from pathlib import Path
+
 import pytest
 
 from vgs.config import ConfigError
@@ -88,3 +90,17 @@ def test_a_tracking_server_behind_basic_auth_is_reached_with_the_uri_credentials
     finally:
         server.shutdown()
     assert seen == [("/health", "Basic " + base64.b64encode(b"alice:s3/cr@t").decode())]
+
+
+def test_a_storage_folder_that_cannot_be_used_is_named_before_anything_runs(tmp_path):
+    normalise = storage.normalise
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConfigError, match="a-file: not a folder"):
+        normalise(str(tmp_path / "a-file"))
+    with pytest.raises(ConfigError, match=r"a-file/ray: cannot make the folder \(Not a directory\)"):
+        normalise(str(tmp_path / "a-file" / "ray"))
+    if Path("/proc/self").is_dir():  # a folder even root cannot make folders in
+        with pytest.raises(ConfigError, match="--storage /proc: cannot make a folder in it"):
+            normalise("/proc")
+    assert normalise(str(tmp_path / "new" / "ray")) == str(tmp_path / "new" / "ray")
+    assert [p.name for p in (tmp_path / "new" / "ray").iterdir()] == []  # the write test leaves nothing

@@ -9,6 +9,7 @@ import fcntl
 import os
 import re
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,10 +55,22 @@ def normalise(location: str) -> str:
     """A local path made absolute (and created); a URI as given, checked to be reachable."""
     if not is_uri(location):
         path = Path(location).expanduser().resolve()
-        path.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"--storage {location}: not a folder")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"--storage {location}: cannot make the folder ({e.strerror or e})") from e
+        try:  # a folder is made in it per sweep: try that (root passes os.access even on /proc)
+            os.rmdir(tempfile.mkdtemp(prefix=".vgs-write-test-", dir=path))
+        except OSError as e:
+            raise ConfigError(f"--storage {location}: cannot make a folder in it ({e.strerror or e})") from e
         return str(path)
     fs, path = _filesystem(location)
-    fs.create_dir(path, recursive=True)
+    try:
+        fs.create_dir(path, recursive=True)
+    except OSError as e:  # pyarrow's errors of a file system are OSErrors
+        raise ConfigError(f"--storage {redact(location)}: cannot make the folder ({e})") from e
     return location.rstrip("/")
 
 
