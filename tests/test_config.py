@@ -105,3 +105,17 @@ def test_pipe_seq_keys_moved_to_model_pipeline_and_the_old_names_still_work(capl
     del old["model"]["pipeline"]
     assert from_dict(old).model.pipeline.asr_patience == 4
     assert not hasattr(cfg.model.mtl, "asr_epochs")
+
+
+def test_a_vgs_home_that_cannot_be_a_folder_is_named(tmp_path, monkeypatch):
+    from vgs.config import vgs_home
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("VGS_HOME", str(tmp_path / "a-file"))
+    with pytest.raises(ConfigError, match="VGS_HOME .*a-file: a file, not a folder"):
+        vgs_home()
+    monkeypatch.setenv("VGS_HOME", str(tmp_path / "a-file" / "home"))
+    with pytest.raises(ConfigError, match=r"VGS_HOME .*a-file/home: cannot make the folder \(Not a directory\)"):
+        vgs_home()
+    monkeypatch.setenv("VGS_HOME", str(tmp_path / "new" / "home"))
+    assert vgs_home() == tmp_path / "new" / "home" and vgs_home().is_dir()

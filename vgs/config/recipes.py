@@ -144,8 +144,22 @@ def base_config(name: str) -> Config:
 
 
 def vgs_home() -> Path:
-    """Where corpora, feature stores and Ray results live unless told otherwise."""
-    return Path(os.environ.get("VGS_HOME", Path.cwd() / ".vgs")).resolve()
+    """Where corpora, feature stores and Ray results live unless told otherwise; made where missing,
+    and named when it cannot be (every command writes under it)."""
+    home = Path(os.environ.get("VGS_HOME", Path.cwd() / ".vgs")).resolve()
+    if home not in _USABLE_HOMES:
+        where = "VGS_HOME" if "VGS_HOME" in os.environ else "the default VGS_HOME (./.vgs)"
+        if home.exists() and not home.is_dir():
+            raise ConfigError(f"{where} {home}: a file, not a folder; set VGS_HOME to a folder")
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"{where} {home}: cannot make the folder ({e.strerror or e}); set VGS_HOME to one") from e
+        _USABLE_HOMES.add(home)
+    return home
+
+
+_USABLE_HOMES: set[Path] = set()  # checked once per process
 
 
 def default_tracking_uri() -> str:
