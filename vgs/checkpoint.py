@@ -48,6 +48,19 @@ def make_run_dir(out_dir: str | Path | None) -> Path:
         raise ConfigError(f"{e.filename or out_dir}: cannot make the run's folder ({e.strerror or e})") from e
 
 
+def resumable(out_dir: str | Path | None) -> Path:
+    """The run folder `python -m vgs.train --resume` continues.  fit() starts afresh from a folder
+    without last.pt (as a trial's first attempt must); asked to resume, the command would have
+    trained from scratch without a word."""
+    if not out_dir:
+        raise ConfigError("--resume: it needs --out, the run's folder (it holds last.pt after the first epoch)")
+    if not (Path(out_dir) / LAST).is_file():
+        raise ConfigError(
+            f"--resume: {Path(out_dir) / LAST} does not exist (a run's folder holds it after its first epoch)"
+        )
+    return Path(out_dir)
+
+
 def _plain(x):
     """Numpy scalars -> Python numbers, recursively: torch.load(weights_only=True) takes only
     tensors and plain Python data."""

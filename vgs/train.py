@@ -24,7 +24,7 @@ import torch
 
 from vgs import distributed
 from vgs import metric_names as names
-from vgs.checkpoint import BEST, LAST, load, make_run_dir, restore_optimizers, save_best, save_last
+from vgs.checkpoint import BEST, LAST, load, make_run_dir, restore_optimizers, resumable, save_best, save_last
 from vgs.config import BASE_CONFIGS, Config, ConfigError, check_runnable, from_dict, to_dict
 from vgs.data.prepare import Prepared, resolve_paths
 from vgs.data.records import CorpusError
@@ -282,12 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_intermixed_args(argv)  # overrides may come before or after options
     try:
         cfg = cli_config(a.base, a.overrides, a.data, a.skip_bad)
-        if a.resume and not (a.out and (Path(a.out) / LAST).is_file()):
-            # fit() starts afresh from a folder without last.pt (a trial's first attempt); asked to
-            # resume, the command would have trained from scratch without a word
-            where = f"{Path(a.out) / LAST} does not exist" if a.out else "it needs --out, the run's folder"
-            raise ConfigError(f"--resume: {where} (a run's folder holds last.pt after its first epoch)")
-        summary = fit(cfg, out_dir=a.out, resume=a.out if a.resume else None)
+        summary = fit(cfg, out_dir=a.out, resume=resumable(a.out) if a.resume else None)
     except (ConfigError, CorpusError, FileExistsError, FloatingPointError, TrialOutOfMemory) as e:
         return report_error(e)
     if a.json:
