@@ -112,7 +112,7 @@ def test_a_vgs_home_that_cannot_be_a_folder_is_named(tmp_path, monkeypatch):
 
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("VGS_HOME", str(tmp_path / "a-file"))
-    with pytest.raises(ConfigError, match="VGS_HOME .*a-file: a file, not a folder"):
+    with pytest.raises(ConfigError, match=r"VGS_HOME .*a-file: not a folder \(a file\); set VGS_HOME to a folder"):
         vgs_home()
     monkeypatch.setenv("VGS_HOME", str(tmp_path / "a-file" / "home"))
     with pytest.raises(ConfigError, match=r"VGS_HOME .*a-file/home: cannot make the folder \(Not a directory\)"):

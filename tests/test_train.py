@@ -86,7 +86,7 @@ def test_cli_resume_without_a_last_pt_is_refused_instead_of_training_afresh(tiny
 
 def test_a_run_folder_that_cannot_be_made_is_named_before_any_corpus_work(tiny_corpus, tmp_path):
     (tmp_path / "a-file").write_text("")
-    with pytest.raises(ConfigError, match=r"a-file/run: cannot make the run's folder \(Not a directory\)"):
+    with pytest.raises(ConfigError, match=r"the run's folder .*a-file/run: cannot make the folder \(Not a directory\)"):
         fit(tiny_cfg(tiny_corpus), out_dir=tmp_path / "a-file" / "run")
 
 

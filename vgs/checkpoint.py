@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vgs.config import ConfigError, to_dict, vgs_home
+from vgs.config import ConfigError, make_folder, to_dict, vgs_home
 
 BEST, LAST = "best.pt", "last.pt"
 
@@ -38,14 +38,9 @@ def new_run_dir() -> Path:
 def make_run_dir(out_dir: str | Path | None) -> Path:
     """out_dir, made where missing, or a new <VGS_HOME>/runs/<time>: made before any corpus work,
     so a folder that cannot be made is named at once."""
-    try:
-        if not out_dir:
-            return new_run_dir()
-        path = Path(out_dir)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    except OSError as e:
-        raise ConfigError(f"{e.filename or out_dir}: cannot make the run's folder ({e.strerror or e})") from e
+    if out_dir:
+        return make_folder(Path(out_dir), f"the run's folder {out_dir}")
+    return new_run_dir()  # under VGS_HOME, which vgs_home() has made
 
 
 def resumable(out_dir: str | Path | None) -> Path:

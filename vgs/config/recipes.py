@@ -143,19 +143,25 @@ def base_config(name: str) -> Config:
 # ---------------------------------------------------------------- locations
 
 
+def make_folder(path: Path, what: str, hint: str = "") -> Path:
+    """`path`, made where missing; a file in its place or a folder that cannot be made is named as
+    `what` (e.g. "--storage DIR"), followed by `hint`."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what}: not a folder (a file){hint}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{what}: cannot make the folder ({e.strerror or e}){hint}") from e
+    return path
+
+
 def vgs_home() -> Path:
     """Where corpora, feature stores and Ray results live unless told otherwise; made where missing,
     and named when it cannot be (every command writes under it)."""
     home = Path(os.environ.get("VGS_HOME", Path.cwd() / ".vgs")).resolve()
     if home not in _USABLE_HOMES:
         where = "VGS_HOME" if "VGS_HOME" in os.environ else "the default VGS_HOME (./.vgs)"
-        if home.exists() and not home.is_dir():
-            raise ConfigError(f"{where} {home}: a file, not a folder; set VGS_HOME to a folder")
-        try:
-            home.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ConfigError(f"{where} {home}: cannot make the folder ({e.strerror or e}); set VGS_HOME to one") from e
-        _USABLE_HOMES.add(home)
+        _USABLE_HOMES.add(make_folder(home, f"{where} {home}", "; set VGS_HOME to a folder"))
     return home
 
 

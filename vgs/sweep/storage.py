@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vgs.checkpoint import claim_folder
-from vgs.config import ConfigError
+from vgs.config import ConfigError, make_folder
 
 _SECRET_QUERY = re.compile(
     r"((?:secret_key|access_key|session_token|password|token|access_token|api_key|apikey|key|auth)=)[^&#]*",
@@ -54,13 +54,7 @@ def is_uri(location: str) -> bool:
 def normalise(location: str) -> str:
     """A local path made absolute (and created); a URI as given, checked to be reachable."""
     if not is_uri(location):
-        path = Path(location).expanduser().resolve()
-        if path.exists() and not path.is_dir():
-            raise ConfigError(f"--storage {location}: not a folder")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ConfigError(f"--storage {location}: cannot make the folder ({e.strerror or e})") from e
+        path = make_folder(Path(location).expanduser().resolve(), f"--storage {location}")
         try:  # a folder is made in it per sweep: try that (root passes os.access even on /proc)
             os.rmdir(tempfile.mkdtemp(prefix=".vgs-write-test-", dir=path))
         except OSError as e:
