@@ -36,12 +36,24 @@ def test_gru_layers_searches_depth_and_latent_with_optuna_and_halving_then_confi
         ("{top: two, seeds: [0, 1]}", "confirm.top must be an integer"),
         ("{top: 2, seeds: 2}", "confirm.seeds must be a list"),
         ("{top: 2, seeds: [0, 1], each: 3}", "unknown key"),
+        ("{top: 2, seeds: [0, 1, 1]}", r"confirm.seeds \[0, 1, 1\] repeats 1; a repeated seed reruns the same"),
     ],
 )
 def test_bad_confirmation_is_refused_naming_the_key(tmp_path, confirm, message):
     path = write(tmp_path, f"base: cpu-tiny\nspace:\n  model.latent: {{choice: [64, 128]}}\nconfirm: {confirm}\n")
     with pytest.raises(ConfigError, match=message):
         searchspace.load(path)
+
+
+def test_a_repeated_seed_is_refused_from_the_yaml_and_from_the_command_line(tmp_path):
+    # the verdict's n counts seeds: a repeated one would be the same run counted twice
+    path = write(tmp_path, "base: cpu-tiny\nspace:\n  model.latent: {choice: [64, 128]}\nseeds: [0, 1, 0]\n")
+    with pytest.raises(ConfigError, match=r"seeds \[0, 1, 0\] repeats 0"):
+        searchspace.load(path)
+    from vgs.sweep.options import SweepOptions, resolved_sweep
+
+    with pytest.raises(ConfigError, match=r"seeds \[2, 2\] repeats 2.*--seeds"):
+        resolved_sweep(SweepOptions("smoke", seeds=[2, 2]))
 
 
 def write(tmp_path, text):

@@ -24,6 +24,13 @@ from vgs.sweep.spec_model import (
 
 def check_confirm(spec: SweepSpec) -> None:
     where = str(spec.path)
+    for name, seeds in (("seeds", spec.seeds), ("confirm.seeds", spec.confirm_seeds)):
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:  # the same seed trains the same run again: the verdict would count it as a second sample
+            raise ConfigError(
+                f"{where}: {name} {seeds} repeats {', '.join(map(str, repeated))}; a repeated seed reruns the "
+                f"same training, not another sample of seed noise (--seeds / '{name}:' take distinct seeds)"
+            )
     if spec.confirm_top < 0:
         raise ConfigError(f"{where}: confirm.top must be >= 0 (0: no confirmation), got {spec.confirm_top}")
     if spec.confirm_top and len(set(spec.confirm_seeds)) < 2:
