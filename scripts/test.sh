@@ -14,4 +14,6 @@ fi
 .venv/bin/ruff check --quiet vgs tests scripts
 .venv/bin/ruff format --check --quiet vgs tests scripts
 .venv/bin/mypy
-exec .venv/bin/python -m pytest -q --durations=15 "$@"
+# two test processes (pytest-xdist): most tests train on one thread, so two keep both cores busy;
+# the end-to-end ones (marked slow) start first (tests/conftest.py). VGS_TEST_WORKERS=1 runs them in one.
+exec .venv/bin/python -m pytest -q -n "${VGS_TEST_WORKERS:-2}" --durations=15 "$@"

@@ -13,7 +13,8 @@ REFERENCE_STEP = SHARED / "bench" / "reference_step.py"
 
 @pytest.fixture(scope="session")
 def vgs_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("vgs_home")
+    # VGS_TEST_HOME: a home another test session made (a test that runs pytest again reuses its corpora)
+    home = Path(os.environ.get("VGS_TEST_HOME") or tmp_path_factory.mktemp("vgs_home"))
     os.environ["VGS_HOME"] = str(home)
     return home
 
@@ -24,6 +25,50 @@ def tiny_corpus(vgs_home) -> Path:
     from vgs.data.synth import generate
 
     return generate(vgs_home / "tiny", images=300, seed=3, speakers=20, val_images=40, test_images=20)
+
+
+@pytest.fixture(scope="session")
+def learning_corpus(vgs_home) -> Path:
+    """The built-in corpus for the learning tests: 600 images, 480 training, 100 validation (chance
+    R@10 0.1, and one image moves a score by 0.01), 20 test.  Generated once per session (~15 s)."""
+    from vgs.data.synth import generate
+
+    return generate(vgs_home / "learning", images=600, seed=3, speakers=20, val_images=100, test_images=20)
+
+
+@pytest.fixture()
+def threads() -> int:
+    """Torch threads of the learning tests' training: 1 unless VGS_TEST_THREADS says otherwise
+    (scripts/margins.sh runs them with 1 and 2, and with ATEN_CPU_CAPABILITY=default)."""
+    return int(os.environ.get("VGS_TEST_THREADS", "1"))
+
+
+class Margin:
+    """Asserts a score against its threshold and, where VGS_MARGINS names a file, appends the test,
+    the score, the threshold and the margin to it as a JSON line (scripts/margins.sh's table)."""
+
+    def __init__(self, test: str):
+        self.test = test
+
+    def at_least(self, what: str, value: float, threshold: float) -> None:
+        self._record(what, value, threshold, value - threshold)
+        assert value >= threshold, f"{what} = {value:.4g}, below its threshold {threshold:.4g}"
+
+    def at_most(self, what: str, value: float, threshold: float) -> None:
+        self._record(what, value, threshold, threshold - value)
+        assert value <= threshold, f"{what} = {value:.4g}, above its threshold {threshold:.4g}"
+
+    def _record(self, what: str, value: float, threshold: float, margin: float) -> None:
+        if os.environ.get("VGS_MARGINS"):
+            line = {"test": self.test, "what": what, "value": value, "threshold": threshold, "margin": margin}
+            line.update(threads=os.environ.get("VGS_TEST_THREADS", "1"), isa=os.environ.get("ATEN_CPU_CAPABILITY", ""))
+            with open(os.environ["VGS_MARGINS"], "a") as f:
+                f.write(json.dumps(line) + "\n")
+
+
+@pytest.fixture()
+def margin(request) -> Margin:
+    return Margin(request.node.nodeid)
 
 
 @pytest.fixture()
@@ -104,3 +149,10 @@ def spokencoco(tiny_corpus, tmp_path):
         (root / f"SpokenCOCO_{split}.json").write_text(json.dumps({"data": entries}))
     (root / "dataset_coco.json").write_text(json.dumps({"images": karpathy}))
     return root, images
+
+
+def pytest_collection_modifyitems(config, items):
+    """The end-to-end tests (marked slow) first: with two workers (scripts/test.sh runs pytest -n 2)
+    the long ones start early and the short ones fill in around them, instead of one long test
+    running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

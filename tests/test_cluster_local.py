@@ -4,9 +4,11 @@ over HTTP, and a sweep submitted to the cluster whose trials run on both nodes a
 server; a trial that runs out of memory is failed with the reason while the others finish.
 Needs Debian's PostgreSQL binaries (scripts/test.sh installs them where it can)."""
 
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -127,20 +129,42 @@ def two_node_ray(tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
     env = {**os.environ, "RAY_DEDUP_LOGS": "0"}
     env.pop("RAY_ADDRESS", None)
-    common = ["--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
-    subprocess.run(
-        [ray, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
+    # Its own temp folder (short: Ray's socket paths live there): `ray start` records the cluster's
+    # address there, not in /tmp/ray where any local ray.init() on this machine would find and join
+    # it, and the test stops only this cluster's processes (`ray stop` stops every Ray here).
+    temp = Path(tempfile.mkdtemp(prefix="vgsray", dir="/tmp"))
+    common = ["--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats", "--temp-dir", str(temp)]
     try:
+        subprocess.run(
+            [ray, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
         subprocess.run(
             [ray, "start", "--address", f"127.0.0.1:{port}", *common], check=True, capture_output=True, env=env
         )
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, env=env)
+        _stop_processes_of(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _stop_processes_of(temp: Path) -> None:
+    """Kill the processes whose command line names `temp` (this cluster's GCS, raylets and agents;
+    their workers end with their raylet), read from /proc."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if str(temp).encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    for _ in range(300):  # gone within seconds (a killed process may linger as a zombie of ray start)
+        if not any(Path(f"/proc/{pid}/cmdline").exists() and Path(f"/proc/{pid}/cmdline").read_bytes() for pid in pids):
+            break
+        time.sleep(0.1)
 
 
 SWEEP = """

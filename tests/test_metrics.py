@@ -150,3 +150,31 @@ def test_speaker_probe_finds_speaker_information_only_where_it_is():
     noise = rng.normal(size=(120, 8))
     assert speaker_probe(coded, speakers) > 0.9
     assert speaker_probe(noise, speakers) < 0.5  # chance is 0.25
+
+
+@pytest.mark.parametrize("candidates,k,own", [(40, 10, 1), (100, 10, 1), (500, 10, 5), (12, 5, 3), (5, 10, 2)])
+def test_chance_hit_rate_counts_random_orders(candidates, k, own):
+    from math import comb
+
+    from vgs.metrics import chance_hit_rate
+
+    want = 1 - comb(candidates - own, k) / comb(candidates, k) if k <= candidates else 1.0
+    assert chance_hit_rate(candidates, k, own) == pytest.approx(want, rel=1e-12)
+    rng = np.random.default_rng(0)  # and by shuffling: the own matches are the first `own` of each order
+    orders = rng.random((20000, candidates)).argsort(1)
+    simulated = np.mean((orders[:, :k] < own).any(1))
+    assert abs(simulated - want) < 4 * np.sqrt(want * (1 - want) / 20000) + 1e-9
+
+
+@pytest.mark.parametrize("units,rate", [(40, 0.25), (100, 0.1), (100, 1 - 0.9**10)])
+def test_chance_recall_bound_is_the_first_count_past_alpha(units, rate):
+    from math import comb
+
+    from vgs.metrics import chance_recall_bound
+
+    def tail(n):  # P(at least n hits of `units`), summed term by term
+        return sum(comb(units, j) * rate**j * (1 - rate) ** (units - j) for j in range(n, units + 1))
+
+    bound = chance_recall_bound(units, rate, alpha=1e-3)
+    count = round(bound * units)
+    assert tail(count) < 1e-3 <= tail(count - 1)

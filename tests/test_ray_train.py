@@ -16,7 +16,7 @@ from vgs.data.flickr8k import read_flickr8k
 
 
 @pytest.mark.slow
-def test_two_worker_trial_matches_one_worker(tiny_corpus, vgs_home, tmp_path):
+def test_two_worker_trial_matches_one_worker(tiny_corpus, vgs_home, tmp_path, margin):
     # Precomputed image features (a linear image side): DenseNet's batch norm on CPU sees each
     # worker's half batch (SyncBatchNorm is GPU-only), everything else is exactly data parallel.
     names = sorted({u.image for u in read_flickr8k(tiny_corpus).utterances})
@@ -90,5 +90,12 @@ def test_two_worker_trial_matches_one_worker(tiny_corpus, vgs_home, tmp_path):
         report=lambda m, _: history.append(m),
         out_dir=tmp_path / "one",
     )
-    assert losses == pytest.approx([m["train_loss"] for m in history], rel=1e-4)
-    assert r10 == pytest.approx([m["val_s2i_r10"] for m in history], abs=0.03)
+    one_worker = [m["train_loss"] for m in history]
+    margin.at_most("train loss, 2 workers vs 1 (largest relative difference)", max_relative(losses, one_worker), 1e-4)
+    r10_one = [m["val_s2i_r10"] for m in history]
+    margin.at_most("val s2i R@10, 2 workers vs 1 (largest difference)", max(map(abs, np.subtract(r10, r10_one))), 0.03)
+
+
+def max_relative(a: list[float], b: list[float]) -> float:
+    assert len(a) == len(b)
+    return max(abs(x - y) / abs(y) for x, y in zip(a, b))

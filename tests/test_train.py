@@ -7,6 +7,7 @@ import torch
 
 from vgs.config import ConfigError, apply_overrides, base_config
 from vgs.data.prepare import prepare
+from vgs.metrics import chance_hit_rate, chance_recall_bound
 from vgs.tasks.factory import build_model
 from vgs.train import fit
 
@@ -15,15 +16,37 @@ def tiny_cfg(corpus, **overrides):
     return apply_overrides(base_config("cpu-tiny"), {"data.root": str(corpus), **overrides})
 
 
-def test_training_learns_on_a_tiny_corpus(tiny_corpus, tmp_path):
-    cfg = tiny_cfg(
-        tiny_corpus, **{"train.epochs": 14, "train.captions_per_image": 0, "train.batch_size": 16, "train.lr": 3e-3}
+def test_training_learns_beyond_chance(learning_corpus, tmp_path, threads, margin):
+    # cpu-tiny's 32-px images with cpu-small's speech side (128 conv channels, N = 256, MFCCs
+    # standardised per utterance, wsd schedule): 0.35-0.38 speech->image R@10 over seeds 0-3 and
+    # under ATEN_CPU_CAPABILITY=default, where cpu-tiny as it is ranged 0.25-0.36 (docs/results.md)
+    cfg = apply_overrides(
+        base_config("cpu-tiny"),
+        {
+            "data.root": str(learning_corpus),
+            "data.speech_norm": "utterance",
+            "model.speech.conv_channels": 128,
+            "model.latent": 256,
+            "train.epochs": 8,
+            "train.captions_per_image": 0,
+            "train.batch_size": 32,
+            "train.lr": 3e-3,
+            "train.scheduler": "wsd",
+            "train.threads": threads,
+        },
     )
     summary = fit(cfg, out_dir=tmp_path / "run")
-    chance = 10 / 40  # R@10 of a random ranking over the 40 validation images
-    assert summary["sel_val_s2i_r10"] >= chance + 0.1, summary
-    assert summary["sel_val_i2s_r10"] >= chance + 0.1, summary
-    assert summary["train_loss"] < 0.3  # from 0.4 (= 2 x margin) at initialisation
+    images = int(summary["sel_val_images"])
+    assert images == 100
+    # p < 0.001 against a model that knows nothing of the images, each image counted once however
+    # many of its 5 captions hit (vgs.metrics.chance_recall_bound)
+    bound = chance_recall_bound(images, chance_hit_rate(images, 10))
+    margin.at_least("val s2i R@10", summary["sel_val_s2i_r10"], bound)
+    captions = 5 * images
+    margin.at_least(
+        "val i2s R@10", summary["sel_val_i2s_r10"], chance_recall_bound(images, chance_hit_rate(captions, 10, own=5))
+    )
+    margin.at_most("train loss", summary["train_loss"], 0.3)  # from 0.4 (= 2 x margin) at initialisation
 
 
 class _Interrupt(Exception):

@@ -57,6 +57,30 @@ def retrieval(
     return {**recall_summary(s2i, query), **(recall_summary(i2s, reverse) if reverse else {})}
 
 
+def chance_hit_rate(candidates: int, k: int, own: int = 1) -> float:
+    """P(rank <= k) for a query whose `own` matches sit among `candidates` in random order:
+    1 - C(candidates - own, k) / C(candidates, k) (own=1: k / candidates)."""
+    if not 1 <= own <= candidates or k < 0:
+        raise ValueError(f"need 1 <= own <= candidates and k >= 0, got own={own}, candidates={candidates}, k={k}")
+    miss = 1.0
+    for j in range(min(k, candidates)):  # the first k drawn all miss the own matches
+        miss *= max(0.0, (candidates - own - j) / (candidates - j))
+    return 1.0 - miss
+
+
+def chance_recall_bound(units: int, hit_rate: float, alpha: float = 1e-3) -> float:
+    """The smallest R@k that a model with no information reaches with probability below `alpha`,
+    counting `units` independent hits at `hit_rate` each (Binomial(units, hit_rate) / units).
+
+    For speech->image R@k, units are the images, not the captions: a model that has learnt nothing
+    about images may still rank an image's captions alike, so its five captions are one piece of
+    evidence (the worst case).  One more unit over the bound is one image, the smallest change the
+    score can show."""
+    from scipy import stats
+
+    return (float(stats.binom.isf(alpha, units, hit_rate)) + 1) / units
+
+
 # ------------------------------------------------------------------ transcription / translation
 
 
