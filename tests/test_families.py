@@ -149,7 +149,12 @@ def test_three_task_ablations_and_non_aligned_speech_text_data(tiny_corpus, tmp_
             tiny_corpus,
             tmp_path,
             "three-task",
-            **{"data.speech_text": "nonaligned", "data.builtin_images": 80, "data.builtin_test": 32},
+            **{
+                "data.speech_text": "nonaligned",
+                "data.speech_text_root": "builtin",
+                "data.builtin_images": 80,
+                "data.builtin_test": 32,
+            },
         ),
         out_dir=tmp_path / "apart",
     )

@@ -223,3 +223,61 @@ def test_a_features_image_side_never_falls_back_to_a_densenet():
             ImageEncoder(cfg.model.image, 64, 0)
         check_image_side(apply_overrides(cfg, {"model.image.encoder": "densenet"}))  # asked for by name: allowed
     check_image_side(base_config("cpu-small"))  # auto: pixels without features, as before
+
+
+def test_no_silent_stand_ins_at_paper_size(tiny_corpus, tmp_path, capsys):
+    """Chrupała 2019's non-aligned rows train speech/text on LibriSpeech: without data.speech_text_root
+    the sweep is refused, naming the key and the importer; ASR/SLT-only sweeps ask for no image
+    features; image features of another network than the paper's are refused, naming it."""
+    from vgs.sweep.cli import main
+
+    def dry_run(*args):
+        code = main([*args, "--size", "paper", "--dry-run", "--json", "--data", str(tiny_corpus), "--seeds", "0"])
+        return code, capsys.readouterr()
+
+    vgg = _features(tiny_corpus, tmp_path / "vgg16.npz", 4096)
+    code, out = dry_run("sharing", "--pick", "variant.row=row03", f"data.image_features={vgg}")
+    assert code == 2 and "data.speech_text_root is empty" in out.err and "LibriSpeech" in out.err, out.err
+    assert "vgs.data.librispeech" in out.err and not out.out
+    code, out = dry_run("sharing", "--pick", "variant.row=row02", f"data.image_features={vgg}")
+    assert code == 0, out.err  # an aligned row needs no second corpus
+    code, out = dry_run(
+        "sharing", "--pick", "variant.row=row03", f"data.image_features={vgg}", "data.speech_text_root=builtin"
+    )
+    assert code == 0, out.err  # a second built-in corpus, asked for by name
+
+    resnet = _features(tiny_corpus, tmp_path / "resnet152.npz", 2048)
+    code, out = dry_run("sharing", "--pick", "variant.row=row02", f"data.image_features={resnet}")
+    assert code == 2 and "2048-d" in out.err and "maps vgg16 features (4096-d" in out.err, out.err
+
+    for sweep in ("gru_layers_asr", "gru_layers_slt", "hidden_size_asr"):
+        code, out = dry_run(sweep)
+        assert code == 0 and "image_features" not in out.err, (sweep, out.err)
+
+    # the built-in corpus at paper size: planned with a note, trained only when named (--data builtin)
+    assert main(["latent_dim", "--size", "paper", "--seeds", "0"]) == 2
+    assert "no corpus is named" in capsys.readouterr().err
+
+
+def test_features_made_by_vgs_record_their_network_and_another_one_is_refused(tmp_path):
+    from vgs.data.image_features import check_feature_network, recorded_network, write_feature_file
+
+    path = tmp_path / "f.npz"
+    write_feature_file(path, ["a.jpg", "b.jpg"], np.zeros((2, 2048), np.float32), {"arch": "resnet50"})
+    assert recorded_network(path) == "resnet50"
+    check_feature_network(path, "resnet50")
+    with pytest.raises(ConfigError, match="holds 2048-d resnet50 features, but .* maps resnet152 features"):
+        check_feature_network(path, "resnet152")  # the same size, another network: its record tells
+    check_feature_network(path, "")  # no network named (a user's own features): nothing to check
+
+
+def test_non_aligned_speech_text_without_its_corpus_is_refused_before_corpus_work(tmp_path):
+    from vgs.config import apply_overrides
+    from vgs.train import fit
+
+    cfg = apply_overrides(
+        base_config("cpu-text"),
+        {"model.family": "three-task", "data.speech_text": "nonaligned", "data.root": str(tmp_path / "none")},
+    )
+    with pytest.raises(ConfigError, match="data.speech_text_root is empty"):
+        fit(cfg, out_dir=tmp_path / "run")

@@ -25,7 +25,7 @@ import torch
 from vgs import distributed
 from vgs import metric_names as names
 from vgs.checkpoint import BEST, LAST, load, make_run_dir, restore_optimizers, resumable, save_best, save_last
-from vgs.config import BASE_CONFIGS, Config, ConfigError, check_runnable, from_dict, to_dict
+from vgs.config import BASE_CONFIGS, Config, ConfigError, from_dict, to_dict
 from vgs.data.prepare import Prepared, resolve_paths
 from vgs.data.records import CorpusError
 from vgs.device import TrialOutOfMemory, out_of_memory, pick_device, training_precision, tune_for_device
@@ -34,7 +34,7 @@ from vgs.log import get_logger, report_error
 from vgs.losses import Loss
 from vgs.schedules import phase_of, phase_schedulers, restore_schedulers, training_phases, with_restart
 from vgs.tasks import OBJECTIVES, Run, Task, task_of
-from vgs.tasks.factory import build_model, cli_config, model_name
+from vgs.tasks.factory import build_model, check_config, cli_config, model_name
 from vgs.training_data import epoch_plan, training_data
 
 log = get_logger(__name__)
@@ -88,7 +88,7 @@ class Training:
     def __init__(self, cfg: Config, out_dir: str | Path | None, data: Prepared | None):
         cfg = from_dict(to_dict(cfg))  # private copy
         cfg.data = resolve_paths(cfg.data)
-        check_runnable(cfg)  # before any corpus or feature work
+        check_config(cfg)  # before any corpus or feature work
         self.out = make_run_dir(out_dir)
         self.cfg, self.lead = cfg, distributed.rank() == 0  # the lead prints and writes the resumable last.pt
         torch.set_num_threads(max(1, cfg.train.threads))

@@ -10,7 +10,7 @@ import numpy as np
 
 from vgs.config import Config, ConfigError
 from vgs.data.batching import PairSplit, SpeechTextSplit
-from vgs.data.prepare import Prepared, prepare, prepare_speech_text
+from vgs.data.prepare import Prepared, check_speech_text_source, prepare, prepare_speech_text
 from vgs.data.text import Vocabulary, text_of
 from vgs.tasks import OBJECTIVES, task_of
 
@@ -49,6 +49,8 @@ def training_data(cfg: Config, data: Prepared | None = None) -> TrainingData:
         source = task.text_source(cfg.model)
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    if task.uses_speech_text_corpus(cfg):
+        check_speech_text_source(cfg.data)  # before any corpus work
     data = dataclasses.replace(data or prepare(cfg.data), speech_norm=cfg.data.speech_norm)
     speech_text = prepare_speech_text(cfg.data) if task.uses_speech_text_corpus(cfg) else None
     vocab = training_vocabulary(data, source, speech_text[0] if speech_text else None)

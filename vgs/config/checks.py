@@ -80,10 +80,12 @@ def check_consistent(cfg: Config) -> None:
 IMAGE_ENCODERS = ("auto", "densenet", "features")
 
 
-def check_runnable(cfg: Config) -> None:
-    """Everything a run checks before any corpus work: check_consistent, then check_image_side."""
+def check_runnable(cfg: Config, images: bool = True) -> None:
+    """What a run checks before any corpus work: check_consistent, then check_image_side where its
+    family uses images (`images`; vgs.tasks.factory.check_config asks the family)."""
     check_consistent(cfg)
-    check_image_side(cfg)
+    if images:
+        check_image_side(cfg)
 
 
 def check_image_side(cfg: Config) -> None:

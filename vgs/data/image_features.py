@@ -21,9 +21,53 @@ from pathlib import Path
 
 import numpy as np
 
+from vgs.config import ConfigError
 from vgs.data.records import Corpus, CorpusError
 
 NAME_COLUMNS = ("image", "filename", "name")
+# the size of each torchvision model's penultimate features (vgs.tools.extract_image_features)
+FEATURE_DIMS = {
+    "resnet18": 512,
+    "resnet34": 512,
+    "resnet50": 2048,
+    "resnet101": 2048,
+    "resnet152": 2048,
+    "vgg16": 4096,
+    "vgg19": 4096,
+}
+RECORD_SUFFIX = ".vgs.json"  # beside a feature file: the network `vgs features images` computed it with
+
+
+def record_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + RECORD_SUFFIX)
+
+
+def recorded_network(path: str | Path) -> str | None:
+    """The torchvision architecture `vgs features images` recorded beside a feature file (None: no
+    record, e.g. a file made elsewhere)."""
+    try:
+        return json.loads(record_path(path).read_text()).get("arch")
+    except (OSError, ValueError):
+        return None
+
+
+def check_feature_network(path: str | Path, expected: str) -> None:
+    """A feature file against the network a configuration names (model.image.features_from): its
+    dimension, and the architecture recorded with it where there is a record.  A file of another
+    network (2048-d ResNet-152 features where Chrupała 2019 maps VGG-16's 4096) is refused by name."""
+    if not expected:
+        return
+    dim = feature_dim(path)
+    recorded, want = recorded_network(path), FEATURE_DIMS.get(expected)
+    found = f"{dim}-d" + (f" {recorded}" if recorded else "")
+    if (want is not None and dim != want) or (recorded is not None and recorded != expected):
+        raise ConfigError(
+            f"data.image_features {path} holds {found} features, but the configuration's image side maps "
+            f"{expected} features ({want}-d, model.image.features_from={expected}): extract them with "
+            f"`vgs features images --arch {expected} ...`, or, to train on these instead (not the paper's "
+            f"setup), set model.image.features_from={recorded or 'the network they come from'}"
+        )
 
 
 def load_feature_table(path: str | Path) -> tuple[list[str], np.ndarray]:
@@ -58,6 +102,25 @@ def load_feature_table(path: str | Path) -> tuple[list[str], np.ndarray]:
     if not np.isfinite(feats).all():
         raise CorpusError(f"{path}: features contain NaN or infinite values")
     return [str(n) for n in names], feats
+
+
+def feature_dim(path: str | Path) -> int:
+    """The feature size of a file, from its header where the format has one (a Places-sized file is
+    gigabytes), else from reading it."""
+    import zipfile
+
+    path = Path(path).expanduser().resolve()
+    try:
+        if path.suffix.lower() == ".npy":
+            return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[1])
+        if path.suffix.lower() == ".npz":
+            with zipfile.ZipFile(path) as z, z.open("features.npy") as f:
+                major, _ = np.lib.format.read_magic(f)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                return int(read_header(f)[0][1])  # the header only, not the data
+    except (OSError, KeyError, ValueError, IndexError, zipfile.BadZipFile):
+        pass  # no such member (one array per image), or another layout: read it in full below
+    return int(load_feature_table(path)[1].shape[1])
 
 
 def _from_npz(path: Path):
@@ -123,9 +186,15 @@ def align_features(corpus: Corpus, names: list[str], feats: np.ndarray, source: 
     return feats[np.array(rows, dtype=np.int64)]
 
 
-def write_feature_file(path: Path, names: list[str], feats: np.ndarray) -> None:
-    """.npy + .names.txt (any name, including sub-folders) or .npz keyed by name; written atomically."""
+def write_feature_file(path: Path, names: list[str], feats: np.ndarray, network: dict | None = None) -> None:
+    """.npy + .names.txt (any name, including sub-folders) or .npz keyed by name; written atomically.
+    `network` (arch, weights hash, ...): recorded beside it as FILE.vgs.json."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if network is not None:
+        record = record_path(path)
+        tmp_record = record.with_name(record.name + f".tmp{os.getpid()}")
+        tmp_record.write_text(json.dumps({**network, "dim": int(feats.shape[1]), "images": len(names)}, indent=1))
+        os.replace(tmp_record, record)
     if path.suffix == ".npz":
         tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
         np.savez(tmp, names=np.array(names), features=feats.astype(np.float32))

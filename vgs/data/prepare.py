@@ -24,6 +24,7 @@ from vgs.data.translations import attach_translations, read_f30kent_jp
 from vgs.log import get_logger, report_error
 
 log = get_logger(__name__)
+BUILTIN = "builtin"  # data.root (and data.speech_text_root): the built-in corpus, asked for by name
 
 
 @dataclass
@@ -91,22 +92,24 @@ def ensure_builtin(cfg: DataConfig) -> Path:
 
 
 def absolute_paths(cfg: DataConfig) -> DataConfig:
-    """The user's paths made absolute (trials run in other working directories).  An empty root
-    (the built-in corpus) and store stay empty: they follow from data.builtin_* and VGS_HOME, which
-    a trial's own overrides may change."""
+    """The user's paths made absolute (trials run in other working directories).  An empty root or
+    `builtin` (the built-in corpus) and an empty store stay so: they follow from data.builtin_* and
+    VGS_HOME, which a trial's own overrides may change."""
 
     def absolute(path: str) -> str:
         return str(Path(path).expanduser().resolve()) if path else ""
 
+    keep = lambda path: path if path == BUILTIN else absolute(path)  # `builtin` names no folder
+
     return dataclasses.replace(
         cfg,
-        root=absolute(cfg.root),
+        root=keep(cfg.root),
         store=absolute(cfg.store),
         image_dir=absolute(cfg.image_dir),
         image_features=absolute(cfg.image_features),
         translations=absolute(cfg.translations),
         translations_en=absolute(cfg.translations_en),
-        speech_text_root=absolute(cfg.speech_text_root),
+        speech_text_root=keep(cfg.speech_text_root),
     )
 
 
@@ -114,9 +117,8 @@ def resolve_paths(cfg: DataConfig) -> DataConfig:
     """Absolute corpus and store paths: the built-in corpus's folder when no root is given, and
     <VGS_HOME>/store when no store is."""
     cfg = absolute_paths(cfg)
-    return dataclasses.replace(
-        cfg, root=cfg.root or str(builtin_corpus_dir(cfg)), store=cfg.store or str(vgs_home() / "store")
-    )
+    root = cfg.root if cfg.root not in ("", BUILTIN) else str(builtin_corpus_dir(cfg))
+    return dataclasses.replace(cfg, root=root, store=cfg.store or str(vgs_home() / "store"))
 
 
 def store_lock(cfg: DataConfig):
@@ -197,15 +199,32 @@ def checked_prepare(cfg: DataConfig) -> Prepared:
     )
 
 
+def check_speech_text_source(cfg: DataConfig) -> None:
+    """A NON-ALIGNED speech/text task needs its corpus named: data.speech_text_root is a folder
+    (LibriSpeech in Chrupała 2019) or `builtin`, never a silent stand-in for the paper's data."""
+    if cfg.speech_text_root:
+        return
+    raise ConfigError(
+        "data.speech_text=nonaligned trains the speech/text task on a second corpus, and "
+        "data.speech_text_root is empty. Chrupała 2019 trains it on LibriSpeech: set "
+        "data.speech_text_root=/path/to/LibriSpeech (the folder of train-clean-100/, dev-clean/, ...; read by "
+        "vgs.data.librispeech, docs/corpora.md). data.speech_text_root=builtin takes a second built-in "
+        "corpus instead (synthetic eSpeak NG speech: not the paper's data)."
+    )
+
+
 def prepare_speech_text(cfg: DataConfig) -> tuple[Corpus, SpeechStore]:
     """The NON-ALIGNED speech/text data (Chrupała 2019 §3.5): the corpus at data.speech_text_root (any
-    layout, e.g. LibriSpeech), else a second built-in corpus drawn with seed builtin_seed + 1 (new
-    scenes, captions and recordings: disjoint from the main corpus)."""
+    layout, e.g. LibriSpeech), or with data.speech_text_root=builtin a second built-in corpus drawn
+    with seed builtin_seed + 1 (new scenes, captions and recordings: disjoint from the main corpus)."""
+    check_speech_text_source(cfg)
     cfg = resolve_paths(cfg)
-    if cfg.speech_text_root:
-        root = Path(cfg.speech_text_root).expanduser().resolve()
-    else:
+    if cfg.speech_text_root == BUILTIN:
         root = ensure_builtin(dataclasses.replace(cfg, builtin_seed=cfg.builtin_seed + 1))
+    else:
+        root = Path(cfg.speech_text_root).expanduser().resolve()
+        if not root.is_dir():
+            raise ConfigError(f"data.speech_text_root {root}: no such folder")
     corpus = read_corpus(root, "auto", None, skip_bad=cfg.skip_bad)
     with store_lock(cfg):
         speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, skip_bad=cfg.skip_bad)

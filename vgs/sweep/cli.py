@@ -86,8 +86,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. train.epochs=10")
     p.add_argument(
         "--data",
-        help="corpus folder: Flickr8K Audio, Places or SpokenCOCO layout, detected "
-        "(default: the built-in corpus); see README 'Use your own corpus'",
+        help="corpus folder: Flickr8K Audio, Places or SpokenCOCO layout, detected (docs/corpora.md); "
+        "default: the built-in corpus, which --size paper takes only when named: --data builtin",
     )
     p.add_argument(
         "--base",

@@ -58,7 +58,7 @@ def dry_run(opts: SweepOptions, as_json: bool, bench: str | None = None) -> int:
     """--dry-run: the plan of the sweep (vgs.sweep.dry_run) on stdout; nothing trains, Ray does not start."""
 
     rate = step_rate(bench)  # a bad --bench file is refused before any corpus work
-    spec, _, base = resolved_sweep(opts)
+    spec, _, base = resolved_sweep(opts, planning=True)
     plan = plan_sweep(spec, base, rate)
     print(json.dumps(plan["cells"], indent=1, default=str) if as_json else format_plan(plan))
     return 0

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vgs.config import Config, ConfigError, base_config, check_runnable
-from vgs.data.prepare import absolute_paths
+from vgs.config import Config, ConfigError, base_config
+from vgs.data.prepare import BUILTIN, absolute_paths, check_speech_text_source
 from vgs.log import get_logger
 from vgs.sweep import storage as storages
 from vgs.sweep.spec import load
-from vgs.sweep.spec_checks import check_confirm, check_resources, restrict, validate
+from vgs.sweep.spec_checks import cell_data_configs, check_confirm, check_resources, restrict, validate
 from vgs.sweep.spec_model import SweepSpec
+from vgs.tasks.factory import check_config
 
 log = get_logger(__name__)
 
@@ -103,9 +104,10 @@ def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tup
     )
 
 
-def resolved_sweep(opts: SweepOptions) -> tuple[SweepSpec, dict[str, Any], Config]:
+def resolved_sweep(opts: SweepOptions, planning: bool = False) -> tuple[SweepSpec, dict[str, Any], Config]:
     """The sweep's spec with the command line's options applied, the base overrides, and the
-    config every trial starts from; every check that needs no Ray and no corpus."""
+    config every trial starts from; every check that needs no Ray and no corpus.  planning: for
+    --dry-run (a paper-size plan may price the built-in corpus; a paper-size run may not)."""
     spec = load(opts.name, opts.size)
     announce_size(spec, opts.size)
     if opts.base:
@@ -144,16 +146,36 @@ def resolved_sweep(opts: SweepOptions) -> tuple[SweepSpec, dict[str, Any], Confi
     validate(spec)  # the spec that runs is the one checked: --base, --pick, --seeds, ... applied
     extra = dict(opts.overrides)
     if opts.data:
-        if not Path(opts.data).expanduser().exists():
+        if opts.data != BUILTIN and not Path(opts.data).expanduser().exists():
             raise ConfigError(f"--data {opts.data}: no such folder")
         extra["data.root"] = opts.data
     base = trial_base(spec, extra)
+    if spec.size == "paper" and not base.data.root:
+        check_paper_corpus(planning)
+    for data, nonaligned in cell_data_configs(spec, extra):  # e.g. a non-aligned row without its corpus
+        if nonaligned:
+            check_speech_text_source(data)
     if base.train.device == "cuda" and spec.gpu <= 0:  # Ray hides every GPU from a trial that asks for none
         raise ConfigError(
             "train.device=cuda but the sweep's trials ask for no GPU; add --resources gpu=1 "
             "(or gpu=0.25 to share one), or leave train.device=auto"
         )
     return spec, extra, base
+
+
+def check_paper_corpus(planning: bool) -> None:
+    """--size paper without a corpus: the built-in corpus is used only where it is asked for by name."""
+    if planning:
+        log.info(
+            "planned on the built-in corpus (synthetic speech and drawn scenes; data.builtin_* sets its size): "
+            "--data names the paper's corpus"
+        )
+        return
+    raise ConfigError(
+        "--size paper trains the paper's setup, and no corpus is named: pass --data with the paper's corpus "
+        "(Flickr8K Audio, Places or SpokenCOCO; docs/corpora.md). To train the paper's networks on the "
+        "built-in corpus instead (not the paper's data), say so: --data builtin"
+    )
 
 
 def announce_size(spec: SweepSpec, asked: str | None) -> None:
@@ -174,6 +196,6 @@ def trial_base(spec: SweepSpec, extra: dict[str, Any]) -> Config:
     absolute, the built-in corpus left to each trial to resolve (a cell may change data.builtin_*)."""
 
     base = spec.base_config(extra)
-    check_runnable(base)  # e.g. train.batch_size=0, or no image features: refused before Ray starts
+    check_config(base)  # e.g. train.batch_size=0, or no image features: refused before Ray starts
     base.data = absolute_paths(base.data)
     return base

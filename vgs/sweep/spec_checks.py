@@ -9,9 +9,9 @@ from typing import Any
 
 from vgs.config import Config, ConfigError, check_consistent, coerce, key_type
 from vgs.data.features import preset_dim
+from vgs.data.image_features import FEATURE_DIMS
 from vgs.sweep.spec_model import (
     DISTRIBUTIONS,
-    FEATURE_DIMS,
     METRICS,
     PRUNING_SCHEDULERS,
     SCHEDULERS,

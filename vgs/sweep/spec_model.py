@@ -57,17 +57,6 @@ METRICS = metric_names.SELECTABLE
 
 VARIANT_PREFIX = "variant."
 
-# the size of each torchvision model's penultimate features (vgs.tools.extract_image_features)
-FEATURE_DIMS = {
-    "resnet18": 512,
-    "resnet34": 512,
-    "resnet50": 2048,
-    "resnet101": 2048,
-    "resnet152": 2048,
-    "vgg16": 4096,
-    "vgg19": 4096,
-}
-
 
 @dataclass
 class SweepSpec:

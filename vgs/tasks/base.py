@@ -153,6 +153,10 @@ class Task:
         """The retrieval direction of its image queries: s2i (speech, decoded or not), t2i, or None."""
         return {"speech": "s2i", "text": "t2i"}.get(self.image_queries or "")
 
+    def uses_images(self, cfg: ModelConfig) -> bool:
+        """Whether it trains or evaluates on images (ASR and SLT do not: they need no image features)."""
+        return self.query_direction is not None or any(OBJECTIVES[o].images for o in self.objectives(cfg))
+
     def ranks_speech_text(self, cfg: ModelConfig) -> bool:
         return "s2t" in self.objectives(cfg)
 

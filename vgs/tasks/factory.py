@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from vgs.config import Config, ModelConfig, config_from_cli, parse_cli_overrides
+from vgs.config import Config, ConfigError, ModelConfig, check_runnable, config_from_cli, parse_cli_overrides
+from vgs.data.image_features import check_feature_network
+from vgs.data.prepare import check_speech_text_source
+from vgs.data.records import CorpusError
 from vgs.tasks import Sizes, check_family_keys, task_of
 
 
@@ -39,6 +42,26 @@ def build_model(
     task = task_of(cfg)
     task.text_source(cfg)  # an unusable model.text.source is refused before anything is built
     return task.build(cfg, Sizes(input_dim, image_dim, vocab_size, epochs, max_chars))
+
+
+def check_config(cfg: Config) -> None:
+    """Everything a run of `cfg` checks before any corpus work, with what its family uses: the
+    config's own checks (vgs.config.check_runnable), the image features where the family uses images
+    (present, and of the network model.image.features_from names), and the corpus of a NON-ALIGNED
+    speech/text task: nothing the paper's setup names is replaced by a stand-in without a word."""
+    try:
+        task = task_of(cfg.model)
+        images = task.uses_images(cfg.model)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    check_runnable(cfg, images=images)
+    if images and cfg.data.image_features and cfg.model.image.encoder != "densenet":
+        try:
+            check_feature_network(cfg.data.image_features, cfg.model.image.features_from)
+        except CorpusError as e:  # an unreadable or missing file: named before any other work
+            raise ConfigError(f"data.image_features: {e}") from e
+    if task.uses_speech_text_corpus(cfg):
+        check_speech_text_source(cfg.data)
 
 
 def cli_config(base: str, items: list[str], data: str | None = None, skip_bad: bool = False) -> Config:

@@ -107,7 +107,8 @@ def compute(
         chunks.append(path)
     progress.close()
     feats = np.concatenate([np.load(c) for c in chunks])
-    write_feature_file(out, names, feats)
+    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    write_feature_file(out, names, feats, {"arch": arch, "weights_sha256": digest, "crops": 10, "by": "vgs"})
     for c in chunks:
         c.unlink()
     parts.rmdir()

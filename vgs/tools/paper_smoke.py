@@ -32,10 +32,11 @@ import numpy as np
 
 from vgs.config import Config, ConfigError, apply_overrides, vgs_home
 from vgs.data.flickr8k import read_flickr8k
+from vgs.data.image_features import FEATURE_DIMS
 from vgs.data.synth import generate
 from vgs.log import get_logger, quiet, report_error
 from vgs.sweep.dry_run import sweep_cells
-from vgs.sweep.spec_model import FEATURE_DIMS, trial_overrides
+from vgs.sweep.spec_model import trial_overrides
 
 log = get_logger(__name__)
 IMAGES, VAL, TEST = 12, 4, 4
