@@ -39,7 +39,7 @@ def learning_corpus(vgs_home) -> Path:
 @pytest.fixture()
 def threads() -> int:
     """Torch threads of the learning tests' training: 1 unless VGS_TEST_THREADS says otherwise
-    (scripts/margins.sh runs them with 1 and 2, and with ATEN_CPU_CAPABILITY=default)."""
+    (scripts/margins.py runs them with 1 and 2, and with ATEN_CPU_CAPABILITY=default)."""
     return int(os.environ.get("VGS_TEST_THREADS", "1"))
 
 

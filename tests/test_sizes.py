@@ -228,31 +228,36 @@ def test_a_features_image_side_never_falls_back_to_a_densenet():
 def test_no_silent_stand_ins_at_paper_size(tiny_corpus, tmp_path, capsys):
     """Chrupała 2019's non-aligned rows train speech/text on LibriSpeech: without data.speech_text_root
     the sweep is refused, naming the key and the importer; ASR/SLT-only sweeps ask for no image
-    features; image features of another network than the paper's are refused, naming it."""
+    features; image features of another network than the paper's are refused, naming it.  (The
+    checks a run makes before any corpus work: the refusals through the command line, the rest
+    through the same resolution, without planning every cell.)"""
     from vgs.sweep.cli import main
+    from vgs.sweep.options import SweepOptions, resolved_sweep
 
     def dry_run(*args):
         code = main([*args, "--size", "paper", "--dry-run", "--json", "--data", str(tiny_corpus), "--seeds", "0"])
         return code, capsys.readouterr()
 
+    def resolves(name, picks, **overrides):
+        opts = SweepOptions(name, data=str(tiny_corpus), overrides=overrides, picks=picks, seeds=[0], size="paper")
+        return resolved_sweep(opts, planning=True)
+
     vgg = _features(tiny_corpus, tmp_path / "vgg16.npz", 4096)
     code, out = dry_run("sharing", "--pick", "variant.row=row03", f"data.image_features={vgg}")
     assert code == 2 and "data.speech_text_root is empty" in out.err and "LibriSpeech" in out.err, out.err
     assert "vgs.data.librispeech" in out.err and not out.out
-    code, out = dry_run("sharing", "--pick", "variant.row=row02", f"data.image_features={vgg}")
-    assert code == 0, out.err  # an aligned row needs no second corpus
-    code, out = dry_run(
-        "sharing", "--pick", "variant.row=row03", f"data.image_features={vgg}", "data.speech_text_root=builtin"
-    )
-    assert code == 0, out.err  # a second built-in corpus, asked for by name
+    resolves("sharing", {"variant.row": ["row02"]}, **{"data.image_features": str(vgg)})  # aligned: no second corpus
+    builtin = {"data.image_features": str(vgg), "data.speech_text_root": "builtin"}
+    resolves("sharing", {"variant.row": ["row03"]}, **builtin)  # a second built-in corpus, asked for by name
 
     resnet = _features(tiny_corpus, tmp_path / "resnet152.npz", 2048)
     code, out = dry_run("sharing", "--pick", "variant.row=row02", f"data.image_features={resnet}")
     assert code == 2 and "2048-d" in out.err and "maps vgg16 features (4096-d" in out.err, out.err
 
     for sweep in ("gru_layers_asr", "gru_layers_slt", "hidden_size_asr"):
-        code, out = dry_run(sweep)
-        assert code == 0 and "image_features" not in out.err, (sweep, out.err)
+        resolves(sweep, {})  # no image features asked for
+    code, out = dry_run("gru_layers_asr")  # and planned in full
+    assert code == 0 and "image_features" not in out.err, out.err
 
     # the built-in corpus at paper size: planned with a note, trained only when named (--data builtin)
     assert main(["latent_dim", "--size", "paper", "--seeds", "0"]) == 2

@@ -174,6 +174,8 @@ def test_gpu_sweep_on_a_machine_without_gpus_is_refused_with_the_fix(tmp_path):
         str(tmp_path / "ray"),
         "--tracking-uri",
         f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "--data",
+        "builtin",  # --size paper trains on the built-in corpus only when it is named
         "data.builtin_images=80",
     ]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
