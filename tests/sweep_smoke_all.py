@@ -46,6 +46,8 @@ PARTS = [
             },
         ),
         ("sharing", {"variant.row": ["row12"]}, {}),
+        # the front-end axis: MFCCs beside a frozen SSL-shaped front-end whose states are cached
+        ("frontends", {"variant.frontend": ["mfcc", "ssl-frozen-weighted"], "variant.head": ["gru"]}, {}),
     ],
 ]
 
@@ -63,6 +65,7 @@ def main(out: str, part: int) -> None:
                 picks=picks,
                 seeds=[0],
                 resources=CPU_ONLY,
+                **({"scheduler": "none", "confirm": 0} if name == "frontends" else {}),  # one epoch: nothing to halve
             )
         )
         key = "val_" + summary["metric"][4:]

@@ -81,6 +81,25 @@ def test_skipped_items_reach_the_store_report(places, tmp_path):
     assert len(store.ids) == 1499
 
 
+def test_a_recording_of_nan_samples_is_named_and_left_out_with_skip_bad(places, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from vgs.data.features import build_speech_store
+
+    victim = sorted((places / "audio" / "wavs").iterdir())[7]
+    audio, rate = sf.read(victim, dtype="float32")
+    audio[100:200] = np.nan
+    victim.unlink()  # a symlink into the corpus: write a file of our own in its place
+    sf.write(victim, audio, rate, subtype="FLOAT")
+    corpus = read_corpus(places)
+    with pytest.raises(CorpusError, match=f"{victim}: its features hold NaN or infinite values"):
+        build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1)
+    store = build_speech_store(corpus, "mortazavi", tmp_path / "store", workers=1, skip_bad=True)
+    assert victim.stem not in store.index and len(store.ids) == 1499
+    assert np.isfinite(store.mean).all() and np.isfinite(store.std).all()
+
+
 def test_interrupted_featurisation_resumes_where_it_stopped(tiny_corpus, tmp_path):
     """Kill the featurising process mid-way (SIGKILL, nothing gets to clean up); the rerun
     computes only the missing shards and the result equals an uninterrupted build."""
@@ -91,7 +110,8 @@ def test_interrupted_featurisation_resumes_where_it_stopped(tiny_corpus, tmp_pat
 
     import numpy as np
 
-    from vgs.data.features import build_speech_store, load_audio, mfcc
+    from vgs.data.features import build_speech_store
+    from vgs.data.featurisers import load_audio, mfcc
 
     store = tmp_path / "store"
     code = (
@@ -201,7 +221,8 @@ def test_prepare_command_featurises_ahead_and_names_bad_input(places, tmp_path):
 def test_store_sizes_are_known_before_building_and_a_disk_too_small_is_refused(tiny_corpus, tmp_path):
     """The MFCC estimate (from 200 recordings' headers) is within 20% of the store built; an image
     store the disk cannot hold is refused before a byte is written, naming the figures."""
-    from vgs.data.features import PRESETS, SAMPLE_RATE, build_speech_store, preset_dim
+    from vgs.data.features import build_speech_store
+    from vgs.data.featurisers import PRESETS, SAMPLE_RATE, preset_dim
     from vgs.data.image_store import build_image_store
     from vgs.data.store_size import image_store_bytes, speech_store_bytes
 

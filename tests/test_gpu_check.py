@@ -79,4 +79,5 @@ def test_the_gpu_check_passes_on_a_cpu_from_a_carried_home(tmp_path):
     ]
     assert all(not f["problems"] and f["scores"] for f in result["families"])
     assert result["bench"]["bf16"]["configs"]["small"]["vgs_joint"] > 0
+    assert result["ssl"]["arch"] == "ssl_tiny" and result["ssl"]["frozen_fp32_ms_per_s"] > 0  # --quick: the tiny one
     assert "PASSED" in (out / "gpu_check.txt").read_text()

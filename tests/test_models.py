@@ -147,7 +147,7 @@ def test_forward_only_gru_equals_torchs_packed_unidirectional_gru():
 
 def test_chrupala2019_base_is_seed_004s_three_task_model():
     from vgs.config import apply_overrides, base_config
-    from vgs.data.features import preset_dim
+    from vgs.data.featurisers import preset_dim
 
     cfg = apply_overrides(base_config("chrupala2019"), {"model.three.speech_layers": 2, "model.three.s2i": 1})
     assert preset_dim(cfg.data.features) == 13  # 12 MFCC + log energy, no deltas

@@ -28,7 +28,7 @@ def test_every_paper_size_cell_trains_saves_reloads_and_tests(tmp_path):
     from vgs.tools.paper_smoke import smoke_inputs
 
     home = tmp_path / "smoke"
-    smoke_inputs(home, 0.3)  # once, before the two halves read it
+    smoke_inputs(home, 0.2)  # once, before the two halves read it
     env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
     procs = [
         subprocess.Popen(

@@ -119,7 +119,7 @@ def test_bad_runs_are_named(tmp_path):
 def test_a_query_recording_shorter_than_one_window_is_refused_and_a_long_one_noted():
     """Issue 26 #10: 10 samples gave a torch padding traceback; ten minutes passed silently at 6x the
     training cap."""
-    from vgs.data.features import check_recording_length
+    from vgs.data.featurisers import check_recording_length
     from vgs.data.records import CorpusError
 
     with pytest.raises(CorpusError, match=r"q\.wav: 10 samples at 16000 Hz is shorter than one analysis window"):

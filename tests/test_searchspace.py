@@ -114,12 +114,14 @@ def test_space_contains():
 
 
 def test_the_driver_prepares_every_data_configuration_of_the_cells():
+    from vgs.data.featurisers import Mfcc
+
     """Cells whose data section differs (image size, split, MFCC statistics, a non-aligned
     speech/text corpus) are prepared by the driver, so no two trials build one store at once."""
     datas = spec_checks.cell_data_configs(searchspace.load("cpu_recipe"))
     base = searchspace.load("cpu_recipe").base_config().data
-    assert datas[0] == (base, False) and len(datas) == 5
-    assert {(d.image_resize, d.builtin_test, d.speech_norm) for d, _ in datas} == {
+    assert datas[0] == (base, Mfcc("mortazavi"), False) and len(datas) == 5
+    assert {(d.image_resize, d.builtin_test, d.speech_norm) for d, _, _ in datas} == {
         (80, 0, "utterance"),
         (80, 0, "corpus"),
         (40, 0, "utterance"),
@@ -127,8 +129,8 @@ def test_the_driver_prepares_every_data_configuration_of_the_cells():
         (40, 1000, "corpus"),
     }
     sharing = spec_checks.cell_data_configs(searchspace.load("sharing"))
-    assert [nonaligned for _, nonaligned in sharing] == [False, True]
-    assert spec_checks.cell_data_configs(searchspace.load("gru_layers")) == [(base, False)]
+    assert [nonaligned for _, _, nonaligned in sharing] == [False, True]
+    assert spec_checks.cell_data_configs(searchspace.load("gru_layers")) == [(base, Mfcc("mortazavi"), False)]
 
 
 def test_a_cell_that_changes_the_built_in_corpus_gets_its_own_corpus(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ from vgs.sweep.spec_model import trial_overrides
 
 PAPER_SWEEPS = [
     "downsampling",
+    "frontends",
     "gru_layers_asr",
     "gru_layers_seed003",
     "gru_layers_slt",

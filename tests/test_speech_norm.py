@@ -45,7 +45,7 @@ def test_unknown_normalisation_is_refused():
 
 
 def test_seed_004_features_are_the_static_part_of_seed_003s(tiny_corpus):
-    from vgs.data.features import load_audio, mfcc
+    from vgs.data.featurisers import load_audio, mfcc
     from vgs.data.flickr8k import read_flickr8k
 
     wav = load_audio(str(read_flickr8k(tiny_corpus).utterances[0].audio))

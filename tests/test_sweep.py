@@ -256,7 +256,8 @@ def test_a_dry_run_that_must_build_the_stores_says_so_on_stderr_and_keeps_stdout
     import json
 
     assert len(json.loads(run.stdout)) == 2
-    assert "MFCC store of 100 utterances: about" in run.stderr and "speech store: 100 utterances" in run.stderr
+    assert "mortazavi store of vgs-builtin (100 utterances, about" in run.stderr
+    assert "speech store: 100 utterances" in run.stderr
 
 
 def test_dry_run_shows_multitask_speech_batches_constant_across_text_fractions(tiny_corpus, tmp_path):

@@ -10,7 +10,7 @@ import torch
 from vgs.config import Config
 from vgs.data.alignments import alignments, frame_labels
 from vgs.data.batching import PairSplit
-from vgs.data.features import PRESETS, SAMPLE_RATE
+from vgs.data.featurisers import PRESETS, SAMPLE_RATE
 from vgs.inference import embed_images, embed_pairs, embed_queries, to_device
 from vgs.log import get_logger
 from vgs.metrics import cosine_similarity, logistic_probe, rsa, speaker_probe, text_similarity

@@ -2,9 +2,8 @@
 
     python -m vgs.train [--base cpu-small] [--out DIR] [key=value ...]
 
-trains one configuration and prints a line per epoch.  What is family-specific (objectives,
-data, evaluation, phases) comes from the configuration's Task (vgs.tasks); evaluation is
-vgs.evaluate.
+trains one configuration and prints a line per epoch.  What is family-specific (objectives, data,
+evaluation, phases) comes from the configuration's Task (vgs.tasks); evaluation is vgs.evaluate.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from vgs.config import Config, ConfigError
 from vgs.data.batching import PairSplit, SpeechTextSplit
 from vgs.data.prepare import Prepared, check_speech_text_source, prepare, prepare_speech_text
 from vgs.data.text import Vocabulary, text_of
+from vgs.models.ssl import featuriser_for
 from vgs.tasks import OBJECTIVES, task_of
 
 
@@ -51,8 +52,9 @@ def training_data(cfg: Config, data: Prepared | None = None) -> TrainingData:
         raise ConfigError(str(e)) from e
     if task.uses_speech_text_corpus(cfg):
         check_speech_text_source(cfg.data)  # before any corpus work
-    data = dataclasses.replace(data or prepare(cfg.data), speech_norm=cfg.data.speech_norm)
-    speech_text = prepare_speech_text(cfg.data) if task.uses_speech_text_corpus(cfg) else None
+    speech = featuriser_for(cfg)  # MFCCs, or a front-end's cached states or waveforms
+    data = dataclasses.replace(data or prepare(cfg.data, speech=speech), speech_norm=cfg.data.speech_norm)
+    speech_text = prepare_speech_text(cfg.data, speech) if task.uses_speech_text_corpus(cfg) else None
     vocab = training_vocabulary(data, source, speech_text[0] if speech_text else None)
     train_split = PairSplit(data, "train", source, vocab)
     splits = {objective: train_split for objective in task.objectives(cfg.model)}

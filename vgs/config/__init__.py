@@ -41,6 +41,7 @@ from vgs.config.schema import (
     Config,
     ConfigError,
     DataConfig,
+    FrontEndConfig,
     ImageConfig,
     ModelConfig,
     MultitaskConfig,
@@ -49,6 +50,7 @@ from vgs.config.schema import (
     TextConfig,
     ThreeTaskConfig,
     TrainConfig,
+    TransformerHeadConfig,
 )
 
 __all__ = [
@@ -84,6 +86,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "FrontEndConfig",
     "ImageConfig",
     "ModelConfig",
     "MultitaskConfig",
@@ -92,4 +95,5 @@ __all__ = [
     "TextConfig",
     "ThreeTaskConfig",
     "TrainConfig",
+    "TransformerHeadConfig",
 ]

@@ -10,6 +10,38 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class FrontEndConfig:
+    """The speech front-end (vgs.models.ssl): empty arch = the store's MFCC/FBANK (data.features);
+    else a self-supervised model built with torchaudio's builders, read out and trained as below."""
+
+    # wav2vec2_base | wav2vec2_large | wav2vec2_large_lv60k | hubert_base | hubert_large | wavlm_base |
+    # wavlm_large | ssl_tiny (2 layers of 64: the CPU size's SSL-shaped model)
+    arch: str = ""
+    # a state-dict file (.pt/.pth, .safetensors), bundle:NAME (torchaudio.pipelines), or random (by name)
+    weights: str = ""
+    readout: str = "weighted"  # last | layer | weighted (a learnt softmax-weighted sum of every state)
+    layer: int = 0  # readout=layer: the state read (0: the transformer's input, k: layer k's output)
+    layer_norm: bool = False  # each state layer-normed before the read-out (SpeechCLIP)
+    # frozen: states computed once per corpus and cached (fp16); finetune: the transformer trains, CNN frozen
+    train: str = "frozen"
+    reinit_top: int = 0  # the last k kept layers re-initialised (VG-HuBERT: 3); needs train=finetune
+    layers: int = 0  # keep the first L transformer layers (0: all; FaST-VGS: 8)
+
+
+@dataclass
+class TransformerHeadConfig:
+    """model.speech.head=transformer (co-embedding only): a light transformer over the front-end's
+    frames, pooled by a CLS token or by vectorial attention (SpeechCLIP's: 1 layer of 768, 8 heads)."""
+
+    layers: int = 1
+    dim: int = 256
+    heads: int = 4
+    ff: int = 1024
+    dropout: float = 0.1
+    pool: str = "cls"  # cls | attention
+
+
+@dataclass
 class SpeechConfig:
     """conv1d + BiGRU stack + vectorial attention (Mortazavi 2020 §4.1)."""
 
@@ -22,6 +54,11 @@ class SpeechConfig:
     # vectorial: a weight per step and dimension (Mortazavi 2020 and Higy et al. 2020); scalar: one weight per step
     # (Chrupała 2019 eq. 4-5; three-task's text branches too)
     attention: str = "vectorial"
+    # what reads the front-end's frames: gru (conv + BiGRU + attention, the papers') or transformer
+    # (model.speech.transformer; the co-embedding family)
+    head: str = "gru"
+    transformer: TransformerHeadConfig = field(default_factory=TransformerHeadConfig)
+    frontend: FrontEndConfig = field(default_factory=FrontEndConfig)
 
 
 @dataclass
@@ -172,9 +209,9 @@ class DataConfig:
     # Train only on captions that have a translation (speech, image and text): Higy et al. 2020's
     # "reduced English" dataset, and the size of its Japanese experiments; val/test stay whole.
     translated_only: bool = False
-    # Data of the speech/text task (three-task, Chrupała 2019 §3.5): aligned = the same captions as the
-    # other tasks; nonaligned = disjoint data: the corpus at speech_text_root (e.g. LibriSpeech),
-    # or, when empty, a second built-in corpus drawn with another seed.
+    # Data of the speech/text task (three-task, mtl-match; Chrupała 2019 §3.5): aligned = the same captions
+    # as the other tasks; nonaligned = disjoint data, the corpus at speech_text_root: a folder (LibriSpeech
+    # in the paper) or `builtin` (a second built-in corpus drawn with another seed).  Refused when empty.
     speech_text: str = "aligned"
     speech_text_root: str = ""
 

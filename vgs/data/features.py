@@ -1,4 +1,6 @@
-"""Feature store: MFCC frames (Arrow IPC, memory-mapped) and decoded, resized images (uint8 .npy).
+"""Feature store: per-recording frames (Arrow IPC, memory-mapped) of a featuriser (MFCCs, the 16 kHz
+waveform, or a frozen SSL model's hidden states: vgs.data.featurisers) and decoded, resized images
+(uint8 .npy).
 
 Computed once per corpus and shared by every trial of every sweep.  Each store file is named
 by a hash of its preset and its sources (paths, sizes, modification times), and a manifest
@@ -12,12 +14,12 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from vgs.data.featurisers import SAMPLE_RATE, Featuriser, featuriser_of, load_audio
 from vgs.data.locking import process_alive
 from vgs.data.records import Corpus, CorpusError
 from vgs.data.store_hash import STORE_VERSION, content_entries, hash_lines, write_json_atomic
@@ -27,106 +29,6 @@ from vgs.progress import Progress
 
 log = get_logger(__name__)
 
-SAMPLE_RATE = 16000
-
-# ------------------------------------------------------------------ MFCC presets
-
-PRESETS = {
-    # Mortazavi 2020 §5.1: torchaudio's MFCC defaults with 40 coefficients (n_fft 400, hop 200 = 12.5 ms)
-    "mortazavi": {"n_mfcc": 40, "n_fft": 400, "hop": 200, "n_mels": 128, "energy_deltas": False},
-    # Higy et al. 2020: 12 MFCC + log energy, deltas and delta-deltas (39), 25 ms window, 10 ms shift
-    "chrupala": {"n_mfcc": 13, "n_fft": 400, "hop": 160, "n_mels": 40, "energy_deltas": True},
-    # Chrupała 2019 §4: the same 12 MFCC + log energy without deltas (13)
-    "chrupala13": {"n_mfcc": 13, "n_fft": 400, "hop": 160, "n_mels": 40, "energy_deltas": True, "deltas": False},
-}
-
-
-def preset_dim(name: str) -> int:
-    p = check_preset(name)
-    if not p["energy_deltas"]:
-        return p["n_mfcc"]
-    return 39 if p.get("deltas", True) else 13
-
-
-def check_preset(name: str) -> dict:
-    if name not in PRESETS:
-        raise CorpusError(f"unknown feature preset '{name}'; known: {', '.join(PRESETS)}")
-    return PRESETS[name]
-
-
-_TRANSFORMS: dict = {}
-
-
-def check_recording_length(path: str, samples: int, preset: str, max_frames: int) -> str | None:
-    """A query recording's length against its preset: shorter than one analysis window is refused
-    (the MFCC would fail inside torch), longer than training's data.max_frames returns a note
-    (embedded whole, though no training utterance was that long)."""
-    p = check_preset(preset)
-    if samples < p["n_fft"]:
-        raise CorpusError(
-            f"{path}: {samples} samples at {SAMPLE_RATE} Hz is shorter than one analysis window of the "
-            f"'{preset}' features ({p['n_fft']} samples, {1000 * p['n_fft'] / SAMPLE_RATE:g} ms)"
-        )
-    frames = samples // p["hop"] + 1
-    if frames > max_frames:
-        return (
-            f"{path}: {samples / SAMPLE_RATE:.1f} s is {frames} frames, {frames / max_frames:.1f}x data.max_frames "
-            f"({max_frames}) that training kept; it is embedded whole"
-        )
-    return None
-
-
-def mfcc(waveform, preset: str) -> np.ndarray:
-    """16 kHz mono float waveform (1-D tensor) -> (frames, dims) float32."""
-    import torch
-    import torchaudio.functional as AF
-    import torchaudio.transforms as T
-
-    p = check_preset(preset)
-    if preset not in _TRANSFORMS:
-        # torchaudio's default 128 mel bands over a 400-point FFT leave some bands empty and it
-        # warns; these are the paper's settings, so the warning is expected and silenced.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            _TRANSFORMS[preset] = T.MFCC(
-                sample_rate=SAMPLE_RATE,
-                n_mfcc=p["n_mfcc"],
-                melkwargs={"n_fft": p["n_fft"], "hop_length": p["hop"], "n_mels": p["n_mels"]},
-            )
-    with torch.no_grad():
-        feats = _TRANSFORMS[preset](waveform)  # (n_mfcc, frames)
-        if p["energy_deltas"]:
-            frames = feats.shape[1]
-            padded = torch.nn.functional.pad(waveform[None], (p["n_fft"] // 2, p["n_fft"] // 2), mode="reflect")[0]
-            windows = padded.unfold(0, p["n_fft"], p["hop"])[:frames]
-            log_energy = torch.log((windows**2).sum(1) + 1e-10)
-            static = torch.cat([feats[1:], log_energy[None]], 0)  # c1..c12 + log energy
-            if p.get("deltas", True):
-                d1 = AF.compute_deltas(static[None])[0]
-                d2 = AF.compute_deltas(d1[None])[0]
-                feats = torch.cat([static, d1, d2], 0)
-            else:
-                feats = static
-    return feats.T.contiguous().numpy().astype(np.float32)
-
-
-def load_audio(path: str):
-    """Read an audio file as a 16 kHz mono float tensor; a clear error names an unreadable file."""
-    import soundfile as sf
-    import torch
-    import torchaudio.functional as AF
-
-    try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises several types for missing/corrupt files
-        raise CorpusError(f"corrupt or unreadable audio file {path}: {e}") from e
-    if data.shape[0] == 0:
-        raise CorpusError(f"empty audio file {path}")
-    wav = torch.from_numpy(data.mean(1))
-    if rate != SAMPLE_RATE:
-        wav = AF.resample(wav, rate, SAMPLE_RATE)
-    return wav
-
 
 def _featurise_shard(job: tuple) -> tuple[str, int]:
     """Featurise one shard of utterances and write it as PARTS/NAME.arrow plus NAME.json (its
@@ -134,15 +36,18 @@ def _featurise_shard(job: tuple) -> tuple[str, int]:
     import pyarrow as pa
     import torch
 
-    torch.set_num_threads(1)
-    name, items, preset, skip_bad, max_frames, parts = job
+    name, items, featuriser, skip_bad, max_frames, parts = job
+    if featuriser.workers != 1:
+        torch.set_num_threads(1)  # one process per CPU
     parts = Path(parts)
-    dim = preset_dim(preset)
+    dim = featuriser.dim
     ids, rows, dropped, skipped = [], [], [], []
     total, total_sq, n_frames = np.zeros(dim), np.zeros(dim), 0
     for uid, path, is_train in items:
         try:
-            feats = mfcc(load_audio(path), preset)
+            feats = featuriser(_long_enough(load_audio(path), featuriser, path))
+            if not np.isfinite(feats).all():
+                raise CorpusError(f"{path}: its features hold NaN or infinite values (a corrupt recording)")
         except CorpusError as e:
             if not skip_bad:
                 raise
@@ -152,17 +57,16 @@ def _featurise_shard(job: tuple) -> tuple[str, int]:
             dropped.append(uid)
             continue
         if is_train:
-            total += feats.sum(0)
+            total += feats.sum(0, dtype=np.float64)
             total_sq += (feats.astype(np.float64) ** 2).sum(0)
             n_frames += feats.shape[0]
         ids.append(uid)
         rows.append(feats.reshape(-1))
-    schema = pa.schema([("id", pa.string()), ("feats", pa.list_(pa.float32()))])
+    values = pa.list_(pa.float16() if featuriser.dtype == "float16" else pa.float32())
+    schema = pa.schema([("id", pa.string()), ("feats", values)])
     tmp = parts / f"{name}.arrow.tmp{os.getpid()}"
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        writer.write_batch(
-            pa.record_batch([pa.array(ids, pa.string()), pa.array(rows, pa.list_(pa.float32()))], schema=schema)
-        )
+        writer.write_batch(pa.record_batch([pa.array(ids, pa.string()), pa.array(rows, values)], schema=schema))
     os.replace(tmp, parts / f"{name}.arrow")
     write_json_atomic(
         parts / f"{name}.json",
@@ -175,6 +79,15 @@ def _featurise_shard(job: tuple) -> tuple[str, int]:
         },
     )
     return name, len(items)
+
+
+def _long_enough(wav, featuriser: Featuriser, path: str):
+    if len(wav) < featuriser.min_samples():
+        raise CorpusError(
+            f"{path}: {len(wav)} samples at {SAMPLE_RATE} Hz is shorter than the {featuriser.name} features need "
+            f"({featuriser.min_samples()} samples)"
+        )
+    return wav
 
 
 def _remove_stale_tmp(parts: Path) -> None:
@@ -199,7 +112,8 @@ def shard_size_for(n: int) -> int:
 
 @dataclass
 class SpeechStore:
-    """Memory-mapped MFCC frames keyed by utterance id (zero-copy, shared by processes)."""
+    """Memory-mapped frames keyed by utterance id (zero-copy, shared by processes): MFCCs, waveforms
+    or cached SSL states (float32 or fp16, as its manifest says)."""
 
     path: Path
     manifest: dict
@@ -229,6 +143,10 @@ class SpeechStore:
         self.mean = np.asarray(self.manifest["mean"], np.float32)
         self.std = np.asarray(self.manifest["std"], np.float32)
         self.lengths = np.concatenate([np.diff(o) for o in offsets]) // self.dim if chunks else np.zeros(0, np.int64)
+        # MFCCs are standardised; waveforms and SSL states are read as they are (stores made before
+        # the manifest said so are MFCC stores)
+        self.standardised = bool(self.manifest.get("standardise", True))
+        self.hop = int(self.manifest.get("hop") or self.manifest["params"]["hop"])  # samples per frame at 16 kHz
 
     def frames(self, uid: str) -> np.ndarray:
         """(frames, dim) raw MFCCs."""
@@ -244,7 +162,9 @@ class SpeechStore:
         return self.standardise(self.frames(uid), per_utterance)
 
     def standardise(self, f: np.ndarray, per_utterance: bool = False) -> np.ndarray:
-        """(frames, dim) MFCCs of any recording, standardised as this store's utterances are."""
+        """(frames, dim) frames of any recording, standardised as this store's utterances are (float32)."""
+        if not self.standardised:
+            return f.astype(np.float32)
         if per_utterance:
             return (f - f.mean(0)) / np.maximum(f.std(0), 1e-3 * self.std)
         return (f - self.mean) / self.std
@@ -252,52 +172,47 @@ class SpeechStore:
 
 def build_speech_store(
     corpus: Corpus,
-    preset: str,
+    preset: str | Featuriser,
     store_dir: str | Path,
     max_frames: int = 8192,
     workers: int | None = None,
     skip_bad: bool = False,
     shard_size: int | None = None,
 ) -> SpeechStore:
-    """MFCCs of every utterance of `corpus`, computed once.
+    """The frames of every utterance of `corpus` (a preset's MFCCs, or any featuriser's), computed once.
 
     Streamed and resumable: utterances are featurised in shards by parallel worker processes,
-    each shard written to STORE/speech-PRESET.parts/ as soon as it is done (bounded memory),
+    each shard written to STORE/speech-NAME.parts/ as soon as it is done (bounded memory),
     and named by a hash of its own sources, so an interrupted or failed run, rerun, computes
     only the shards that are missing (also after a corrupt file was fixed).  The shards are
     then merged into one memory-mapped file and removed.
     skip_bad: leave out unreadable audio files instead of stopping, and list each one with its
     reason in the manifest ("skipped") and in a report file beside the store; items the
     importer already left out (missing files) are listed too."""
-    check_preset(preset)
+    featuriser = featuriser_of(preset)
     store_dir = Path(store_dir)
     store_dir.mkdir(parents=True, exist_ok=True)
-    params = {
-        "version": STORE_VERSION,
-        "preset": preset,
-        **PRESETS[preset],
-        "max_frames": max_frames,
-        "skip_bad": skip_bad,
-    }
+    params = {"version": STORE_VERSION, **featuriser.params(), "max_frames": max_frames, "skip_bad": skip_bad}
     # which utterances train is part of the key: the normalisation statistics come from them
     lines = [
         f"{u.split == 'train'}\0{line}"
         for u, line in zip(corpus.utterances, content_entries([(u.id, u.audio) for u in corpus.utterances], store_dir))
     ]
     digest = hash_lines(lines, params)
-    path = store_dir / f"speech-{preset}-{digest}.arrow"
+    path = store_dir / f"speech-{featuriser.name}-{digest}.arrow"
     manifest_path = path.with_suffix(".json")
     if path.exists() and manifest_path.exists():
         return SpeechStore(path, json.loads(manifest_path.read_text()))
 
     size = shard_size or shard_size_for(len(corpus.utterances))
-    parts = store_dir / f"speech-{preset}.parts"
+    parts = store_dir / f"speech-{featuriser.name}.parts"
     parts.mkdir(exist_ok=True)
-    check_room(corpus, preset, parts)
+    check_room(corpus, featuriser, parts)
     shards = [(hash_lines(lines[a : a + size], params), a) for a in range(0, len(lines), size)]
-    _featurise_shards(corpus, preset, shards, size, parts, workers, skip_bad, max_frames)
-    manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "dim": preset_dim(preset)}
-    manifest.update(_merge_shards([name for name, _ in shards], parts, path, list(corpus.skipped)))
+    _featurise_shards(corpus, featuriser, shards, size, parts, workers, skip_bad, max_frames)
+    manifest = {"params": params, "source_hash": digest, "corpus": str(corpus.root), "dim": featuriser.dim}
+    manifest.update(standardise=featuriser.standardise, dtype=featuriser.dtype, hop=featuriser.hop)
+    manifest.update(_merge_shards([name for name, _ in shards], parts, path, list(corpus.skipped), featuriser))
     if not manifest.pop("training_frames"):
         path.unlink(missing_ok=True)
         raise CorpusError(f"corpus {corpus.root} has no training speech left after featurising")
@@ -312,23 +227,20 @@ def build_speech_store(
     return SpeechStore(path, manifest)
 
 
-def check_room(corpus: Corpus, preset: str, parts: Path) -> None:
+def check_room(corpus: Corpus, featuriser: Featuriser, parts: Path) -> None:
     """Refuse a build its disk cannot hold: the shards and the merged file exist side by side while
     merging (twice the store), less the shards an interrupted build already wrote."""
-    estimate = speech_store_bytes(corpus.utterances, preset_dim(preset), PRESETS[preset]["hop"], SAMPLE_RATE)
+    itemsize = 2 if featuriser.dtype == "float16" else 4
+    estimate = speech_store_bytes(corpus.utterances, featuriser.dim, featuriser.hop, SAMPLE_RATE, itemsize)
     written = sum(f.stat().st_size for f in parts.glob("*.arrow"))
-    log.info(f"MFCC store of {len(corpus.utterances)} utterances: about {gib(estimate)}")
-    require_space(
-        parts,
-        2 * estimate - written,
-        f"the MFCC store of {corpus.name} ({len(corpus.utterances)} utterances, about {gib(estimate)}; twice that "
-        f"while its shards are merged)",
-    )
+    what = f"{featuriser.name} store of {corpus.name} ({len(corpus.utterances)} utterances, about {gib(estimate)}"
+    log.info(f"{what})")
+    require_space(parts, 2 * estimate - written, f"the {what}; twice that while its shards are merged)")
 
 
 def _featurise_shards(
     corpus: Corpus,
-    preset: str,
+    featuriser: Featuriser,
     shards: list[tuple[str, int]],
     size: int,
     parts: Path,
@@ -339,7 +251,7 @@ def _featurise_shards(
     """Featurise the shards not yet in `parts` (a rerun computes only the missing ones)."""
     utts = corpus.utterances
     todo = [(name, a) for name, a in shards if not (parts / f"{name}.json").exists()]
-    progress = Progress(f"MFCC ({preset}) {corpus.name}", total=len(utts), unit="utt")
+    progress = Progress(f"features ({featuriser.name}) {corpus.name}", total=len(utts), unit="utt")
     if len(todo) < len(shards):
         done = len(utts) - sum(len(utts[a : a + size]) for _, a in todo)
         log.info(f"resuming: {done} of {len(utts)} utterances already featurised in {parts}")
@@ -347,14 +259,14 @@ def _featurise_shards(
         (
             name,
             [(u.id, u.audio, u.split == "train") for u in utts[a : a + size]],
-            preset,
+            featuriser,
             skip_bad,
             max_frames,
             str(parts),
         )
         for name, a in todo
     ]
-    workers = min(workers or os.cpu_count() or 1, max(1, len(utts) // 64), max(1, len(jobs)))
+    workers = min(workers or featuriser.workers or os.cpu_count() or 1, max(1, len(utts) // 64), max(1, len(jobs)))
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
         for _, n in pool.imap_unordered(_featurise_shard, jobs) if pool else map(_featurise_shard, jobs):
@@ -370,14 +282,15 @@ def _featurise_shards(
     progress.close()
 
 
-def _merge_shards(names: list[str], parts: Path, path: Path, skipped: list[dict]) -> dict:
+def _merge_shards(names: list[str], parts: Path, path: Path, skipped: list[dict], featuriser: Featuriser) -> dict:
     """Append the shards to `path` in corpus order, one at a time (bounded memory); the manifest's
     counts and the training split's normalisation statistics."""
     import pyarrow as pa
 
     total, total_sq, n_frames, kept = 0.0, 0.0, 0, 0
     dropped: list[str] = []
-    schema = pa.schema([("id", pa.string()), ("feats", pa.list_(pa.float32()))])
+    values = pa.list_(pa.float16() if featuriser.dtype == "float16" else pa.float32())
+    schema = pa.schema([("id", pa.string()), ("feats", values)])
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:

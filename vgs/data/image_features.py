@@ -34,6 +34,7 @@ FEATURE_DIMS = {
     "resnet152": 2048,
     "vgg16": 4096,
     "vgg19": 4096,
+    "clip_vit_b32": 512,  # CLIP ViT-B/32's image embedding (SpeechCLIP): computed on the user's side
 }
 RECORD_SUFFIX = ".vgs.json"  # beside a feature file: the network `vgs features images` computed it with
 

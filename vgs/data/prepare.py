@@ -14,7 +14,8 @@ from pathlib import Path
 
 from vgs.config import ConfigError, DataConfig, config_from_cli, vgs_home
 from vgs.data.corpora import read_corpus
-from vgs.data.features import PRESETS, SAMPLE_RATE, SpeechStore, build_speech_store
+from vgs.data.features import SpeechStore, build_speech_store
+from vgs.data.featurisers import PRESETS, SAMPLE_RATE, Featuriser, featuriser_of
 from vgs.data.image_store import ImageStore, build_feature_image_store, build_image_store, file_image_store
 from vgs.data.locking import exclusive
 from vgs.data.records import Corpus, CorpusError
@@ -127,27 +128,34 @@ def store_lock(cfg: DataConfig):
     return exclusive(Path(cfg.store) / ".build.lock", f"features in {cfg.store}")
 
 
-def verified_record(cfg: DataConfig) -> Path:
-    """Where a full check of `cfg`'s corpus and stores leaves its result for the trials that follow."""
-    key = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+def verified_record(cfg: DataConfig, speech: Featuriser | None = None) -> Path:
+    """Where a full check of `cfg`'s corpus and stores (speech: its featuriser, by default the MFCCs
+    of data.features) leaves its result for the trials that follow."""
+    what = {**dataclasses.asdict(cfg), "speech": speech_featuriser(cfg, speech).params()}
+    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
     return Path(cfg.store) / "verified" / f"{key}.pkl"
 
 
-def prepare(cfg: DataConfig, verified: bool = False) -> Prepared:
+def speech_featuriser(cfg: DataConfig, speech: Featuriser | None = None) -> Featuriser:
+    return speech or featuriser_of(cfg.features)
+
+
+def prepare(cfg: DataConfig, verified: bool = False, speech: Featuriser | None = None) -> Prepared:
     """The corpus of `cfg` with its feature stores, checked source by source against the stores
     (every file's size, times and inode; a changed file is hashed again) and built where missing.
     verified=True: take the result of the last full check of this data configuration (a sweep's
     driver checks once before its trials start), reading no per-file data; check in full if there
-    is none."""
+    is none.  speech: what the speech store holds (vgs.data.featurisers; default: data.features's
+    MFCCs; a front-end's waveforms or cached SSL states otherwise)."""
     cfg = resolve_paths(cfg)
-    record = verified_record(cfg)
+    record = verified_record(cfg, speech)
     if verified:
         try:
             with record.open("rb") as f:
                 return pickle.load(f)
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
             pass  # none yet, or from another vgs: the full check below
-    prepared = checked_prepare(cfg)
+    prepared = checked_prepare(cfg, speech_featuriser(cfg, speech))
     record.parent.mkdir(exist_ok=True)
     tmp = record.with_name(f"{record.name}.tmp{os.getpid()}")
     tmp.write_bytes(pickle.dumps(prepared, protocol=5))
@@ -155,7 +163,7 @@ def prepare(cfg: DataConfig, verified: bool = False) -> Prepared:
     return prepared
 
 
-def checked_prepare(cfg: DataConfig) -> Prepared:
+def checked_prepare(cfg: DataConfig, speech: Featuriser) -> Prepared:
     root = Path(cfg.root)
     builtin = root == builtin_corpus_dir(cfg)
     if builtin:
@@ -185,7 +193,7 @@ def checked_prepare(cfg: DataConfig) -> Prepared:
             f"model. Use it as the speech/text data of the text families (data.speech_text_root)"
         )
     with store_lock(cfg):  # two sweeps featurising one corpus at once: the second waits, then reuses
-        speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, skip_bad=cfg.skip_bad)
+        store = build_speech_store(corpus, speech, cfg.store, max_frames_of(cfg, speech), skip_bad=cfg.skip_bad)
         if cfg.image_features:
             images = build_feature_image_store(corpus, cfg.image_features, cfg.store)
         elif cfg.image_store == "files":
@@ -194,9 +202,12 @@ def checked_prepare(cfg: DataConfig) -> Prepared:
             images = build_image_store(corpus, cfg.image_resize, cfg.store, skip_bad=cfg.skip_bad)
     if len(images.index) < len(corpus.images()):  # --skip-bad left images out: so are their captions
         corpus = dataclasses.replace(corpus, utterances=[u for u in corpus.utterances if u.image in images.index])
-    return Prepared(
-        corpus, speech, images, text_ids=training_text_ids(cfg, corpus, speech), speech_norm=cfg.speech_norm
-    )
+    return Prepared(corpus, store, images, text_ids=training_text_ids(cfg, corpus, store), speech_norm=cfg.speech_norm)
+
+
+def max_frames_of(cfg: DataConfig, speech: Featuriser) -> int:
+    """data.max_frames counts frames of data.features's preset: the same duration in `speech`'s frames."""
+    return cfg.max_frames * PRESETS[cfg.features]["hop"] // speech.hop if cfg.features in PRESETS else cfg.max_frames
 
 
 def check_speech_text_source(cfg: DataConfig) -> None:
@@ -213,7 +224,7 @@ def check_speech_text_source(cfg: DataConfig) -> None:
     )
 
 
-def prepare_speech_text(cfg: DataConfig) -> tuple[Corpus, SpeechStore]:
+def prepare_speech_text(cfg: DataConfig, speech: Featuriser | None = None) -> tuple[Corpus, SpeechStore]:
     """The NON-ALIGNED speech/text data (Chrupała 2019 §3.5): the corpus at data.speech_text_root (any
     layout, e.g. LibriSpeech), or with data.speech_text_root=builtin a second built-in corpus drawn
     with seed builtin_seed + 1 (new scenes, captions and recordings: disjoint from the main corpus)."""
@@ -226,10 +237,11 @@ def prepare_speech_text(cfg: DataConfig) -> tuple[Corpus, SpeechStore]:
         if not root.is_dir():
             raise ConfigError(f"data.speech_text_root {root}: no such folder")
     corpus = read_corpus(root, "auto", None, skip_bad=cfg.skip_bad)
+    featuriser = speech_featuriser(cfg, speech)
     with store_lock(cfg):
-        speech = build_speech_store(corpus, cfg.features, cfg.store, cfg.max_frames, skip_bad=cfg.skip_bad)
+        store = build_speech_store(corpus, featuriser, cfg.store, max_frames_of(cfg, featuriser), skip_bad=cfg.skip_bad)
     log.info(f"speech/text data (non-aligned): {len(corpus.split('train'))} training utterances of {corpus.name}")
-    return corpus, speech
+    return corpus, store
 
 
 def keep_builtin_translations(corpus: Corpus, per_image: int) -> Corpus:
@@ -247,7 +259,7 @@ def training_text_ids(cfg: DataConfig, corpus: Corpus, speech: SpeechStore) -> s
     if not (cfg.text_hours or cfg.text_fraction):
         return None
     train = [u for u in corpus.split("train") if u.id in speech.index]
-    hop = PRESETS[cfg.features]["hop"] / SAMPLE_RATE
+    hop = speech.hop / SAMPLE_RATE
     seconds = {u.id: float(speech.lengths[speech.index[u.id]]) * hop for u in train}
     try:
         kept = text_subset(

@@ -27,10 +27,10 @@ def mean_seconds(utterances: list[Utterance], sample: int = SAMPLE) -> float:
     return sum(seconds) / len(seconds) if seconds else 0.0
 
 
-def speech_store_bytes(utterances: list[Utterance], dim: int, hop: int, sample_rate: int) -> int:
-    """float32 MFCC frames of every utterance, plus its id and offset."""
+def speech_store_bytes(utterances: list[Utterance], dim: int, hop: int, sample_rate: int, itemsize: int = 4) -> int:
+    """The frames of every utterance (`itemsize` bytes a value: 4 float32, 2 fp16), plus its id and offset."""
     frames_per_utterance = mean_seconds(utterances) * sample_rate / hop + 1
-    per_utterance = frames_per_utterance * dim * 4 + 8 + max((len(u.id) for u in utterances[:SAMPLE]), default=0)
+    per_utterance = frames_per_utterance * dim * itemsize + 8 + max((len(u.id) for u in utterances[:SAMPLE]), default=0)
     return int(len(utterances) * per_utterance)
 
 

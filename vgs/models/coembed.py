@@ -31,5 +31,4 @@ class CoEmbedding(Family):
 
     def speech_states(self, speech: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The speech encoder's frame-level states (its BiGRU's output) and their lengths."""
-        y, out_len = self.speech.front(speech, lengths)
-        return self.speech.gru(y, out_len), out_len
+        return self.speech.states(speech, lengths)

@@ -24,7 +24,7 @@ import torch
 
 from vgs.config import Config, ConfigError, apply_overrides, existing_tracking_uri, from_dict
 from vgs.data.batching import PairSplit, centre_crop, standardise_pixels
-from vgs.data.features import check_recording_length, load_audio, mfcc
+from vgs.data.featurisers import check_recording_length, load_audio
 from vgs.data.image_store import _load_image
 from vgs.data.prepare import prepare
 from vgs.data.records import CorpusError
@@ -32,6 +32,7 @@ from vgs.data.text import Vocabulary
 from vgs.device import pick_device
 from vgs.inference import embed_images, embed_queries
 from vgs.log import get_logger, report_error
+from vgs.models.ssl import featuriser_for
 
 log = get_logger(__name__)
 
@@ -134,7 +135,7 @@ def load_trained(
             f"(the same corpus, wherever it is here)"
         )
     cfg = apply_overrides(cfg, overrides)
-    data = prepare(cfg.data)
+    data = prepare(cfg.data, speech=featuriser_for(cfg))
     vocab = Vocabulary(ck["vocab"]) if ck.get("vocab") else None
     dev = pick_device(device)
     model = build_model(
@@ -160,14 +161,15 @@ def _check_speech_to_image(t: Trained) -> None:
 
 
 def wav_features(t: Trained, wav: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A recording as the model's speech input: the training corpus's MFCC preset, standardised as
-    in training (the training split's statistics, or the utterance's own)."""
+    """A recording as the model's speech input, as in training: the training corpus's MFCC preset
+    standardised with the training split's statistics (or the utterance's own), or what its front-end
+    reads (a frozen SSL model's states, computed here; the waveform)."""
 
     audio = load_audio(wav)
     note = check_recording_length(wav, len(audio), t.cfg.data.features, t.cfg.data.max_frames)
     if note:
         log.warning(f"note: {note}")
-    f = t.data.speech.standardise(mfcc(audio, t.cfg.data.features), t.data.speech_norm == "utterance")
+    f = t.data.speech.standardise(featuriser_for(t.cfg)(audio), t.data.speech_norm == "utterance")
     frames = np.zeros((1, max(len(f), 6), f.shape[1]), np.float32)
     frames[0, : len(f)] = f
     return torch.from_numpy(frames), torch.tensor([len(f)])

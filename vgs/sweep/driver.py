@@ -239,10 +239,10 @@ def prepare_data(sweep: Sweep) -> None:
     datas = cell_data_configs(sweep.spec, sweep.extra)
     others = f" and {len(datas) - 1} other data configuration(s) of the cells" if len(datas) > 1 else ""
     log.info(f"preparing corpus {resolve_paths(sweep.base.data).root}{others} (features are computed once and reused)")
-    for d, nonaligned in datas:
-        prepare(d)
+    for d, speech, nonaligned in datas:
+        prepare(d, speech=speech)
         if nonaligned:
-            prepare_speech_text(d)
+            prepare_speech_text(d, speech)
 
 
 def record_options(sweep: Sweep) -> None:

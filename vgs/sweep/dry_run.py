@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from vgs.config import Config, ConfigError, apply_overrides, base_config, flatten
-from vgs.data.features import preset_dim
+from vgs.data.featurisers import SAMPLE_RATE, preset_dim
 from vgs.data.prepare import prepare, resolve_paths
 from vgs.log import quiet
+from vgs.models.ssl import UPSTREAMS, cached, featuriser_for
 from vgs.results.tables import markdown
 from vgs.schedules import training_phases
 from vgs.sweep.spec_checks import tune_concurrency
@@ -135,20 +136,24 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
     from vgs.training_data import epoch_plan, training_data
 
     cfg.data = resolve_paths(cfg.data)
-    key = repr(cfg.data)
+    speech = featuriser_for(cfg)
+    frozen_ssl = cached(cfg.model.speech.frontend)  # its cache is priced, not built: the MFCC store counts
+    key = repr((cfg.data, None if frozen_ssl else speech.params()))
     if key not in cache:  # not quiet: building missing stores can take long, and says so (on stderr)
-        cache[key] = prepare(cfg.data)
+        cache[key] = prepare(cfg.data, speech=None if frozen_ssl else speech)
     with quiet():
         td = training_data(cfg, cache[key])
     stores = store_files(cache[key])
+    featurising = featurisation(cfg, cache[key]) if frozen_ssl else None
     with torch.device("meta"):  # shapes only
         model = build_model(
             cfg.model,
-            td.data.speech.dim,
+            speech.dim,
             td.data.images.feature_dim,
             len(td.vocab) if td.vocab else 0,
             cfg.train.epochs,
             td.max_chars,
+            weights=False,
         )
     task = task_of(cfg.model)
 
@@ -175,6 +180,7 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
         "samples": sum(p["samples_per_epoch"] * (p["epochs"][1] - p["epochs"][0] + 1) for p in phases),
         "store_bytes": sum(stores.values()),
         "store_files": stores,
+        "featurisation": featurising,
         "image_side": "features" if td.data.images.feature_dim else "pixels",
         # Mortazavi 2020's warm second run: the last epochs start again from the best checkpoint
         "warm_restart": None
@@ -184,6 +190,30 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
             "lr": cfg.train.lr * cfg.train.restart_lr_factor,
             "from": "the best checkpoint so far",
         },
+    }
+
+
+# Seconds of audio one GPU turns into an SSL model's hidden states per second (bf16, one recording at a
+# time), by size.  Stated, not yet measured: `python -m vgs.tools.gpu_check` times a base model; on a
+# CPU, one 3-s clip takes about 1 s of one thread for a base model (DESIGN.md).
+SSL_REALTIME = {768: 500.0, 1024: 170.0}
+SSL_FRAMES_PER_S = 50
+
+
+def featurisation(cfg: Config, prepared) -> dict[str, Any]:
+    """What a frozen SSL front-end's cache costs to compute once for the corpus: GPU-hours at the
+    stated rate, and its disk (fp16, 50 frames a second, the read states' width)."""
+    fe = cfg.model.speech.frontend
+    speech = featuriser_for(cfg)
+    store = prepared.speech
+    seconds = float(store.lengths.sum()) * store.hop / SAMPLE_RATE
+    rate = SSL_REALTIME.get(UPSTREAMS[fe.arch].dim, SSL_REALTIME[1024])
+    return {
+        "front_end": speech.name,
+        "hours_of_speech": round(seconds / 3600, 2),
+        "gpu_hours": round(seconds / rate / 3600, 2),
+        "disk_bytes": int(seconds * SSL_FRAMES_PER_S * speech.dim * 2),
+        "rate": f"{rate:g}x real time on one GPU (stated, not measured)",
     }
 
 
@@ -223,6 +253,7 @@ def plan_sweep(spec: SweepSpec, base: Config, rate: dict[str, Any] | None = None
         sum(c["gpu_hours"] for c in out) if every_cell else trials * max((c["gpu_hours"] for c in out), default=0)
     ) + confirm * max((c["gpu_hours"] for c in out), default=0)
     stores = {f: n for c in out for f, n in c["store_files"].items()}  # each store once
+    caches = {c["featurisation"]["front_end"]: c["featurisation"] for c in out if c.get("featurisation")}
     return {
         "sweep": spec.name,
         "size": spec.size,
@@ -232,6 +263,7 @@ def plan_sweep(spec: SweepSpec, base: Config, rate: dict[str, Any] | None = None
         "rate": {**rate, "reference_parameters": reference},
         "gpu_hours_at_most": round(hours, 1),
         "store_bytes": sum(stores.values()),
+        "featurisation": list(caches.values()),
         "cost": {
             "trials": trials,
             "confirm_trials_at_most": confirm,
@@ -313,6 +345,11 @@ def format_plan(plan: dict[str, Any]) -> str:
         f"({plan['rate']['reference_parameters'] / 1e6:.1f} M parameters) on {plan['rate']['device']}, scaled by "
         f"each cell's parameters; {plan['rate']['source']}",
         f"disk: the feature stores (MFCC and images) take {_size(plan['store_bytes'])}",
+        *[
+            f"featurisation: {f['front_end']} states of {f['hours_of_speech']:g} h of speech, computed once: "
+            f"{f['gpu_hours']:g} GPU-hours at {f['rate']}, {_size(f['disk_bytes'])} of fp16 cache"
+            for f in plan.get("featurisation", [])
+        ],
         f"asks Ray for {res['cpu_per_worker']:g} CPU and {res['gpu_per_worker']:g} GPU per worker, "
         f"{res['workers_per_trial']} worker(s) per trial"
         + (f", at most {res['max_concurrent_trials']} trials at once" if res["max_concurrent_trials"] else ""),

@@ -152,7 +152,7 @@ def resolved_sweep(opts: SweepOptions, planning: bool = False) -> tuple[SweepSpe
     base = trial_base(spec, extra)
     if spec.size == "paper" and not base.data.root:
         check_paper_corpus(planning)
-    for data, nonaligned in cell_data_configs(spec, extra):  # e.g. a non-aligned row without its corpus
+    for data, _, nonaligned in cell_data_configs(spec, extra):  # e.g. a non-aligned row without its corpus
         if nonaligned:
             check_speech_text_source(data)
     if base.train.device == "cuda" and spec.gpu <= 0:  # Ray hides every GPU from a trial that asks for none

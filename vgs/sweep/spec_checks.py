@@ -8,8 +8,8 @@ import itertools
 from typing import Any
 
 from vgs.config import Config, ConfigError, check_consistent, coerce, key_type
-from vgs.data.features import preset_dim
 from vgs.data.image_features import FEATURE_DIMS
+from vgs.models.ssl import featuriser_for
 from vgs.sweep.spec_model import (
     DISTRIBUTIONS,
     METRICS,
@@ -185,19 +185,21 @@ def _check_distribution(spec: SweepSpec, where: str, key: str, dist: Any, typ: t
 
 def cell_data_configs(
     spec: SweepSpec, extra: dict[str, Any] | None = None, limit: int = 4096
-) -> list[tuple[Any, bool]]:
-    """The distinct data sections (DataConfig) of the sweep's cells, the base's first, each with
-    whether a cell trains on its NON-ALIGNED speech/text corpus: what the driver prepares before
-    any trial starts, so that no two trials build one store at once.  Continuous space keys are
-    not enumerated (a trial prepares what they change itself)."""
+) -> list[tuple[Any, Any, bool]]:
+    """The distinct data of the sweep's cells, the base's first: each data section (DataConfig) with
+    what its speech store holds (a featuriser: MFCCs, or a front-end's cached states or waveforms)
+    and whether a cell trains on its NON-ALIGNED speech/text corpus.  What the driver prepares
+    before any trial starts, so that no two trials build one store at once.  Continuous space keys
+    are not enumerated (a trial prepares what they change itself)."""
     from vgs.tasks.factory import uses_nonaligned_speech_text
 
-    found: dict[str, tuple[Any, bool]] = {}
+    found: dict[str, tuple[Any, Any, bool]] = {}
     for combo in [{}] + _sample_combinations(spec, limit):
         cfg = spec.base_config(extra, cell=trial_overrides(combo, spec.seeds, spec.variants))
-        key = repr(cfg.data)
-        _, nonaligned = found.get(key, (cfg.data, False))
-        found[key] = (cfg.data, nonaligned or uses_nonaligned_speech_text(cfg))
+        speech = featuriser_for(cfg)
+        key = repr((cfg.data, speech))
+        _, _, nonaligned = found.get(key, (cfg.data, speech, False))
+        found[key] = (cfg.data, speech, nonaligned or uses_nonaligned_speech_text(cfg))
     return list(found.values())
 
 
@@ -216,7 +218,8 @@ def _check_buildable(cfg: Config) -> None:
     # a features image side is checked for its shape here; its file is required when the sweep starts
     image_dim = FEATURE_DIMS.get(cfg.model.image.features_from, 2048) if cfg.model.image.encoder == "features" else 0
     with torch.device("meta"):  # shapes only: no memory, no time
-        build_model(cfg.model, preset_dim(cfg.data.features), image_dim, vocab_size=64, epochs=cfg.train.epochs)
+        speech_dim = featuriser_for(cfg).dim
+        build_model(cfg.model, speech_dim, image_dim, vocab_size=64, epochs=cfg.train.epochs, weights=False)
 
 
 def restrict(spec: SweepSpec, picks: dict[str, list[str]]) -> None:

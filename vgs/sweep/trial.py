@@ -23,6 +23,7 @@ from vgs.config import Config, apply_overrides, from_dict, to_dict
 from vgs.data.locking import process_alive
 from vgs.data.prepare import Prepared, prepare, resolve_paths, verified_record
 from vgs.log import set_verbosity
+from vgs.models.ssl import featuriser_for
 from vgs.sweep.spec_model import trial_overrides
 
 # Tune reuses a trial's worker process for the next trial (reuse_actors=True): the corpus index and
@@ -34,11 +35,12 @@ _PREPARED_KEPT = 4  # data configurations kept per process (a sweep over data.* 
 def prepared_data(cfg: Config) -> Prepared:
     """The prepared data of `cfg`, opened once per worker process: the driver checked the corpus and
     its stores before the first trial started, so a trial reads no per-file data (vgs.data.prepare)."""
-    key = str(verified_record(resolve_paths(cfg.data)))  # names the data configuration
+    speech = featuriser_for(cfg)  # MFCCs, or a front-end's cached states or waveforms
+    key = str(verified_record(resolve_paths(cfg.data), speech))  # names the data configuration
     if key not in _PREPARED:
         if len(_PREPARED) >= _PREPARED_KEPT:
             _PREPARED.pop(next(iter(_PREPARED)))
-        _PREPARED[key] = prepare(cfg.data, verified=True)
+        _PREPARED[key] = prepare(cfg.data, verified=True, speech=speech)
     return _PREPARED[key]
 
 

@@ -84,6 +84,7 @@ class Task:
     # shorter one cycles, reshuffled); "shortest" — until the objective with fewest batches runs out.
     epoch_rule = "first"
     nonaligned_speech_text = False  # data.speech_text=nonaligned gives its s2t objective a second corpus
+    transformer_head = False  # model.speech.head=transformer: its speech encoder may be the light transformer
     run_files: tuple[str, ...] = ()  # files of the run folder a resume elsewhere copies (besides best.pt)
     network: type | None = None  # vgs.models class, built as network(cfg, speech_dim, image_dim, vocab)
 

@@ -9,13 +9,20 @@ from vgs.config import Config, ConfigError, ModelConfig, check_runnable, config_
 from vgs.data.image_features import check_feature_network
 from vgs.data.prepare import check_speech_text_source
 from vgs.data.records import CorpusError
+from vgs.models.ssl import FrontEnded, SSLFrontEnd, cached, check_frontend
 from vgs.tasks import Sizes, check_family_keys, task_of
 
 
 def model_name(cfg: ModelConfig) -> str:
     """A short name for logs and tables: DG{L}A{N}[-small|-tiny|-custom] for the co-embedding
-    (the registry's terms), the family and its layer counts otherwise."""
-    return task_of(cfg).model_name(cfg)
+    (the registry's terms), the family and its layer counts otherwise; an SSL front-end first
+    (hubert_base.weighted+DG1A256, .ft where it is fine-tuned)."""
+    name = task_of(cfg).model_name(cfg)
+    fe = cfg.speech.frontend
+    if not fe.arch:
+        return name
+    read = fe.readout if fe.readout != "layer" else f"layer{fe.layer}"
+    return f"{fe.arch}.{read}{'.ft' if fe.train == 'finetune' else ''}+{name}"
 
 
 def text_source(cfg: ModelConfig) -> str | None:
@@ -35,13 +42,26 @@ def build_model(
     vocab_size: int = 0,
     epochs: int = 1,
     max_chars: int | None = None,
+    weights: bool = True,
 ) -> nn.Module:
     """The family's network (its Task builds it).  input_dim: speech feature size; image_dim: size
     of precomputed image features (0: pixels); vocab_size: characters of the text families;
-    epochs: the training budget; max_chars: decoding limit (None: model.asr.max_chars)."""
+    epochs: the training budget; max_chars: decoding limit (None: model.asr.max_chars); weights=False:
+    an SSL front-end's shapes only, its weights not read (a plan or a check on the meta device)."""
     task = task_of(cfg)
     task.text_source(cfg)  # an unusable model.text.source is refused before anything is built
-    return task.build(cfg, Sizes(input_dim, image_dim, vocab_size, epochs, max_chars))
+    if cfg.speech.head != "gru" and not task.transformer_head:
+        raise ValueError(f"model.speech.head={cfg.speech.head}: family '{cfg.family}' reads speech with its GRUs only")
+    if not cfg.speech.frontend.arch:
+        return task.build(cfg, Sizes(input_dim, image_dim, vocab_size, epochs, max_chars))
+    frontend = SSLFrontEnd(cfg.speech.frontend, weights=weights)
+    if input_dim != frontend.input_dim:
+        raise ValueError(
+            f"the speech store holds {input_dim} values per frame, the front-end ({cfg.speech.frontend.arch}, "
+            f"{'cached states' if cached(cfg.speech.frontend) else 'waveforms'}) reads {frontend.input_dim}"
+        )
+    network = task.build(cfg, Sizes(frontend.out_size, image_dim, vocab_size, epochs, max_chars))
+    return FrontEnded(frontend, network)
 
 
 def check_config(cfg: Config) -> None:
@@ -55,6 +75,14 @@ def check_config(cfg: Config) -> None:
     except ValueError as e:
         raise ConfigError(str(e)) from e
     check_runnable(cfg, images=images)
+    frontend = cfg.model.speech.frontend
+    if frontend.arch:
+        check_frontend(frontend)
+        if cfg.train.analysis:
+            raise ConfigError(
+                "train.analysis probes the speech encoder against MFCC frames and phoneme timings at the MFCC "
+                f"frame rate; it does not read an SSL front-end's frames (model.speech.frontend.arch={frontend.arch})"
+            )
     if images and cfg.data.image_features and cfg.model.image.encoder != "densenet":
         try:
             check_feature_network(cfg.data.image_features, cfg.model.image.features_from)

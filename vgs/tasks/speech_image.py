@@ -10,6 +10,7 @@ from vgs.tasks.base import Sizes, Task
 class SpeechImage(Task):
     family = "speech-image"
     sections = ("speech", "image")
+    transformer_head = True
 
     def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
         return ("s2i",)
@@ -22,4 +23,6 @@ class SpeechImage(Task):
         from vgs.models.registry import IMAGE_VARIANTS
 
         suffix = next((k for k, v in IMAGE_VARIANTS.items() if v == cfg.image), "-custom")
+        if cfg.speech.head == "transformer":  # T{layers}x{dim}: the light transformer head
+            return f"T{cfg.speech.transformer.layers}x{cfg.speech.transformer.dim}A{cfg.latent}{suffix}"
         return f"DG{cfg.speech.layers}A{cfg.latent}{suffix}"

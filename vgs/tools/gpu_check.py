@@ -1,5 +1,6 @@
 """The GPU proof in one call: step throughput against the reference step, packing, and every family
-trained for a short epoch in bf16, with its checkpoint reloaded to the same scores.
+trained for a short epoch in bf16, with its checkpoint reloaded to the same scores, and an SSL
+front-end's speed (HuBERT base frozen and fine-tuned, bf16, beside MFCCs: vgs.tools.ssl_speed).
 
     python -m vgs.tools.gpu_check --out DIR [--home DIR] [--device auto|cuda|cpu] [--quick]
 
@@ -33,6 +34,7 @@ from typing import Any
 from vgs.checkpoint import load
 from vgs.config import apply_overrides, base_config
 from vgs.device import pick_device
+from vgs.tools import ssl_speed
 
 FAMILIES = (
     "coembed",
@@ -174,6 +176,8 @@ def summary_text(result: dict[str, Any]) -> str:
                 f"packing {p['trials']} small trials: {p['packed_aggregate']} vs {p['one_trial']} samples/s "
                 f"= {p['speedup']}x"
             )
+    if result.get("ssl"):
+        lines.append(ssl_speed.format_figures(result["ssl"]))
     for f in result["families"]:
         lines.append(
             f"{f['family']:>15} {f['amp']}: {f['seconds']:6.1f} s  "
@@ -216,6 +220,9 @@ def run(out: Path, device: str = "auto", quick: bool = False) -> dict[str, Any]:
         "families": [],
     }
     result["bench"] = benchmark(device, quick, out)
+    # an SSL front-end's speed: a base model frozen (a cache build) and fine-tuned, beside MFCCs
+    result["ssl"] = ssl_speed.measure("ssl_tiny" if quick else "hubert_base", device, clips=2 if quick else 8)
+    print(ssl_speed.format_figures(result["ssl"]), flush=True)
     with tempfile.TemporaryDirectory(prefix="vgs-gpu-check-") as tmp:
         for family in FAMILIES:
             try:

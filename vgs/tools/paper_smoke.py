@@ -3,13 +3,13 @@
 of real-shaped inputs, saves and reloads its best checkpoint and evaluates a handful of items, so a
 shape or configuration error at the paper's size shows here, not hours into a GPU job.
 
-    python -m vgs.tools.paper_smoke [SWEEP ...] [--seconds 0.3] [--home DIR] [--part K/N] [--threads T]
+    python -m vgs.tools.paper_smoke [SWEEP ...] [--seconds 0.2] [--home DIR] [--part K/N] [--threads T]
 
 (--part 1/2 and --part 2/2 in two processes with --threads 1 share two cores better than one
 process with two threads: the batches are tiny.)
 
-What is made small is the data, never the network: a 12-image built-in corpus (4 training
-images, 4 validation, 4 test) whose recordings are cut to `--seconds` of real eSpeak NG speech
+What is made small is the data, never the network: an 8-image built-in corpus (4 training
+images, 2 validation, 2 test) whose recordings are cut to `--seconds` of real eSpeak NG speech
 (MFCCs of the sweep's own preset), fixed image features of the paper's size (ResNet-152 2048-d,
 VGG-16 4096-d; random values: only their shape matters) where the image side is features, and
 pixels at the paper's crop (224x224) where it is a DenseNet.  Each cell trains one epoch of two
@@ -39,7 +39,7 @@ from vgs.sweep.dry_run import sweep_cells
 from vgs.sweep.spec_model import trial_overrides
 
 log = get_logger(__name__)
-IMAGES, VAL, TEST = 12, 4, 4
+IMAGES, VAL, TEST = 8, 2, 2  # 4 training images: two batches of 2; 10 captions each to validate and test
 RUNS = Path("/dev/shm")  # where the runs' checkpoints go when it exists
 
 
@@ -134,6 +134,8 @@ def smoke_config(spec, overrides: dict[str, Any], data: dict[str, Any], threads:
         budget.update({"train.epochs": 2, "model.pipeline.asr_epochs": 1})  # an ASR/SLT epoch, then a text-image one
     if cfg.train.scheduler == "calwr":
         budget["train.calwr_t0"] = 1
+    if cfg.model.speech.frontend.arch:  # the paper's SSL network at random init: its shapes are what counts
+        budget["model.speech.frontend.weights"] = "random"
     return apply_overrides(cfg, budget)
 
 
@@ -150,7 +152,7 @@ def check_summary(summary: dict[str, Any]) -> list[str]:
 
 
 def run(
-    names: list[str], seconds: float = 0.3, home: Path | None = None, part: tuple[int, int] = (1, 1), threads: int = 2
+    names: list[str], seconds: float = 0.2, home: Path | None = None, part: tuple[int, int] = (1, 1), threads: int = 2
 ) -> list[dict[str, Any]]:
     """Smoke every distinct paper-size cell of the sweeps `names` (the K-th of N interleaved
     shares with part=(K, N)); one record per cell."""
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m vgs.tools.paper_smoke", description=__doc__.split("\n\n")[0])
     p.add_argument("sweeps", nargs="*", help="paper sweeps to check (default: every sweep with a paper size)")
-    p.add_argument("--seconds", type=float, default=0.3, help="length the recordings are cut to")
+    p.add_argument("--seconds", type=float, default=0.2, help="length the recordings are cut to")
     p.add_argument("--home", help="working folder (default: <VGS_HOME>/paper-smoke)")
     p.add_argument("--part", default="1/1", help="K/N: only the K-th of N interleaved shares of the cells")
     p.add_argument("--threads", type=int, default=2, help="torch threads of each cell's training")
