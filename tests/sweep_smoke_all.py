@@ -77,6 +77,7 @@ def main(out: str, part: int) -> None:
                     "status": sorted(t["status"] for t in summary["trials"]),
                     "metric": summary["metric"],
                     "values": [t.get(key) for t in summary["trials"]],
+                    "pareto": sorted(summary["pareto"]),
                 }
             ),
             flush=True,

@@ -270,3 +270,4 @@ def test_a_frozen_ssl_front_end_learns_beyond_chance_end_to_end(
     images = int(summary["sel_val_images"])
     bound = chance_recall_bound(images, chance_hit_rate(images, 10))
     margin.at_least("val s2i R@10, frozen ssl_tiny", summary["sel_val_s2i_r10"], bound)
+    assert summary["params_total"] > summary["params_trainable"] > 0 and summary["encode_ms_per_s"] > 0

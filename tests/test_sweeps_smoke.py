@@ -67,6 +67,8 @@ def test_every_sweep_runs_at_smoke_size(tmp_path):
     lines = [line for out, _ in outs for line in out.splitlines() if line.startswith("{")]
     results = {x["sweep"]: x for x in map(json.loads, lines)}
     assert set(results) == {*PAPER_SWEEPS, "frontends"}
+    # two configurations with costs: the Pareto sets against size and speed
+    assert results["frontends"]["pareto"] == ["encode_ms_per_s", "params_trainable"], results["frontends"]
     for res in results.values():
         assert res["trials"] >= 1 and set(res["status"]) == {"completed"}, res
         assert all(isinstance(v, float) for v in res["values"]), res

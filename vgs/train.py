@@ -25,6 +25,7 @@ from vgs import distributed
 from vgs import metric_names as names
 from vgs.checkpoint import BEST, LAST, load, make_run_dir, restore_optimizers, resumable, save_best, save_last
 from vgs.config import BASE_CONFIGS, Config, ConfigError, from_dict, to_dict
+from vgs.costs import encoding_speed, parameter_counts
 from vgs.data.prepare import Prepared, resolve_paths
 from vgs.data.records import CorpusError
 from vgs.device import TrialOutOfMemory, out_of_memory, pick_device, training_precision, tune_for_device
@@ -237,6 +238,7 @@ class Training:
                 "epoch_seconds": time.time() - t0,
                 "workers": distributed.world(),
                 **val,
+                **parameter_counts(self.model, cfg),
             }
             if self.task.after_validation(self.state, epoch, val):
                 self.plan_phases()  # a phase ended early (it converged): the next epoch starts the next one
@@ -251,6 +253,7 @@ class Training:
                 save_last(self.out / LAST, self.model, self.opts, scheds, epoch, best, cfg, seconds_total)
             if epoch == cfg.train.epochs:
                 metrics.update(final_scores(cfg, self.out / BEST, d, self.device, self.task, self.new_model))
+                metrics.update(encoding_speed(self.model, cfg, d.data, d.val, self.device))  # the Pareto sets
             self.log_epoch(metrics, evaluation.examples)
             summary = metrics
             if report is not None:

@@ -1,5 +1,6 @@
 """A sweep's plots, drawn from its MLflow runs: the metric per epoch of every trial, a grid heat
-map (two searched keys), parallel coordinates and Optuna's parameter importance.
+map (two searched keys), parallel coordinates, Optuna's parameter importance, and the Pareto sets of
+the score against trainable parameters and speech encoding time (vgs.results.pareto).
 
 Drawn when a sweep ends (artifacts `plots/` of its parent run) and by `vgs.results.report`.  The data
 step (`sweep_trials`) reads MLflow; the drawing functions take plain data, so tests can check
@@ -13,6 +14,8 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from vgs.results.pareto import COSTS, config_points, pareto_sets
 
 
 @dataclass
@@ -279,6 +282,43 @@ def plot_importance(importance: dict[str, float], metric: str, path: Path) -> No
     plt.close(fig)
 
 
+def pareto_trials(trials: list[TrialRun]) -> list[dict]:
+    """The full-budget runs as vgs.results.pareto reads them (config, score and costs)."""
+    return [
+        {"config": t.params, "status": "completed", "score": t.score, **t.metrics}
+        for t in trials
+        if not t.pruned and t.score is not None
+    ]
+
+
+def plot_pareto(trials: list[TrialRun], metric: str, mode: str, path: Path) -> bool:
+    """Score against trainable parameters and against encoding time: every configuration (its seeds'
+    mean), the Pareto set joined by a line and labelled.  False where fewer than two configurations
+    report a cost."""
+    records = pareto_trials(trials)
+    sets = pareto_sets(records, "score", mode)
+    if not sets:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4.5), squeeze=False)
+    for ax, (cost, front) in zip(axes[0], sets.items()):
+        points = config_points(records, "score", cost)
+        ax.scatter([p.cost for p in points], [p.score for p in points], color="0.6", s=20, label="configuration")
+        ax.plot([p["cost"] for p in front], [p["score"] for p in front], "o-", color="tab:red", label="Pareto set")
+        for p in front:
+            label = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in p["config"].items())
+            ax.annotate(label, (p["cost"], p["score"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log" if cost == "params_trainable" else "linear")
+        ax.set_xlabel(COSTS[cost])
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{metric} against size and speed (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
 def draw_sweep_plots(
     trials: list[TrialRun], keys: list[str], space: dict, metric: str, mode: str, out_dir: Path, importance: bool = True
 ) -> list[Path]:
@@ -300,4 +340,6 @@ def draw_sweep_plots(
     if importance and varying and len(configs) >= 2 and len(scores) > 1:  # fANOVA needs scores that differ
         files.append(out_dir / "param_importance.png")
         plot_importance(param_importance(trials, {k: space[k] for k in keys}, mode), metric, files[-1])
+    if plot_pareto(trials, metric, mode, out_dir / "pareto.png"):
+        files.append(out_dir / "pareto.png")
     return files

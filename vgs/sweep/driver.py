@@ -29,6 +29,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 from vgs.config import Config, ConfigError, default_tracking_uri, flatten, vgs_home
 from vgs.data.prepare import prepare, prepare_speech_text, resolve_paths
 from vgs.log import get_logger
+from vgs.results.pareto import pareto_lines
 from vgs.results.tables import CONFIRM, MORE_SEEDS, format_config_table, format_table
 from vgs.sweep import storage as storages
 from vgs.sweep.dry_run import format_plan, plan_sweep, step_rate
@@ -410,6 +411,8 @@ def finish(sweep: Sweep, trials: list[dict], runner: PhaseRunner, clock: Stopwat
     summary["table"] = table + (
         f"\n\nper configuration ({spec.metric}, full-budget trials):\n{configs}" if configs else ""
     )
+    if summary["pareto"]:
+        summary["table"] += "\n\n" + "\n".join(pareto_lines(summary["pareto"], spec.metric))
     finisher = runner.tracker()
     finisher.setup()
     finisher.finish(

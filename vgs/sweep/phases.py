@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vgs import metric_names
 from vgs.config import ConfigError
+from vgs.results.pareto import COSTS, pareto_sets
 from vgs.results.tables import TABLE_METRICS
 from vgs.results.verdict import config_key, group_by_config, saturated, verdict
 from vgs.sweep.spec_model import SweepSpec, trial_overrides
@@ -78,6 +79,7 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> list[dict]:
                 "seconds": m.get("seconds_total"),
                 **{f"val_{k}": m.get(f"sel_val_{k}") for k in (*TABLE_METRICS, metric_names.base_name(spec.metric))},
                 **{k: v for k, v in m.items() if k.startswith(("test_", "beam_val_"))},
+                **{k: m[k] for k in (*COSTS, "params_total") if k in m},  # recall against size and speed
             }
         )
     return trials
@@ -124,6 +126,7 @@ def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
             for g in groups
         ],
         "configs_repeated": any(len(g.values) > 1 for g in groups),
+        "pareto": pareto_sets(trials, key, spec.mode),
         "verdict": line,
         "beyond_noise": judged.beyond_noise,
         "best_group": [g.config for g in judged.tied] if judged.test else None,
