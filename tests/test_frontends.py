@@ -144,6 +144,27 @@ def test_a_frozen_front_end_holds_no_upstream_and_trains_only_its_read_out_and_h
     assert trainable == total  # the upstream is not in the model: its states come from the cache
 
 
+def test_a_frozen_front_end_without_cache_reads_waveforms_and_its_upstream_stays_bit_identical():
+    torch.manual_seed(0)
+    cfg = tiny_cfg(**{"model.speech.frontend.cache": False})
+    model = build_model(cfg.model, 1)
+    assert model.frontend.input_dim == 1  # the waveform store, not the cache
+    before = {k: v.clone() for k, v in model.frontend.upstream.state_dict().items()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(2):
+        loss = model.objective(_batch(), "s2i", Loss(0.2))["s2i"]
+        opt.zero_grad()
+        loss.backward()
+        assert model.frontend.readout.weights.grad.abs().sum() > 0
+        opt.step()
+    after = model.frontend.upstream.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    trainable, total = count_parameters(model)
+    assert trainable == total - sum(v.numel() for v in before.values())
+    with pytest.raises(ConfigError, match="cache=false is for a frozen"):
+        check_frontend(FrontEndConfig(arch="ssl_tiny", weights="random", train="finetune", cache=False))
+
+
 def test_re_initialised_layers_differ_from_the_checkpoint_and_the_others_do_not(tmp_path):
     path = tmp_path / "tiny.pt"
     torch.save(load_upstream(FrontEndConfig(arch="ssl_tiny", weights="random"), seed=5).state_dict(), path)

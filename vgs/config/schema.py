@@ -24,6 +24,9 @@ class FrontEndConfig:
     layer_norm: bool = False  # each state layer-normed before the read-out (SpeechCLIP)
     # frozen: states computed once per corpus and cached (fp16); finetune: the transformer trains, CNN frozen
     train: str = "frozen"
+    # frozen: cache the states (default), or false: recompute them from the waveforms every step, unstandardised
+    # (no cache disk, e.g. a corpus too large for it; vgs.tools.ssl_speed --epochs times what the cache saves)
+    cache: bool = True
     reinit_top: int = 0  # the last k kept layers re-initialised (VG-HuBERT: 3); needs train=finetune
     layers: int = 0  # keep the first L transformer layers (0: all; FaST-VGS: 8)
 

@@ -5,7 +5,8 @@ what the first transformer layer reads (the CNN's features, projected, plus the 
 convolution), state k is transformer layer k's output.  A read-out makes one feature sequence of
 them: the last state, one chosen state, or a learnt softmax-weighted sum of all of them (optionally
 each layer-normed first, as SpeechCLIP).  What trains (model.speech.frontend.train):
-  frozen     nothing of the upstream (its states are computed once and cached: vgs.data.features)
+  frozen     nothing of the upstream (its states are computed once and cached: vgs.data.features;
+             with cache=false recomputed from the waveforms every step)
   finetune   the transformer, with the CNN frozen (FaST-VGS, VG-HuBERT)
 and model.speech.frontend.reinit_top re-initialises the last k layers (VG-HuBERT: 3), layers keeps
 only the first L (FaST-VGS: 8).
@@ -112,6 +113,8 @@ def check_frontend(fe: FrontEndConfig) -> None:
         raise ConfigError(f"model.speech.frontend.reinit_top must be 0 to {kept}, got {fe.reinit_top}")
     if fe.reinit_top and fe.train == "frozen":
         raise ConfigError("model.speech.frontend.reinit_top re-initialises layers that then train: set train=finetune")
+    if not fe.cache and fe.train != "frozen":
+        raise ConfigError("model.speech.frontend.cache=false is for a frozen front-end (a trained one is never cached)")
     if not fe.weights:
         raise ConfigError(missing_weights_message(fe))
 
@@ -122,7 +125,7 @@ def kept_layers(fe: FrontEndConfig) -> int:
 
 def cached(fe: FrontEndConfig) -> bool:
     """A frozen upstream's states are computed once per corpus (vgs.data.features), not per step."""
-    return bool(fe.arch) and fe.train == "frozen"
+    return bool(fe.arch) and fe.train == "frozen" and fe.cache
 
 
 def states_read(fe: FrontEndConfig) -> tuple[int, ...]:
@@ -314,7 +317,7 @@ class SSLFrontEnd(nn.Module):
 
     Cached (frozen): the batch holds the read states, concatenated per frame (B, T, n * D); only
     the read-out runs here.  Otherwise the batch holds waveforms (B, S, 1) and the upstream runs,
-    its CNN frozen."""
+    its CNN frozen (or all of it, frozen and not cached: then it runs without gradients)."""
 
     def __init__(self, fe: FrontEndConfig, weights: bool = True):
         super().__init__()
@@ -324,10 +327,13 @@ class SSLFrontEnd(nn.Module):
         self.read = states_read(fe)
         self.upstream: nn.Module | None = None
         self.cnn_trains = fe.train == "full"
+        self.upstream_trains = fe.train != "frozen"
         if not cached(fe):
             self.upstream = load_upstream(fe, weights=weights)
             for p in self.upstream.feature_extractor.parameters():
                 p.requires_grad_(self.cnn_trains)  # finetune: the CNN stays as pretrained (FaST-VGS, VG-HuBERT)
+            if not self.upstream_trains:
+                self.upstream.requires_grad_(False)
         self.readout = Readout(fe.readout if fe.readout == "weighted" else "one", len(self.read), fe.layer_norm)
         self.out_size = up.dim
 
@@ -342,7 +348,10 @@ class SSLFrontEnd(nn.Module):
             return self.readout(states), lengths
         if self.upstream.feature_extractor.training and not self.cnn_trains:
             self.upstream.feature_extractor.eval()  # frozen: its group norm keeps no running statistics anyway
-        all_states, out_len = hidden_states(self.upstream, speech[..., 0], lengths, self.normalize)
+        if not self.upstream_trains:
+            self.upstream.eval()  # frozen, not cached: as the cache computes its states (no dropout)
+        with torch.set_grad_enabled(self.upstream_trains and torch.is_grad_enabled()):
+            all_states, out_len = hidden_states(self.upstream, speech[..., 0], lengths, self.normalize)
         assert out_len is not None
         return self.readout([all_states[k] for k in self.read]), out_len.clamp(min=1)
 

@@ -16,13 +16,14 @@ from vgs.tasks import Sizes, check_family_keys, task_of
 def model_name(cfg: ModelConfig) -> str:
     """A short name for logs and tables: DG{L}A{N}[-small|-tiny|-custom] for the co-embedding
     (the registry's terms), the family and its layer counts otherwise; an SSL front-end first
-    (hubert_base.weighted+DG1A256, .ft where it is fine-tuned)."""
+    (hubert_base.weighted+DG1A256; .ft fine-tuned, .full with its CNN, .online frozen but not cached)."""
     name = task_of(cfg).model_name(cfg)
     fe = cfg.speech.frontend
     if not fe.arch:
         return name
     read = fe.readout if fe.readout != "layer" else f"layer{fe.layer}"
-    return f"{fe.arch}.{read}{'.ft' if fe.train == 'finetune' else ''}+{name}"
+    trains = {"finetune": ".ft", "full": ".full"}.get(fe.train, "" if fe.cache else ".online")
+    return f"{fe.arch}.{read}{trains}+{name}"
 
 
 def text_source(cfg: ModelConfig) -> str | None:
