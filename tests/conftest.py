@@ -12,28 +12,57 @@ REFERENCE_STEP = SHARED / "bench" / "reference_step.py"
 
 
 @pytest.fixture(scope="session")
-def vgs_home(tmp_path_factory) -> Path:
+def test_corpora(tmp_path_factory) -> Path:
+    """Where the run's generated corpora live: one folder for all its test processes (pytest-xdist's
+    workers, and a pytest a test runs again, through VGS_TEST_CORPORA), so that each corpus is
+    synthesised once, by whichever process asks first, while the others wait (a minute or more of
+    eSpeak NG for the learning corpus)."""
+    if "VGS_TEST_CORPORA" not in os.environ:
+        base = tmp_path_factory.getbasetemp()
+        os.environ["VGS_TEST_CORPORA"] = str((base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "corpora")
+    folder = Path(os.environ["VGS_TEST_CORPORA"])
+    (folder / "builtin").mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def share_builtin_corpora(home: Path, corpora: Path) -> Path:
+    """A VGS_HOME whose built-in corpora (data.builtin_*) are the run's shared ones: vgs locks each
+    while it is generated, so processes that need the same one build it once."""
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "corpora").exists():
+        (home / "corpora").symlink_to(corpora / "builtin", target_is_directory=True)
+    return home
+
+
+def generated(folder: Path, **kwargs) -> Path:
+    from filelock import FileLock
+
+    from vgs.data.synth import generate
+
+    with FileLock(f"{folder}.lock"):  # another process generating it: wait, then read what it wrote
+        return generate(folder, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def vgs_home(tmp_path_factory, test_corpora) -> Path:
     # VGS_TEST_HOME: a home another test session made (a test that runs pytest again reuses its corpora)
     home = Path(os.environ.get("VGS_TEST_HOME") or tmp_path_factory.mktemp("vgs_home"))
-    os.environ["VGS_HOME"] = str(home)
+    os.environ["VGS_HOME"] = str(share_builtin_corpora(home, test_corpora))
     return home
 
 
 @pytest.fixture(scope="session")
-def tiny_corpus(vgs_home) -> Path:
-    """A small built-in corpus, generated once per test session (a few seconds)."""
-    from vgs.data.synth import generate
-
-    return generate(vgs_home / "tiny", images=300, seed=3, speakers=20, val_images=40, test_images=20)
+def tiny_corpus(test_corpora) -> Path:
+    """A small built-in corpus, generated once per test run (a few seconds)."""
+    return generated(test_corpora / "tiny", images=300, seed=3, speakers=20, val_images=40, test_images=20)
 
 
 @pytest.fixture(scope="session")
-def learning_corpus(vgs_home) -> Path:
+def learning_corpus(test_corpora) -> Path:
     """The built-in corpus for the learning tests: 600 images, 480 training, 100 validation (chance
-    R@10 0.1, and one image moves a score by 0.01), 20 test.  Generated once per session (~15 s)."""
-    from vgs.data.synth import generate
-
-    return generate(vgs_home / "learning", images=600, seed=3, speakers=20, val_images=100, test_images=20)
+    R@10 0.1, and one image moves a score by 0.01), 20 test.  Generated once per test run (about a
+    minute on 2 cores)."""
+    return generated(test_corpora / "learning", images=600, seed=3, speakers=20, val_images=100, test_images=20)
 
 
 @pytest.fixture()
@@ -45,7 +74,7 @@ def threads() -> int:
 
 class Margin:
     """Asserts a score against its threshold and, where VGS_MARGINS names a file, appends the test,
-    the score, the threshold and the margin to it as a JSON line (scripts/margins.sh's table)."""
+    the score, the threshold and the margin to it as a JSON line (scripts/margins.py's table)."""
 
     def __init__(self, test: str):
         self.test = test
@@ -151,8 +180,21 @@ def spokencoco(tiny_corpus, tmp_path):
     return root, images
 
 
+# The longest tests, longest first (seconds of one CI run on 2 cores, only for the order): started at
+# once, they end near together, instead of the two longest (which run two processes each) starting
+# last among the slow ones and running alone at the end, as they did in collection order.
+LONGEST = {
+    "test_sweeps_smoke.py::test_every_sweep_runs_at_smoke_size": 280,
+    "test_paper_smoke.py::test_every_paper_size_cell_trains_saves_reloads_and_tests": 260,
+    "test_learning_text.py::test_asr_word_error_rate_falls_well_below_one": 210,
+    "test_frontends.py::test_a_frozen_ssl_front_end_learns_beyond_chance_end_to_end": 190,
+    "test_bench.py::test_overhead_bench_times_vgs_beside_bare_tune_in_one_run": 190,
+    "test_train.py::test_training_learns_beyond_chance": 100,
+}
+
+
 def pytest_collection_modifyitems(config, items):
-    """The end-to-end tests (marked slow) first: with two workers (scripts/test.sh runs pytest -n 2)
-    the long ones start early and the short ones fill in around them, instead of one long test
-    running alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The end-to-end tests (marked slow) first, the longest of them first: with two workers
+    (scripts/test.sh runs pytest -n 2) the long ones start early and the short ones fill in around
+    them, instead of one long test running alone at the end."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, -LONGEST.get(item.nodeid.split("/")[-1], 0)))

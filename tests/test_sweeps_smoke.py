@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import share_builtin_corpora
 
 from vgs.sweep.spec import available, load
 
@@ -42,8 +43,8 @@ def test_every_sweep_yaml_validates_and_has_the_papers_cells():
 
 
 @pytest.mark.slow
-def test_every_sweep_runs_at_smoke_size(tmp_path):
-    env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
+def test_every_sweep_runs_at_smoke_size(tmp_path, test_corpora):
+    env = {**os.environ, "VGS_HOME": str(share_builtin_corpora(tmp_path / "home", test_corpora))}
     env.pop("RAY_ADDRESS", None)
     script = Path(__file__).with_name("sweep_smoke_all.py")
     # two halves at once (single-trial sweeps would leave a core idle), each with its own local Ray
