@@ -1,6 +1,6 @@
 """A small SSL-shaped front-end with weights, for CPU work: ssl_tiny taught to predict a corpus's MFCCs.
 
-    python -m vgs.tools.distil_ssl --out ssl_tiny.pt [--data ROOT] [--epochs 4] [--threads 2]
+    python -m vgs.tools.distil_ssl --out ssl_tiny.pt [--data ROOT] [--epochs 4] [--recordings N] [--threads 2]
 
 A random-init upstream carries little about speech (docs/model-families.md, "Front-ends"), so on a CPU
 a frozen ssl_tiny tells nothing about the cache-and-read-out path it exercises.  This trains all of
@@ -41,11 +41,15 @@ def targets(wav, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return feats[np.minimum(centres, len(feats) - 1)].astype(np.float32)
 
 
-def distil(root: Path, out: Path, epochs: int = 4, batch: int = 16, lr: float = 2e-3, seed: int = 0) -> dict:
+def distil(
+    root: Path, out: Path, epochs: int = 4, batch: int = 16, lr: float = 2e-3, seed: int = 0, recordings: int = 0
+) -> dict:
+    """recordings: the first N training recordings only (0: all of them)."""
     import torch
 
     corpus = read_corpus(root)
-    waves = [load_audio(u.audio) for u in corpus.split("train")]
+    train = corpus.split("train")
+    waves = [load_audio(u.audio) for u in (train[:recordings] if recordings else train)]
     sample = np.concatenate([mfcc(w, PRESET) for w in waves[:200]])
     mean, std = sample.mean(0), sample.std(0) + 1e-5
     pairs = [(w, torch.from_numpy(targets(w, mean, std))) for w in waves if len(w) >= MIN_SAMPLES]
@@ -93,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="the state dict to write (.pt)")
     p.add_argument("--data", help="corpus folder (default: the built-in corpus)")
     p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--recordings", type=int, default=0, help="the first N training recordings (0: all)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("overrides", nargs="*", help="data.builtin_* of the built-in corpus, e.g. data.builtin_images=300")
     a = p.parse_args(argv)
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = apply_overrides(base_config("cpu-tiny"), dict(o.split("=", 1) for o in a.overrides)).data
         root = Path(a.data) if a.data else ensure_builtin(resolve_paths(data if a.overrides else DataConfig()))
-        result = distil(root, Path(a.out), a.epochs)
+        result = distil(root, Path(a.out), a.epochs, recordings=a.recordings)
     except (ConfigError, CorpusError, ValueError) as e:
         return report_error(e)
     print(
