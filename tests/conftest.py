@@ -43,6 +43,36 @@ def generated(folder: Path, **kwargs) -> Path:
         return generate(folder, **kwargs)
 
 
+# The learning tests' recipe: cpu-tiny's 32-px images with cpu-small's speech side (128 conv channels,
+# N = 256, wsd schedule, 8 epochs), every caption an example (tests/test_train.py, test_frontends.py)
+LEARNING_RECIPE = {
+    "model.speech.conv_channels": 128,
+    "model.latent": 256,
+    "train.epochs": 8,
+    "train.captions_per_image": 0,
+    "train.batch_size": 32,
+    "train.lr": 3e-3,
+    "train.scheduler": "wsd",
+}
+
+
+def kill_part_way(code: str, parts: Path, at_least: int, timeout: float) -> int:
+    """Run `code` (a store build) in a Python process and SIGKILL it once `parts` holds at least
+    `at_least` finished shards: the shards it finished."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(list(parts.glob("*.json"))) < at_least:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return len(list(parts.glob("*.json")))
+
+
 @pytest.fixture(scope="session")
 def vgs_home(tmp_path_factory, test_corpora) -> Path:
     # VGS_TEST_HOME: a home another test session made (a test that runs pytest again reuses its corpora)

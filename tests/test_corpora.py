@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+from conftest import kill_part_way
 
 from vgs.config import apply_overrides, base_config
 from vgs.data.corpora import detect_layout, read_corpus
@@ -103,11 +104,6 @@ def test_a_recording_of_nan_samples_is_named_and_left_out_with_skip_bad(places, 
 def test_interrupted_featurisation_resumes_where_it_stopped(tiny_corpus, tmp_path):
     """Kill the featurising process mid-way (SIGKILL, nothing gets to clean up); the rerun
     computes only the missing shards and the result equals an uninterrupted build."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
     import numpy as np
 
     from vgs.data.features import build_speech_store
@@ -119,14 +115,8 @@ def test_interrupted_featurisation_resumes_where_it_stopped(tiny_corpus, tmp_pat
         f"build_speech_store(read_corpus({str(tiny_corpus)!r}), 'mortazavi', {str(store)!r}, workers=1, "
         "shard_size=50)"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
     parts = store / "speech-mortazavi.parts"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(parts.glob("*.json"))) < 4:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    finished = len(list(parts.glob("*.json")))
+    finished = kill_part_way(code, parts, at_least=4, timeout=120)
     assert 4 <= finished < 30, "the build should have been interrupted part-way"
     corpus = read_corpus(tiny_corpus)
     resumed = build_speech_store(corpus, "mortazavi", store, workers=1, shard_size=50)

@@ -2,14 +2,10 @@
 from a file or a planted hub-cache bundle without running pickled code, read-outs and training modes
 do what they say, and a frozen front-end's states are cached once per corpus, keyed by its weights."""
 
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
 import torch
+from conftest import LEARNING_RECIPE, kill_part_way
 
 from vgs.config import ConfigError, FrontEndConfig, apply_overrides, base_config
 from vgs.data.corpora import read_corpus
@@ -206,15 +202,8 @@ def test_an_interrupted_cache_build_resumes_to_the_same_bytes_and_other_weights_
         f"build_speech_store(read_corpus({str(tiny_corpus)!r}), SSLStates(FrontEndConfig(arch='ssl_tiny', "
         f"weights='random')), {str(store)!r}, shard_size=50)"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
     featuriser = SSLStates(FrontEndConfig(arch="ssl_tiny", weights="random"))
-    parts = store / f"speech-{featuriser.name}.parts"
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(parts.glob("*.json"))) < 3:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    finished = len(list(parts.glob("*.json")))
+    finished = kill_part_way(code, store / f"speech-{featuriser.name}.parts", at_least=3, timeout=300)
     assert 3 <= finished < 30, "the build should have been interrupted part-way"
     corpus = read_corpus(tiny_corpus)
     resumed = build_speech_store(corpus, featuriser, store, shard_size=50)
@@ -277,13 +266,7 @@ def test_a_frozen_ssl_front_end_learns_beyond_chance_end_to_end(
             "model.speech.frontend.weights": str(distilled_tiny),
             "model.speech.frontend.readout": "weighted",
             "model.speech.conv_stride": 2,  # 25 frames a second into the GRU
-            "model.latent": 256,
-            "model.speech.conv_channels": 128,
-            "train.epochs": 8,
-            "train.captions_per_image": 0,
-            "train.batch_size": 32,
-            "train.lr": 3e-3,
-            "train.scheduler": "wsd",
+            **LEARNING_RECIPE,
             "train.threads": threads,
         },
     )

@@ -4,6 +4,7 @@ import sys
 
 import pytest
 import torch
+from conftest import LEARNING_RECIPE
 
 from vgs.config import ConfigError, apply_overrides, base_config
 from vgs.data.prepare import prepare
@@ -25,13 +26,7 @@ def test_training_learns_beyond_chance(learning_corpus, tmp_path, threads, margi
         {
             "data.root": str(learning_corpus),
             "data.speech_norm": "utterance",
-            "model.speech.conv_channels": 128,
-            "model.latent": 256,
-            "train.epochs": 8,
-            "train.captions_per_image": 0,
-            "train.batch_size": 32,
-            "train.lr": 3e-3,
-            "train.scheduler": "wsd",
+            **LEARNING_RECIPE,
             "train.threads": threads,
         },
     )
