@@ -217,7 +217,7 @@ LONGEST = {
     "test_sweeps_smoke.py::test_every_sweep_runs_at_smoke_size": 280,
     "test_paper_smoke.py::test_every_paper_size_cell_trains_saves_reloads_and_tests": 260,
     "test_learning_text.py::test_asr_word_error_rate_falls_well_below_one": 210,
-    "test_frontends.py::test_a_frozen_ssl_front_end_learns_beyond_chance_end_to_end": 190,
+    "test_frontends.py::test_a_frozen_ssl_front_end_learns_beyond_chance_end_to_end": 250,  # its distil too
     "test_bench.py::test_overhead_bench_times_vgs_beside_bare_tune_in_one_run": 190,
     "test_train.py::test_training_learns_beyond_chance": 100,
 }
