@@ -22,7 +22,16 @@ from vgs.sweep.tracking_setup import client, experiment_id, run_label, search_pa
 
 # Keys of a trial's report that become MLflow metrics (step = our epoch).
 METRIC_PREFIXES = metric_names.TRACKED_PREFIXES  # train_: loss, per-objective losses and batches
-METRIC_KEYS = ("lr", "epoch_seconds", "seconds_total", "best_epoch")
+# params_*, encode_ms_per_s: the costs the parent run's Pareto plot reads from the child runs
+METRIC_KEYS = (
+    "lr",
+    "epoch_seconds",
+    "seconds_total",
+    "best_epoch",
+    "params_trainable",
+    "params_total",
+    "encode_ms_per_s",
+)
 
 
 class MlflowSweepCallback(Callback):
