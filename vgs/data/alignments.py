@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 from pathlib import Path
 
 import numpy as np
 
 from vgs.data.espeak import Espeak, Voice
+from vgs.data.fresh_processes import fresh_process_pool
 from vgs.data.locking import exclusive
 from vgs.data.synth import SAMPLE_RATE, silence_pads
 
@@ -88,8 +88,7 @@ def alignments(root: str | Path, utt_ids: list[str], workers: int = 2) -> dict[s
         known = json.loads(cache.read_text()) if cache.exists() else {}
         todo = [u for u in utt_ids if u not in known]
         if todo:
-            ctx = mp.get_context("forkserver")
-            with ctx.Pool(max(1, workers), maxtasksperchild=1) as pool:
+            with fresh_process_pool(workers, ["vgs.data.alignments"]) as pool:  # eSpeak NG: a process per speaker
                 for part in pool.imap_unordered(_align_speaker, list(_jobs(root, todo).values())):
                     known.update(part)
             tmp = cache.with_name(cache.name + ".tmp")

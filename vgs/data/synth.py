@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing as mp
 import os
 import shutil
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from vgs.data.espeak import Espeak, Voice
+from vgs.data.fresh_processes import fresh_process_pool
 from vgs.data.scenes import N_TEMPLATES, Scene, caption, draw_scene, render
 from vgs.log import get_logger, report_error
 from vgs.progress import Progress
@@ -210,15 +210,12 @@ def synthesise(plan: CorpusPlan, total: int, workers: int) -> float:
     """Synthesise the speech and draw the images in worker processes; seconds of speech made."""
     progress = Progress("synthesising speech and drawing images", total=total, unit="item")
     seconds = 0.0
-    # eSpeak NG keeps voice state for the life of a process, so every speaker gets a fresh one
-    # (maxtasksperchild=1).  A fork server that has imported numpy, scipy and soundfile (never
-    # eSpeak) forks them in milliseconds; spawning 40 interpreters cost 20 s of a 90 s corpus.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["vgs.data.synth", "scipy.signal", "soundfile", "PIL.Image"])
+    # eSpeak NG keeps voice state for the life of a process, so every speaker gets a fresh one,
+    # forked from a server that has imported numpy, scipy and soundfile (never eSpeak)
     tasks = [("speech", j) for j in plan.speech.values() if j]
     drawings = plan.drawings
     tasks += [("images", drawings[a : a + IMAGES_PER_TASK]) for a in range(0, len(drawings), IMAGES_PER_TASK)]
-    with ctx.Pool(workers, maxtasksperchild=1) as pool:
+    with fresh_process_pool(workers, ["vgs.data.synth", "scipy.signal", "soundfile", "PIL.Image"]) as pool:
         for kind, done in pool.imap_unordered(_work, tasks):
             if kind == "speech":
                 seconds += sum(done)
