@@ -255,6 +255,35 @@ def test_a_trial_takes_the_drivers_check_and_reads_no_per_file_data(tiny_corpus,
         shutil.move(tmp_path / "moved.wav", audio)
 
 
+def test_a_trial_never_unpickles_the_stores_record(tiny_corpus, tmp_path):
+    """Issue 36 #2: trials unpickled <store>/verified/<key>.pkl, so whoever could write the store
+    (shared NFS on a cluster) ran code in every trial.  The record is JSON now; a pickle planted in
+    its place runs nothing, and the trial checks the data in full instead."""
+    import dataclasses
+    import json
+    import pickle
+
+    from vgs.data.prepare import prepare, verified_record
+
+    cfg = dataclasses.replace(base_config("cpu-tiny").data, root=str(tiny_corpus), store=str(tmp_path / "store"))
+    full = prepare(cfg)
+    record = verified_record(dataclasses.replace(cfg, root=str(tiny_corpus.resolve())))
+    assert record.suffix == ".json" and json.loads(record.read_text())["corpus"]["name"] == full.corpus.name
+    trusted = prepare(cfg, verified=True)
+    assert trusted.corpus == full.corpus and trusted.text_ids == full.text_ids
+    assert trusted.speech.manifest == full.speech.manifest and trusted.images.manifest == full.images.manifest
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    for planted in (record, record.with_suffix(".pkl")):
+        planted.write_bytes(pickle.dumps(Payload()))
+    again = prepare(cfg, verified=True)
+    assert not (tmp_path / "pwned").exists() and again.corpus == full.corpus
+    assert json.loads(record.read_text())["version"] == 1  # the full check wrote a good record back
+
+
 def test_images_decoded_per_batch_equal_the_decoded_store(tiny_corpus, tmp_path):
     """data.image_store=files writes nothing and gives the same pixels as the decoded store, in the
     same batches; it survives the pickling a trial's verified data goes through."""

@@ -219,6 +219,35 @@ def test_resume_takes_the_recorded_options_and_refuses_a_conflicting_one(tmp_pat
         resumed_options(SweepOptions("gru_layers", resume=True), str(tmp_path), "gru_layers")
 
 
+def test_resume_refuses_a_search_space_edited_since_the_start_naming_the_keys(tmp_path):
+    """Issue 36 #1: an edited YAML (train.epochs 2 -> 3) was resumed silently; trials already run at
+    2 epochs were relabelled pruned and left the verdict."""
+    import dataclasses
+    import json
+
+    from vgs.config import ConfigError
+    from vgs.sweep.options import OPTIONS_FILE, SPACE_FILE, SweepOptions, differing_keys, resumed_options
+    from vgs.sweep.spec import find
+
+    space = tmp_path / "mine.yaml"
+    space.write_text(find("smoke").read_text())
+    folder = tmp_path / "ray" / "mine_20261204-101010"
+    folder.mkdir(parents=True)
+    (folder / "tuner.pkl").touch()
+    (folder / OPTIONS_FILE).write_text(json.dumps(dataclasses.asdict(SweepOptions(str(space)))))
+    (folder / SPACE_FILE).write_text(space.read_text())
+    resume = SweepOptions(str(space), resume=True)
+    assert resumed_options(resume, str(tmp_path / "ray"), "mine")[0] == folder.name  # unchanged: resumes
+    space.write_text(space.read_text().replace("train.epochs: 2", "train.epochs: 3") + "alpha: 0.01\n")
+    with pytest.raises(ConfigError) as refused:
+        resumed_options(resume, str(tmp_path / "ray"), "mine")
+    message = str(refused.value)
+    assert "alpha, overrides.train.epochs differ" in message and str(folder / SPACE_FILE) in message, message
+    assert "without --resume to start a new sweep" in message
+    assert differing_keys({"a": {"b": [1, 2]}, "c": 1}, {"a": {"b": [1, 2, 2]}, "c": 1}) == ["a.b"]
+    assert differing_keys([1], {"a": 1}) == ["(the whole file)"]
+
+
 def test_dry_run_plans_every_cell_without_ray(tmp_path, vgs_home, capsys):
     import json
 

@@ -7,7 +7,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from vgs.data.features import SpeechStore, build_speech_store
 from vgs.data.featurisers import PRESETS, SAMPLE_RATE, Featuriser, featuriser_of
 from vgs.data.image_store import ImageStore, build_feature_image_store, build_image_store, file_image_store
 from vgs.data.locking import exclusive
-from vgs.data.records import Corpus, CorpusError
+from vgs.data.records import Corpus, CorpusError, Utterance
 from vgs.data.synth import DEFAULT_SNR, GENERATOR_VERSION, generate, parse_snr, split_sizes
 from vgs.data.text_subsets import reduced_english, text_subset
 from vgs.data.translations import attach_translations, read_f30kent_jp
@@ -130,10 +129,58 @@ def store_lock(cfg: DataConfig):
 
 def verified_record(cfg: DataConfig, speech: Featuriser | None = None) -> Path:
     """Where a full check of `cfg`'s corpus and stores (speech: its featuriser, by default the MFCCs
-    of data.features) leaves its result for the trials that follow."""
+    of data.features) leaves its result for the trials that follow: JSON, never a pickle (a store
+    on shared NFS is writable by others, and a planted pickle would run code in every trial)."""
     what = {**dataclasses.asdict(cfg), "speech": speech_featuriser(cfg, speech).params()}
     key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cfg.store) / "verified" / f"{key}.pkl"
+    return Path(cfg.store) / "verified" / f"{key}.json"
+
+
+RECORD_VERSION = 1
+_UTTERANCE_FIELDS = [f.name for f in dataclasses.fields(Utterance)]
+
+
+def prepared_record(prepared: Prepared) -> dict:
+    """`prepared` as plain JSON data: the corpus's utterances column by column, each store as its
+    file and manifest (the frames stay on disk)."""
+    corpus = prepared.corpus
+    return {
+        "version": RECORD_VERSION,
+        "corpus": {
+            "name": corpus.name,
+            "root": str(corpus.root),
+            "image_dir": None if corpus.image_dir is None else str(corpus.image_dir),
+            "utterances": {f: [getattr(u, f) for u in corpus.utterances] for f in _UTTERANCE_FIELDS},
+            "skipped": corpus.skipped,
+        },
+        "speech": {"path": str(prepared.speech.path), "manifest": prepared.speech.manifest},
+        "images": {"path": str(prepared.images.path), "manifest": prepared.images.manifest},
+        "text_ids": None if prepared.text_ids is None else sorted(prepared.text_ids),
+        "speech_norm": prepared.speech_norm,
+    }
+
+
+def prepared_from_record(record: dict) -> Prepared:
+    """The inverse of prepared_record (the stores are opened again); a ValueError for another layout."""
+    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
+        raise ValueError(f"not a version {RECORD_VERSION} record")
+    c = record["corpus"]
+    columns = [c["utterances"][f] for f in _UTTERANCE_FIELDS]
+    corpus = Corpus(
+        c["name"],
+        Path(c["root"]),
+        None if c["image_dir"] is None else Path(c["image_dir"]),
+        [Utterance(*row) for row in zip(*columns, strict=True)],
+        c["skipped"],
+    )
+    text_ids = record["text_ids"]
+    return Prepared(
+        corpus,
+        SpeechStore(Path(record["speech"]["path"]), record["speech"]["manifest"]),
+        ImageStore(Path(record["images"]["path"]), record["images"]["manifest"]),
+        None if text_ids is None else set(text_ids),
+        record["speech_norm"],
+    )
 
 
 def speech_featuriser(cfg: DataConfig, speech: Featuriser | None = None) -> Featuriser:
@@ -151,14 +198,13 @@ def prepare(cfg: DataConfig, verified: bool = False, speech: Featuriser | None =
     record = verified_record(cfg, speech)
     if verified:
         try:
-            with record.open("rb") as f:
-                return pickle.load(f)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
-            pass  # none yet, or from another vgs: the full check below
+            return prepared_from_record(json.loads(record.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):  # none yet, or from another vgs: check in full
+            pass
     prepared = checked_prepare(cfg, speech_featuriser(cfg, speech))
     record.parent.mkdir(exist_ok=True)
     tmp = record.with_name(f"{record.name}.tmp{os.getpid()}")
-    tmp.write_bytes(pickle.dumps(prepared, protocol=5))
+    tmp.write_text(json.dumps(prepared_record(prepared)))
     os.replace(tmp, record)
     return prepared
 

@@ -33,11 +33,11 @@ from vgs.results.pareto import pareto_lines
 from vgs.results.tables import CONFIRM, MORE_SEEDS, format_config_table, format_table
 from vgs.sweep import storage as storages
 from vgs.sweep.dry_run import format_plan, plan_sweep, step_rate
-from vgs.sweep.options import OPTIONS_FILE, SweepOptions, resolved_sweep, resumed_options
+from vgs.sweep.options import OPTIONS_FILE, SPACE_FILE, SweepOptions, resolved_sweep, resumed_options
 from vgs.sweep.output import ProgressCallback, quiet_libraries
 from vgs.sweep.phases import confirm_cells, more_seed_cells, parent_status, seeds_run, summarise, summary_of
 from vgs.sweep.ray_start import init_ray, joins_a_cluster
-from vgs.sweep.spec import load
+from vgs.sweep.spec import find, load
 from vgs.sweep.spec_checks import cell_data_configs, tune_concurrency
 from vgs.sweep.spec_model import SweepSpec
 from vgs.sweep.tracking_setup import check_tracking_uri, search_record, source_tags
@@ -106,6 +106,7 @@ def run_sweep(opts: SweepOptions) -> dict:
     with contextlib.ExitStack() as held:
         if previous is not None:  # before anything runs: a second driver of this folder is refused
             held.enter_context(storages.driver_lock(storages.join(storage_dir, previous)))
+        space_text = find(opts.name).read_text()  # what --resume will hold the YAML to
         spec, extra, base = resolved_sweep(opts)
         tracking_uri = opts.tracking_uri or default_tracking_uri()
         sweep = Sweep(opts, spec, extra, base, tracking_uri, storage_dir, previous or "", previous, finished)
@@ -121,7 +122,7 @@ def run_sweep(opts: SweepOptions) -> dict:
         if previous is None:
             sweep.name = storages.new_sweep_name(storage_dir, spec.name)
             held.enter_context(storages.driver_lock(sweep.dir))
-            record_options(sweep)
+            record_options(sweep, space_text)
         runner = PhaseRunner(sweep)
         try:
             trials = finished["trials"] if finished is not None else runner.search()
@@ -246,8 +247,8 @@ def prepare_data(sweep: Sweep) -> None:
             prepare_speech_text(d, speech)
 
 
-def record_options(sweep: Sweep) -> None:
-    """What --resume will continue with: this command line, resolved."""
+def record_options(sweep: Sweep, space_text: str) -> None:
+    """What --resume will continue with: this command line, resolved, and the search space's YAML."""
     opts = sweep.opts
     recorded = dataclasses.replace(
         opts,
@@ -256,6 +257,7 @@ def record_options(sweep: Sweep) -> None:
         data=str(Path(opts.data).expanduser().resolve()) if opts.data else None,
     )
     storages.write_text(storages.join(sweep.dir, OPTIONS_FILE), json.dumps(dataclasses.asdict(recorded), indent=1))
+    storages.write_text(storages.join(sweep.dir, SPACE_FILE), space_text)
 
 
 class PhaseRunner:

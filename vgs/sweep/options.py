@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from vgs.config import Config, ConfigError, base_config
 from vgs.data.prepare import BUILTIN, absolute_paths, check_speech_text_source
 from vgs.log import get_logger
 from vgs.sweep import storage as storages
-from vgs.sweep.spec import load
+from vgs.sweep.spec import find, load
 from vgs.sweep.spec_checks import cell_data_configs, check_confirm, check_resources, restrict, validate
 from vgs.sweep.spec_model import SweepSpec
 from vgs.tasks.factory import check_config
@@ -48,6 +50,7 @@ class SweepOptions:
 
 
 OPTIONS_FILE = "options.json"  # in the sweep's folder: the command line it was started with
+SPACE_FILE = "search_space.yaml"  # ... and the search-space YAML's text it was started from
 # what a resumed sweep takes from its record; --address may change (a cluster restarted elsewhere)
 RECORDED = (
     "data",
@@ -77,6 +80,7 @@ def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tup
         log.info(f"note: {previous} has no {OPTIONS_FILE}; resuming with this command line's options")
         return previous, opts
     recorded = SweepOptions(**{k: v for k, v in json.loads(storages.read_text(path)).items() if k != "verbose"})
+    check_space_unchanged(storages.join(storage_dir, previous), opts.name)
     unset = SweepOptions(opts.name)
     for key in RECORDED:
         given, kept = getattr(opts, key), getattr(recorded, key)
@@ -102,6 +106,42 @@ def resumed_options(opts: SweepOptions, storage_dir: str, spec_name: str) -> tup
         add_seeds=opts.add_seeds,
         top=opts.top,
     )
+
+
+def check_space_unchanged(sweep_dir: str, name: str) -> None:
+    """--resume continues the search space a sweep started from: an edited YAML is refused, naming
+    the keys that differ (trials already run would otherwise be relabelled or dropped)."""
+    recorded_path = storages.join(sweep_dir, SPACE_FILE)
+    if not storages.exists(recorded_path):  # started by a vgs that did not record it
+        return
+    path = find(name)
+    try:
+        now = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    recorded = yaml.safe_load(storages.read_text(recorded_path))
+    changed = differing_keys(recorded, now)
+    if changed:
+        shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+        raise ConfigError(
+            f"--resume continues {sweep_dir} as it was started, but {path} has changed since: {shown} "
+            f"differ (the started version is {recorded_path}). Restore the file to resume, or run "
+            f"without --resume to start a new sweep from the edited one"
+        )
+
+
+def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """The dotted keys at which two parsed YAML documents differ (a list or scalar compares whole)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted({*a, *b}, key=str):
+            out += (
+                differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")
+                if key in a and key in b
+                else [prefix + str(key)]
+            )
+        return out
+    return [] if a == b else [prefix.rstrip(".") or "(the whole file)"]
 
 
 def resolved_sweep(opts: SweepOptions, planning: bool = False) -> tuple[SweepSpec, dict[str, Any], Config]:
