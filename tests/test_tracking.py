@@ -16,6 +16,18 @@ def test_run_label_names_the_searched_values_and_the_seed():
     assert run_label({}, None) == "base"
 
 
+def test_a_relative_sqlite_uri_is_made_absolute_before_it_is_recorded(tmp_path, monkeypatch):
+    """Issue 36 #10: sqlite:///rel.db was recorded as given, so --resume from another folder made an
+    empty database there and crashed with "Run ... not found"."""
+    from vgs.sweep.tracking_setup import absolute_tracking_uri
+
+    monkeypatch.chdir(tmp_path)
+    assert absolute_tracking_uri("sqlite:///rel.db") == f"sqlite:///{tmp_path.resolve()}/rel.db"
+    assert absolute_tracking_uri("sqlite:///runs/x.db?timeout=5") == f"sqlite:///{tmp_path.resolve()}/runs/x.db?timeout=5"
+    for kept in ("sqlite:////abs/mlflow.db", "http://127.0.0.1:5000", "databricks"):
+        assert absolute_tracking_uri(kept) == kept
+
+
 def test_tracking_uri_is_checked_up_front_with_the_fix(tmp_path):
     import time
 

@@ -104,6 +104,21 @@ def test_summary_picks_the_winning_configuration_and_counts_compute():
     assert s["configs"][0]["seconds"] == 10.0
 
 
+def test_the_add_seeds_command_is_the_sweeps_own_resume_command_shell_quoted():
+    """Issue 36 #6: the command named the YAML's stem ("unknown sweep"), left out --storage, and was
+    not quoted: pasting it ran a $(touch ...) taken from the file's name."""
+    import shlex
+
+    trials = [trial(1, 0, 0.40), trial(1, 1, 0.30), trial(2, 0, 0.36), trial(2, 1, 0.28)]
+    path = "/sweeps/a b/$(touch pwned){x}.yaml"
+    resume = shlex.join(["python", "-m", "vgs.sweep", path, "--resume", "--storage", "/tmp/ray results"])
+    line = summary_of(spec(), trials, resume)["verdict"]
+    command = line[line.index("python -m vgs.sweep") : line.index(" --top 2") + len(" --top 2")]
+    args = shlex.split(command)
+    assert args[:8] == ["python", "-m", "vgs.sweep", path, "--resume", "--storage", "/tmp/ray results", "--add-seeds"]
+    assert int(args[8]) >= 1 and args[9:] == ["--top", "2"], line
+
+
 def test_a_sweep_without_any_scored_trial_ends_failed():
     """Every trial failed (e.g. a conv kernel longer than any utterance, which only the forward
     pass finds): the parent run is FAILED, not FINISHED, and the command exits 1."""

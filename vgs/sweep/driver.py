@@ -40,7 +40,7 @@ from vgs.sweep.ray_start import init_ray, joins_a_cluster
 from vgs.sweep.spec import find, load
 from vgs.sweep.spec_checks import cell_data_configs, tune_concurrency
 from vgs.sweep.spec_model import SweepSpec
-from vgs.sweep.tracking_setup import check_tracking_uri, search_record, source_tags
+from vgs.sweep.tracking_setup import absolute_tracking_uri, check_tracking_uri, search_record, source_tags
 from vgs.sweep.tune_setup import (
     SweepInterrupted,
     build_param_space,
@@ -86,7 +86,8 @@ class Sweep:
     @property
     def resume_hint(self) -> str:
         storage = ["--storage", storages.redact(self.opts.storage)] if self.opts.storage else []
-        return shlex.join(["python", "-m", "vgs.sweep", self.opts.name, "--resume", *storage])
+        name = str(find(self.opts.name)) if self.opts.name.endswith((".yaml", ".yml")) else self.opts.name
+        return shlex.join(["python", "-m", "vgs.sweep", name, "--resume", *storage])  # pasted in any folder
 
 
 def run_sweep(opts: SweepOptions) -> dict:
@@ -95,6 +96,8 @@ def run_sweep(opts: SweepOptions) -> dict:
     if not opts.verbose:
         quiet_libraries()
     storage_dir = storages.normalise(opts.storage or str(vgs_home() / "ray_results"))  # a folder or s3:// gs:// URI
+    if opts.tracking_uri:
+        opts = dataclasses.replace(opts, tracking_uri=absolute_tracking_uri(opts.tracking_uri))
     opts, previous, finished = resume_point(opts, storage_dir)
     if finished is not None and not opts.add_seeds:  # nothing left to run: its answer
         return {
@@ -108,7 +111,7 @@ def run_sweep(opts: SweepOptions) -> dict:
             held.enter_context(storages.driver_lock(storages.join(storage_dir, previous)))
         space_text = find(opts.name).read_text()  # what --resume will hold the YAML to
         spec, extra, base = resolved_sweep(opts)
-        tracking_uri = opts.tracking_uri or default_tracking_uri()
+        tracking_uri = absolute_tracking_uri(opts.tracking_uri or default_tracking_uri())
         sweep = Sweep(opts, spec, extra, base, tracking_uri, storage_dir, previous or "", previous, finished)
 
         check_tracking_uri(sweep.tracking_uri)  # before Ray and before any featurisation
@@ -407,7 +410,7 @@ class PhaseRunner:
 def finish(sweep: Sweep, trials: list[dict], runner: PhaseRunner, clock: Stopwatch) -> dict:
     """The summary with its tables, written to the parent run (closed FINISHED or FAILED) and summary.json."""
     spec = sweep.spec
-    summary = summary_of(spec, trials)
+    summary = summary_of(spec, trials, sweep.resume_hint)
     table = format_table(summary["trials"], list(spec.space), multi_seed=len(seeds_run(trials)) > 1)
     configs = format_config_table(summary["configs"], spec.metric) if summary["configs_repeated"] else ""
     summary["table"] = table + (

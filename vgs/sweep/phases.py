@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
 import statistics
 from pathlib import Path
 
@@ -85,9 +86,11 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> list[dict]:
     return trials
 
 
-def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
+def summary_of(spec: SweepSpec, trials: list[dict], resume_command: str = "") -> dict:
     """Trials sorted by score, the configurations' mean ± sd over seeds, the seed-noise verdict, the
-    best trial (of the winning configuration when the verdict has one) and the compute spent."""
+    best trial (of the winning configuration when the verdict has one) and the compute spent.
+    resume_command: the shell-quoted `--resume` command of this sweep, which the verdict extends with
+    `--add-seeds` where more seeds would tell (by the spec's name without one)."""
     key = spec.metric
     # a trial that ended in error answers nothing, whatever it logged before failing
     scored = [
@@ -98,7 +101,9 @@ def summary_of(spec: SweepSpec, trials: list[dict]) -> dict:
     sign = 1 if spec.mode == "max" else -1
     scored.sort(key=lambda t: sign * t[key], reverse=True)
     groups = group_by_config(trials, key, spec.mode)
-    more = f"python -m vgs.sweep {spec.name} --resume --add-seeds {{add}} --top 2"
+    resume = resume_command or shlex.join(["python", "-m", "vgs.sweep", spec.name, "--resume"])
+    # the verdict fills in {add}; braces of a file name are escaped from that
+    more = resume.replace("{", "{{").replace("}", "}}") + " --add-seeds {add} --top 2"
     judged = verdict(groups, spec.mode, spec.metric, spec.alpha, more)
     best = scored[0] if scored else None
     if judged.winner is not None:

@@ -19,6 +19,16 @@ def client(tracking_uri: str):
     return MlflowClient(tracking_uri=tracking_uri)
 
 
+def absolute_tracking_uri(uri: str) -> str:
+    """A SQLite URI with its file made absolute (sqlite:///rel.db -> sqlite:////cwd/rel.db): trials
+    run in other folders, and --resume may be run from another one, where the relative name made an
+    empty database and then "Run ... not found".  Other URIs are returned as they are."""
+    if uri.startswith("sqlite:///") and not uri[len("sqlite:///") :].startswith("/"):
+        path, query = (uri[len("sqlite:///") :].split("?", 1) + [""])[:2]
+        return f"sqlite:///{Path(path).expanduser().resolve()}" + (f"?{query}" if query else "")
+    return uri
+
+
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     """Before a sweep starts: the MLflow store answers (a server within `timeout` seconds; MLflow's
     own client retries for minutes) or its SQLite database can be made.  A new database is made
