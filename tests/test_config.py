@@ -65,6 +65,10 @@ def test_every_base_config_passes_the_range_checks(name):
         ("train.lr", -1.0, "train.lr must be > 0, got -1.0"),
         ("train.epochs", 0, "train.epochs must be >= 1, got 0"),
         ("model.latent", 255, "model.latent must be an even number"),
+        ("train.lr", float("inf"), "train.lr must be a finite number, got inf"),
+        ("train.margin", float("nan"), "train.margin must be a finite number, got nan"),
+        ("train.seed", -1, "train.seed must be a whole number from 0 to 2\\*\\*32 - 1, got -1"),
+        ("train.seed", 10**20, "train.seed must be a whole number from 0"),
     ],
 )
 def test_numbers_training_cannot_use_are_refused_naming_the_key(key, value, message):

@@ -92,11 +92,28 @@ def write(tmp_path, text):
         ("space: {train.lr: {randint: [1, 3]}}\n", "real-valued key"),
         ("space: {train.batch_size: {choice: [0, 16]}}\n", "train.batch_size must be >= 1, got 0"),
         ("space: {model.latent: {choice: [64]}}\noverrides: {train.lr: -1}\n", "train.lr must be > 0, got -1"),
+        # issue 36 #7 and #14: repeats, infinities and seeds out of numpy's range, refused up front
+        ("space: {model.speech.layers: {choice: [1, 1, 2]}}\n", "space.model.speech.layers.choice repeats 1"),
+        ("space: {train.lr: {loguniform: [0.001, .inf]}}\n", "bounds must be finite"),
+        ("space: {model.latent: {choice: [64]}}\noverrides: {train.lr: .inf}\n", "train.lr must be a finite number"),
+        ("space: {train.margin: {choice: [0.2, .inf]}}\n", "train.margin must be a finite number"),
+        ("space: {model.latent: {choice: [64]}}\nseeds: [-1, 0]\n", r"seeds \[-1\] must be whole numbers from 0"),
+        ("space: {model.latent: {choice: [64]}}\nseeds: [0, 123456789012345678901]\n", "must be whole numbers"),
     ],
 )
 def test_bad_search_spaces_are_refused_with_the_reason(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         searchspace.load(write(tmp_path, text))
+
+
+def test_a_huge_choice_list_or_yaml_is_refused_before_it_is_parsed_in_full(tmp_path):
+    """Issue 36 #7: a 10 MB choice list was accepted; its dry run took 142 s and 3 GB."""
+    values = ", ".join(str(0.001 * (i + 1)) for i in range(1001))
+    with pytest.raises(ConfigError, match="space.train.lr.choice has 1001 values; at most 1000"):
+        searchspace.load(write(tmp_path, f"space: {{train.lr: {{choice: [{values}]}}}}\n"))
+    big = write(tmp_path, "space: {train.lr: {choice: [" + ", ".join(["0.1"] * 60_000) + "]}}\n")
+    with pytest.raises(ConfigError, match=r"MiB is not a search space \(at most 256 KiB"):
+        searchspace.load(big)
 
 
 def test_unknown_sweep_lists_what_exists(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 from vgs.config.schema import Config, ConfigError
@@ -35,8 +37,25 @@ def _value_at(cfg: Config, path: str) -> Any:
     return node
 
 
+def _floats(node: Any, prefix: str = "") -> list[tuple[str, float]]:
+    """(dotted key, value) of every real-valued key of a config section, recursively."""
+    out: list[tuple[str, float]] = []
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            out += _floats(value, f"{prefix}{f.name}.")
+        elif isinstance(value, float):
+            out.append((prefix + f.name, value))
+    return out
+
+
 def check_consistent(cfg: Config) -> None:
     """Checks across keys that a single key's type cannot express; raises naming the keys."""
+    for key, value in _floats(cfg):  # inf passed every range below, then failed at epoch 1
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    if not 0 <= cfg.train.seed < 2**32:
+        raise ConfigError(f"train.seed must be a whole number from 0 to 2**32 - 1, got {cfg.train.seed}")
     for key, ok, must in _RANGES:
         value = _value_at(cfg, key)
         if not ok(value):

@@ -43,6 +43,7 @@ from vgs.config import ConfigError
 from vgs.sweep.spec_checks import validate
 from vgs.sweep.spec_model import DEFAULT_MAX_TRIALS, DEFAULT_SIZE, SIZE_KEYS, SIZES, TOP_KEYS, SweepSpec
 
+MAX_YAML_BYTES = 256 * 2**10  # the largest named sweep is a few KiB
 PACKAGE_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
 
@@ -71,6 +72,11 @@ def find(name: str) -> Path:
 def load(name: str, size: str | None = None) -> SweepSpec:
     """The search space NAME at `size` (None: the default size where the YAML has sizes)."""
     path = find(name)
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise ConfigError(
+            f"{path}: {path.stat().st_size / 2**20:.1f} MiB is not a search space (at most "
+            f"{MAX_YAML_BYTES // 2**10} KiB; a long list of values is a range: uniform, loguniform or randint)"
+        )
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import math
 from typing import Any
 
 from vgs.config import Config, ConfigError, check_consistent, coerce, key_type
@@ -21,10 +22,15 @@ from vgs.sweep.spec_model import (
     trial_overrides,
 )
 
+MAX_CHOICES = 1000  # values in one choice list: a 10 MB list took a 142 s, 3 GB dry run
+
 
 def check_confirm(spec: SweepSpec) -> None:
     where = str(spec.path)
     for name, seeds in (("seeds", spec.seeds), ("confirm.seeds", spec.confirm_seeds)):
+        bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32]
+        if bad:
+            raise ConfigError(f"{where}: {name} {bad} must be whole numbers from 0 to 2**32 - 1 (numpy's seed range)")
         repeated = sorted({s for s in seeds if seeds.count(s) > 1})
         if repeated:  # the same seed trains the same run again: the verdict would count it as a second sample
             raise ConfigError(
@@ -160,15 +166,29 @@ def _check_distribution(spec: SweepSpec, where: str, key: str, dist: Any, typ: t
     if not isinstance(values, list) or not values:
         raise ConfigError(f"{where}: space.{key}.{kind} needs a non-empty list")
     if kind == "choice":
+        if len(values) > MAX_CHOICES:
+            raise ConfigError(
+                f"{where}: space.{key}.choice has {len(values)} values; at most {MAX_CHOICES} (a search "
+                f"that large is a range: uniform, loguniform or randint)"
+            )
         try:
             dist[kind] = [coerce(key, v, typ) for v in values]
         except ConfigError as e:
             raise ConfigError(f"{where}: space.{key}.choice {values!r}: {e}") from e
+        repeated = sorted({repr(v) for i, v in enumerate(dist[kind]) if v in dist[kind][:i]})
+        if repeated:
+            raise ConfigError(
+                f"{where}: space.{key}.choice repeats {', '.join(repeated)}: each value is one configuration "
+                f"(a repeat trains the same configuration and seed twice and miscounts the verdict's seeds); "
+                f"more seeds are the YAML's seeds or --seeds"
+            )
     else:
         if len(values) != 2 or typ not in (int, float):
             raise ConfigError(f"{where}: space.{key}.{kind} needs [low, high] for a numeric key")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             raise ConfigError(f"{where}: space.{key}.{kind} bounds must be numbers, got {values!r}")
+        if not all(math.isfinite(v) for v in values):
+            raise ConfigError(f"{where}: space.{key}.{kind} bounds must be finite, got {values!r}")
         if not values[0] < values[1]:
             raise ConfigError(f"{where}: space.{key}.{kind} needs low < high, got {values!r}")
         if kind == "loguniform" and values[0] <= 0:
