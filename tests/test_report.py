@@ -207,6 +207,35 @@ def test_the_report_reads_the_latest_sweep_or_the_one_named(tmp_path):
         sweep_run(client, "demo", "demo_2025")
 
 
+def test_a_report_of_a_yaml_given_by_path_goes_to_its_sweeps_reports_folder(tmp_path, monkeypatch):
+    """Issue 36 #15: an absolute YAML path crashed (FileExistsError: the report folder was the file
+    itself) and ../x.yaml wrote outside reports/."""
+    from mlflow.tracking import MlflowClient
+
+    from vgs.results.report import report
+    from vgs.sweep.spec import find
+
+    monkeypatch.setenv("VGS_HOME", str(tmp_path / "home"))
+    (tmp_path / "mine.yaml").write_text(find("smoke").read_text())
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("vgs-mine", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(exp, run_name="mine_20261207-100000", tags={"vgs.kind": "sweep"})
+    for layers, score in ((1, 0.3), (2, 0.4)):
+        child = client.create_run(exp, tags={"mlflow.parentRunId": parent.info.run_id})
+        client.log_param(child.info.run_id, "model.speech.layers", layers)
+        client.log_param(child.info.run_id, "train.seed", 0)
+        client.log_metric(child.info.run_id, "val_s2i_r10", score, step=1)
+        client.log_metric(child.info.run_id, "sel_val_s2i_r10", score)
+        client.set_terminated(child.info.run_id)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    for given in (str(tmp_path / "mine.yaml"), "../mine.yaml"):
+        text = report(given, uri)
+        assert text.startswith("# mine\n") and f"saved {tmp_path / 'home' / 'reports' / 'mine' / 'report.md'}" in text
+    assert not (tmp_path / "home" / "x.yaml").exists() and (tmp_path / "mine.yaml").is_file()
+
+
 def test_a_pruned_cell_says_it_has_no_test_scores():
     """Test scores come from a trial's selected epoch after its last; a pruned trial has none, and
     the table says so rather than leaving the cell out."""

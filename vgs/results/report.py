@@ -301,6 +301,7 @@ def report(
     from vgs.sweep.spec import load
 
     spec = load(name)
+    name = spec.name  # a YAML given by path ("/abs/x.yaml", "../x.yaml") is its sweep's name from here
     metric = metric or spec.metric
     client = MlflowClient(existing_tracking_uri(tracking_uri))
     parent, runs = sweep_run(client, spec.name, sweep)
