@@ -73,7 +73,9 @@ def test_embed_writes_every_caption_and_image_to_parquet(trained_run, tmp_path, 
     assert f"{table['kind'].count('speech')} speech and 60 image embeddings" in stdout
 
 
-def test_registered_best_trial_loads_back_by_name(trained_run, tiny_corpus, tmp_path, capsys):
+def test_registered_best_trial_loads_back_by_name(trained_run, tiny_corpus, tmp_path, capsys, monkeypatch):
+    import tempfile
+
     from mlflow.tracking import MlflowClient
 
     from vgs.results.retrieve import embed_wav, load_trained, register_best
@@ -90,8 +92,15 @@ def test_registered_best_trial_loads_back_by_name(trained_run, tiny_corpus, tmp_
     assert register_best(client, parent.info.run_id, "vgs-x-best") == "vgs-x-best version 1"
     utt = read_flickr8k(tiny_corpus).split("test")[0]
     local = embed_wav(load_trained(str(trained_run)), str(utt.audio))
-    for ref in ("models:/vgs-x-best", "models:/vgs-x-best/1", child.info.run_id):
+    # issue 36 #13: each load by run id or name left a copy of best.pt in TMPDIR; now one download
+    # per checkpoint, kept in VGS_HOME/downloads
+    monkeypatch.setenv("VGS_HOME", str(tmp_path / "home"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    for ref in ("models:/vgs-x-best", "models:/vgs-x-best/1", child.info.run_id) * 2:
         np.testing.assert_allclose(embed_wav(load_trained(ref, uri), str(utt.audio)), local, atol=1e-6)
+    assert not list((tmp_path / "tmp").rglob("*.pt"))
+    assert len(list((tmp_path / "home" / "downloads").rglob("best.pt"))) == 2  # the version's, the run's
     with pytest.raises(ConfigError, match="no registered model 'nope'"):
         load_trained("models:/nope", uri)
     from vgs.cli import main
@@ -102,6 +111,20 @@ def test_registered_best_trial_loads_back_by_name(trained_run, tiny_corpus, tmp_
         == 0
     )
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
+
+
+def test_embed_out_is_checked_before_any_work(tmp_path, capsys):
+    """Issue 36 #16: an existing folder, or one that cannot be made, gave a traceback after all the
+    work (and left a .tmp file)."""
+    from vgs.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    for out, message in (
+        (tmp_path, f"--out {tmp_path} is a folder; name the Parquet file to write"),
+        (tmp_path / "afile" / "e.parquet", f"its folder {tmp_path / 'afile'} cannot be made"),
+    ):
+        assert main(["embed", "--run", "no-such-run", "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_bad_runs_are_named(tmp_path):

@@ -15,14 +15,17 @@ of the corpus (or another corpus of the same layout).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vgs.config import Config, ConfigError, apply_overrides, existing_tracking_uri, from_dict
+from vgs.config import Config, ConfigError, apply_overrides, existing_tracking_uri, from_dict, vgs_home
 from vgs.data.batching import PairSplit, centre_crop, standardise_pixels
 from vgs.data.featurisers import check_recording_length, load_audio
 from vgs.data.image_store import _load_image
@@ -87,17 +90,54 @@ def checkpoint_file(ref: str, tracking_uri: str | None = None) -> Path:
     try:
         if ref.startswith("models:/"):
             source, _ = registered_source(_client(uri), ref)
-            folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri))
+
+            def fetch_model(dst: str) -> str:
+                return mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri, dst_path=dst)
+
+            folder = cached_download(source, fetch_model)
             return folder / "best.pt" if folder.is_dir() else folder
-        return Path(
-            mlflow.artifacts.download_artifacts(run_id=ref, artifact_path="checkpoint/best.pt", tracking_uri=uri)
-        )
+
+        def fetch_run(dst: str) -> str:
+            return mlflow.artifacts.download_artifacts(
+                run_id=ref, artifact_path="checkpoint/best.pt", tracking_uri=uri, dst_path=dst
+            )
+
+        # the file's size is part of the key: a run still training may log a newer best.pt
+        sizes = {f.path: f.file_size for f in _client(uri).list_artifacts(ref, "checkpoint")}
+        return cached_download(f"{uri} {ref} {sizes.get('checkpoint/best.pt')}", fetch_run)
     except MlflowException as e:
         raise ConfigError(
             f"--run {ref}: not a checkpoint file or folder, and MLflow at {uri} says: {e.message.splitlines()[0]}"
         ) from e
     except OSError as e:
         raise ConfigError(f"--run {ref}: no checkpoint/best.pt in that run ({e})") from e
+
+
+def cached_download(key: str, download: Callable[[str], str]) -> Path:
+    """What `download(folder)` fetches (it returns the local path), kept in VGS_HOME/downloads under a
+    hash of `key` and fetched once: each call by run id had left another copy of best.pt in TMPDIR.
+    Fetched into a temporary folder and renamed, so an interrupted download is never taken."""
+    import shutil
+    import tempfile
+
+    folder = vgs_home() / "downloads" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    if (folder / DOWNLOADED).is_file():
+        return folder / (folder / DOWNLOADED).read_text()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        (partial / DOWNLOADED).write_text(str(Path(download(str(partial))).relative_to(partial)))
+        try:
+            os.replace(partial, folder)
+        except OSError:  # another process fetched it first: keep theirs
+            shutil.rmtree(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return folder / (folder / DOWNLOADED).read_text()
+
+
+DOWNLOADED = ".downloaded"  # in a download's folder: the path of what was fetched, relative to it
 
 
 @dataclass
@@ -288,9 +328,27 @@ def write_parquet(rows: dict[str, list], out: str | Path) -> Path:
         }
     )
     tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(out)  # never a half-written file under the asked name
+    try:
+        pq.write_table(table, tmp)
+        tmp.replace(out)  # never a half-written file under the asked name
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
+
+
+def check_out_file(out: str) -> None:
+    """`vgs embed --out`, checked before any work: a file name whose folder can be made and written."""
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise ConfigError(
+            f"--out {out} is a folder; name the Parquet file to write, e.g. {path / 'embeddings.parquet'}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: its folder {path.parent} cannot be made ({e.strerror or e})") from e
+    if not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"--out {out}: its folder {path.parent} is not writable")
 
 
 def register_best(client, sweep_run_id: str, name: str) -> str:
@@ -346,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     splits = [s.strip() for s in a.splits.split(",") if s.strip()]
     try:
+        if embed:
+            check_out_file(a.out)  # before the model loads and every recording is embedded
         trained = load_trained(a.run, a.tracking_uri, a.data, a.device)
         if embed:
             _check_speech_to_image(trained)
