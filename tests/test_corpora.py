@@ -82,6 +82,25 @@ def test_skipped_items_reach_the_store_report(places, tmp_path):
     assert len(store.ids) == 1499
 
 
+def test_a_decompression_bomb_image_is_named_and_left_out_with_skip_bad(places, tmp_path, monkeypatch):
+    """Issue 36 #12: a decompression-bomb PNG gave a raw traceback without the file name, and
+    --skip-bad did not skip it.  PIL's pixel limit is lowered here so that a small PNG is a bomb."""
+    from PIL import Image
+
+    from vgs.data.image_store import build_image_store
+
+    corpus = read_corpus(places)
+    victim = corpus.image_dir / corpus.images()[3]
+    victim.unlink()  # a symlink into the corpus: an image of our own in its place
+    Image.new("L", (400, 300)).save(victim, format="PNG")
+    for limit in (60_000, 100_000):  # over twice the limit PIL refuses; between, it only warns
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+        with pytest.raises(CorpusError, match=f"image file {victim} is too large to decode.*--skip-bad"):
+            build_image_store(corpus, 32, tmp_path / f"store{limit}")
+        store = build_image_store(corpus, 32, tmp_path / f"store{limit}", skip_bad=True)
+        assert victim.name not in store.index and len(store.index) == len(corpus.images()) - 1
+
+
 def test_a_recording_of_nan_samples_is_named_and_left_out_with_skip_bad(places, tmp_path):
     import numpy as np
     import soundfile as sf

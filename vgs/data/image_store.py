@@ -70,17 +70,24 @@ def file_image_store(corpus: Corpus, size: int) -> ImageStore:
 
 
 def _load_image(path: str, size: int) -> np.ndarray:
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            scale = size / min(w, h)
-            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-            w, h = im.size
-            left, top = (w - size) // 2, (h - size) // 2
-            return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+        with warnings.catch_warnings():
+            # PIL only warns between its pixel limit and twice that, then decodes gigabytes
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+        w, h = im.size
+        scale = size / min(w, h)
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+        w, h = im.size
+        left, top = (w - size) // 2, (h - size) // 2
+        return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise CorpusError(f"image file {path} is too large to decode (a decompression bomb?): {e}") from e
     except (OSError, ValueError) as e:
         raise CorpusError(f"corrupt or unreadable image file {path}: {e}") from e
 
