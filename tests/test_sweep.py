@@ -225,8 +225,8 @@ def test_resume_refuses_a_search_space_edited_since_the_start_naming_the_keys(tm
     import dataclasses
     import json
 
-    from vgs.config import ConfigError
-    from vgs.sweep.options import OPTIONS_FILE, SPACE_FILE, SweepOptions, differing_keys, resumed_options
+    from vgs.config import ConfigError, differing_keys
+    from vgs.sweep.options import OPTIONS_FILE, SPACE_FILE, SweepOptions, resumed_options
     from vgs.sweep.spec import find
 
     space = tmp_path / "mine.yaml"
@@ -245,7 +245,7 @@ def test_resume_refuses_a_search_space_edited_since_the_start_naming_the_keys(tm
     assert "alpha, overrides.train.epochs differ" in message and str(folder / SPACE_FILE) in message, message
     assert "without --resume to start a new sweep" in message
     assert differing_keys({"a": {"b": [1, 2]}, "c": 1}, {"a": {"b": [1, 2, 2]}, "c": 1}) == ["a.b"]
-    assert differing_keys([1], {"a": 1}) == ["(the whole file)"]
+    assert differing_keys([1], {"a": 1}) == ["(the whole document)"]
 
 
 def test_dry_run_plans_every_cell_without_ray(tmp_path, vgs_home, capsys):

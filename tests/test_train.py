@@ -102,6 +102,45 @@ def test_cli_resume_without_a_last_pt_is_refused_instead_of_training_afresh(tiny
     assert main([*data, "--resume"]) == 2 and "it needs --out" in capsys.readouterr().err
 
 
+def test_resume_keeps_the_runs_own_config_and_a_damaged_last_pt_is_named(tiny_corpus, tmp_path, capsys):
+    """Issue 36 #8 and #9: `--resume` with another model gave a size-mismatch traceback, with another
+    corpus, seed or rate it continued silently; a truncated or empty last.pt read "EOFError" without
+    the path, and a trial's restart read the same file again."""
+    import shutil
+
+    from vgs.train import main
+
+    cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 2})
+    with pytest.raises(_Interrupt):
+        fit(cfg, out_dir=tmp_path / "run", report=_interrupt_after(1))
+    shutil.copytree(tmp_path / "run", tmp_path / "cut")
+    last = tmp_path / "run" / "last.pt"
+    for extra, named in (
+        (["model.latent=64"], "model.latent: given 64, saved 128"),
+        (["--data", str(tmp_path)], f"data.root: given {str(tmp_path)!r}, saved {str(tiny_corpus)!r}"),
+        (["--base", "cpu-small"], "model."),
+    ):
+        assert main(["--resume", "--out", str(tmp_path / "run"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"--resume continues {last} as it was started" in err and named in err, err
+    # the same keys again are no change: it resumes, as with nothing given
+    assert main(["--resume", "--out", str(tmp_path / "run"), "train.epochs=2", "--data", str(tiny_corpus)]) == 0
+    assert torch.load(last, weights_only=True)["epoch"] == 2
+
+    cut = tmp_path / "cut" / "last.pt"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    assert main(["--resume", "--out", str(tmp_path / "cut")]) == 2
+    assert f"--resume: {cut} is truncated or empty" in capsys.readouterr().err
+    # a trial (fit resuming from its checkpoint) starts again from epoch 1 instead of failing on it again
+    summary = fit(cfg, out_dir=tmp_path / "cut", resume=tmp_path / "cut")
+    assert summary["epoch"] == 2 and torch.load(cut, weights_only=True)["epoch"] == 2
+    from vgs.checkpoint import CheckpointError, load
+
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=f"{tmp_path / 'empty.pt'} cannot be read as a checkpoint \\(0 bytes"):
+        load(tmp_path / "empty.pt")
+
+
 def test_a_run_folder_that_cannot_be_made_is_named_before_any_corpus_work(tiny_corpus, tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ConfigError, match=r"the run's folder .*a-file/run: cannot make the folder \(Not a directory\)"):

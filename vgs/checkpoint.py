@@ -4,6 +4,7 @@ checkpoint on shared storage cannot run code in the loader)."""
 from __future__ import annotations
 
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,11 @@ def resumable(out_dir: str | Path | None) -> Path:
         raise ConfigError(
             f"--resume: {Path(out_dir) / LAST} does not exist (a run's folder holds it after its first epoch)"
         )
+    if not zipfile.is_zipfile(Path(out_dir) / LAST):  # torch.save's format: a cut file has no directory
+        raise CheckpointError(
+            f"--resume: {Path(out_dir) / LAST} is truncated or empty ({(Path(out_dir) / LAST).stat().st_size} "
+            f"bytes); it cannot be resumed. Train into a new --out (its best.pt, if readable, is kept)"
+        )
     return Path(out_dir)
 
 
@@ -74,8 +80,26 @@ def save(path: Path, obj: dict) -> None:
     tmp.replace(path)  # a crash mid-write never leaves a truncated checkpoint
 
 
+class CheckpointError(ConfigError):
+    """A checkpoint file that cannot be read (truncated, empty, or not a checkpoint); names it."""
+
+
 def load(path: Path, device: torch.device | str = "cpu") -> dict:
-    return torch.load(path, map_location=device, weights_only=True)
+    """A checkpoint's contents, without running pickled code; a CheckpointError naming the file if it
+    cannot be read (torch says only "EOFError" or a zip error, without the path)."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged file
+        size = Path(path).stat().st_size if Path(path).exists() else 0
+        raise CheckpointError(
+            f"{path} cannot be read as a checkpoint ({size} bytes; {type(e).__name__}: {str(e)[:200]}): "
+            f"it is truncated, empty or not a vgs checkpoint"
+        ) from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a vgs checkpoint (it holds a {type(state).__name__})")
+    return state
 
 
 def restore_optimizers(opts: dict[str, torch.optim.Optimizer], state: dict, path: Path) -> dict:

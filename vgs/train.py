@@ -23,8 +23,27 @@ import torch
 
 from vgs import distributed
 from vgs import metric_names as names
-from vgs.checkpoint import BEST, LAST, load, make_run_dir, restore_optimizers, resumable, save_best, save_last
-from vgs.config import BASE_CONFIGS, Config, ConfigError, from_dict, to_dict
+from vgs.checkpoint import (
+    BEST,
+    LAST,
+    CheckpointError,
+    load,
+    make_run_dir,
+    restore_optimizers,
+    resumable,
+    save_best,
+    save_last,
+)
+from vgs.config import (
+    BASE_CONFIGS,
+    Config,
+    ConfigError,
+    apply_overrides,
+    differing_keys,
+    from_dict,
+    parse_cli_overrides,
+    to_dict,
+)
 from vgs.costs import encoding_speed, parameter_counts
 from vgs.data.prepare import Prepared, resolve_paths
 from vgs.data.records import CorpusError
@@ -155,7 +174,11 @@ class Training:
         best = {"epoch": 0, self.metric: -math.inf if self.mode == "max" else math.inf}
         if not folder or not (Path(folder) / LAST).exists():
             return 1, best, None, 0.0
-        state = load(Path(folder) / LAST, self.device)
+        try:
+            state = load(Path(folder) / LAST, self.device)
+        except CheckpointError as e:  # a trial's restart would only fail on it again: start afresh
+            log.warning(f"warning: {e}; this run starts again from epoch 1")
+            return 1, best, None, 0.0
         self.model.load_state_dict(state["model"])
         schedulers = restore_optimizers(self.opts, state, Path(folder) / LAST)
         if Path(folder).resolve() != self.out.resolve():
@@ -272,10 +295,41 @@ class Training:
             log.info(f"    ref: {examples[0]['ref']}\n    hyp: {examples[0]['hyp']}")
 
 
+def resumed_config(last: Path, base: str | None, items: list[str], data: str | None, skip_bad: bool) -> Config:
+    """`--resume`: the config the run was started with (saved in last.pt).  A command line that asks
+    for another one is refused, naming the keys: another model failed on a size mismatch, and another
+    corpus, seed or learning rate had continued silently into the same best.pt."""
+    saved = from_dict(load(last)["config"])
+    if base is None and not items and not data and not skip_bad:
+        return saved
+    overrides = parse_cli_overrides(items)
+    if data:
+        overrides["data.root"] = data
+    if skip_bad:
+        overrides["data.skip_bad"] = "true"
+    requested = cli_config(base, items, data, skip_bad) if base else apply_overrides(saved, overrides)
+    was, now = to_dict(saved), to_dict(requested)
+    changed = differing_keys(was, now)
+    if changed:
+        shown = "; ".join(f"{k}: given {_at(now, k)!r}, saved {_at(was, k)!r}" for k in changed[:6])
+        raise ConfigError(
+            f"--resume continues {last} as it was started, and the command line differs ({shown}"
+            f"{f'; {len(changed) - 6} more' if len(changed) > 6 else ''}). Leave those out to resume, or "
+            f"train into a new --out"
+        )
+    return saved
+
+
+def _at(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.train", description="Train one configuration (no Ray).")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.speech.layers=3 train.epochs=10")
-    p.add_argument("--base", default="cpu-small", help=f"named base config: {', '.join(BASE_CONFIGS)}")
+    p.add_argument("--base", help=f"named base config (default: cpu-small): {', '.join(BASE_CONFIGS)}")
     p.add_argument("--data", default=None, help="corpus folder (Flickr8K Audio layout); default: built-in corpus")
     p.add_argument("--out", default=None, help="checkpoint folder (default: .vgs/runs/<time>)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
@@ -283,8 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
     a = p.parse_intermixed_args(argv)  # overrides may come before or after options
     try:
-        cfg = cli_config(a.base, a.overrides, a.data, a.skip_bad)
-        summary = fit(cfg, out_dir=a.out, resume=resumable(a.out) if a.resume else None)
+        if a.resume:
+            folder = resumable(a.out)
+            cfg = resumed_config(folder / LAST, a.base, a.overrides, a.data, a.skip_bad)
+        else:
+            folder, cfg = None, cli_config(a.base or "cpu-small", a.overrides, a.data, a.skip_bad)
+        summary = fit(cfg, out_dir=a.out, resume=folder)
     except (ConfigError, CorpusError, FileExistsError, FloatingPointError, TrialOutOfMemory) as e:
         return report_error(e)
     if a.json:

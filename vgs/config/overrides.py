@@ -178,3 +178,18 @@ def _unknown_key_message(path: str, valid: list[str]) -> str:
     near = [k for k in valid if section and k.startswith(section)]
     listed = f"keys under {section[:-1]}: {', '.join(near)}" if near else f"valid keys: {', '.join(valid)}"
     return f"unknown config key '{path}'; {listed}"
+
+
+def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """The dotted keys at which two nested dicts (parsed YAML, config dicts) differ; a list or scalar
+    compares whole."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted({*a, *b}, key=str):
+            out += (
+                differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")
+                if key in a and key in b
+                else [prefix + str(key)]
+            )
+        return out
+    return [] if a == b else [prefix.rstrip(".") or "(the whole document)"]

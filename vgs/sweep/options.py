@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from vgs.config import Config, ConfigError, base_config
+from vgs.config import Config, ConfigError, base_config, differing_keys
 from vgs.data.prepare import BUILTIN, absolute_paths, check_speech_text_source
 from vgs.log import get_logger
 from vgs.sweep import storage as storages
@@ -128,20 +128,6 @@ def check_space_unchanged(sweep_dir: str, name: str) -> None:
             f"differ (the started version is {recorded_path}). Restore the file to resume, or run "
             f"without --resume to start a new sweep from the edited one"
         )
-
-
-def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    """The dotted keys at which two parsed YAML documents differ (a list or scalar compares whole)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for key in sorted({*a, *b}, key=str):
-            out += (
-                differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")
-                if key in a and key in b
-                else [prefix + str(key)]
-            )
-        return out
-    return [] if a == b else [prefix.rstrip(".") or "(the whole file)"]
 
 
 def resolved_sweep(opts: SweepOptions, planning: bool = False) -> tuple[SweepSpec, dict[str, Any], Config]:
