@@ -139,6 +139,19 @@ def test_bad_runs_are_named(tmp_path):
         load_trained("0123456789abcdef", f"sqlite:///{tmp_path / 'm.db'}")
 
 
+def test_a_query_of_nan_samples_is_refused_naming_the_file(trained_run, tiny_corpus, tmp_path, capsys):
+    """Issue 36 #3: a NaN query printed a ranking of nan scores and exited 0."""
+    import soundfile as sf
+
+    from vgs.cli import main
+
+    audio, rate = sf.read(read_flickr8k(tiny_corpus).split("test")[0].audio, dtype="float32")
+    audio[50:60] = np.nan
+    sf.write(tmp_path / "q.wav", audio, rate, subtype="FLOAT")
+    assert main(["retrieve", "--run", str(trained_run), "--wav", str(tmp_path / "q.wav")]) == 2
+    assert f"{tmp_path / 'q.wav'}: 10 of its {len(audio)} samples are NaN or infinite" in capsys.readouterr().err
+
+
 def test_a_query_recording_shorter_than_one_window_is_refused_and_a_long_one_noted():
     """Issue 26 #10: 10 samples gave a torch padding traceback; ten minutes passed silently at 6x the
     training cap."""

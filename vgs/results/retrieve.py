@@ -206,6 +206,9 @@ def wav_features(t: Trained, wav: str) -> tuple[torch.Tensor, torch.Tensor]:
     reads (a frozen SSL model's states, computed here; the waveform)."""
 
     audio = load_audio(wav)
+    if not torch.isfinite(audio).all():  # it ranked every image at score nan and exited 0
+        bad = int((~torch.isfinite(audio)).sum())
+        raise CorpusError(f"{wav}: {bad} of its {len(audio)} samples are NaN or infinite; it cannot be a query")
     note = check_recording_length(wav, len(audio), t.cfg.data.features, t.cfg.data.max_frames)
     if note:
         log.warning(f"note: {note}")
