@@ -125,3 +125,10 @@ def test_every_sweep_runs_at_smoke_size(tmp_path, test_corpora):
         "report/report.md",
         "report/metric_per_epoch.png",
     }
+    # the front-end sweep's parent run holds its recall-against-cost plot (it was missing while the
+    # trials' costs were not logged to MLflow)
+    fronts = MlflowClient(f"sqlite:///{tmp_path / 'mlflow-1.db'}")
+    exp = fronts.get_experiment_by_name("vgs-frontends")
+    parent = fronts.search_runs([exp.experiment_id], filter_string="tags.`vgs.kind` = 'sweep'")[0]
+    plots = {a.path: a.file_size for a in fronts.list_artifacts(parent.info.run_id, "plots")}
+    assert plots.get("plots/pareto.png", 0) > 1000, plots
