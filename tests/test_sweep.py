@@ -37,6 +37,8 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
     assert "/#/experiments/" in r.stdout and "?workflowType=machine_learning" in r.stdout  # the runs table
     assert "| val s2i R@10 |" in r.stdout
     assert "repeated" not in r.stdout + r.stderr and "epoch 1/2" in r.stdout + r.stderr  # no line folded by Ray
+    # issue 36 #17: MLflow's own "View run ... at:" line per run (with emoji) and download progress bars
+    assert "View run" not in r.stdout + r.stderr and "Downloading artifacts" not in r.stdout + r.stderr
     last = r.stdout.strip().splitlines()[-1]
     assert last.startswith("verdict: ") and "Welch t-test p = " in last and "95% CI [" in last, last
     assert "(n=2)" in last and "best group: " in last, last

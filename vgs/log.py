@@ -75,6 +75,17 @@ def quiet():
         ROOT.setLevel(before)
 
 
+# MLflow's own prints: a "View run ... at: URL" line with emoji for every run ended (one per trial in a
+# sweep's output) and a progress bar per artifact download; vgs prints its own links and progress
+QUIET_MLFLOW = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+
+def quiet_mlflow() -> None:
+    """MLflow's prints off in this process (and the processes it starts), unless the user set them."""
+    for key, value in QUIET_MLFLOW.items():
+        os.environ.setdefault(key, value)
+
+
 def report_error(e: BaseException, code: int = 2) -> int:
     """A command's refusal: 'error: <what and why>' on stderr, and its exit status."""
     ROOT.error(f"error: {e}")

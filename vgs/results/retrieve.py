@@ -34,7 +34,7 @@ from vgs.data.records import CorpusError
 from vgs.data.text import Vocabulary
 from vgs.device import pick_device
 from vgs.inference import embed_images, embed_queries
-from vgs.log import get_logger, report_error
+from vgs.log import get_logger, quiet_mlflow, report_error
 from vgs.models.ssl import featuriser_for
 
 log = get_logger(__name__)
@@ -405,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--images", help="with --wav: rank the images of this folder instead of the corpus's")
         p.add_argument("-k", type=int, default=10, help="how many to print (default: 10)")
     a = p.parse_args(argv)
+    quiet_mlflow()  # no download progress bar above the ranking
     splits = [s.strip() for s in a.splits.split(",") if s.strip()]
     try:
         if embed:

@@ -15,7 +15,7 @@ from typing import Any
 from ray.tune import Callback
 
 from vgs import metric_names
-from vgs.log import get_logger
+from vgs.log import get_logger, quiet_mlflow
 from vgs.sweep.spec_model import trial_overrides
 from vgs.sweep.tracking_setup import run_label
 
@@ -85,6 +85,7 @@ def quiet_libraries() -> None:
     """Ray Tune's and Optuna's routine lines out; their warnings and errors stay."""
     import optuna
 
+    quiet_mlflow()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
