@@ -23,7 +23,9 @@ def test_a_relative_sqlite_uri_is_made_absolute_before_it_is_recorded(tmp_path, 
 
     monkeypatch.chdir(tmp_path)
     assert absolute_tracking_uri("sqlite:///rel.db") == f"sqlite:///{tmp_path.resolve()}/rel.db"
-    assert absolute_tracking_uri("sqlite:///runs/x.db?timeout=5") == f"sqlite:///{tmp_path.resolve()}/runs/x.db?timeout=5"
+    assert (
+        absolute_tracking_uri("sqlite:///runs/x.db?timeout=5") == f"sqlite:///{tmp_path.resolve()}/runs/x.db?timeout=5"
+    )
     for kept in ("sqlite:////abs/mlflow.db", "http://127.0.0.1:5000", "databricks"):
         assert absolute_tracking_uri(kept) == kept
 

@@ -192,7 +192,7 @@ def test_runs_started_in_the_same_second_get_their_own_folders(vgs_home):
 
 
 def test_selected_epoch_scores_are_named_sel_not_best():
-    from vgs.train import selected_metrics
+    from vgs.metric_names import selected_metrics
 
     # epoch 3 won on speech->image; its image->speech (0.30) is not image->speech's best over epochs
     best = {"epoch": 3, "val_r10": 0.5, "val_s2i_r10": 0.5, "val_i2s_r10": 0.30}

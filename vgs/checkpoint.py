@@ -6,12 +6,26 @@ from __future__ import annotations
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from vgs.config import ConfigError, make_folder, to_dict, vgs_home
+from vgs.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    config_from_cli,
+    differing_keys,
+    from_dict,
+    make_folder,
+    parse_cli_overrides,
+    to_dict,
+    vgs_home,
+)
+from vgs.log import get_logger
 
+log = get_logger(__name__)
 BEST, LAST = "best.pt", "last.pt"
 
 
@@ -102,6 +116,18 @@ def load(path: Path, device: torch.device | str = "cpu") -> dict:
     return state
 
 
+def last_state(folder: str | Path | None, device: torch.device | str = "cpu") -> dict | None:
+    """The training state a run resumes from (folder/last.pt), or None to start at epoch 1: there is
+    none yet, or it cannot be read (a trial's restart would only fail on the same file again)."""
+    if not folder or not (Path(folder) / LAST).exists():
+        return None
+    try:
+        return load(Path(folder) / LAST, device)
+    except CheckpointError as e:
+        log.warning(f"warning: {e}; this run starts again from epoch 1")
+        return None
+
+
 def restore_optimizers(opts: dict[str, torch.optim.Optimizer], state: dict, path: Path) -> dict:
     """Load a last.pt's optimizer states into `opts` (by optimizer key) and return its scheduler
     states.  A run saved before each objective had its own optimizer holds one "optimizer": it
@@ -152,3 +178,35 @@ def save_last(path: Path, model, opts: dict, scheds: dict, epoch: int, best: dic
             "seconds_total": seconds,
         },
     )
+
+
+def resumed_config(last: Path, base: str | None, items: list[str], data: str | None, skip_bad: bool) -> Config:
+    """`python -m vgs.train --resume`: the config the run was started with (saved in last.pt).  A
+    command line that asks for another is refused, naming the keys: another model failed on a size
+    mismatch, and another corpus, seed or learning rate had continued silently into the same best.pt."""
+    saved = from_dict(load(last)["config"])
+    if base is None and not items and not data and not skip_bad:
+        return saved
+    if base:
+        requested = config_from_cli(base, items, data, skip_bad)
+    else:
+        overrides = parse_cli_overrides(items)
+        overrides.update({"data.root": data} if data else {})
+        overrides.update({"data.skip_bad": "true"} if skip_bad else {})
+        requested = apply_overrides(saved, overrides)
+    was, now = to_dict(saved), to_dict(requested)
+    changed = differing_keys(was, now)
+    if changed:
+        shown = "; ".join(f"{k}: given {_at(now, k)!r}, saved {_at(was, k)!r}" for k in changed[:6])
+        more = f"; {len(changed) - 6} more" if len(changed) > 6 else ""
+        raise ConfigError(
+            f"--resume continues {last} as it was started, and the command line differs ({shown}{more}). "
+            f"Leave those out to resume, or train into a new --out"
+        )
+    return saved
+
+
+def _at(tree: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree

@@ -64,3 +64,14 @@ SELECTABLE = tuple(VAL + n for d in DIRECTIONS for n in ranking(d)) + tuple(
 TABLE = ranking("s2i") + ranking("i2s") + ("t2i_r10", "i2t_r10", "s2t_r10") + DECODING
 # Validation scores on a progress line, where a trial reports them.
 PROGRESS = tuple(VAL + n for n in ("s2i_r10", "i2s_r10", "t2i_r10", "s2t_r10", "wer", "bleu", "cer"))
+
+
+def selected_metrics(best: dict, metric: str) -> dict:
+    """What a trial reports about its selected epoch: best_epoch, best_<metric> (the selection
+    metric's best so far) and sel_val_* (every validation score at that epoch: image->speech R@10
+    at the epoch chosen by speech->image is not image->speech's own best, so it is not named so)."""
+    return {
+        "best_epoch": best["epoch"],
+        f"best_{metric}": best[metric],
+        **{SELECTED + k[len(VAL) :]: v for k, v in best.items() if k.startswith(VAL)},
+    }

@@ -21,29 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vgs import distributed
+from vgs import checkpoint, distributed
 from vgs import metric_names as names
-from vgs.checkpoint import (
-    BEST,
-    LAST,
-    CheckpointError,
-    load,
-    make_run_dir,
-    restore_optimizers,
-    resumable,
-    save_best,
-    save_last,
-)
-from vgs.config import (
-    BASE_CONFIGS,
-    Config,
-    ConfigError,
-    apply_overrides,
-    differing_keys,
-    from_dict,
-    parse_cli_overrides,
-    to_dict,
-)
+from vgs.checkpoint import BEST, LAST, load, make_run_dir, restore_optimizers, resumable, save_best, save_last
+from vgs.config import BASE_CONFIGS, Config, ConfigError, from_dict, to_dict
 from vgs.costs import encoding_speed, parameter_counts
 from vgs.data.prepare import Prepared, resolve_paths
 from vgs.data.records import CorpusError
@@ -59,17 +40,6 @@ from vgs.training_data import epoch_plan, training_data
 log = get_logger(__name__)
 # report(metrics, checkpoint_dir): called once per epoch; checkpoint_dir holds last.pt and best.pt
 Report = Callable[[dict, Path], None]
-
-
-def selected_metrics(best: dict, metric: str) -> dict:
-    """What a trial reports about its selected epoch: best_epoch, best_<metric> (the selection
-    metric's best so far) and sel_val_* (every validation score at that epoch: image->speech R@10
-    at the epoch chosen by speech->image is not image->speech's own best, so it is not named so)."""
-    return {
-        "best_epoch": best["epoch"],
-        f"best_{metric}": best[metric],
-        **{names.SELECTED + k[len(names.VAL) :]: v for k, v in best.items() if k.startswith(names.VAL)},
-    }
 
 
 def fit(
@@ -172,12 +142,8 @@ class Training:
     def resume(self, folder: str | Path | None) -> tuple[int, dict, tuple | None, float]:
         """(first epoch, best so far, (epoch, scheduler state) saved, seconds so far)."""
         best = {"epoch": 0, self.metric: -math.inf if self.mode == "max" else math.inf}
-        if not folder or not (Path(folder) / LAST).exists():
-            return 1, best, None, 0.0
-        try:
-            state = load(Path(folder) / LAST, self.device)
-        except CheckpointError as e:  # a trial's restart would only fail on it again: start afresh
-            log.warning(f"warning: {e}; this run starts again from epoch 1")
+        state = checkpoint.last_state(folder, self.device)
+        if state is None:
             return 1, best, None, 0.0
         self.model.load_state_dict(state["model"])
         schedulers = restore_optimizers(self.opts, state, Path(folder) / LAST)
@@ -269,7 +235,7 @@ class Training:
                 best = {"epoch": epoch, **val}
                 # every rank keeps best.pt (its own folder): all of them score the test split at the end
                 save_best(self.out / BEST, self.model, cfg, model_name(cfg.model), epoch, val, d.vocab, d.max_chars)
-            metrics.update(selected_metrics(best, self.metric))
+            metrics.update(names.selected_metrics(best, self.metric))
             seconds_total += metrics["epoch_seconds"]
             metrics["seconds_total"] = seconds_total
             if self.lead:
@@ -295,37 +261,6 @@ class Training:
             log.info(f"    ref: {examples[0]['ref']}\n    hyp: {examples[0]['hyp']}")
 
 
-def resumed_config(last: Path, base: str | None, items: list[str], data: str | None, skip_bad: bool) -> Config:
-    """`--resume`: the config the run was started with (saved in last.pt).  A command line that asks
-    for another one is refused, naming the keys: another model failed on a size mismatch, and another
-    corpus, seed or learning rate had continued silently into the same best.pt."""
-    saved = from_dict(load(last)["config"])
-    if base is None and not items and not data and not skip_bad:
-        return saved
-    overrides = parse_cli_overrides(items)
-    if data:
-        overrides["data.root"] = data
-    if skip_bad:
-        overrides["data.skip_bad"] = "true"
-    requested = cli_config(base, items, data, skip_bad) if base else apply_overrides(saved, overrides)
-    was, now = to_dict(saved), to_dict(requested)
-    changed = differing_keys(was, now)
-    if changed:
-        shown = "; ".join(f"{k}: given {_at(now, k)!r}, saved {_at(was, k)!r}" for k in changed[:6])
-        raise ConfigError(
-            f"--resume continues {last} as it was started, and the command line differs ({shown}"
-            f"{f'; {len(changed) - 6} more' if len(changed) > 6 else ''}). Leave those out to resume, or "
-            f"train into a new --out"
-        )
-    return saved
-
-
-def _at(tree: dict, dotted: str):
-    for part in dotted.split("."):
-        tree = tree.get(part) if isinstance(tree, dict) else None
-    return tree
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.train", description="Train one configuration (no Ray).")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.speech.layers=3 train.epochs=10")
@@ -337,11 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
     a = p.parse_intermixed_args(argv)  # overrides may come before or after options
     try:
-        if a.resume:
-            folder = resumable(a.out)
-            cfg = resumed_config(folder / LAST, a.base, a.overrides, a.data, a.skip_bad)
+        folder = resumable(a.out) if a.resume else None
+        if folder:
+            cfg = checkpoint.resumed_config(folder / LAST, a.base, a.overrides, a.data, a.skip_bad)
         else:
-            folder, cfg = None, cli_config(a.base or "cpu-small", a.overrides, a.data, a.skip_bad)
+            cfg = cli_config(a.base or "cpu-small", a.overrides, a.data, a.skip_bad)
         summary = fit(cfg, out_dir=a.out, resume=folder)
     except (ConfigError, CorpusError, FileExistsError, FloatingPointError, TrialOutOfMemory) as e:
         return report_error(e)
