@@ -15,5 +15,6 @@ fi
 .venv/bin/ruff format --check --quiet vgs tests scripts
 .venv/bin/mypy
 # two test processes (pytest-xdist): most tests train on one thread, so two keep both cores busy;
-# the end-to-end ones (marked slow) start first (tests/conftest.py). VGS_TEST_WORKERS=1 runs them in one.
-exec .venv/bin/python -m pytest -q -n "${VGS_TEST_WORKERS:-2}" --durations=15 "$@"
+# the longest start first and each process takes the next test when it is ready (tests/conftest.py,
+# tests/durations.json). VGS_TEST_WORKERS=1 runs them in one.
+exec .venv/bin/python -m pytest -q -n "${VGS_TEST_WORKERS:-2}" --maxschedchunk 1 --durations=15 "$@"

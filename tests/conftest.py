@@ -210,21 +210,16 @@ def spokencoco(tiny_corpus, tmp_path):
     return root, images
 
 
-# The longest tests, longest first (seconds of one CI run on 2 cores, only for the order): started at
-# once, they end near together, instead of the two longest (which run two processes each) starting
-# last among the slow ones and running alone at the end, as they did in collection order.
-LONGEST = {
-    "test_sweeps_smoke.py::test_every_sweep_runs_at_smoke_size": 280,
-    "test_paper_smoke.py::test_every_paper_size_cell_trains_saves_reloads_and_tests": 260,
-    "test_learning_text.py::test_asr_word_error_rate_falls_well_below_one": 210,
-    "test_frontends.py::test_a_frozen_ssl_front_end_learns_beyond_chance_end_to_end": 250,  # its distil too
-    "test_bench.py::test_overhead_bench_times_vgs_beside_bare_tune_in_one_run": 190,
-    "test_train.py::test_training_learns_beyond_chance": 100,
-}
+# The seconds each test took in a full run (scripts/test_durations.py refreshes it), for the order
+# alone: the longest start first, so the two test processes finish together.
+DURATIONS = json.loads((Path(__file__).with_name("durations.json")).read_text())
 
 
 def pytest_collection_modifyitems(config, items):
-    """The end-to-end tests (marked slow) first, the longest of them first: with two workers
-    (scripts/test.sh runs pytest -n 2) the long ones start early and the short ones fill in around
-    them, instead of one long test running alone at the end."""
-    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, -LONGEST.get(item.nodeid.split("/")[-1], 0)))
+    """Longest first, as scripts/test.sh runs them (pytest -n 2 --maxschedchunk 1: each process takes
+    the next test when it is ready, and holds one more queued).  The first four go out two to each
+    process at once, so they are paired longest with fourth and second with third; in collection
+    order, or by markers, one process had run every end-to-end test in a row (30 minutes in all)."""
+    items.sort(key=lambda item: -DURATIONS.get(item.nodeid.split("/", 1)[-1], 0.5))
+    if len(items) >= 4:
+        items[1:4] = [items[3], items[1], items[2]]

@@ -1,0 +1,35 @@
+"""scripts/test_durations.py reads pytest's --durations=0 lines into tests/durations.json, the order
+tests/conftest.py starts the tests in."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_durations_sum_setup_call_and_teardown_per_test_and_drop_short_ones():
+    spec = importlib.util.spec_from_file_location("test_durations_script", ROOT / "scripts" / "test_durations.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    log = """
+============================= slowest durations ==============================
+402.82s call     tests/test_paper_smoke.py::test_every_cell
+115.44s setup    tests/test_frontends.py::test_ssl[a b]
+126.19s call     tests/test_frontends.py::test_ssl[a b]
+0.50s call     tests/test_x.py::test_quick
+12 failed, 400 passed in 1798.23s (0:29:58)
+"""
+    assert script.durations(log) == {"test_paper_smoke.py::test_every_cell": 402.8}  # an id with a space is cut
+    got = script.durations(log.replace("[a b]", "[ab]"))
+    assert got == {"test_paper_smoke.py::test_every_cell": 402.8, "test_frontends.py::test_ssl[ab]": 241.6}
+
+
+def test_the_recorded_durations_name_tests_that_exist():
+    recorded = json.loads((ROOT / "tests" / "durations.json").read_text())
+    files = {name.split("::")[0] for name in recorded}
+    assert files and all((ROOT / "tests" / f).is_file() for f in files), files
+    assert (
+        max(recorded.values())
+        == recorded["test_paper_smoke.py::test_every_paper_size_cell_trains_saves_reloads_and_tests"]
+    )
