@@ -29,7 +29,4 @@ def test_the_recorded_durations_name_tests_that_exist():
     recorded = json.loads((ROOT / "tests" / "durations.json").read_text())
     files = {name.split("::")[0] for name in recorded}
     assert files and all((ROOT / "tests" / f).is_file() for f in files), files
-    assert (
-        max(recorded.values())
-        == recorded["test_paper_smoke.py::test_every_paper_size_cell_trains_saves_reloads_and_tests"]
-    )
+    assert all(isinstance(s, float) and s >= 1.0 for s in recorded.values())
