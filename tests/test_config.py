@@ -61,7 +61,8 @@ def test_every_base_config_passes_the_range_checks(name):
 @pytest.mark.parametrize(
     "key,value,message",
     [
-        ("train.batch_size", 0, "train.batch_size must be >= 1, got 0"),
+        ("train.batch_size", 0, "train.batch_size must be >= 2 .*, got 0"),
+        ("train.batch_size", 1, r"train.batch_size must be >= 2 \(each item is ranked against the others"),
         ("train.lr", -1.0, "train.lr must be > 0, got -1.0"),
         ("train.epochs", 0, "train.epochs must be >= 1, got 0"),
         ("model.latent", 255, "model.latent must be an even number"),

@@ -10,7 +10,7 @@ from vgs.config.schema import Config, ConfigError
 
 _RANGES = (
     ("train.epochs", lambda v: v >= 1, ">= 1"),
-    ("train.batch_size", lambda v: v >= 1, ">= 1"),
+    ("train.batch_size", lambda v: v >= 2, ">= 2 (each item is ranked against the others in its batch)"),
     ("train.eval_batch_size", lambda v: v >= 1, ">= 1"),
     ("train.lr", lambda v: v > 0, "> 0"),
     ("train.min_lr", lambda v: v >= 0, ">= 0"),
