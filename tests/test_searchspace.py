@@ -99,6 +99,7 @@ def write(tmp_path, text):
         ("space: {train.margin: {choice: [0.2, .inf]}}\n", "train.margin must be a finite number"),
         ("space: {model.latent: {choice: [64]}}\nseeds: [-1, 0]\n", r"seeds \[-1\] must be whole numbers from 0"),
         ("space: {model.latent: {choice: [64]}}\nseeds: [0, 123456789012345678901]\n", "must be whole numbers"),
+        ("space: {model.latent: {choice: [64, 100000000]}}\n", r"network has .* parameters: training it holds"),
     ],
 )
 def test_bad_search_spaces_are_refused_with_the_reason(tmp_path, text, message):

@@ -22,6 +22,9 @@ from vgs.sweep.spec_model import (
     trial_overrides,
 )
 
+# a network is refused up front where its training state alone outgrows the largest single GPU
+TRAINING_BYTES_PER_PARAMETER = 16  # fp32 weights, gradients, Adam's two moments
+LARGEST_DEVICE_BYTES = 192 * 2**30
 MAX_CHOICES = 1000  # values in one choice list: a 10 MB list took a 142 s, 3 GB dry run
 
 
@@ -239,7 +242,15 @@ def _check_buildable(cfg: Config) -> None:
     image_dim = FEATURE_DIMS.get(cfg.model.image.features_from, 2048) if cfg.model.image.encoder == "features" else 0
     with torch.device("meta"):  # shapes only: no memory, no time
         speech_dim = featuriser_for(cfg).dim
-        build_model(cfg.model, speech_dim, image_dim, vocab_size=64, epochs=cfg.train.epochs, weights=False)
+        model = build_model(cfg.model, speech_dim, image_dim, vocab_size=64, epochs=cfg.train.epochs, weights=False)
+    params = sum(p.numel() for p in model.parameters())
+    need = params * TRAINING_BYTES_PER_PARAMETER
+    if need > LARGEST_DEVICE_BYTES:
+        raise ConfigError(
+            f"this configuration's network has {params:.3g} parameters: training it holds about "
+            f"{need / 2**30:,.0f} GiB (fp32 weights, gradients and Adam's two moments), more than any one "
+            f"GPU's {LARGEST_DEVICE_BYTES // 2**30} GiB; lower model.latent or the encoders' sizes"
+        )
 
 
 def restrict(spec: SweepSpec, picks: dict[str, list[str]]) -> None:
