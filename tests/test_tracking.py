@@ -100,7 +100,7 @@ def test_a_dying_driver_leaves_its_parent_failed_and_names_a_full_disk(tmp_path)
     started.setup()  # the parent a sweep makes when Tune starts
 
     class Sweep:
-        dir, storage_dir = str(sweep_dir), str(tmp_path / "ray")
+        dir, storage_dir, tracking_uri = str(sweep_dir), str(tmp_path / "ray"), uri
 
     full = OSError(errno.ENOSPC, "No space left on device", str(sweep_dir / "experiment_state.json"))
     try:
@@ -115,3 +115,41 @@ def test_a_dying_driver_leaves_its_parent_failed_and_names_a_full_disk(tmp_path)
     other = RuntimeError("Tune lost its head node")
     assert driver_death(Runner(), Sweep(), other) is other
     assert client(uri).get_run(started.parent_id).data.tags["vgs.error"] == "RuntimeError: Tune lost its head node"
+
+
+def test_a_tracking_server_gone_for_good_ends_the_sweep_in_one_line_with_the_resume_command(monkeypatch):
+    """Issue 36 #11: a server down longer than MLflow's retries ended the sweep in 263 lines of
+    tracebacks, without the resume command.  The error here is MLflow's own, from a real client
+    whose server does not answer (its retries cut to none)."""
+    import socket
+
+    from mlflow.tracking import MlflowClient
+
+    from vgs.config import ConfigError
+    from vgs.sweep.driver import driver_death
+    from vgs.sweep.tracking_setup import unreachable_server
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://user:secret@127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    try:
+        MlflowClient(uri).log_metric("0" * 32, "val_s2i_r10", 0.5)
+    except Exception as e:  # noqa: BLE001 - whatever MLflow raises is what the driver sees
+        gone = e
+
+    class Sweep:
+        tracking_uri, resume_hint = uri, "python -m vgs.sweep smoke --resume --storage /s"
+
+    assert unreachable_server(RuntimeError("Tune callback failed"), uri) is None  # not the server
+    assert unreachable_server(gone, "sqlite:////x/mlflow.db") is None
+    try:
+        raise RuntimeError("Tune callback failed") from gone
+    except RuntimeError as e:
+        dying = driver_death(None, Sweep(), e)  # never reaches for the tracker: the server is down
+    assert isinstance(dying, ConfigError) and "\n" not in str(dying) and "secret" not in str(dying)
+    assert str(dying) == (
+        f"the tracking server http://user:***@127.0.0.1:{port} stopped answering (MLflow gave up after its retries); "
+        "the trials so far are kept: start it again, then python -m vgs.sweep smoke --resume --storage /s"
+    ), str(dying)

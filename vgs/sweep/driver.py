@@ -40,7 +40,13 @@ from vgs.sweep.ray_start import init_ray, joins_a_cluster
 from vgs.sweep.spec import find, load
 from vgs.sweep.spec_checks import cell_data_configs, tune_concurrency
 from vgs.sweep.spec_model import SweepSpec
-from vgs.sweep.tracking_setup import absolute_tracking_uri, check_tracking_uri, search_record, source_tags
+from vgs.sweep.tracking_setup import (
+    absolute_tracking_uri,
+    check_tracking_uri,
+    search_record,
+    source_tags,
+    unreachable_server,
+)
 from vgs.sweep.tune_setup import (
     SweepInterrupted,
     build_param_space,
@@ -166,8 +172,13 @@ NEARLY_FULL = 16 * 2**20  # bytes: below this the sweep folder's disk is taken a
 
 
 def driver_death(runner: PhaseRunner, sweep: Sweep, error: Exception) -> Exception:
-    """The error a dying driver raises, after its parent run is marked FAILED with the reason.  A full
-    disk is named with the folder and its free space (Tune's own error was an EOFError)."""
+    """The error a dying driver raises, after its parent run is marked FAILED with the reason.  A
+    tracking server that stopped answering is one line with the resume command; a full disk is
+    named with the folder and its free space (Tune's own error was an EOFError)."""
+    down = unreachable_server(error, sweep.tracking_uri)
+    if down:  # one line, not MLflow's and Tune's tracebacks; no minutes of retries to mark the parent
+        # FAILED on the server that is down: --resume continues that parent run
+        return ConfigError(f"{down}; the trials so far are kept: start it again, then {sweep.resume_hint}")
     reason = f"{type(error).__name__}: {error}"
     full = next((e for e in _chain(error) if isinstance(e, OSError) and e.errno == errno.ENOSPC), None)
     local = [Path(p) for p in (sweep.dir, sweep.storage_dir) if not storages.is_uri(p) and Path(p).exists()]

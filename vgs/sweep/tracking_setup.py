@@ -71,6 +71,25 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         )
 
 
+# how MLflow's HTTP client reports a server it has stopped reaching, after its retries (minutes)
+_UNREACHABLE = ("Max retries exceeded", "Failed to establish a new connection", "Connection refused")
+
+
+def unreachable_server(error: BaseException, uri: str) -> str | None:
+    """If `error` (or an error it came from) is MLflow giving up on a tracking server that stopped
+    answering, one line saying so (the server's address, credentials redacted); else None."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ConnectionError) or any(marker in str(e) for marker in _UNREACHABLE):
+            return f"the tracking server {redact(uri)} stopped answering (MLflow gave up after its retries)"
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def _why(error: Exception) -> str:
     """The line of a database error that says what is wrong (SQLAlchemy wraps sqlite3's)."""
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
