@@ -22,9 +22,10 @@ from vgs.sweep.spec_model import (
     trial_overrides,
 )
 
-# a network is refused up front where its training state alone outgrows the largest single GPU
+# a network is refused up front where its training state alone is beyond any one machine; one that
+# is merely too large for this machine fails as its trial (out of memory), and the others go on
 TRAINING_BYTES_PER_PARAMETER = 16  # fp32 weights, gradients, Adam's two moments
-LARGEST_DEVICE_BYTES = 192 * 2**30
+LARGEST_MACHINE_BYTES = 2 * 2**40
 MAX_CHOICES = 1000  # values in one choice list: a 10 MB list took a 142 s, 3 GB dry run
 
 
@@ -245,11 +246,11 @@ def _check_buildable(cfg: Config) -> None:
         model = build_model(cfg.model, speech_dim, image_dim, vocab_size=64, epochs=cfg.train.epochs, weights=False)
     params = sum(p.numel() for p in model.parameters())
     need = params * TRAINING_BYTES_PER_PARAMETER
-    if need > LARGEST_DEVICE_BYTES:
+    if need > LARGEST_MACHINE_BYTES:
         raise ConfigError(
             f"this configuration's network has {params:.3g} parameters: training it holds about "
-            f"{need / 2**30:,.0f} GiB (fp32 weights, gradients and Adam's two moments), more than any one "
-            f"GPU's {LARGEST_DEVICE_BYTES // 2**30} GiB; lower model.latent or the encoders' sizes"
+            f"{need / 2**40:,.0f} TiB (fp32 weights, gradients and Adam's two moments), beyond any one "
+            f"machine ({LARGEST_MACHINE_BYTES // 2**40} TiB); lower model.latent or the encoders' sizes"
         )
 
 
