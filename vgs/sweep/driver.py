@@ -43,6 +43,7 @@ from vgs.sweep.spec_model import SweepSpec
 from vgs.sweep.tracking_setup import (
     absolute_tracking_uri,
     check_tracking_uri,
+    error_chain,
     search_record,
     source_tags,
     unreachable_server,
@@ -180,7 +181,7 @@ def driver_death(runner: PhaseRunner, sweep: Sweep, error: Exception) -> Excepti
         # FAILED on the server that is down: --resume continues that parent run
         return ConfigError(f"{down}; the trials so far are kept: start it again, then {sweep.resume_hint}")
     reason = f"{type(error).__name__}: {error}"
-    full = next((e for e in _chain(error) if isinstance(e, OSError) and e.errno == errno.ENOSPC), None)
+    full = next((e for e in error_chain(error) if isinstance(e, OSError) and e.errno == errno.ENOSPC), None)
     local = [Path(p) for p in (sweep.dir, sweep.storage_dir) if not storages.is_uri(p) and Path(p).exists()]
     folder = local[0] if local else None
     free = shutil.disk_usage(folder).free if folder else None
@@ -195,15 +196,6 @@ def driver_death(runner: PhaseRunner, sweep: Sweep, error: Exception) -> Excepti
     except Exception as e:  # noqa: BLE001 - the original error matters more than the tracking one
         log.warning(f"could not mark the parent run FAILED: {e}")
     return error
-
-
-def _chain(error: BaseException) -> list[BaseException]:
-    out, seen = [], set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        out.append(error)
-        error = error.__cause__ or error.__context__
-    return out
 
 
 def resume_point(opts: SweepOptions, storage_dir: str) -> tuple[SweepOptions, str | None, dict | None]:

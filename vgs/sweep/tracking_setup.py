@@ -80,14 +80,21 @@ def unreachable_server(error: BaseException, uri: str) -> str | None:
     answering, one line saying so (the server's address, credentials redacted); else None."""
     if not uri.startswith(("http://", "https://")):
         return None
-    seen: set[int] = set()
-    e: BaseException | None = error
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
+    for e in error_chain(error):
         if isinstance(e, ConnectionError) or any(marker in str(e) for marker in _UNREACHABLE):
             return f"the tracking server {redact(uri)} stopped answering (MLflow gave up after its retries)"
-        e = e.__cause__ or e.__context__
     return None
+
+
+def error_chain(error: BaseException | None) -> list[BaseException]:
+    """An error and the errors it was raised from or while handling, outermost first."""
+    out: list[BaseException] = []
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        out.append(error)
+        error = error.__cause__ or error.__context__
+    return out
 
 
 def _why(error: Exception) -> str:
