@@ -142,7 +142,7 @@ def plot_metric_per_epoch(trials: list[TrialRun], metric: str, path: Path, mode:
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
-    if len(trials) - len(faint) <= 24:
+    if len(trials) - len(faint) <= 24 and ax.get_legend_handles_labels()[0]:  # none: every trial failed
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -16,6 +16,7 @@ from vgs.sweep import storage as storages
 from vgs.sweep.driver import dry_run, run_sweep
 from vgs.sweep.options import SweepOptions
 from vgs.sweep.phases import parent_status
+from vgs.sweep.ray_start import stop_ray
 from vgs.sweep.spec_model import SCHEDULERS
 from vgs.sweep.tracking_setup import client
 from vgs.sweep.tune_setup import SweepInterrupted
@@ -232,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     except SweepInterrupted as e:
         log.warning(f"\n{e}")
         return 130
+    finally:
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+            stop_ray()  # at once: Ray's own exit would spend a grace second on each of its processes
     print_summary(summary, a.register)
     return 0 if parent_status(summary) == "FINISHED" else 1
 

@@ -142,8 +142,9 @@ def run_sweep(opts: SweepOptions) -> dict:
                 trials += runner.add_seeds(trials)
             clock.lap("confirm")
             summary = finish(sweep, trials, runner, clock)
-        except SweepInterrupted:
-            raise  # its state is saved; --resume continues the same parent run
+        except SweepInterrupted as e:
+            stopped(runner, e)  # its state is saved; --resume continues the same parent run
+            raise
         except Exception as e:
             dying = driver_death(runner, sweep, e)
             if dying is e:
@@ -167,6 +168,14 @@ class Stopwatch:
 
     def timings(self) -> dict[str, float]:
         return {**self.laps, "total": round(time.time() - self.start, 3)}
+
+
+def stopped(runner: PhaseRunner, interrupt: SweepInterrupted) -> None:
+    """An interrupted sweep leaves no run RUNNING: the parent and its unfinished trials end KILLED."""
+    try:
+        runner.tracker().stopped(str(interrupt))
+    except Exception as e:  # noqa: BLE001 - the interrupt's message (how to resume) matters more
+        log.warning(f"could not mark the interrupted runs KILLED: {type(e).__name__}: {e}")
 
 
 NEARLY_FULL = 16 * 2**20  # bytes: below this the sweep folder's disk is taken as full
@@ -308,17 +317,14 @@ class PhaseRunner:
             tags=self.tags,
         )
 
-    def run_config(self, phase: str) -> Any:
+    def run_config(self, phase: str, trials: int) -> Any:
         from ray import tune
 
         s = self.sweep
-        shown = (
-            []
-            if s.opts.verbose
-            else [
-                ProgressCallback(s.base.train.epochs, s.spec.seeds, s.spec.variants, s.base.train.seed, s.spec.metric)
-            ]
+        progress = ProgressCallback(
+            s.base.train.epochs, s.spec.seeds, s.spec.variants, s.base.train.seed, s.spec.metric, total=trials
         )
+        shown = [] if s.opts.verbose else [progress]
         return tune.RunConfig(
             name=phase,
             storage_path=s.storage_dir if phase == s.name else s.dir,
@@ -359,7 +365,7 @@ class PhaseRunner:
                     trial_dirname_creator=lambda t: t.trial_id,
                     reuse_actors=True,  # one worker process runs many trials (trial.prepared_data keeps its data)
                 ),
-                run_config=self.run_config(s.name),
+                run_config=self.run_config(s.name, expected_trials(spec)),
             )
         )
 
@@ -385,7 +391,7 @@ class PhaseRunner:
                     trial_dirname_creator=lambda t: t.trial_id,
                     reuse_actors=True,  # one worker process runs many trials (trial.prepared_data keeps its data)
                 ),
-                run_config=self.run_config(phase),
+                run_config=self.run_config(phase, len(cells)),
             )
         return [{**t, "phase": CONFIRM if phase == CONFIRM else MORE_SEEDS} for t in self.fit(tuner)]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -18,6 +19,7 @@ from vgs import metric_names
 from vgs.log import get_logger, quiet_mlflow
 from vgs.sweep.spec_model import trial_overrides
 from vgs.sweep.tracking_setup import run_label
+from vgs.sweep.trial_errors import error_reason
 
 log = get_logger(__name__)
 
@@ -30,6 +32,11 @@ NOISE = (
     "Wrote the latest version of all result files",
     "A new study created in memory",
     "Token authentication is enabled for this Ray cluster",
+    # a failed trial's traceback (tens of lines; Ray's out-of-memory kill, forty): the driver prints
+    # its one-line reason, and its MLflow run's vgs.error tag keeps the traceback
+    "Trial task failed for trial",
+    "Trials did not complete:",
+    "Failed to fetch metrics for",
 )  # on every local ray.init
 
 
@@ -48,9 +55,14 @@ def progress_line(label: str, result: dict[str, Any], epochs: int) -> str:
 class ProgressCallback(Callback):
     """Prints, in the driver, each trial's epochs and how it ended (completed, pruned, failed)."""
 
-    def __init__(self, max_epochs: int, seeds: list[int], variants: dict | None, base_seed: int, metric: str):
+    total = 0  # for a callback unpickled from a sweep folder written before it had one
+
+    def __init__(
+        self, max_epochs: int, seeds: list[int], variants: dict | None, base_seed: int, metric: str, total: int
+    ):
         self.max_epochs, self.seeds, self.variants, self.base_seed = max_epochs, seeds, variants or {}, base_seed
         self.metric = metric
+        self.total = total  # the phase's trials: a searcher creates them one at a time
         self.last: dict[str, dict] = {}
 
     def _label(self, trial) -> str:
@@ -69,11 +81,32 @@ class ProgressCallback(Callback):
         epoch, best = int(result.get("epoch", 0)), result.get(f"sel_{self.metric}")
         score = f", {self.metric} {best:.3f} at epoch {result.get('best_epoch')}" if isinstance(best, float) else ""
         fate = "completed" if epoch >= self.max_epochs else f"pruned after epoch {epoch}/{self.max_epochs}"
-        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial) + 1
-        self._print(f"[{self._label(trial)}] {fate}{score}  ({done}/{len(trials)} trials done)")
+        self._print(f"[{self._label(trial)}] {fate}{score}  ({trials_done(trials, trial, self.total)} trials done)")
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        again = "retrying it (from its last checkpoint, if it saved one)"
+        self._print(f"[{self._label(trial)}] failed: {trial_failure(trial)}; {again}")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._print(f"[{self._label(trial)}] failed (the summary names the error; --verbose shows the trial's output)")
+        self._print(f"[{self._label(trial)}] failed: {trial_failure(trial)} (--verbose shows the trial's output)")
+
+
+def trial_failure(trial: Any) -> str:
+    """Why a trial failed, in one line, from the error file Tune wrote for it."""
+    path = getattr(trial, "error_file", None)
+    try:
+        text = Path(path).read_text() if path else ""
+    except OSError:
+        text = ""
+    return error_reason(text) or "no error recorded (see the Ray logs)"
+
+
+def trials_done(trials: list, ending: Any, total: int) -> str:
+    """ "3/8": the phase's ended trials, counting the one ending now, of all it will run.  Tune's
+    list holds only the trials created so far (and, after --resume, those restored), so it is not
+    the total."""
+    done = sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not ending) + 1
+    return f"{done}/{max(total, len(trials), done)}"
 
 
 class _DropNoise(logging.Filter):

@@ -15,6 +15,7 @@ from vgs.results.pareto import COSTS, pareto_sets
 from vgs.results.tables import TABLE_METRICS
 from vgs.results.verdict import config_key, group_by_config, saturated, verdict
 from vgs.sweep.spec_model import SweepSpec, trial_overrides
+from vgs.sweep.trial_errors import error_reason
 
 
 def more_seed_cells(spec: SweepSpec, trials: list[dict], add: int, top: int | None) -> tuple[list[dict], list[int]]:
@@ -75,7 +76,7 @@ def summarise(spec: SweepSpec, results, max_epochs: int) -> list[dict]:
                 "epochs": epochs,
                 "best_epoch": m.get("best_epoch"),
                 "status": status,
-                "error": _reason(r.error),
+                "error": error_reason(r.error),
                 "phase": "search",
                 "seconds": m.get("seconds_total"),
                 **{f"val_{k}": m.get(f"sel_val_{k}") for k in (*TABLE_METRICS, metric_names.base_name(spec.metric))},
@@ -152,19 +153,6 @@ def summary_of(spec: SweepSpec, trials: list[dict], resume_command: str = "") ->
             "core_seconds": round(sum(seconds) * spec.cpu * spec.workers, 1),
         },
     }
-
-
-def _reason(error) -> str | None:
-    """The last line of a trial's exception chain that says what went wrong (Ray wraps it)."""
-    if not error:
-        return None
-    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    named = [
-        ln
-        for ln in lines
-        if ln.startswith(("vgs.", "TrialOutOfMemory", "ConfigError", "CorpusError")) or "Error:" in ln
-    ]
-    return (named or lines or ["failed"])[-1][:500]
 
 
 def parent_status(summary: dict) -> str:

@@ -10,10 +10,13 @@ connects to it unchanged, once something answers at its address.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ipaddress
 import os
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,6 +52,27 @@ def loopback_only() -> Iterator[None]:
             os.environ.pop(CLUSTER_SWITCH, None)
         else:
             os.environ[CLUSTER_SWITCH] = saved_env
+
+
+@contextlib.contextmanager
+def shielded_from_termination() -> Iterator[None]:
+    """Around the ray.init that starts a local Ray: its processes start with SIGTERM blocked.
+
+    Slurm's scancel and preemption, and `kill -TERM -<group>`, send SIGTERM to every process of
+    the job, Ray's GCS and raylet included.  Once they die, the driver's core worker ends the
+    process with status 1 before any Python runs: no saved state, no message, runs left RUNNING.
+    A blocked signal stays pending, and a signal mask is inherited across fork and exec, so Ray's
+    processes (and the workers the raylet starts) live on while the driver, whose own mask is
+    restored here, stops the sweep the way Ctrl-C does.  ray.shutdown still ends them (SIGKILL
+    after its grace second).  Ray already blocks SIGINT in them the same way."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def is_loopback(host: str) -> bool:
@@ -91,11 +115,42 @@ def init_ray(address: str | None = None, **options: Any) -> None:
             )
         ray.init(address=address, **options)
         return
-    with loopback_only():
+    with loopback_only(), shielded_from_termination():
         ray.init(**options)  # joins a Ray already running here (`ray start`), else starts one
+    atexit.register(stop_ray)  # before Ray's own exit hook (last registered, first run)
     node = ray.util.get_node_ip_address()
     if not is_loopback(node):  # a Ray started here by `ray start`: its ports are as that opened them
         log.info(
             f"joined the Ray already running on this machine ({ray.get_runtime_context().gcs_address}); "
             f"with none running, vgs starts its own on loopback only"
         )
+
+
+def stop_ray() -> None:
+    """ray.shutdown, then SIGKILL to every process of the local Ray this driver started.
+
+    Those processes block SIGTERM (shielded_from_termination): Ray's own shutdown would spend a
+    grace second on each (about 4 s per sweep) and then SIGKILL only the ones it started, leaving
+    the agents the raylet started orphaned and alive.  They hold nothing a sweep keeps (its state
+    and checkpoints are in its storage folder).  A Ray joined, not started, is only disconnected."""
+    import psutil
+    import ray
+    from ray._private import worker as ray_worker
+
+    node = ray_worker._global_node
+    family: list[psutil.Process] = []
+    for infos in node.all_processes.values() if node is not None else ():
+        for info in infos:
+            try:
+                started = psutil.Process(info.process.pid)
+                family += [started, *started.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+    ray_worker._global_node = None  # ray.shutdown then disconnects this driver and stops nothing
+    ray.shutdown()
+    if node is not None and node.is_head():
+        node.destroy_external_storage()
+    for process in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(family, timeout=10)

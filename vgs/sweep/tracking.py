@@ -19,6 +19,7 @@ from vgs.results.plots import draw_sweep_plots, sweep_trials
 from vgs.sweep.spec_model import trial_overrides
 from vgs.sweep.storage import redact
 from vgs.sweep.tracking_setup import client, experiment_id, run_label, search_params
+from vgs.sweep.trial_errors import error_reason
 
 # Keys of a trial's report that become MLflow metrics (step = our epoch).
 METRIC_PREFIXES = metric_names.TRACKED_PREFIXES  # train_: loss, per-objective losses and batches
@@ -84,6 +85,16 @@ class MlflowSweepCallback(Callback):
     def setup(self, **info) -> None:
         self.experiment_id = experiment_id(self.tracking_uri, self.experiment)
         self.parent_id = self.parent_id or self.find_or_create_parent()
+        self.reopen(self.parent_id)
+
+    def reopen(self, run_id: str) -> None:
+        """A resumed (or next-phase) parent run is RUNNING again, without how it ended last time."""
+        run = self.mlflow.get_run(run_id)
+        for stale in ("vgs.error", "vgs.stopped"):
+            if stale in run.data.tags:
+                self.mlflow.delete_tag(run_id, stale)
+        if run.info.status != "RUNNING":
+            self.mlflow.update_run(run_id, status="RUNNING")
 
     def existing_parent(self) -> str | None:
         """This sweep's parent run, if one was made (matched by the sweep's folder)."""
@@ -99,17 +110,34 @@ class MlflowSweepCallback(Callback):
 
     def fail(self, reason: str) -> None:
         """The driver is dying: its parent run (if it has one) ends FAILED with the reason, never RUNNING."""
+        self.end(reason, "FAILED", "vgs.error")
+
+    def stopped(self, reason: str) -> None:
+        """The sweep was interrupted (Ctrl-C, SIGTERM) with its state saved: KILLED, not RUNNING;
+        --resume sets it RUNNING again."""
+        self.end(reason, "KILLED", "vgs.stopped")
+
+    def end(self, reason: str, status: str, tag: str) -> None:
+        """The parent run ends with `status` and the reason in `tag`; trials it left RUNNING end
+        KILLED (they did not fail: --resume continues them)."""
         self.experiment_id = experiment_id(self.tracking_uri, self.experiment)
         run_id = self.parent_id or self.existing_parent()
-        if run_id:
-            self.mlflow.set_tag(run_id, "vgs.error", reason[:5000])
-            self.mlflow.set_terminated(run_id, "FAILED")
+        if not run_id:
+            return
+        running = self.mlflow.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{run_id}' and attributes.status = 'RUNNING'",
+            max_results=50000,
+        )
+        for child in running:
+            self.mlflow.set_terminated(child.info.run_id, "KILLED")
+        self.mlflow.set_tag(run_id, tag, reason[:5000])
+        self.mlflow.set_terminated(run_id, status)
 
     def find_or_create_parent(self) -> str:
         exp = self.experiment_id
         run_id = self.existing_parent()
         if run_id:
-            self.mlflow.update_run(run_id, status="RUNNING")
             return run_id
         run = self.mlflow.create_run(
             exp,
@@ -228,8 +256,10 @@ class MlflowSweepCallback(Callback):
         run_id = self._run_for(trial)
         error = ""
         if trial.error_file and Path(trial.error_file).exists():
-            error = Path(trial.error_file).read_text()[-4000:]
-        self.mlflow.set_tag(run_id, "vgs.error", error or "trial failed (see Ray logs)")
+            error = Path(trial.error_file).read_text()
+        # the reason first (the MLflow UI shows a tag's start), then the traceback's end
+        reason = f"{error_reason(error)}\n\n{error[-4000:]}" if error else "trial failed (see Ray logs)"
+        self.mlflow.set_tag(run_id, "vgs.error", reason)
         self.mlflow.set_terminated(run_id, "FAILED")
 
     def _log_checkpoint(self, run_id: str, trial) -> None:
