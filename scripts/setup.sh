@@ -17,11 +17,23 @@ if [ ! -x .venv/bin/python ]; then
   echo "creating .venv with $("$PY" --version)" >&2
   "$PY" -m venv .venv
 fi
+# requirements.lock (scripts/lock.py) pins every dependency with its file's sha256 for CPython 3.11 on
+# Linux x86_64, the machines docs/results.md's figures come from: there setup installs exactly it, so
+# a fresh clone has the environment hash results.md names (`vgs env`). Elsewhere, or with
+# VGS_UNLOCKED=1, pip resolves pyproject.toml's ranges (each sweep records the versions it got).
+locked=$(.venv/bin/python -c 'import platform, sys; print(int(sys.version_info[:2] == (3, 11) and sys.platform == "linux" and platform.machine() == "x86_64"))')
+if [ -n "${VGS_UNLOCKED:-}" ] || [ ! -f requirements.lock ]; then locked=0; fi
 stamp=.venv/.vgs-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want="$(cat pyproject.toml requirements.lock 2>/dev/null | sha256sum | cut -d' ' -f1) locked=$locked"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "installing vgs and its dependencies into .venv (about two minutes the first time)" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[test]"
+  if [ "$locked" = 1 ]; then
+    .venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock
+    .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .  # setuptools: from the lock
+  else
+    echo "installing from pyproject.toml's version ranges, not requirements.lock (that is for CPython 3.11 on Linux x86_64)" >&2
+    .venv/bin/python -m pip install --quiet -e ".[test]"
+  fi
   echo "$want" > "$stamp"
 fi

@@ -54,6 +54,17 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
     assert len(parents) == 1 and len(trials) == 4  # 2 searched + 2 confirming (seed 1)
     parent = parents[0]
     assert parent.info.status == "FINISHED"
+    # issue 37: the run explains itself (Description: verdict, link to the best trial's run, table),
+    # the experiment opens in the model-training view, and the environment that produced it is named
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("**verdict:** ") and f"/runs/{parent.data.tags['vgs.best_run_id']})" in note
+    assert "| val s2i R@10 |" in note
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    from vgs.environment import environment_hash
+
+    assert parent.data.tags["vgs.env.env_hash"] == environment_hash() and parent.data.tags["vgs.env.torch"]
+    assert f"environment: env {environment_hash()} (torch " in r.stdout
+    assert f"parent run: http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}" in r.stdout
     assert "best_val_s2i_r10" in parent.data.metrics and "vgs.verdict" in parent.data.tags
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
         "summary.md",
@@ -85,7 +96,8 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
         assert [m.step for m in history] == list(range(1, epochs + 1))
         assert all(0.0 <= m.value <= 1.0 for m in history)
         pruned = t.data.tags["vgs.pruned"] == "true"
-        assert t.info.status == ("KILLED" if pruned else "FINISHED")
+        assert t.info.status == "FINISHED"  # pruning is no failure: the outcome tag tells them apart
+        assert t.data.tags["vgs.outcome"] == ("pruned" if pruned else "completed")
         assert [a.path for a in client.list_artifacts(t.info.run_id, "checkpoint")] == ["checkpoint/best.pt"]
     # --register: the best trial's checkpoint is version 1 of the registered model
     assert "registered smoke-best version 1" in r.stdout

@@ -64,11 +64,15 @@ def test_the_printed_mlflow_ui_line_pastes_into_a_shell():
 
     from vgs.sweep.cli import mlflow_ui_line
 
-    line = mlflow_ui_line("sqlite:////tmp/my runs/it's/mlflow.db", "3")
-    command = line.removeprefix("MLflow UI: ").split("   (then open")[0]
+    line = mlflow_ui_line("sqlite:////tmp/my runs/it's/mlflow.db", "3", "abc")
+    command = line.removeprefix("MLflow UI: ").split("   then open")[0]
     assert shlex.split(command)[1:] == ["ui", "--backend-store-uri", "sqlite:////tmp/my runs/it's/mlflow.db"]
+    # the runs table (in the model-training view) and the parent run itself
+    assert "http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning" in line
+    assert line.splitlines()[1].endswith("parent run: http://127.0.0.1:5000/#/experiments/3/runs/abc")
     server = mlflow_ui_line("http://bob:pw@mlflow.lab:5000", "3")
-    assert server.startswith("MLflow UI: open http://bob:***@mlflow.lab:5000/#/experiments/3") and " ui " not in server
+    assert server.startswith("MLflow UI (the tracking server): http://bob:***@mlflow.lab:5000/#/experiments/3")
+    assert " ui " not in server and "parent run" not in server
 
 
 # Ray 2.60's report of a worker its memory monitor killed (trimmed of its tables)

@@ -48,7 +48,7 @@ def sweep_trials(client, parent_id: str, keys: list[str], metric: str) -> list[T
                 seed=r.data.params.get("train.seed", ""),
                 history=history,
                 score=r.data.metrics.get(f"sel_{metric}"),
-                pruned=r.data.tags.get("vgs.pruned") == "true" or r.info.status == "KILLED",
+                pruned=r.data.tags.get("vgs.pruned") == "true",
                 images=r.data.metrics.get("val_images"),
                 metrics=dict(r.data.metrics),
             )

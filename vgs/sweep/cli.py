@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vgs.config import ConfigError, parse_cli_overrides
 from vgs.data.records import CorpusError
+from vgs.environment import describe
 from vgs.log import get_logger, report_error, set_verbosity, verbosity
 from vgs.results.retrieve import register_best
 from vgs.sweep import storage as storages
@@ -24,21 +25,21 @@ from vgs.sweep.tune_setup import SweepInterrupted
 log = get_logger(__name__)
 
 
-def mlflow_ui_line(tracking_uri: str, experiment_id: str | None) -> str:
+def mlflow_ui_line(tracking_uri: str, experiment_id: str | None, parent_run_id: str | None = None) -> str:
     """Where to look at the runs: a tracking server's own UI, or the command that opens a local store's
-    (quoted: it is pasted into a shell, and paths may hold spaces or quotes)."""
+    (quoted: it is pasted into a shell, and paths may hold spaces or quotes); then the runs table and
+    the parent run (its Description holds the verdict and table; its artifacts, plots/)."""
     runs_table = f"#/experiments/{experiment_id}?workflowType=machine_learning" if experiment_id else ""
     shown = storages.redact(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
-        return (
-            f"MLflow UI: open {shown.rstrip('/')}/{runs_table} (the tracking server's runs table; the parent "
-            f"run's artifacts hold plots/)"
-        )
-    command = shlex.join([mlflow_command(), "ui", "--backend-store-uri", shown])
-    return (
-        f"MLflow UI: {command}   (then open http://127.0.0.1:5000/{runs_table}: the runs table; the parent run's "
-        f"artifacts hold plots/)"
-    )
+        base, opening = shown.rstrip("/"), "MLflow UI (the tracking server):"
+    else:
+        base = "http://127.0.0.1:5000"
+        opening = f"MLflow UI: {shlex.join([mlflow_command(), 'ui', '--backend-store-uri', shown])}   then open"
+    lines = [f"{opening} {base}/{runs_table}   (the runs table)"]
+    if experiment_id and parent_run_id:
+        lines.append(f"  the sweep's parent run: {base}/#/experiments/{experiment_id}/runs/{parent_run_id}")
+    return "\n".join(lines)
 
 
 def mlflow_command() -> str:
@@ -297,7 +298,9 @@ def print_summary(summary: dict, register: str | None) -> None:
         if t.get("error"):
             print(f"trial {t['trial_id']} failed: {t['error']}")
     print(f"\nresults: {storages.redact(summary['sweep_dir'])}")
-    print(mlflow_ui_line(summary["tracking_uri"], summary.get("experiment_id")))
+    print(mlflow_ui_line(summary["tracking_uri"], summary.get("experiment_id"), summary.get("parent_run_id")))
+    if summary.get("environment"):
+        print(f"environment: {describe(summary['environment'])}")
     if register and best and summary.get("parent_run_id"):
         try:
             registered = register_best(client(summary["tracking_uri"]), summary["parent_run_id"], register)

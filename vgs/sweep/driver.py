@@ -28,6 +28,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 from vgs.config import Config, ConfigError, default_tracking_uri, flatten, vgs_home
 from vgs.data.prepare import prepare, prepare_speech_text, resolve_paths
+from vgs.environment import environment_record, environment_tags
 from vgs.log import get_logger
 from vgs.results.pareto import pareto_lines
 from vgs.results.tables import CONFIRM, MORE_SEEDS, format_config_table, format_table
@@ -284,6 +285,7 @@ class PhaseRunner:
         self.trainable = make_trainable(sweep.spec, sweep.base, sweep.dir)
 
         self.search_record, self.tags = search_record(sweep.spec), source_tags()
+        self.environment = environment_record()  # what produced the figures (summary.json, parent run)
 
     def tracker(self):
         from vgs.sweep.tracking import MlflowSweepCallback
@@ -315,6 +317,7 @@ class PhaseRunner:
             variants=spec.variants,
             search=self.search_record,
             tags=self.tags,
+            parent_tags=environment_tags(self.environment),
         )
 
     def run_config(self, phase: str, trials: int) -> Any:
@@ -439,5 +442,6 @@ def finish(sweep: Sweep, trials: list[dict], runner: PhaseRunner, clock: Stopwat
     summary["parent_run_id"], summary["experiment_id"] = finisher.parent_id, finisher.experiment_id
     clock.lap("finish")
     summary["timings"] = clock.timings()
+    summary["environment"] = runner.environment
     storages.write_text(storages.join(sweep.dir, "summary.json"), json.dumps(summary, indent=1, default=str))
     return summary

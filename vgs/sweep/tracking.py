@@ -21,6 +21,10 @@ from vgs.sweep.storage import redact
 from vgs.sweep.tracking_setup import client, experiment_id, run_label, search_params
 from vgs.sweep.trial_errors import error_reason
 
+# How a trial ended, beside MLflow's status: completed and pruned are FINISHED, failed is FAILED,
+# interrupted (Ctrl-C, SIGTERM; --resume continues it) is KILLED; running while it trains.
+OUTCOME = "vgs.outcome"
+
 # Keys of a trial's report that become MLflow metrics (step = our epoch).
 METRIC_PREFIXES = metric_names.TRACKED_PREFIXES  # train_: loss, per-objective losses and batches
 # params_*, encode_ms_per_s: the costs the parent run's Pareto plot reads from the child runs
@@ -51,10 +55,12 @@ class MlflowSweepCallback(Callback):
         variants: dict | None = None,
         search: dict | None = None,
         tags: dict[str, str] | None = None,
+        parent_tags: dict[str, str] | None = None,
     ):
         self.tracking_uri, self.experiment, self.sweep_name = tracking_uri, experiment, sweep_name
         self.search = search or {}  # search_record(spec): on the parent as search.json and parameters
         self.tags = tags or {}  # source_tags(): on the parent and every child
+        self.parent_tags = parent_tags or {}  # environment_tags(): the driver's versions, CPU, GPU
         self.sweep_dir, self.params, self.max_epochs = sweep_dir, params, max_epochs
         self.base_params = base_params  # resolved base config; a trial's own values override it
         self.seeds = seeds
@@ -130,6 +136,7 @@ class MlflowSweepCallback(Callback):
             max_results=50000,
         )
         for child in running:
+            self.mlflow.set_tag(child.info.run_id, OUTCOME, "interrupted")
             self.mlflow.set_terminated(child.info.run_id, "KILLED")
         self.mlflow.set_tag(run_id, tag, reason[:5000])
         self.mlflow.set_terminated(run_id, status)
@@ -144,6 +151,7 @@ class MlflowSweepCallback(Callback):
             run_name=Path(self.sweep_dir).name,
             tags={
                 **self.tags,
+                **self.parent_tags,
                 "vgs.sweep": self.sweep_name,
                 "vgs.sweep_dir": redact(self.sweep_dir),
                 "vgs.kind": "sweep",
@@ -210,6 +218,7 @@ class MlflowSweepCallback(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         run_id = self._run_for(trial)
+        self.mlflow.set_tag(run_id, OUTCOME, "running")
         self.mlflow.update_run(run_id, status="RUNNING")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
@@ -247,10 +256,11 @@ class MlflowSweepCallback(Callback):
         pruned = epochs < self.max_epochs
         self.mlflow.set_tag(run_id, "vgs.pruned", str(pruned).lower())
         self.mlflow.set_tag(run_id, "vgs.epochs_run", str(epochs))
+        self.mlflow.set_tag(run_id, OUTCOME, "pruned" if pruned else "completed")
         self._log_checkpoint(run_id, trial)
-        # A pruned trial did not finish its schedule: KILLED, not FINISHED, so it is never
-        # mistaken for a completed run in the UI.
-        self.mlflow.set_terminated(run_id, "KILLED" if pruned else "FINISHED")
+        # Pruning is the scheduler's decision, not a failure: FINISHED, told apart by vgs.outcome
+        # (MLflow's KILLED reads as a failure in the runs table; it is kept for interrupted runs).
+        self.mlflow.set_terminated(run_id, "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         run_id = self._run_for(trial)
@@ -260,6 +270,7 @@ class MlflowSweepCallback(Callback):
         # the reason first (the MLflow UI shows a tag's start), then the traceback's end
         reason = f"{error_reason(error)}\n\n{error[-4000:]}" if error else "trial failed (see Ray logs)"
         self.mlflow.set_tag(run_id, "vgs.error", reason)
+        self.mlflow.set_tag(run_id, OUTCOME, "failed")
         self.mlflow.set_terminated(run_id, "FAILED")
 
     def _log_checkpoint(self, run_id: str, trial) -> None:
@@ -300,8 +311,16 @@ class MlflowSweepCallback(Callback):
                     self.mlflow.log_metric(self.parent_id, f"sel_{k}" if k.startswith("val_") else k, float(v))
             if isinstance(best.get(metric), (int, float)) and best[metric] == best[metric]:
                 self.mlflow.log_metric(self.parent_id, f"best_{metric}", float(best[metric]))
+        self.mlflow.set_tag(self.parent_id, "mlflow.note.content", self.description(summary_markdown, verdict, best))
         self.log_plots()
         self.mlflow.set_terminated(self.parent_id, status)
+
+    def description(self, summary_markdown: str, verdict: str, best: dict | None) -> str:
+        """The parent run's Description (MLflow shows it atop the run page): the verdict, a link to
+        the best trial's run and the per-trial table, so the answer needs no artifact opened."""
+        best_run = best and (self.runs.get(best.get("trial_id")) or self._find_trial_run(best.get("trial_id")))
+        link = f"[the best trial's run](#/experiments/{self.experiment_id}/runs/{best_run})\n\n" if best_run else ""
+        return f"**verdict:** {verdict or 'none'}\n\n{link}{summary_markdown.strip()}\n"[:20000]
 
     def log_plots(self) -> None:
         """The sweep's plots (vgs.results.plots) as artifacts plots/ of the parent run.  A plot that cannot

@@ -10,6 +10,7 @@ from typing import Any
 
 from vgs.config import ConfigError
 from vgs.data.locking import exclusive
+from vgs.environment import git_commit
 from vgs.sweep.storage import redact, split_credentials
 
 
@@ -108,6 +109,9 @@ def _why(error: Exception) -> str:
     return reason
 
 
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
 def experiment_id(tracking_uri: str, name: str) -> str:
     from mlflow.exceptions import MlflowException
 
@@ -116,7 +120,11 @@ def experiment_id(tracking_uri: str, name: str) -> str:
     if exp:
         return exp.experiment_id
     try:
-        return c.create_experiment(name, artifact_location=artifact_location(tracking_uri, name))
+        # the kind opens the experiment in MLflow 3's model-training view (runs, metrics, charts);
+        # without it the UI may guess GenAI (evaluations, traces) for a run opened from a link
+        return c.create_experiment(
+            name, artifact_location=artifact_location(tracking_uri, name), tags={EXPERIMENT_KIND: MODEL_TRAINING}
+        )
     except MlflowException:  # another sweep made it a moment ago
         exp = c.get_experiment_by_name(name)
         if exp is None:
@@ -150,27 +158,19 @@ def run_label(config: dict[str, Any], seed: Any) -> str:
 def source_tags() -> dict[str, str]:
     """MLflow's source tags for every run of a sweep: the entry point and, in a git checkout,
     its commit (and whether the work tree had changes); an installed package gives its version."""
-    import subprocess
     import sys
     from importlib.metadata import PackageNotFoundError, version
 
-    tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "vgs.sweep"}
+    tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": f"{Path(sys.executable).name} -m vgs.sweep"}
     try:
         tags["vgs.version"] = version("vgs")
     except PackageNotFoundError:
         pass
-    root = Path(__file__).resolve().parents[2]  # the checkout, where vgs runs from one
-    try:
-        git = lambda *a: subprocess.run(
-            ["git", "-C", str(root), *a], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        if git("rev-parse", "--show-toplevel") == str(root):  # vgs's own checkout, not a repo around it
-            tags["mlflow.source.git.commit"] = git("rev-parse", "HEAD")
-            tags["mlflow.source.git.branch"] = git("rev-parse", "--abbrev-ref", "HEAD")
-            tags["vgs.git_dirty"] = str(bool(git("status", "--porcelain", "--untracked-files=no"))).lower()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    tags["mlflow.source.name"] = f"{Path(sys.executable).name} -m vgs.sweep"
+    checkout = git_commit()
+    if checkout:
+        tags["mlflow.source.git.commit"] = checkout["commit"]
+        tags["mlflow.source.git.branch"] = checkout["branch"]
+        tags["vgs.git_dirty"] = checkout["dirty"]
     return tags
 
 
