@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check in one call, on a machine with PyTorch and a GPU (README "GPU speed"): run from the
+# The GPU check in one call, on a machine with PyTorch and a GPU (docs/gpu-and-cluster.md, "GPU speed"): run from the
 # repository root with gpu_carry/ beside the code (scripts/gpu_carry.sh). Results go to $OUT
 # (default ./gpu_check_out): gpu_check.json and gpu_check.txt. Uses python3 unless PYTHON is set.
 set -euo pipefail

@@ -74,6 +74,10 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
     }
     # the parent records the search and draws its plots without a manual step
     assert parent.data.params["search.sampler"] == "tpe" and parent.data.params["scheduler.grace_period"] == "1"
+    # Optuna's settings stated, not the installed release's defaults (issue 37)
+    assert parent.data.params["search.sampler.multivariate"] == "True"
+    assert parent.data.params["search.sampler.constant_liar"] == "True"
+    assert parent.data.params["search.sampler.n_startup_trials"] == "10"
     assert parent.data.params["space.model.speech.layers"] == "choice [1, 2]" and parent.data.params["mode"] == "max"
     assert "vgs.plot_error" not in parent.data.tags, parent.data.tags.get("vgs.plot_error")
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}

@@ -14,6 +14,7 @@ vgs report NAME         = python -m vgs.results.report (paper-style table and pl
 vgs bench ...           = python -m vgs.tools.bench (training-step throughput vs the reference step)
 vgs retrieve ...        = python -m vgs.results.retrieve (top images for a recording, captions for an image)
 vgs embed ...           = python -m vgs.results.retrieve embed (a corpus's embeddings to Parquet)
+vgs env [--json]        = python -m vgs.environment (versions, environment hash, CPU, commit)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ COMMANDS = {
     "bench": "vgs.tools.bench",
     "retrieve": "vgs.results.retrieve",
     "embed": None,
+    "env": "vgs.environment",
 }
 
 

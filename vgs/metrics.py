@@ -1,6 +1,6 @@
 """Evaluation metrics: pure functions, tested against brute-force references.
 
-Retrieval protocol (see README):
+Retrieval protocol (docs/corpora.md, "Retrieval protocol"):
 - speech->image: every caption queries the distinct images of its split; its rank is
   1 + the number of images scored strictly higher than its own image.
 - image->speech: every image queries all captions; its rank is the best rank of any of its

@@ -24,7 +24,7 @@ from vgs.config.schema import (
 
 
 def cpu_small() -> Config:
-    """The CPU recipe for the built-in corpus (README, "The CPU recipe", measured with the
+    """The CPU recipe for the built-in corpus (docs/cpu-recipe.md, "The CPU recipe", measured with the
     cpu_recipe sweep): DG1A256 (one BiGRU layer of 128 per direction over 128 conv channels at
     stride 4) with a tiny DenseNet on 64x64 crops of 80x80 images, MFCCs standardised per
     utterance, batches of 64 at a rate of 3e-3 held constant and annealed over the last 30%

@@ -36,11 +36,11 @@ class TransformerHeadConfig:
     """model.speech.head=transformer (co-embedding only): a light transformer over the front-end's
     frames, pooled by a CLS token or by vectorial attention (SpeechCLIP's: 1 layer of 768, 8 heads)."""
 
-    layers: int = 1
-    dim: int = 256
-    heads: int = 4
-    ff: int = 1024
-    dropout: float = 0.1
+    layers: int = 1  # transformer layers over the front-end's frames
+    dim: int = 256  # model width (the frames are projected to it)
+    heads: int = 4  # attention heads (dim must divide by it)
+    ff: int = 1024  # feed-forward width of each layer
+    dropout: float = 0.1  # dropout in each layer
     pool: str = "cls"  # cls | attention
 
 
@@ -48,12 +48,12 @@ class TransformerHeadConfig:
 class SpeechConfig:
     """conv1d + BiGRU stack + vectorial attention (Mortazavi 2020 §4.1)."""
 
-    layers: int = 2
-    conv_channels: int = 64
-    conv_kernel: int = 6
+    layers: int = 2  # BiGRU layers (the papers' DG<layers>A<latent>)
+    conv_channels: int = 64  # channels of the conv1d before the GRUs
+    conv_kernel: int = 6  # its kernel width, in frames
     # The paper does not give a stride; >1 shortens the GRU's input (CPU configs use 2-3).
     conv_stride: int = 1
-    attention_hidden: int = 128
+    attention_hidden: int = 128  # hidden size of the attention pooling's MLP
     # vectorial: a weight per step and dimension (Mortazavi 2020 and Higy et al. 2020); scalar: one weight per step
     # (Chrupała 2019 eq. 4-5; three-task's text branches too)
     attention: str = "vectorial"
@@ -68,11 +68,11 @@ class SpeechConfig:
 class ImageConfig:
     """DenseNet trained from pixels + global average pool + linear N (Mortazavi 2020 §4.2)."""
 
-    growth_rate: int = 32
+    growth_rate: int = 32  # DenseNet's growth rate k (channels each layer adds)
     # String key "6-12-64-48" rather than a tuple so that it survives YAML, Tune and MLflow.
     blocks: str = "6-12-64-48"
-    init_features: int = 64
-    bn_size: int = 4
+    init_features: int = 64  # channels of the stem convolution
+    bn_size: int = 4  # bottleneck width, times growth_rate
     # features: a linear map of precomputed, fixed image features (data.image_features; the image side
     # of Higy et al. 2020 and Chrupała 2019), refused without them; densenet: from pixels (Mortazavi
     # 2020); auto: features when data.image_features is set, else densenet.
@@ -86,9 +86,9 @@ class TextConfig:
     attention + L2.  `source` picks the text: English transcripts or Japanese translations."""
 
     source: str = "transcript"  # transcript | translation
-    embed: int = 128
-    layers: int = 2
-    attention_hidden: int = 128
+    embed: int = 128  # character embedding size
+    layers: int = 2  # BiGRU layers
+    attention_hidden: int = 128  # hidden size of the attention pooling's MLP
 
 
 @dataclass
@@ -96,9 +96,9 @@ class AsrConfig:
     """Attention encoder-decoder for ASR/SLT (Higy et al. 2020 §3.1.3): conv + BiGRU encoder (`hidden`
     per direction), Bahdanau attention, GRU decoder, character output."""
 
-    encoder_layers: int = 5
-    hidden: int = 768
-    decoder_layers: int = 1
+    encoder_layers: int = 5  # BiGRU layers of the encoder
+    hidden: int = 768  # encoder units per direction, and the decoder's
+    decoder_layers: int = 1  # GRU layers of the decoder
     embed: int = 64  # previous-character embedding of the decoder
     attention: int = 256  # Bahdanau attention size
     beam: int = 10  # beam width for test decoding (and pipe-seq's training transcripts)
@@ -112,9 +112,9 @@ class MultitaskConfig:
     """Layer split of the multitask speech encoders (Higy et al. 2020 Table 4 triplets, Chrupała 2019 Table 1):
     shared BiGRU layers, then speech->image layers and secondary-task layers (0 = attention only)."""
 
-    shared_layers: int = 4
-    s2i_layers: int = 1
-    task_layers: int = 1
+    shared_layers: int = 4  # BiGRU layers both tasks read
+    s2i_layers: int = 1  # speech->image layers on top of them (0: attention only)
+    task_layers: int = 1  # secondary-task layers on top of them (0: attention only)
 
 
 @dataclass
@@ -134,12 +134,12 @@ class ThreeTaskConfig:
     and text (T) encoders and of the task encoders S2I, S2T, T2S, T2I; 0 = attention only,
     -1 = ablated (the whole task it serves is left out, Table 1's dot)."""
 
-    speech_layers: int = 2
-    text_layers: int = 1
-    s2i: int = 1
-    s2t: int = 0
-    t2s: int = 0
-    t2i: int = 1
+    speech_layers: int = 2  # S: shared speech encoder layers
+    text_layers: int = 1  # T: shared text encoder layers
+    s2i: int = 1  # speech->image task layers
+    s2t: int = 0  # speech->text task layers (speech side)
+    t2s: int = 0  # speech->text task layers (text side)
+    t2i: int = 1  # text->image task layers
     # every GRU of the model reads both directions (N/2 units each); False: forward only with N
     # units, as Chrupała 2019's GRUs of 1024 (the chrupala2019 base)
     bidirectional: bool = True
@@ -171,19 +171,19 @@ class DataConfig:
     root: str = ""
     layout: str = "auto"  # auto | flickr8k | places | spokencoco | librispeech
     image_dir: str = ""  # folder of image files; empty means look inside root
-    builtin_images: int = 2500
-    builtin_seed: int = 0
+    builtin_images: int = 2500  # images of the built-in corpus (five spoken captions each)
+    builtin_seed: int = 0  # seed of the built-in corpus's scenes, captions and voices
     # Validation and test images of the built-in corpus (0: a tenth of the images each, 250 of 2500;
     # builtin_test=1000 gives the papers' 1000-image test protocol); the rest train.
     builtin_val: int = 0
-    builtin_test: int = 0
+    builtin_test: int = 0  # test images of the built-in corpus (0: a tenth)
     # Captions per image that keep their Japanese translation in the built-in corpus (it writes
     # all five): 2, as F30kEnt-JP translates two captions per Flickr8K image (Higy et al. 2020 §3.4.1).
     builtin_translated: int = 2
     # White-noise level of the built-in corpus's recordings, a dB range each recording draws from
     # ("20-40": clean speech); lower makes recognition harder (pipeline_vs_mtl: "0-20").
     builtin_snr: str = "20-40"
-    features: str = "mortazavi"  # MFCC preset: mortazavi | chrupala
+    features: str = "mortazavi"  # speech features (vgs.data.featurisers): mortazavi | chrupala | chrupala13 | fbank
     # Standardisation of the MFCCs: corpus = the training split's mean and std per dimension (the
     # papers); utterance = each utterance's own mean and std (CMVN: less speaker, faster learning).
     speech_norm: str = "corpus"
@@ -203,12 +203,12 @@ class DataConfig:
     # F30kEnt-JP per-image Japanese files (replace any raw_jp); English Flickr30k Entities Sentences/
     # folder for matching (empty: a Sentences folder beside or inside it).
     translations: str = ""
-    translations_en: str = ""
+    translations_en: str = ""  # the English Sentences/ folder (empty: found beside translations)
     # Textual downsampling of the training split (Higy et al. 2020 §4.4): keep text for this many hours of
     # speech, or this fraction of it (0 = all); speech and images are unchanged.
     text_hours: float = 0.0
-    text_fraction: float = 0.0
-    text_seed: int = 0
+    text_fraction: float = 0.0  # ... or keep text for this fraction of the training speech
+    text_seed: int = 0  # which captions keep their text
     # Train only on captions that have a translation (speech, image and text): Higy et al. 2020's
     # "reduced English" dataset, and the size of its Japanese experiments; val/test stay whole.
     translated_only: bool = False
@@ -216,14 +216,14 @@ class DataConfig:
     # as the other tasks; nonaligned = disjoint data, the corpus at speech_text_root: a folder (LibriSpeech
     # in the paper) or `builtin` (a second built-in corpus drawn with another seed).  Refused when empty.
     speech_text: str = "aligned"
-    speech_text_root: str = ""
+    speech_text_root: str = ""  # speech_text=nonaligned: its corpus folder, or builtin
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 2e-4
+    epochs: int = 10  # training epochs (a pruning scheduler may stop a trial earlier)
+    batch_size: int = 32  # captions per batch; the in-batch negatives of the ranking losses
+    lr: float = 2e-4  # Adam's peak learning rate
     scheduler: str = "calr"  # calr | calwr | cyclic | constant | wsd
     min_lr: float = 1e-6  # floor of the cosine schedules, low end of the cyclic one
     calwr_t0: int = 5  # CALWR: epochs in the first cycle
@@ -235,7 +235,7 @@ class TrainConfig:
     # best checkpoint so far, with a fresh optimizer at restart_lr_factor x train.lr and their own
     # schedule (DG2A2048: 120 epochs, then 30 from the best at half the rate). 0: one run.
     restart_epochs: int = 0
-    restart_lr_factor: float = 0.5
+    restart_lr_factor: float = 0.5  # the warm second run's rate, times train.lr
     # A family with several objectives (multitask, pipelines, three-task) steps each with its own
     # Adam and LR schedule, as the papers' code does (platalea's mtl.experiment): a shared layer's
     # update for one task is then scaled by that task's gradient moments, not by the other task's
@@ -249,12 +249,12 @@ class TrainConfig:
     # Validation captions of the speaker-ID probe and RSA (0: the whole validation set, as Chrupała
     # 2019), and utterances of the phoneme probe, half to train it, half to test (the paper: 2,500 + 2,500).
     analysis_captions: int = 600
-    phoneme_utterances: int = 1000
+    phoneme_utterances: int = 1000  # utterances of the phoneme probe (analysis)
     # Captions drawn per image per epoch; 0 uses all of them (CPU configs use 1 for short epochs).
     captions_per_image: int = 0
-    eval_batch_size: int = 128
+    eval_batch_size: int = 128  # items per batch when embedding for evaluation
     test_at_end: bool = True  # evaluate the best checkpoint on the test split when done
-    seed: int = 0
+    seed: int = 0  # seed of initialisation, batch order and augmentation
     threads: int = 1  # torch intra-op threads per trial (per worker)
     # Several workers per trial (sweep --resources workers=N): batch_size is the global batch, split
     # across them; the contrastive losses use the negatives of every worker, as one worker would.

@@ -82,8 +82,24 @@ def _resources(text: str) -> dict[str, float]:
     return out
 
 
+SAMPLERS_HELP = """\
+the search (the YAML's `search:`; every setting is recorded on the parent run as search.*):
+  algorithm grid      every cell of the choices, each with every seed
+  sampler tpe         Optuna's TPE: 10 random configurations, then ones drawn where the best scores
+                      lie (multivariate, constant_liar: a running trial counts as a poor one); with
+                      several seeds it learns from their mean, a pruned trial from its last score
+  sampler random      independent draws
+  sampler bruteforce  each combination of the choices once
+  `search.seed` fixes the draws; the seeds of training are `seeds:` (or --seeds)."""
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vgs.sweep", description="Run a named sweep with Ray Tune.")
+    p = argparse.ArgumentParser(
+        prog="python -m vgs.sweep",
+        description="Run a named sweep with Ray Tune.",
+        epilog=SAMPLERS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("name", help="search space name (vgs/search_spaces/NAME.yaml) or a YAML path")
     p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. train.epochs=10")
     p.add_argument(
@@ -100,8 +116,8 @@ def parser() -> argparse.ArgumentParser:
         "--size",
         choices=("cpu", "paper"),
         help="for a sweep that reproduces a paper table: cpu (the default: scaled to run on a laptop, "
-        "the README's CPU results) or paper (the paper's own setup, for GPUs; see README "
-        "'Reproducing the papers at their size')",
+        "docs/results.md's figures) or paper (the paper's own setup, for GPUs; see "
+        'docs/paper-sweeps.md, "Reproducing the papers at their size")',
     )
     p.add_argument(
         "--bench",

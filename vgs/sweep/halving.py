@@ -3,7 +3,7 @@
 Ray's ASHA is asynchronous: a trial that reaches a rung while the rung is still nearly empty
 is promoted at once. With the handful of configurations a paper ablation has (6 in the demo's
 space) the first trials to arrive run to the end whatever their rank, which costs most of
-what pruning should save (README, "Pruning against the grid"). Here every configuration reaches a
+what pruning should save (docs/results.md, "Pruning against the grid"). Here every configuration reaches a
 rung, pausing there (its checkpoint kept), before the best 1/reduction_factor go on; the rest
 stop. Rungs are grace_period * reduction_factor**k below max_t; the survivors of the last rung
 run to max_t. Paused trials hold no CPU. Tune's max_concurrent_trials would count the paused

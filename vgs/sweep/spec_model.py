@@ -161,6 +161,21 @@ def grid_size(spec: SweepSpec) -> int:
     return math.prod(len(d["choice"]) for d in spec.space.values())
 
 
+def sampler_settings(sampler: str, seed: int) -> dict[str, Any]:
+    """Every setting of the Optuna sampler a sweep uses, stated rather than left to the installed
+    Optuna's defaults (Optuna 5 made multivariate TPE the single-objective default and constant_liar
+    True); recorded on the parent run.
+    - tpe: the first n_startup_trials configurations are drawn at random, then each is drawn where
+      the best scores so far lie (multivariate: the keys jointly).  With several seeds per
+      configuration (Repeater) it learns from their mean; a pruned trial counts by its last score.
+      constant_liar: a configuration still running counts as a poor one, so parallel trials spread out.
+    - random: independent draws; the seed fixes them.
+    - bruteforce: each combination of the choices once, in an order the seed fixes."""
+    if sampler == "tpe":
+        return {"seed": seed, "n_startup_trials": 10, "multivariate": True, "constant_liar": True, "group": False}
+    return {"seed": seed}
+
+
 def expected_trials(spec: SweepSpec) -> int:
     """How many trials the sweep's first phase creates: every configuration with every seed."""
     if spec.algorithm == "optuna":

@@ -11,6 +11,7 @@ from typing import Any
 from vgs.config import ConfigError
 from vgs.data.locking import exclusive
 from vgs.environment import git_commit
+from vgs.sweep.spec_model import sampler_settings
 from vgs.sweep.storage import redact, split_credentials
 
 
@@ -187,6 +188,11 @@ def search_record(spec) -> dict[str, Any]:
             "num_samples": spec.num_samples,
             "sampler": spec.sampler,
             "seed": spec.search_seed,
+            **(
+                {"sampler_settings": sampler_settings(spec.sampler, spec.search_seed)}
+                if spec.algorithm == "optuna"
+                else {}
+            ),
         },
         "scheduler": spec.scheduler,
         "seeds": spec.seeds,
@@ -201,7 +207,8 @@ def search_params(record: dict[str, Any]) -> dict[str, str]:
     params = {
         f"space.{k}": " ".join(f"{kind} {values}" for kind, values in d.items()) for k, d in record["space"].items()
     }
-    params.update({f"search.{k}": str(v) for k, v in record["search"].items()})
+    params.update({f"search.{k}": str(v) for k, v in record["search"].items() if k != "sampler_settings"})
+    params.update({f"search.sampler.{k}": str(v) for k, v in record["search"].get("sampler_settings", {}).items()})
     params.update({f"scheduler.{k}": str(v) for k, v in record["scheduler"].items()})
     params.update({"mode": record["mode"], "seeds": ",".join(map(str, record["seeds"]))})
     return {k: v[:6000] for k, v in params.items()}

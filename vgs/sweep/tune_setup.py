@@ -13,7 +13,7 @@ from typing import Any
 from vgs.config import Config, ConfigError, flatten, to_dict
 from vgs.log import get_logger
 from vgs.sweep import storage as storages
-from vgs.sweep.spec_model import PRUNING_SCHEDULERS, SweepSpec, expected_trials, space_contains
+from vgs.sweep.spec_model import PRUNING_SCHEDULERS, SweepSpec, expected_trials, sampler_settings, space_contains
 from vgs.sweep.trial import run_trial
 
 log = get_logger(__name__)
@@ -61,7 +61,7 @@ def build_param_space(spec: SweepSpec, base: Config) -> tuple[dict, Any]:
         metric=spec.metric,
         mode=spec.mode,
         points_to_evaluate=[start] if in_space else None,
-        sampler=samplers[spec.sampler](seed=spec.search_seed),
+        sampler=samplers[spec.sampler](**sampler_settings(spec.sampler, spec.search_seed)),
     )
     constants: dict[str, Any] = {}
     if len(spec.seeds) > 1:

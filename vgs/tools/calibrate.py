@@ -9,7 +9,8 @@ Trains, on the same corpus and the same image side, side by side (one core each)
   speech-image  for 2E epochs (more training)
   speech-image  with twice the latent size, E epochs (more capacity)
 and prints a table of validation (best epoch) and test recall, then the speech / text ratio of
-validation R@10 at the same budget.  The README's calibration table is this command's output.
+validation R@10 at the same budget.  The table in docs/cpu-recipe.md, "Difficulty calibration", is
+this command's output.
 """
 
 from __future__ import annotations
