@@ -54,6 +54,9 @@ def test_setup_installed_exactly_the_lock_so_the_environment_hash_is_the_locks()
     extra = sorted(set(here) - set(pins) - UNHASHED)
     assert not wrong and not extra, f"not the lock (locked, installed): {wrong}; not in the lock: {extra}"
     assert environment_hash() == environment_hash(pins)
+    import ray  # noqa: F401 - it puts its vendored packages on sys.path; the hash must not see them
+
+    assert environment_hash() == environment_hash(pins)
 
 
 def test_results_md_names_the_locked_environment():

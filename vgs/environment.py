@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 import sys
+import sysconfig
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,12 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 def installed() -> dict[str, str]:
-    """name -> version of every distribution this interpreter imports from (names normalised)."""
+    """name -> version of every distribution installed in this interpreter's site-packages (names
+    normalised).  Only there: sys.path changes with what is imported (Ray adds its vendored
+    thirdparty_files, the current folder may hold an .egg-info), and the hash must not."""
     found: dict[str, str] = {}
-    for dist in metadata.distributions():
+    paths = list(dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib")))
+    for dist in metadata.distributions(path=paths):
         name = (dist.metadata["Name"] or "").lower().replace("_", "-")
         if name:
             found.setdefault(name, dist.version)  # the first on sys.path is the one imported
