@@ -57,14 +57,16 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
     # issue 37: the run explains itself (Description: verdict, link to the best trial's run, table),
     # the experiment opens in the model-training view, and the environment that produced it is named
     note = parent.data.tags["mlflow.note.content"]
-    assert note.startswith("**verdict:** ") and f"/runs/{parent.data.tags['vgs.best_run_id']})" in note
+    best_link = f"/runs/{parent.data.tags['vgs.best_run_id']}?workflowType=machine_learning)"
+    assert note.startswith("**verdict:** ") and best_link in note
     assert "| val s2i R@10 |" in note
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     from vgs.environment import environment_hash
 
     assert parent.data.tags["vgs.env.env_hash"] == environment_hash() and parent.data.tags["vgs.env.torch"]
     assert f"environment: env {environment_hash()} (torch " in r.stdout
-    assert f"parent run: http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}" in r.stdout
+    parent_link = f"#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}?workflowType=machine_learning"
+    assert f"parent run: http://127.0.0.1:5000/{parent_link}" in r.stdout
     assert "best_val_s2i_r10" in parent.data.metrics and "vgs.verdict" in parent.data.tags
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
         "summary.md",

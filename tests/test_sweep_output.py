@@ -69,7 +69,9 @@ def test_the_printed_mlflow_ui_line_pastes_into_a_shell():
     assert shlex.split(command)[1:] == ["ui", "--backend-store-uri", "sqlite:////tmp/my runs/it's/mlflow.db"]
     # the runs table (in the model-training view) and the parent run itself
     assert "http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning" in line
-    assert line.splitlines()[1].endswith("parent run: http://127.0.0.1:5000/#/experiments/3/runs/abc")
+    assert line.splitlines()[1].endswith(
+        "parent run: http://127.0.0.1:5000/#/experiments/3/runs/abc?workflowType=machine_learning"
+    )
     server = mlflow_ui_line("http://bob:pw@mlflow.lab:5000", "3")
     assert server.startswith("MLflow UI (the tracking server): http://bob:***@mlflow.lab:5000/#/experiments/3")
     assert " ui " not in server and "parent run" not in server

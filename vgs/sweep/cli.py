@@ -19,7 +19,7 @@ from vgs.sweep.options import SweepOptions
 from vgs.sweep.phases import parent_status
 from vgs.sweep.ray_start import stop_ray
 from vgs.sweep.spec_model import SCHEDULERS
-from vgs.sweep.tracking_setup import client
+from vgs.sweep.tracking_setup import MODEL_TRAINING_VIEW, client
 from vgs.sweep.tune_setup import SweepInterrupted
 
 log = get_logger(__name__)
@@ -29,7 +29,8 @@ def mlflow_ui_line(tracking_uri: str, experiment_id: str | None, parent_run_id: 
     """Where to look at the runs: a tracking server's own UI, or the command that opens a local store's
     (quoted: it is pasted into a shell, and paths may hold spaces or quotes); then the runs table and
     the parent run (its Description holds the verdict and table; its artifacts, plots/)."""
-    runs_table = f"#/experiments/{experiment_id}?workflowType=machine_learning" if experiment_id else ""
+    # ?workflowType=machine_learning: MLflow 3's model-training pages (runs, metrics), not its GenAI ones
+    runs_table = f"#/experiments/{experiment_id}?{MODEL_TRAINING_VIEW}" if experiment_id else ""
     shown = storages.redact(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
         base, opening = shown.rstrip("/"), "MLflow UI (the tracking server):"
@@ -38,7 +39,8 @@ def mlflow_ui_line(tracking_uri: str, experiment_id: str | None, parent_run_id: 
         opening = f"MLflow UI: {shlex.join([mlflow_command(), 'ui', '--backend-store-uri', shown])}   then open"
     lines = [f"{opening} {base}/{runs_table}   (the runs table)"]
     if experiment_id and parent_run_id:
-        lines.append(f"  the sweep's parent run: {base}/#/experiments/{experiment_id}/runs/{parent_run_id}")
+        parent = f"#/experiments/{experiment_id}/runs/{parent_run_id}?{MODEL_TRAINING_VIEW}"
+        lines.append(f"  the sweep's parent run: {base}/{parent}")
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from vgs import metric_names
 from vgs.results.plots import draw_sweep_plots, sweep_trials
 from vgs.sweep.spec_model import trial_overrides
 from vgs.sweep.storage import redact
-from vgs.sweep.tracking_setup import client, experiment_id, run_label, search_params
+from vgs.sweep.tracking_setup import MODEL_TRAINING_VIEW, client, experiment_id, run_label, search_params
 from vgs.sweep.trial_errors import error_reason
 
 # How a trial ended, beside MLflow's status: completed and pruned are FINISHED, failed is FAILED,
@@ -319,7 +319,8 @@ class MlflowSweepCallback(Callback):
         """The parent run's Description (MLflow shows it atop the run page): the verdict, a link to
         the best trial's run and the per-trial table, so the answer needs no artifact opened."""
         best_run = best and (self.runs.get(best.get("trial_id")) or self._find_trial_run(best.get("trial_id")))
-        link = f"[the best trial's run](#/experiments/{self.experiment_id}/runs/{best_run})\n\n" if best_run else ""
+        where = f"#/experiments/{self.experiment_id}/runs/{best_run}?{MODEL_TRAINING_VIEW}"
+        link = f"[the best trial's run]({where})\n\n" if best_run else ""
         return f"**verdict:** {verdict or 'none'}\n\n{link}{summary_markdown.strip()}\n"[:20000]
 
     def log_plots(self) -> None:

@@ -111,6 +111,7 @@ def _why(error: Exception) -> str:
 
 
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"  # a UI link's query: the model-training pages
 
 
 def experiment_id(tracking_uri: str, name: str) -> str:
