@@ -112,6 +112,37 @@ def test_pipe_seq_keys_moved_to_model_pipeline_and_the_old_names_still_work(capl
     assert not hasattr(cfg.model.mtl, "asr_epochs")
 
 
+@pytest.mark.parametrize(
+    "old, new, value",
+    [
+        ("train.task_optimizers", "train.objective_optimizers", False),
+        ("model.mtl.task_layers", "model.mtl.objective_layers", 3),
+        ("model.match.task_layers", "model.match.objective_layers", 2),
+    ],
+)
+def test_task_keys_renamed_to_objective_still_work_with_a_warning(caplog, old, new, value):
+    """Issue 38: "task" names a family; what it trains for is an objective.  The old key still works
+    on the command line, in a YAML and in an old checkpoint's config, and the warning names the new."""
+    import logging
+
+    from vgs.config import Config, apply_overrides, base_config, flatten, from_dict, to_dict
+    from vgs.config.overrides import _warn_renamed
+
+    _warn_renamed.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="vgs"):
+        cfg = apply_overrides(base_config("cpu-small"), {old: value})
+    assert flatten(cfg)[new] == value and old not in flatten(cfg)
+    assert f"{old} is deprecated: use {new}" in caplog.text
+    saved = to_dict(Config())  # as a checkpoint written before the rename holds it
+    section, key = new.rsplit(".", 1)
+    node = saved
+    for part in section.split("."):
+        node = node[part]
+    del node[key]
+    node[old.rsplit(".", 1)[1]] = value
+    assert flatten(from_dict(saved))[new] == value
+
+
 def test_a_vgs_home_that_cannot_be_a_folder_is_named(tmp_path, monkeypatch):
     from vgs.config import vgs_home
 

@@ -27,7 +27,7 @@ TINY = {
     "model.asr.max_chars": 40,
     "model.mtl.shared_layers": 1,
     "model.mtl.s2i_layers": 1,
-    "model.mtl.task_layers": 0,
+    "model.mtl.objective_layers": 0,
     "model.match.shared_layers": 1,
     "model.match.s2i_layers": 1,
 }
@@ -253,7 +253,7 @@ def test_pipe_seq_asr_phase_ends_once_val_wer_has_converged(tiny_corpus, tmp_pat
 
 
 def test_multitask_objectives_step_with_their_own_adam_and_resume_exactly(tiny_corpus, tmp_path):
-    """train.task_optimizers (the papers' code: an Adam per task): the shared encoder has moments
+    """train.objective_optimizers (the papers' code: an Adam per task): the shared encoder has moments
     in both optimizers, the image encoder only in speech-image's (the ASR task never touches it);
     a resumed run replays the straight one; false gives one Adam for every objective."""
     import torch
@@ -279,7 +279,7 @@ def test_multitask_objectives_step_with_their_own_adam_and_resume_exactly(tiny_c
     resumed = fit(cfg, out_dir=tmp_path / "b", resume=tmp_path / "b")
     keys = [k for k in straight if k.startswith("val_") or k in ("train_loss", "lr")]
     assert {k: resumed[k] for k in keys} == {k: straight[k] for k in keys}
-    one = apply_overrides(cfg, {"train.task_optimizers": False, "train.epochs": 1})
+    one = apply_overrides(cfg, {"train.objective_optimizers": False, "train.epochs": 1})
     fit(one, out_dir=tmp_path / "one")
     assert set(torch.load(tmp_path / "one" / "last.pt", weights_only=True)["optimizers"]) == {"all"}
 

@@ -231,7 +231,7 @@ def test_warm_second_run_halves_the_rate_from_the_best_epoch_and_resumes_exactly
         fit(apply_overrides(cfg, {"train.restart_epochs": 3}), out_dir=tmp_path / "c", data=data)
 
 
-def test_a_last_pt_from_before_per_task_optimizers_resumes_one_optimizer_and_names_the_way_for_several(tmp_path):
+def test_a_last_pt_from_before_per_objective_optimizers_resumes_one_optimizer_and_names_the_way_for_several(tmp_path):
     import torch
 
     from vgs.checkpoint import restore_optimizers
@@ -246,5 +246,5 @@ def test_a_last_pt_from_before_per_task_optimizers_resumes_one_optimizer_and_nam
     assert restore_optimizers(fresh, old, tmp_path / "last.pt") == {"s2i": {"last_epoch": 4}}
     assert fresh["s2i"].state_dict()["state"][0]["step"] == 1
     two = {k: torch.optim.Adam(net.parameters(), lr=0.1) for k in ("s2i", "asr")}
-    with pytest.raises(ConfigError, match="train.task_optimizers=false"):
+    with pytest.raises(ConfigError, match="train.objective_optimizers=false"):
         restore_optimizers(two, old, tmp_path / "last.pt")

@@ -141,7 +141,7 @@ def restore_optimizers(opts: dict[str, torch.optim.Optimizer], state: dict, path
     else:
         raise ConfigError(
             f"{path} was saved with one optimizer for every objective; resume it with "
-            f"train.task_optimizers=false (this run would use one per objective: {', '.join(opts)})"
+            f"train.objective_optimizers=false (this run would use one per objective: {', '.join(opts)})"
         )
     for key, opt_state in optimizers.items():
         opts[key].load_state_dict(opt_state)

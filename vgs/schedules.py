@@ -48,7 +48,7 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
 
 
 def phase_schedulers(opts: dict[str, torch.optim.Optimizer], steps: dict[str, int], cfg: TrainConfig) -> dict:
-    """A phase's schedule for each optimizer (one per objective with train.task_optimizers), from
+    """A phase's schedule for each optimizer (one per objective with train.objective_optimizers), from
     cfg.lr over cfg.epochs of that optimizer's own steps per epoch."""
     out = {}
     for key, opt in opts.items():

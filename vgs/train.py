@@ -94,7 +94,7 @@ class Training:
         self.precision = training_precision(cfg.train.amp, self.device)
         self.stepper = distributed.data_parallel(self.model, self.device, len(self.task.objectives(cfg.model)) > 1)
         self.loss = Loss(cfg.train.margin, cfg.train.gather_negatives)
-        # one Adam per objective (train.task_optimizers), or one for all of them ("all")
+        # one Adam per objective (train.objective_optimizers), or one for all of them ("all")
         self.opts = {
             key: torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
             for key in dict.fromkeys(map(self.optimizer_key, self.task.objectives(cfg.model)))
@@ -121,7 +121,7 @@ class Training:
         ).to(self.device)
 
     def optimizer_key(self, objective: str) -> str:
-        return objective if self.cfg.train.task_optimizers else "all"
+        return objective if self.cfg.train.objective_optimizers else "all"
 
     def objectives_at(self, epoch: int) -> tuple[str, ...]:
         return self.task.objectives_at(self.cfg.model, self.cfg.train.epochs, epoch, self.state)

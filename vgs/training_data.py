@@ -73,28 +73,30 @@ def epoch_plan(
     objective's batches ("first": a shorter one starts over, reshuffled, so the main objective sees
     all its data whatever the amount of text) or the fewest of any ("shortest")."""
 
-    def batches(k: int, objective: str, task_rng: np.random.Generator) -> list[np.ndarray]:
+    def batches(k: int, objective: str, objective_rng: np.random.Generator) -> list[np.ndarray]:
         split = splits[objective]
         return split.epoch_batches(
-            task_rng,
+            objective_rng,
             cfg.train.batch_size,
             cfg.train.captions_per_image,
             allowed=None if OBJECTIVES[objective].captions == "all" else split.text_captions,
         )
 
-    per_task = [
+    per_objective = [
         batches(k, o, rng if k == 0 else np.random.default_rng([cfg.train.seed, epoch, k]))
         for k, o in enumerate(objectives)
     ]
-    if not all(per_task):
+    if not all(per_objective):
         raise ConfigError(
-            f"epoch {epoch}: task(s) {', '.join(t for t, b in zip(objectives, per_task) if not b)} have "
+            f"epoch {epoch}: task(s) {', '.join(t for t, b in zip(objectives, per_objective) if not b)} have "
             f"no training batches (no text for data.text_*/model.text.source, or too few captions)"
         )
-    n = len(per_task[0]) if rule == "first" else min(map(len, per_task))
+    n = len(per_objective[0]) if rule == "first" else min(map(len, per_objective))
     for k, objective in enumerate(objectives):
         cycle = 1
-        while len(per_task[k]) < n:  # its data again, in a new order
-            per_task[k] = per_task[k] + batches(k, objective, np.random.default_rng([cfg.train.seed, epoch, k, cycle]))
+        while len(per_objective[k]) < n:  # its data again, in a new order
+            per_objective[k] = per_objective[k] + batches(
+                k, objective, np.random.default_rng([cfg.train.seed, epoch, k, cycle])
+            )
             cycle += 1
-    return [(o, per_task[k][i]) for i in range(n) for k, o in enumerate(objectives)]
+    return [(o, per_objective[k][i]) for i in range(n) for k, o in enumerate(objectives)]

@@ -17,7 +17,14 @@ log = get_logger(__name__)
 
 
 # keys that moved: the old name still works, with a warning that names the new one
-RENAMED = {"model.mtl.asr_epochs": "model.pipeline.asr_epochs", "model.mtl.asr_patience": "model.pipeline.asr_patience"}
+RENAMED = {
+    "model.mtl.asr_epochs": "model.pipeline.asr_epochs",
+    "model.mtl.asr_patience": "model.pipeline.asr_patience",
+    # "task" names a model family (vgs.tasks); what a family trains for is an objective
+    "train.task_optimizers": "train.objective_optimizers",
+    "model.mtl.task_layers": "model.mtl.objective_layers",
+    "model.match.task_layers": "model.match.objective_layers",
+}
 
 
 def current_key(path: str) -> str:

@@ -74,8 +74,8 @@ def cpu_text() -> Config:
     cfg.model.latent, cfg.model.speech = 128, SpeechConfig(layers=2, conv_stride=3)
     cfg.model.text = TextConfig(embed=32, layers=1)
     cfg.model.asr = AsrConfig(encoder_layers=2, hidden=128, embed=32, attention=128, beam=3)
-    cfg.model.mtl = MultitaskConfig(shared_layers=1, s2i_layers=1, task_layers=1)
-    cfg.model.match = MultitaskConfig(shared_layers=1, s2i_layers=1, task_layers=0)  # the paper's split, halved
+    cfg.model.mtl = MultitaskConfig(shared_layers=1, s2i_layers=1, objective_layers=1)
+    cfg.model.match = MultitaskConfig(shared_layers=1, s2i_layers=1, objective_layers=0)  # the paper's split, halved
     cfg.train = TrainConfig(epochs=8, batch_size=32, lr=2e-3, scheduler="constant", captions_per_image=0, clip_grad=2.0)
     return cfg
 
@@ -94,7 +94,7 @@ def seed003() -> Config:
             image=ImageConfig(encoder="features", features_from="resnet152"),
             text=TextConfig(layers=2),
             asr=AsrConfig(),
-            mtl=MultitaskConfig(shared_layers=4, s2i_layers=1, task_layers=1),
+            mtl=MultitaskConfig(shared_layers=4, s2i_layers=1, objective_layers=1),
         ),
         train=TrainConfig(epochs=32, batch_size=32, lr=2e-4, min_lr=1e-6, scheduler="cyclic", eval_batch_size=128),
     )

@@ -110,11 +110,11 @@ class AsrConfig:
 @dataclass
 class MultitaskConfig:
     """Layer split of the multitask speech encoders (Higy et al. 2020 Table 4 triplets, Chrupała 2019 Table 1):
-    shared BiGRU layers, then speech->image layers and secondary-task layers (0 = attention only)."""
+    shared BiGRU layers, then speech->image layers and the secondary objective's layers (0 = attention only)."""
 
     shared_layers: int = 4  # BiGRU layers both tasks read
     s2i_layers: int = 1  # speech->image layers on top of them (0: attention only)
-    task_layers: int = 1  # secondary-task layers on top of them (0: attention only)
+    objective_layers: int = 1  # the secondary objective's layers on top of them (0: attention only)
 
 
 @dataclass
@@ -160,7 +160,7 @@ class ModelConfig:
     # mtl-match's own split (Higy et al. 2020 §3.1.5, after Chrupała 2019): shared 2 x BiGRU, speech->image
     # branch 2 x BiGRU, speech->text branch attention only; widths N/2 per direction
     match: MultitaskConfig = field(
-        default_factory=lambda: MultitaskConfig(shared_layers=2, s2i_layers=2, task_layers=0)
+        default_factory=lambda: MultitaskConfig(shared_layers=2, s2i_layers=2, objective_layers=0)
     )
     three: ThreeTaskConfig = field(default_factory=ThreeTaskConfig)
 
@@ -238,9 +238,9 @@ class TrainConfig:
     restart_lr_factor: float = 0.5  # the warm second run's rate, times train.lr
     # A family with several objectives (multitask, pipelines, three-task) steps each with its own
     # Adam and LR schedule, as the papers' code does (platalea's mtl.experiment): a shared layer's
-    # update for one task is then scaled by that task's gradient moments, not by the other task's
+    # update for one objective is then scaled by that objective's gradient moments, not by the other's
     # larger ones.  false: one Adam over every objective's steps.
-    task_optimizers: bool = True
+    objective_optimizers: bool = True
     margin: float = 0.2  # hinge margin beta (eq. 3)
     augment: bool = True  # random crop + horizontal flip of training images
     # After the last epoch: speaker-ID probe and RSA against text and images (Chrupała 2019 §3.7), on

@@ -177,7 +177,7 @@ class MultitaskTranscribe(SharedEncoderFamily):
             hidden=cfg.asr.hidden,
             attention_kind=cfg.speech.attention,
         )
-        self.asr_gru = BiGRU(self.shared.out_size, cfg.asr.hidden, m.task_layers)
+        self.asr_gru = BiGRU(self.shared.out_size, cfg.asr.hidden, m.objective_layers)
         self.decoder = AttentionDecoder(cfg.asr, vocab_size, self.asr_gru.out_size)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)
 
@@ -212,7 +212,7 @@ class MultitaskMatch(SharedEncoderFamily):
             self.shared.out_size, cfg.latent, m.s2i_layers, cfg.speech.attention_hidden, attention_kind=kind
         )
         self.s2t = SpeechBranch(
-            self.shared.out_size, cfg.latent, m.task_layers, cfg.speech.attention_hidden, attention_kind=kind
+            self.shared.out_size, cfg.latent, m.objective_layers, cfg.speech.attention_hidden, attention_kind=kind
         )
         self.text = TextEncoder(cfg.text, vocab_size, cfg.latent)
         self.image = ImageEncoder(cfg.image, cfg.latent, image_dim)

@@ -212,7 +212,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--dry-run",
         action="store_true",
         help="print the plan and stop: each cell's resolved configuration, model and parameters, "
-        "training batches per task per epoch, the sweep's cost and resources (no training, no Ray)",
+        "training batches per objective per epoch, the sweep's cost and resources (no training, no Ray)",
     )
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON, one object per cell")
     p.add_argument(

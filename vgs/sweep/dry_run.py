@@ -1,5 +1,5 @@
 """A sweep's plan before launch (`python -m vgs.sweep NAME --dry-run [--json] [--bench FILE]`):
-every cell's resolved configuration, model and size, training batches per task per epoch, the disk
+every cell's resolved configuration, model and size, training batches per objective per epoch, the disk
 its feature stores take, and what the whole sweep costs in trial-epochs, samples and GPU-hours and
 asks Ray for.  Nothing trains and Ray does not start; the corpus is generated or imported (and
 featurised) where it is not there yet, because batches are counted on it: that work, its size
@@ -127,7 +127,7 @@ def sweep_cells(spec: SweepSpec) -> tuple[list[dict[str, Any]], str]:
 
 
 def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
-    """Model, parameters, epochs and training batches (per task, per phase) of one configuration."""
+    """Model, parameters, epochs and training batches (per objective, per phase) of one configuration."""
     import torch
 
     from vgs.models.registry import count_params

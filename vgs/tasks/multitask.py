@@ -15,11 +15,11 @@ from vgs.tasks.base import Task
 
 
 def layer_name(family: str, split, latent: int) -> str:
-    return f"{family}-{split.shared_layers}.{split.s2i_layers}.{split.task_layers}A{latent}"
+    return f"{family}-{split.shared_layers}.{split.s2i_layers}.{split.objective_layers}A{latent}"
 
 
 class MultitaskRecognition(Task):
-    sections = ("speech", "asr", "mtl.shared_layers", "mtl.s2i_layers", "mtl.task_layers", "image")
+    sections = ("speech", "asr", "mtl.shared_layers", "mtl.s2i_layers", "mtl.objective_layers", "image")
     network = MultitaskTranscribe
     decodes = True
 
