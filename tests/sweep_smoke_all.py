@@ -32,7 +32,7 @@ PARTS = [
         ("hidden_size_asr", {"model.asr.hidden": ["512"]}, {}),
     ],
     [
-        ("gru_layers_seed003", {"variant.component": ["text-T1", "translate-3.1.1"]}, {}),
+        ("gru_layers_higy2020", {"variant.component": ["text-T1", "translate-3.1.1"]}, {}),
         ("gru_layers_slt", {"model.asr.encoder_layers": ["4"]}, {}),
         ("hidden_size", {"variant.model": ["mtl-transcribe-512"]}, {}),
         (
@@ -61,7 +61,7 @@ def main(out: str, part: int) -> None:
                 storage=str(out_dir / f"ray-{part}"),
                 tracking_uri=f"sqlite:///{out_dir / f'mlflow-{part}.db'}",
                 overrides={**TINY, **extra},
-                samples=1 if name == "gru_layers_seed003" else None,
+                samples=1 if name == "gru_layers_higy2020" else None,
                 picks=picks,
                 seeds=[0],
                 resources=CPU_ONLY,

@@ -155,3 +155,21 @@ def test_a_vgs_home_that_cannot_be_a_folder_is_named(tmp_path, monkeypatch):
         vgs_home()
     monkeypatch.setenv("VGS_HOME", str(tmp_path / "new" / "home"))
     assert vgs_home() == tmp_path / "new" / "home" and vgs_home().is_dir()
+
+
+def test_paper_bases_and_sweeps_named_by_author_and_year_keep_their_old_names_with_a_warning(caplog):
+    """Issue 38: Higy et al. 2020's setup is the base `higy2020` and the sweep `gru_layers_higy2020`
+    (their code's `seed003` was the public name); the old names still work, and warn."""
+    import logging
+
+    from vgs.config import base_config, to_dict
+    from vgs.sweep.spec import available, load
+
+    with caplog.at_level(logging.WARNING, logger="vgs"):
+        old_base = base_config("seed003")
+        old_sweep = load("gru_layers_seed003")
+    assert "base config 'seed003' is deprecated: use 'higy2020'" in caplog.text
+    assert "sweep 'gru_layers_seed003' is deprecated: use 'gru_layers_higy2020'" in caplog.text
+    assert to_dict(old_base) == to_dict(base_config("higy2020"))
+    assert old_sweep.name == "gru_layers_higy2020" and old_sweep.space == load("gru_layers_higy2020").space
+    assert "gru_layers_seed003" not in available() and "gru_layers_higy2020" in available()

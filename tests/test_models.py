@@ -103,14 +103,14 @@ def test_bigru_equals_packed_bidirectional_gru():
     torch.testing.assert_close(g_got, g_want, atol=1e-6, rtol=1e-5)
 
 
-def test_seed003_multitask_encoders_have_the_papers_layer_split_and_widths():
+def test_higy2020_multitask_encoders_have_the_papers_layer_split_and_widths():
     import torch
 
     from vgs.config import apply_overrides, base_config
     from vgs.tasks.factory import build_model
 
     def built(family):
-        cfg = apply_overrides(base_config("seed003"), {"model.family": family})
+        cfg = apply_overrides(base_config("higy2020"), {"model.family": family})
         with torch.device("meta"):
             return build_model(cfg.model, 39, 2048, 40)
 

@@ -16,7 +16,7 @@ PAPER_SWEEPS = [
     "downsampling",
     "frontends",
     "gru_layers_asr",
-    "gru_layers_seed003",
+    "gru_layers_higy2020",
     "gru_layers_slt",
     "hidden_size",
     "hidden_size_asr",
@@ -85,7 +85,7 @@ def test_pipeline_vs_mtl_at_paper_size_is_higy_et_al_2020():
             assert cfg.train.epochs == 32, label
         if model.family.startswith("pipe-"):
             assert model.asr.val_beam == model.asr.beam == 10, label  # selection and tables on beam 10
-        # seed003's networks (§3.1, Tables 4-5's chosen values) and its image side: fixed ResNet-152 features
+        # higy2020's networks (§3.1, Tables 4-5's chosen values) and its image side: fixed ResNet-152 features
         assert (model.latent, model.speech.layers, model.text.layers) == (2048, 4, 2), label
         assert (model.asr.encoder_layers, model.asr.hidden) == (5, 768), label
         assert (model.image.encoder, model.image.features_from) == ("features", "resnet152"), label
@@ -225,7 +225,7 @@ def test_a_features_image_side_never_falls_back_to_a_densenet():
     from vgs.config import apply_overrides, check_image_side
     from vgs.models.image import ImageEncoder
 
-    for base in ("seed003", "chrupala2019"):
+    for base in ("higy2020", "chrupala2019"):
         cfg = base_config(base)
         with pytest.raises(ConfigError, match="data.image_features is empty"):
             check_image_side(cfg)

@@ -15,7 +15,7 @@ from vgs.sweep.spec import available, load
 PAPER_SWEEPS = [
     "downsampling",
     "gru_layers_asr",
-    "gru_layers_seed003",
+    "gru_layers_higy2020",
     "gru_layers_slt",
     "hidden_size",
     "hidden_size_asr",
@@ -31,7 +31,7 @@ def test_every_sweep_yaml_validates_and_has_the_papers_cells():
     for name in names:
         load(name)  # validation builds every sampled combination on the meta device
     assert len(load("pipeline_vs_mtl").space["variant.model"]["choice"]) == 18  # 6 models x 3 conditions
-    assert len(load("gru_layers_seed003").space["variant.component"]["choice"]) == 3 + 12 + 6  # Table 4
+    assert len(load("gru_layers_higy2020").space["variant.component"]["choice"]) == 3 + 12 + 6  # Table 4
     assert len(load("sharing").space["variant.row"]["choice"]) == 13  # Chrupała 2019 Table 1
     assert load("latent_dim").space["variant.pair"]["choice"] == [
         "DG2A1024",

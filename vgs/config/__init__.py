@@ -32,9 +32,9 @@ from vgs.config.recipes import (
     cpu_tiny,
     default_tracking_uri,
     existing_tracking_uri,
+    higy2020,
     make_folder,
     paper,
-    seed003,
     vgs_home,
 )
 from vgs.config.schema import (
@@ -82,7 +82,7 @@ __all__ = [
     "existing_tracking_uri",
     "make_folder",
     "paper",
-    "seed003",
+    "higy2020",
     "vgs_home",
     "AsrConfig",
     "Config",

@@ -19,6 +19,9 @@ from vgs.config.schema import (
     ThreeTaskConfig,
     TrainConfig,
 )
+from vgs.log import get_logger
+
+log = get_logger(__name__)
 
 # ---------------------------------------------------------------- named base configs
 
@@ -29,7 +32,7 @@ def cpu_small() -> Config:
     stride 4) with a tiny DenseNet on 64x64 crops of 80x80 images, MFCCs standardised per
     utterance, batches of 64 at a rate of 3e-3 held constant and annealed over the last 30%
     (wsd), three epochs of all five captions per image.  The papers' configurations are `paper`
-    and `seed003`."""
+    and `higy2020`."""
     return Config(
         data=DataConfig(image_resize=80, image_crop=64, speech_norm="utterance"),
         model=ModelConfig(
@@ -80,7 +83,7 @@ def cpu_text() -> Config:
     return cfg
 
 
-def seed003() -> Config:
+def higy2020() -> Config:
     """Higy et al. 2020's sizes (a GPU configuration): 39-d MFCC with deltas, speech encoder 4 BiGRU
     layers of 1024 (joint space 2048), text encoder 2 x 1024, ASR/SLT encoder 5 x 768 with a
     1 x 768 decoder, mtl-transcribe (4, 1, 1), Adam with a cyclic rate 1e-6..2e-4, 32 epochs.
@@ -129,12 +132,21 @@ BASE_CONFIGS = {
     "cpu-tiny": cpu_tiny,
     "cpu-text": cpu_text,
     "paper": paper,
-    "seed003": seed003,
+    "higy2020": higy2020,
     "chrupala2019": chrupala2019,
 }
 
 
+# old names: each still works, with a warning that names the new one
+RENAMED_BASES = {"seed003": "higy2020"}  # Higy et al. 2020's code name for its chosen setup
+
+
 def base_config(name: str) -> Config:
+    if name in RENAMED_BASES:
+        log.warning(
+            f"base config '{name}' is deprecated: use '{RENAMED_BASES[name]}' (the old name still works, for now)"
+        )
+        name = RENAMED_BASES[name]
     if name not in BASE_CONFIGS:
         raise ConfigError(f"unknown base config '{name}'; known: {', '.join(sorted(BASE_CONFIGS))}")
     return BASE_CONFIGS[name]()

@@ -21,7 +21,7 @@ A space that reproduces a paper's table holds both of its sizes, and `--size cpu
 
     sizes:
       cpu:   {base: cpu-text, overrides: {...}, variants: {model: {'pipe-seq/*': {train.epochs: 8}}}}
-      paper: {reproduces: "Higy et al. 2020 Tables 1-2", base: seed003, overrides: {...},
+      paper: {reproduces: "Higy et al. 2020 Tables 1-2", base: higy2020, overrides: {...},
               scheduler: {type: none}, resources: {cpu: 4, gpu: 1}}
 
 A size's base replaces the top-level one; its overrides go on top of the top-level overrides; its
@@ -40,8 +40,11 @@ from typing import Any
 import yaml
 
 from vgs.config import ConfigError
+from vgs.log import get_logger
 from vgs.sweep.spec_checks import validate
 from vgs.sweep.spec_model import DEFAULT_MAX_TRIALS, DEFAULT_SIZE, SIZE_KEYS, SIZES, TOP_KEYS, SweepSpec
+
+log = get_logger(__name__)
 
 MAX_YAML_BYTES = 256 * 2**10  # the largest named sweep is a few KiB
 PACKAGE_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
@@ -54,6 +57,10 @@ def search_space_dirs() -> list[Path]:
     return dirs + [Path.cwd() / "search_spaces", PACKAGE_SPACES]
 
 
+# old names of named sweeps (a file of the old name in a user's own folder still wins)
+RENAMED_SWEEPS = {"gru_layers_seed003": "gru_layers_higy2020"}
+
+
 def available() -> list[str]:
     return sorted({p.stem for d in search_space_dirs() if d.is_dir() for p in d.glob("*.yaml")})
 
@@ -63,6 +70,9 @@ def find(name: str) -> Path:
         if Path(name).is_file():
             return Path(name).resolve()
         raise ConfigError(f"search-space file not found: {name}")
+    if name in RENAMED_SWEEPS and not any((d / f"{name}.yaml").is_file() for d in search_space_dirs()):
+        log.warning(f"sweep '{name}' is deprecated: use '{RENAMED_SWEEPS[name]}' (the old name still works, for now)")
+        name = RENAMED_SWEEPS[name]
     for d in search_space_dirs():
         if (d / f"{name}.yaml").is_file():
             return (d / f"{name}.yaml").resolve()
