@@ -163,7 +163,7 @@ def test_paper_bases_and_sweeps_named_by_author_and_year_keep_their_old_names_wi
     import logging
 
     from vgs.config import base_config, to_dict
-    from vgs.sweep.spec import available, load
+    from vgs.search_spaces.spec import available, load
 
     with caplog.at_level(logging.WARNING, logger="vgs"):
         old_base = base_config("seed003")

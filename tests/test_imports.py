@@ -129,6 +129,11 @@ def broken_rules(edges: list[Edge]) -> list[str]:
             lambda t: in_layer(t, "vgs.sweep", "vgs.results"),
             "the core never imports the sweep or results sides",
         ),
+        (
+            lambda s: in_layer(s, "vgs.results"),
+            lambda t: in_layer(t, "vgs.sweep"),
+            "results never import the sweep side (the sweep reads results; both read vgs.search_spaces)",
+        ),
         (lambda s: not in_layer(s, "vgs.sweep"), lambda t: t == "ray", "only the sweep side imports Ray"),
         (
             lambda s: not in_layer(s, "vgs.sweep", "vgs.results"),

@@ -10,7 +10,7 @@ import pytest
 
 
 def test_paper_cells_are_every_distinct_network_of_every_paper_sweep():
-    from vgs.sweep.spec import paper_sized
+    from vgs.search_spaces.spec import paper_sized
     from vgs.tools.paper_smoke import paper_cells
 
     cells = paper_cells(paper_sized())

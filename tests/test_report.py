@@ -213,7 +213,7 @@ def test_a_report_of_a_yaml_given_by_path_goes_to_its_sweeps_reports_folder(tmp_
     from mlflow.tracking import MlflowClient
 
     from vgs.results.report import report
-    from vgs.sweep.spec import find
+    from vgs.search_spaces.spec import find
 
     monkeypatch.setenv("VGS_HOME", str(tmp_path / "home"))
     (tmp_path / "mine.yaml").write_text(find("smoke").read_text())

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from vgs.config import ConfigError
-from vgs.sweep import spec as searchspace
-from vgs.sweep import spec_checks, spec_model
+from vgs.search_spaces import checks as spec_checks
+from vgs.search_spaces import model as spec_model
+from vgs.search_spaces import spec as searchspace
 
 SPACES = sorted((Path(__file__).resolve().parents[1] / "vgs" / "search_spaces").glob("*.yaml"))
 
@@ -170,8 +171,8 @@ def test_a_cell_that_changes_the_built_in_corpus_gets_its_own_corpus(tmp_path, m
 
 
 def test_latent_dim_gives_dg3_and_dg4_the_papers_warm_restarts():
-    from vgs.sweep.spec import load
-    from vgs.sweep.spec_model import trial_overrides
+    from vgs.search_spaces.model import trial_overrides
+    from vgs.search_spaces.spec import load
 
     spec = load("latent_dim", "paper")  # the CPU size keeps cpu-small's wsd for plain pairs
     cfg = lambda pair: spec.base_config(trial_overrides({"variant.pair": pair}, spec.seeds, spec.variants))
@@ -182,8 +183,8 @@ def test_latent_dim_gives_dg3_and_dg4_the_papers_warm_restarts():
 
 
 def test_pick_keeps_named_or_pattern_matched_variants_and_names_a_miss():
-    from vgs.sweep.spec import load
-    from vgs.sweep.spec_checks import restrict
+    from vgs.search_spaces.checks import restrict
+    from vgs.search_spaces.spec import load
 
     spec = load("pipeline_vs_mtl")
     restrict(spec, {"variant.model": ["*/full", "text-image/full"]})

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from vgs.config import ConfigError, base_config, flatten
+from vgs.search_spaces.model import trial_overrides
+from vgs.search_spaces.spec import load, paper_sized
 from vgs.sweep.dry_run import sweep_cells
-from vgs.sweep.spec import load, paper_sized
-from vgs.sweep.spec_model import trial_overrides
 
 PAPER_SWEEPS = [
     "downsampling",

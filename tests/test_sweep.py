@@ -246,8 +246,8 @@ def test_resume_refuses_a_search_space_edited_since_the_start_naming_the_keys(tm
     import json
 
     from vgs.config import ConfigError, differing_keys
+    from vgs.search_spaces.spec import find
     from vgs.sweep.options import OPTIONS_FILE, SPACE_FILE, SweepOptions, resumed_options
-    from vgs.sweep.spec import find
 
     space = tmp_path / "mine.yaml"
     space.write_text(find("smoke").read_text())
@@ -310,9 +310,9 @@ def test_a_dry_run_that_must_build_the_stores_says_so_on_stderr_and_keeps_stdout
 
 
 def test_dry_run_shows_multitask_speech_batches_constant_across_text_fractions(tiny_corpus, tmp_path):
+    from vgs.search_spaces.spec import load
     from vgs.sweep.dry_run import plan_sweep
     from vgs.sweep.options import trial_base
-    from vgs.sweep.spec import load
 
     yaml = tmp_path / "down.yaml"
     yaml.write_text(

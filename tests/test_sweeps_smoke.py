@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import share_builtin_corpora
 
-from vgs.sweep.spec import available, load
+from vgs.search_spaces.spec import available, load
 
 PAPER_SWEEPS = [
     "downsampling",

@@ -126,8 +126,8 @@ def test_a_key_of_another_family_is_refused_naming_it():
 
 
 def test_a_sweep_whose_cells_choose_the_family_checks_keys_against_all_of_them(tmp_path):
-    from vgs.sweep.spec import load
-    from vgs.sweep.spec_checks import validate
+    from vgs.search_spaces.checks import validate
+    from vgs.search_spaces.spec import load
 
     spec = load("pipeline_vs_mtl")
     spec.base_config({"model.asr.hidden": 64})  # read by the pipelines and mtl-transcribe: fine

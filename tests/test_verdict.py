@@ -16,8 +16,8 @@ from vgs.results.verdict import (
     verdict,
     welch,
 )
+from vgs.search_spaces.model import SweepSpec
 from vgs.sweep.phases import confirm_cells, summary_of
-from vgs.sweep.spec_model import SweepSpec
 
 
 def trial(layers, seed, value, status="completed"):
@@ -122,8 +122,8 @@ def test_the_add_seeds_command_is_the_sweeps_own_resume_command_shell_quoted():
 def test_a_sweep_without_any_scored_trial_ends_failed():
     """Every trial failed (e.g. a conv kernel longer than any utterance, which only the forward
     pass finds): the parent run is FAILED, not FINISHED, and the command exits 1."""
+    from vgs.search_spaces.spec import load
     from vgs.sweep.phases import parent_status, summary_of
-    from vgs.sweep.spec import load
 
     spec = load("smoke")
     failed = [
@@ -317,8 +317,8 @@ def test_more_seeds_for_a_finished_sweep_are_the_missing_pairs_of_its_top_config
 def test_a_sweep_whose_trials_all_failed_names_no_best_and_fails():
     """Issue 26 #4: trials that logged an epoch and then failed are not the best, and with no other
     trial the parent is FAILED."""
+    from vgs.search_spaces.spec import load
     from vgs.sweep.phases import parent_status, summary_of
-    from vgs.sweep.spec import load
 
     spec = load("smoke")
     trials = [

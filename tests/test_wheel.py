@@ -51,7 +51,7 @@ def test_installed_wheel_finds_its_search_spaces_outside_the_source_tree(tmp_pat
         [
             str(python),
             "-c",
-            "import vgs.sweep.spec as s, vgs.results.papers as p; "
+            "import vgs.search_spaces.spec as s, vgs.results.papers as p; "
             "print(s.__file__); print(s.available()); print(sorted(p.PAPER))",
         ],
         capture_output=True,

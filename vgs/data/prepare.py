@@ -347,3 +347,21 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# A process that trains one configuration after another (a sweep's trial worker: Tune's
+# reuse_actors) opens a data configuration once: the corpus index and the memory-mapped stores stay
+# open for the next configuration that reads the same data.
+_OPENED: dict[str, Prepared] = {}
+_OPENED_KEPT = 4  # data configurations kept per process (a sweep over data.* keys has a few)
+
+
+def opened_data(data: DataConfig, speech: Featuriser) -> Prepared:
+    """`data` prepared, opened once per process: the sweep's driver checked the corpus and its stores
+    before the first trial started, so this reads their verified record, no per-file data."""
+    key = str(verified_record(resolve_paths(data), speech))  # names the data configuration
+    if key not in _OPENED:
+        if len(_OPENED) >= _OPENED_KEPT:
+            _OPENED.pop(next(iter(_OPENED)))
+        _OPENED[key] = prepare(data, verified=True, speech=speech)
+    return _OPENED[key]

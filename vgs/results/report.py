@@ -298,7 +298,7 @@ def report(
 ) -> str:
     from mlflow.tracking import MlflowClient
 
-    from vgs.sweep.spec import load
+    from vgs.search_spaces.spec import load
 
     spec = load(name)
     name = spec.name  # a YAML given by path ("/abs/x.yaml", "../x.yaml") is its sweep's name from here

@@ -13,12 +13,12 @@ from vgs.data.records import CorpusError
 from vgs.environment import describe
 from vgs.log import get_logger, report_error, set_verbosity, verbosity
 from vgs.results.retrieve import register_best
+from vgs.search_spaces.model import SCHEDULERS
 from vgs.sweep import storage as storages
 from vgs.sweep.driver import dry_run, run_sweep
 from vgs.sweep.options import SweepOptions
 from vgs.sweep.phases import parent_status
 from vgs.sweep.ray_start import stop_ray
-from vgs.sweep.spec_model import SCHEDULERS
 from vgs.sweep.tracking_setup import MODEL_TRAINING_VIEW, client
 from vgs.sweep.tune_setup import SweepInterrupted
 

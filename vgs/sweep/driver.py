@@ -32,15 +32,15 @@ from vgs.environment import environment_record, environment_tags
 from vgs.log import get_logger
 from vgs.results.pareto import pareto_lines
 from vgs.results.tables import CONFIRM, MORE_SEEDS, format_config_table, format_table
+from vgs.search_spaces.checks import cell_data_configs, tune_concurrency
+from vgs.search_spaces.model import SweepSpec
+from vgs.search_spaces.spec import find, load
 from vgs.sweep import storage as storages
 from vgs.sweep.dry_run import format_plan, plan_sweep, step_rate
 from vgs.sweep.options import OPTIONS_FILE, SPACE_FILE, SweepOptions, resolved_sweep, resumed_options
 from vgs.sweep.output import ProgressCallback, quiet_libraries
 from vgs.sweep.phases import confirm_cells, more_seed_cells, parent_status, seeds_run, summarise, summary_of
 from vgs.sweep.ray_start import init_ray, joins_a_cluster
-from vgs.sweep.spec import find, load
-from vgs.sweep.spec_checks import cell_data_configs, tune_concurrency
-from vgs.sweep.spec_model import SweepSpec
 from vgs.sweep.tracking_setup import (
     absolute_tracking_uri,
     check_tracking_uri,
@@ -366,7 +366,7 @@ class PhaseRunner:
                     metric=spec.metric,
                     mode=spec.mode,
                     trial_dirname_creator=lambda t: t.trial_id,
-                    reuse_actors=True,  # one worker process runs many trials (trial.prepared_data keeps its data)
+                    reuse_actors=True,  # one worker process runs many trials (data.prepare.opened_data keeps its data)
                 ),
                 run_config=self.run_config(s.name, expected_trials(spec)),
             )
@@ -392,7 +392,7 @@ class PhaseRunner:
                     metric=spec.metric,
                     mode=spec.mode,
                     trial_dirname_creator=lambda t: t.trial_id,
-                    reuse_actors=True,  # one worker process runs many trials (trial.prepared_data keeps its data)
+                    reuse_actors=True,  # one worker process runs many trials (data.prepare.opened_data keeps its data)
                 ),
                 run_config=self.run_config(phase, len(cells)),
             )

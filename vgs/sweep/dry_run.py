@@ -29,8 +29,8 @@ from vgs.log import quiet
 from vgs.models.ssl import UPSTREAMS, cached, featuriser_for
 from vgs.results.tables import markdown
 from vgs.schedules import training_phases
-from vgs.sweep.spec_checks import tune_concurrency
-from vgs.sweep.spec_model import DEFAULT_MAX_TRIALS, SweepSpec, grid_size, trial_overrides
+from vgs.search_spaces.checks import tune_concurrency
+from vgs.search_spaces.model import DEFAULT_MAX_TRIALS, SweepSpec, grid_size, trial_overrides
 
 # The reference step of ../shared/bench/reference_step.py, DG3A1024 + DenseNet-264 together, batch 64,
 # on one H100 (DESIGN.md, "Performance anchors"): the default when no `vgs bench --json` file is given.

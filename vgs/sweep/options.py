@@ -14,10 +14,10 @@ import yaml
 from vgs.config import Config, ConfigError, base_config, differing_keys
 from vgs.data.prepare import BUILTIN, absolute_paths, check_speech_text_source
 from vgs.log import get_logger
+from vgs.search_spaces.checks import cell_data_configs, check_confirm, check_resources, restrict, validate
+from vgs.search_spaces.model import SweepSpec
+from vgs.search_spaces.spec import find, load
 from vgs.sweep import storage as storages
-from vgs.sweep.spec import find, load
-from vgs.sweep.spec_checks import cell_data_configs, check_confirm, check_resources, restrict, validate
-from vgs.sweep.spec_model import SweepSpec
 from vgs.tasks.factory import check_config
 
 log = get_logger(__name__)

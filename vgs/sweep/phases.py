@@ -14,7 +14,7 @@ from vgs.config import ConfigError
 from vgs.results.pareto import COSTS, pareto_sets
 from vgs.results.tables import TABLE_METRICS
 from vgs.results.verdict import config_key, group_by_config, saturated, verdict
-from vgs.sweep.spec_model import SweepSpec, trial_overrides
+from vgs.search_spaces.model import SweepSpec, trial_overrides
 from vgs.sweep.trial_errors import error_reason
 
 

@@ -16,7 +16,7 @@ from ray.tune import Callback
 
 from vgs import metric_names
 from vgs.results.plots import draw_sweep_plots, sweep_trials
-from vgs.sweep.spec_model import trial_overrides
+from vgs.search_spaces.model import trial_overrides
 from vgs.sweep.storage import redact
 from vgs.sweep.tracking_setup import MODEL_TRAINING_VIEW, client, experiment_id, run_label, search_params
 from vgs.sweep.trial_errors import error_reason

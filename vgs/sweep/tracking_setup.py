@@ -11,7 +11,7 @@ from typing import Any
 from vgs.config import ConfigError
 from vgs.data.locking import exclusive
 from vgs.environment import git_commit
-from vgs.sweep.spec_model import sampler_settings
+from vgs.search_spaces.model import sampler_settings
 from vgs.sweep.storage import redact, split_credentials
 
 

@@ -19,29 +19,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from vgs.config import Config, apply_overrides, from_dict, to_dict
+from vgs.config import apply_overrides, from_dict, to_dict
 from vgs.data.locking import process_alive
-from vgs.data.prepare import Prepared, prepare, resolve_paths, verified_record
+from vgs.data.prepare import opened_data
 from vgs.log import set_verbosity
 from vgs.models.ssl import featuriser_for
-from vgs.sweep.spec_model import trial_overrides
-
-# Tune reuses a trial's worker process for the next trial (reuse_actors=True): the corpus index and
-# the memory-mapped stores it opened stay open for the next trial of the same data configuration.
-_PREPARED: dict[str, Prepared] = {}
-_PREPARED_KEPT = 4  # data configurations kept per process (a sweep over data.* keys has a few)
-
-
-def prepared_data(cfg: Config) -> Prepared:
-    """The prepared data of `cfg`, opened once per worker process: the driver checked the corpus and
-    its stores before the first trial started, so a trial reads no per-file data (vgs.data.prepare)."""
-    speech = featuriser_for(cfg)  # MFCCs, or a front-end's cached states or waveforms
-    key = str(verified_record(resolve_paths(cfg.data), speech))  # names the data configuration
-    if key not in _PREPARED:
-        if len(_PREPARED) >= _PREPARED_KEPT:
-            _PREPARED.pop(next(iter(_PREPARED)))
-        _PREPARED[key] = prepare(cfg.data, verified=True, speech=speech)
-    return _PREPARED[key]
+from vgs.search_spaces.model import trial_overrides
 
 
 def remove_orphaned_scratch() -> None:
@@ -102,7 +85,7 @@ def run_trial(
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:  # restored trial: continue from the last reported epoch
             resume = Path(checkpoint.to_directory(str(scratch / "restored")))
-        fit(cfg, report=report, out_dir=scratch / "out", resume=resume, data=prepared_data(cfg))
+        fit(cfg, report=report, out_dir=scratch / "out", resume=resume, data=opened_data(cfg.data, featuriser_for(cfg)))
 
 
 def _fit_with_ray_train(cfg: dict, workers: int, resources: dict, storage: str, trial_id: str) -> None:

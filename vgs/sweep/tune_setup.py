@@ -12,8 +12,8 @@ from typing import Any
 
 from vgs.config import Config, ConfigError, flatten, to_dict
 from vgs.log import get_logger
+from vgs.search_spaces.model import PRUNING_SCHEDULERS, SweepSpec, expected_trials, sampler_settings, space_contains
 from vgs.sweep import storage as storages
-from vgs.sweep.spec_model import PRUNING_SCHEDULERS, SweepSpec, expected_trials, sampler_settings, space_contains
 from vgs.sweep.trial import run_trial
 
 log = get_logger(__name__)

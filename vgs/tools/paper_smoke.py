@@ -35,8 +35,8 @@ from vgs.data.flickr8k import read_flickr8k
 from vgs.data.image_features import FEATURE_DIMS
 from vgs.data.synth import generate
 from vgs.log import get_logger, quiet, report_error
+from vgs.search_spaces.model import trial_overrides
 from vgs.sweep.dry_run import sweep_cells
-from vgs.sweep.spec_model import trial_overrides
 
 log = get_logger(__name__)
 IMAGES, VAL, TEST = 8, 2, 2  # 4 training images: two batches of 2; 10 captions each to validate and test
@@ -77,7 +77,7 @@ def feature_file(root: Path, dim: int, home: Path) -> Path:
 def paper_cells(names: list[str]) -> list[tuple[str, str, Any, dict[str, Any]]]:
     """(sweep, cell label, its paper-size spec, the cell's overrides) of every paper-size cell, one
     per distinct network and schedule (seeds, text fractions and data subsets build the same network)."""
-    from vgs.sweep.spec import load
+    from vgs.search_spaces.spec import load
 
     out, seen = [], set()
     for name in names:
@@ -198,7 +198,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vgs.sweep.spec import paper_sized
+    from vgs.search_spaces.spec import paper_sized
 
     p = argparse.ArgumentParser(prog="python -m vgs.tools.paper_smoke", description=__doc__.split("\n\n")[0])
     p.add_argument("sweeps", nargs="*", help="paper sweeps to check (default: every sweep with a paper size)")

@@ -29,8 +29,8 @@ import numpy as np
 from vgs.config import base_config
 from vgs.data.batching import PairSplit
 from vgs.data.corpora import read_corpus
-from vgs.data.prepare import ensure_builtin, prepare
-from vgs.sweep.trial import prepared_data
+from vgs.data.prepare import ensure_builtin, opened_data, prepare
+from vgs.models.ssl import featuriser_for
 
 CAPTIONS_PER_IMAGE = 5
 HELD_OUT = 500  # validation and test utterances each
@@ -84,10 +84,10 @@ def trial_probe(root: str, store: str) -> dict:
     cfg = base_config("cpu-tiny")
     cfg.data = data_config(Path(root), Path(store))
     t0 = time.time()
-    data = prepared_data(cfg)  # as a trial opens its data (vgs.sweep.trial): the driver's check, read
+    data = opened_data(cfg.data, featuriser_for(cfg))  # as a trial opens its data: the driver's check, read
     first_prepare = time.time() - t0
     t1 = time.time()
-    prepared_data(cfg)  # the next trial in the same (reused) worker process
+    opened_data(cfg.data, featuriser_for(cfg))  # the next trial in the same (reused) worker process
     second_prepare = time.time() - t1
     split = PairSplit(data, "train", None, None)
     batch = split.epoch_batches(np.random.default_rng(0), cfg.train.batch_size, cfg.train.captions_per_image)[0]

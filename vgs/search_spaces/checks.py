@@ -11,7 +11,7 @@ from typing import Any
 from vgs.config import Config, ConfigError, check_consistent, coerce, key_type
 from vgs.data.image_features import FEATURE_DIMS
 from vgs.models.ssl import featuriser_for
-from vgs.sweep.spec_model import (
+from vgs.search_spaces.model import (
     DISTRIBUTIONS,
     METRICS,
     PRUNING_SCHEDULERS,

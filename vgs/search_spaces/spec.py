@@ -41,13 +41,13 @@ import yaml
 
 from vgs.config import ConfigError
 from vgs.log import get_logger
-from vgs.sweep.spec_checks import validate
-from vgs.sweep.spec_model import DEFAULT_MAX_TRIALS, DEFAULT_SIZE, SIZE_KEYS, SIZES, TOP_KEYS, SweepSpec
+from vgs.search_spaces.checks import validate
+from vgs.search_spaces.model import DEFAULT_MAX_TRIALS, DEFAULT_SIZE, SIZE_KEYS, SIZES, TOP_KEYS, SweepSpec
 
 log = get_logger(__name__)
 
 MAX_YAML_BYTES = 256 * 2**10  # the largest named sweep is a few KiB
-PACKAGE_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+PACKAGE_SPACES = Path(__file__).resolve().parent  # the named sweeps lie beside this module
 
 
 def search_space_dirs() -> list[Path]:
