@@ -35,7 +35,7 @@ COMMANDS = {
     "report": "vgs.results.report",
     "bench": "vgs.tools.bench",
     "retrieve": "vgs.results.retrieve",
-    "embed": None,
+    "embed": "vgs.results.retrieve",  # its `embed` command
     "env": "vgs.environment",
 }
 

@@ -16,6 +16,7 @@ import multiprocessing as mp
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -287,7 +288,9 @@ def _merge_shards(names: list[str], parts: Path, path: Path, skipped: list[dict]
     counts and the training split's normalisation statistics."""
     import pyarrow as pa
 
-    total, total_sq, n_frames, kept = 0.0, 0.0, 0, 0
+    total: Any = 0.0  # then the per-dimension sums (arrays)
+    total_sq: Any = 0.0
+    n_frames, kept = 0, 0
     dropped: list[str] = []
     values = pa.list_(pa.float16() if featuriser.dtype == "float16" else pa.float32())
     schema = pa.schema([("id", pa.string()), ("feats", values)])

@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     ahead of sweeps (e.g. on a large CPU node); sweeps then find the stores ready."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m vgs.data.prepare", description=main.__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m vgs.data.prepare", description=(main.__doc__ or "").split("\n")[0])
     p.add_argument("overrides", nargs="*", help="data.* overrides, e.g. data.features=chrupala")
     p.add_argument("--data", help="corpus folder (default: the built-in corpus)")
     p.add_argument("--skip-bad", action="store_true", help="leave out missing/unreadable files (with a report)")

@@ -33,7 +33,7 @@ def text_subset(
         raise ValueError(f"no duration for {len(missing)} utterance(s), e.g. '{missing[0]}'")
     order = [utterances[i].id for i in np.random.default_rng([seed, 4004]).permutation(len(utterances))]
     total = sum(seconds[u] for u in order)
-    target = total * fraction if fraction is not None else hours * 3600.0
+    target = total * fraction if fraction is not None else float(hours or 0.0) * 3600.0
     if not 0 <= target <= total + 1e-6:
         raise ValueError(f"asked for {target / 3600:.2f} h of text but the split has {total / 3600:.2f} h")
     kept, acc = [], 0.0

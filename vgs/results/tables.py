@@ -60,7 +60,7 @@ def format_table(trials: list[dict], space_keys: list[str], multi_seed: bool = F
             v = t.get(f"val_{m}")
             row.append("-" if v is None else (f"{v:.0f}" if m.endswith("medr") else f"{v:.3f}"))
         row += ["-" if t.get(f"beam_val_{m}") is None else f"{t[f'beam_val_{m}']:.3f}" for m in beamed]
-        row.append(t["status"] + {CONFIRM: " (confirm)", MORE_SEEDS: " (added seed)"}.get(t.get("phase"), ""))
+        row.append(t["status"] + {CONFIRM: " (confirm)", MORE_SEEDS: " (added seed)"}.get(t.get("phase") or "", ""))
         rows.append(row)
     rest = trials[top:]
     if not rest:

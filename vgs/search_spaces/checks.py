@@ -218,7 +218,8 @@ def cell_data_configs(
     from vgs.tasks.factory import uses_nonaligned_speech_text
 
     found: dict[str, tuple[Any, Any, bool]] = {}
-    for combo in [{}] + _sample_combinations(spec, limit):
+    combos: list[dict[str, Any]] = [{}, *_sample_combinations(spec, limit)]
+    for combo in combos:
         cfg = spec.base_config(extra, cell=trial_overrides(combo, spec.seeds, spec.variants))
         speech = featuriser_for(cfg)
         key = repr((cfg.data, speech))

@@ -111,7 +111,7 @@ def run_sweep(opts: SweepOptions) -> dict:
         return {
             **finished,
             "wall_seconds": 0.0,
-            "sweep_dir": storages.join(storage_dir, previous),
+            "sweep_dir": storages.join(storage_dir, previous or ""),
             "tracking_uri": opts.tracking_uri or default_tracking_uri(),
         }
     with contextlib.ExitStack() as held:

@@ -139,13 +139,13 @@ def stop_ray() -> None:
 
     node = ray_worker._global_node
     family: list[psutil.Process] = []
-    for infos in node.all_processes.values() if node is not None else ():
-        for info in infos:
-            try:
-                started = psutil.Process(info.process.pid)
-                family += [started, *started.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
+    started_here: list[Any] = [i for infos in node.all_processes.values() for i in infos] if node is not None else []
+    for info in started_here:
+        try:
+            started = psutil.Process(info.process.pid)
+            family += [started, *started.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
     ray_worker._global_node = None  # ray.shutdown then disconnects this driver and stops nothing
     ray.shutdown()
     if node is not None and node.is_head():

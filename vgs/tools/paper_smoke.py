@@ -68,7 +68,7 @@ def feature_file(root: Path, dim: int, home: Path) -> Path:
 
     path = home / f"paper-smoke-features-{dim}.npz"
     if not path.exists():
-        names = sorted({u.image for u in read_flickr8k(root).utterances})
+        names = sorted({str(u.image) for u in read_flickr8k(root).utterances})
         rng = np.random.default_rng(dim)
         np.savez(path, names=np.array(names), features=rng.random((len(names), dim), np.float32))
     return path
