@@ -262,3 +262,18 @@ def test_every_network_provides_what_its_task_declares(family):
         assert isinstance(net, MatchesText)
     if analyses_apply(task):
         assert isinstance(net, EncodesSpeech)
+
+
+def test_hidden_size_cells_of_one_family_have_distinct_names():
+    """Higy et al. 2020 Table 5 varies the multitask encoders' width (model.asr.hidden): its three
+    mtl-transcribe cells were all named mtl-transcribe-4.1.1A2048."""
+    from vgs.search_spaces.model import trial_overrides
+    from vgs.search_spaces.spec import load
+    from vgs.sweep.dry_run import sweep_cells
+    from vgs.tasks.factory import model_name
+
+    spec = load("hidden_size", "paper")
+    cells, _ = sweep_cells(spec)
+    names = {model_name(spec.base_config(cell=trial_overrides(c, spec.seeds, spec.variants)).model) for c in cells}
+    assert {"mtl-transcribe-4.1.1H512A2048", "mtl-transcribe-4.1.1H768A2048", "mtl-transcribe-4.1.1H1024A2048"} <= names
+    assert len(names) == len(cells) == 7

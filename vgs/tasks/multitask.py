@@ -14,8 +14,11 @@ from vgs.models.families import MultitaskMatch, MultitaskTranscribe
 from vgs.tasks.base import Task
 
 
-def layer_name(family: str, split, latent: int) -> str:
-    return f"{family}-{split.shared_layers}.{split.s2i_layers}.{split.objective_layers}A{latent}"
+def layer_name(family: str, split, latent: int, width: int | None = None) -> str:
+    """'mtl-transcribe-4.1.1H1024A2048': the layer split, the encoders' width (H, where it is its own
+    key) and the joint space (A)."""
+    height = f"H{width}" if width is not None else ""
+    return f"{family}-{split.shared_layers}.{split.s2i_layers}.{split.objective_layers}{height}A{latent}"
 
 
 class MultitaskRecognition(Task):
@@ -31,7 +34,8 @@ class MultitaskRecognition(Task):
         return ("s2i", "asr")
 
     def model_name(self, cfg: ModelConfig) -> str:
-        return layer_name(self.family, cfg.mtl, cfg.latent)
+        # the encoders are model.asr.hidden wide per direction: Higy et al. 2020 Table 5 varies it
+        return layer_name(self.family, cfg.mtl, cfg.latent, cfg.asr.hidden)
 
 
 class MultitaskMatching(Task):
