@@ -8,8 +8,8 @@ from conftest import REFERENCE_STEP
 from vgs.losses import hinge_all_negatives
 
 
-def slow_hinge(a, b, margin, same=None):
-    """Eq. 3 of Mortazavi 2020 written out pair by pair."""
+def slow_hinge(a, b, margin, same=None, reduction="mean"):
+    """Eq. 3 of Mortazavi 2020 (mean) / eq. 1 of Chrupała 2019 (sum) written out pair by pair."""
     n = a.shape[0]
     total, count = 0.0, 0
     for i in range(n):
@@ -20,7 +20,7 @@ def slow_hinge(a, b, margin, same=None):
             total += max(0.0, s_ij - float(a[i] @ b[i]) + margin)  # caption i, wrong image j
             total += max(0.0, s_ij - float(a[j] @ b[j]) + margin)  # image j, wrong caption i
             count += 1
-    return total / count
+    return total if reduction == "sum" else total / count
 
 
 @pytest.mark.parametrize("n,margin", [(2, 0.2), (7, 0.2), (16, 0.5)])
@@ -29,6 +29,27 @@ def test_hinge_matches_pairwise_reference(n, margin):
     a = F.normalize(torch.randn(n, 12, generator=g), dim=-1)
     b = F.normalize(torch.randn(n, 12, generator=g), dim=-1)
     assert hinge_all_negatives(a, b, margin).item() == pytest.approx(slow_hinge(a, b, margin), rel=1e-5)
+
+
+@pytest.mark.parametrize("n", [2, 9])
+def test_summed_hinge_matches_pairwise_reference_and_is_the_mean_times_the_pairs(n):
+    """train.loss_reduction=sum (Chrupała 2019 eq. 1, the chrupala2019 base): its clipping at 2.0
+    acts on this gradient, n(n-1) times the mean's."""
+    g = torch.Generator().manual_seed(n)
+    a = F.normalize(torch.randn(n, 12, generator=g), dim=-1)
+    b = F.normalize(torch.randn(n, 12, generator=g), dim=-1)
+    summed = hinge_all_negatives(a, b, 0.2, reduction="sum").item()
+    assert summed == pytest.approx(slow_hinge(a, b, 0.2, reduction="sum"), rel=1e-5)
+    assert summed == pytest.approx(hinge_all_negatives(a, b, 0.2).item() * n * (n - 1), rel=1e-5)
+
+
+def test_the_paper_bases_state_their_loss_reduction():
+    from vgs.config import ConfigError, apply_overrides, base_config, check_consistent
+
+    assert base_config("chrupala2019").train.loss_reduction == "sum"
+    assert {base_config(b).train.loss_reduction for b in ("paper", "higy2020", "cpu-small")} == {"mean"}
+    with pytest.raises(ConfigError, match="train.loss_reduction must be mean or sum"):
+        check_consistent(apply_overrides(base_config("cpu-tiny"), {"train.loss_reduction": "max"}))
 
 
 def test_hinge_masks_captions_of_the_same_image():

@@ -11,13 +11,19 @@ from vgs import distributed
 
 
 def hinge_all_negatives(
-    speech: torch.Tensor, image: torch.Tensor, margin: float = 0.2, same_image: torch.Tensor | None = None
+    speech: torch.Tensor,
+    image: torch.Tensor,
+    margin: float = 0.2,
+    same_image: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Mortazavi 2020 eq. 3: hinge over every non-aligned pair in the batch, both directions.
 
     speech, image: (B, N) L2-normalised, row i of each aligned.  same_image: optional (B, B) bool,
     True where captions i and j describe the same image; those pairs are not negatives.
-    Normalised by the number of negative pairs, which is |B|(|B|-1) when no image repeats.
+    reduction "mean": divided by the number of negative pairs, |B|(|B|-1) when no image repeats;
+    "sum": the sum over pairs as Chrupała 2019 eq. 1 writes it (its gradient, and so what a
+    clipping threshold means, is that many times larger).
     """
     s = speech @ image.t()  # s[i, j] = S(a_i, i_j)
     d = s.diag()
@@ -27,16 +33,18 @@ def hinge_all_negatives(
     speech_to_image = (margin + s - d[:, None]).clamp(min=0)  # caption i against image j
     image_to_speech = (margin + s - d[None, :]).clamp(min=0)  # image j against caption i
     total = (speech_to_image + image_to_speech).masked_fill(~negative, 0).sum()
-    return total / negative.sum().clamp(min=1)
+    return total if reduction == "sum" else total / negative.sum().clamp(min=1)
 
 
 @dataclass(frozen=True)
 class Loss:
-    """How the contrastive objectives are computed: the hinge margin (train.margin) and whether,
-    with several workers, negatives come from every worker's rows (train.gather_negatives)."""
+    """How the contrastive objectives are computed: the hinge margin (train.margin), whether,
+    with several workers, negatives come from every worker's rows (train.gather_negatives), and
+    mean or sum over the negative pairs (train.loss_reduction)."""
 
     margin: float = 0.2
     gather_negatives: bool = False
+    reduction: str = "mean"
 
 
 def contrastive(
@@ -50,4 +58,4 @@ def contrastive(
         if image_ids is not None:
             image_ids = distributed.gather_with_grad(image_ids)
     same = None if image_ids is None else image_ids[:, None] == image_ids[None, :]
-    return hinge_all_negatives(queries, targets, loss.margin, same_image=same)
+    return hinge_all_negatives(queries, targets, loss.margin, same_image=same, reduction=loss.reduction)

@@ -242,6 +242,9 @@ class TrainConfig:
     # larger ones.  false: one Adam over every objective's steps.
     objective_optimizers: bool = True
     margin: float = 0.2  # hinge margin beta (eq. 3)
+    # The hinge over a batch's negative pairs: mean (every base but chrupala2019; with Adam and no
+    # clipping the scale does not matter) or sum (Chrupała 2019 eq. 1 and its clipping at 2.0)
+    loss_reduction: str = "mean"
     augment: bool = True  # random crop + horizontal flip of training images
     # After the last epoch: speaker-ID probe and RSA against text and images (Chrupała 2019 §3.7), on
     # up to 600 validation captions, logged as analysis_* metrics.
