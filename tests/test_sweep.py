@@ -31,7 +31,8 @@ def run_sweep(tmp_path, *extra):
 @pytest.mark.slow
 def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_home):
     # one real sweep for both halves of this test (CI's budget): the search, then the confirmation phase
-    r = run_sweep(tmp_path, "--register", "smoke-best", "--confirm", "2")
+    # train.test_every_epoch: Mortazavi 2020 Fig. 2's test R@10 after every epoch, drawn by the sweep
+    r = run_sweep(tmp_path, "--register", "smoke-best", "--confirm", "2", "train.test_every_epoch=true")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "best trial" in r.stdout and "ui --backend-store-uri sqlite:///" in r.stdout
     assert "/#/experiments/" in r.stdout and "?workflowType=machine_learning" in r.stdout  # the runs table
@@ -83,7 +84,7 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
     assert parent.data.params["space.model.speech.layers"] == "choice [1, 2]" and parent.data.params["mode"] == "max"
     assert "vgs.plot_error" not in parent.data.tags, parent.data.tags.get("vgs.plot_error")
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
-    assert "plots/metric_per_epoch.png" in plots, plots
+    assert "plots/metric_per_epoch.png" in plots and "plots/test_per_epoch.png" in plots, plots
     assert "sel_val_i2s_r10" in parent.data.metrics and "best_val_i2s_r10" not in parent.data.metrics
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__))
@@ -100,6 +101,8 @@ def test_smoke_sweep_lands_runs_metrics_and_checkpoints_in_mlflow(tmp_path, vgs_
         history = client.get_metric_history(t.info.run_id, "val_s2i_r10")
         epochs = int(t.data.tags["vgs.epochs_run"])
         assert [m.step for m in history] == list(range(1, epochs + 1))
+        tested = client.get_metric_history(t.info.run_id, "epoch_test_s2i_r10")
+        assert [m.step for m in tested] == list(range(1, epochs + 1))  # the test split every epoch
         assert all(0.0 <= m.value <= 1.0 for m in history)
         pruned = t.data.tags["vgs.pruned"] == "true"
         assert t.info.status == "FINISHED"  # pruning is no failure: the outcome tag tells them apart

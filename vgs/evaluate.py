@@ -93,10 +93,16 @@ def load_best(
     return model.eval()
 
 
-def test_scores(model, cfg: Config, data, device: torch.device, vocab: Vocabulary | None) -> dict[str, float]:
-    """Test-split metrics of a model (test_*), decoding with beam model.asr.beam."""
+def test_scores(
+    model, cfg: Config, data, device: torch.device, vocab: Vocabulary | None, every_epoch: bool = False
+) -> dict[str, float]:
+    """Test-split metrics of a model: test_* at the end, decoding with beam model.asr.beam; or,
+    every_epoch, epoch_test_* decoding as the epoch's validation does (model.asr.val_beam)."""
     split = PairSplit(data, "test", task_of(cfg.model).text_source(cfg.model), vocab)
-    return evaluate(model, split, cfg, device, vocab, beam=cfg.model.asr.beam).prefixed(names.TEST)
+    beam = cfg.model.asr.val_beam if every_epoch else cfg.model.asr.beam
+    return evaluate(model, split, cfg, device, vocab, beam=beam).prefixed(
+        names.EPOCH_TEST if every_epoch else names.TEST
+    )
 
 
 def beam_val_scores(

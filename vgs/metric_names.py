@@ -25,7 +25,9 @@ CHANCE = "images"  # candidate images of a query: R@k of a random ranking is k /
 # every validation score at the selected epoch (sel_val_), the selected epoch decoded with the
 # wide beam (beam_val_), the selected epoch on test (test_).
 VAL, BEST_VAL, SELECTED, BEAM_VAL, TEST = "val_", "best_val_", "sel_val_", "beam_val_", "test_"
-SPLIT_PREFIXES = (BEST_VAL, SELECTED, BEAM_VAL, VAL, TEST)  # longest first: sel_val_ before val_
+# the test split after every epoch (train.test_every_epoch; Mortazavi 2020 Fig. 2): never selects
+EPOCH_TEST = "epoch_test_"
+SPLIT_PREFIXES = (BEST_VAL, SELECTED, BEAM_VAL, EPOCH_TEST, VAL, TEST)  # longest first: sel_val_ before val_
 OTHER_PREFIXES = ("train_", "analysis_")  # training losses and batches; Chrupała 2019's analyses
 TRACKED_PREFIXES = SPLIT_PREFIXES + OTHER_PREFIXES  # what becomes an MLflow metric
 

@@ -257,6 +257,9 @@ class TrainConfig:
     captions_per_image: int = 0
     eval_batch_size: int = 128  # items per batch when embedding for evaluation
     test_at_end: bool = True  # evaluate the best checkpoint on the test split when done
+    # also score the test split after every epoch, as epoch_test_* (Mortazavi 2020 Fig. 2; the sweep
+    # draws plots/test_per_epoch.png); validation alone still selects the epoch
+    test_every_epoch: bool = False
     seed: int = 0  # seed of initialisation, batch order and augmentation
     threads: int = 1  # torch intra-op threads per trial (per worker)
     # Several workers per trial (sweep --resources workers=N): batch_size is the global batch, split

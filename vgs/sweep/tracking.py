@@ -15,7 +15,7 @@ from typing import Any
 from ray.tune import Callback
 
 from vgs import metric_names
-from vgs.results.plots import draw_sweep_plots, sweep_trials
+from vgs.results.plots import draw_sweep_plots, plot_metric_per_epoch, sweep_trials
 from vgs.search_spaces.model import trial_overrides
 from vgs.sweep.storage import redact
 from vgs.sweep.tracking_setup import MODEL_TRAINING_VIEW, client, experiment_id, run_label, search_params
@@ -323,6 +323,16 @@ class MlflowSweepCallback(Callback):
         link = f"[the best trial's run]({where})\n\n" if best_run else ""
         return f"**verdict:** {verdict or 'none'}\n\n{link}{summary_markdown.strip()}\n"[:20000]
 
+    def test_per_epoch_plot(self, keys: list[str], folder: Path) -> list[Path]:
+        """test_per_epoch.png (Mortazavi 2020 Fig. 2) where the trials scored the test split after
+        every epoch (train.test_every_epoch): the metric's test twin, one line per trial."""
+        metric = metric_names.EPOCH_TEST + self.search["metric"].removeprefix(metric_names.VAL)
+        trials = [t for t in sweep_trials(self.mlflow, self.parent_id, keys, metric) if t.history]
+        if not trials:
+            return []
+        plot_metric_per_epoch(trials, metric, folder / "test_per_epoch.png", self.search["mode"])
+        return [folder / "test_per_epoch.png"]
+
     def log_plots(self) -> None:
         """The sweep's plots (vgs.results.plots) as artifacts plots/ of the parent run.  A plot that cannot
         be drawn is a tag, never a failed sweep."""
@@ -343,6 +353,7 @@ class MlflowSweepCallback(Callback):
                     Path(d),
                     importance=self.search["search"]["algorithm"] == "optuna",
                 )
+                files += self.test_per_epoch_plot(keys, Path(d))
                 for f in files:
                     self.mlflow.log_artifact(self.parent_id, str(f), artifact_path="plots")
         except Exception as e:  # noqa: BLE001 - the sweep's results are already logged
