@@ -13,12 +13,9 @@ import sys
 import pytest
 
 
-@pytest.mark.slow
-def test_killed_worker_and_interrupted_driver_both_resume(tmp_path, vgs_home):
-    env = {**os.environ, "VGS_HOME": str(vgs_home), "RAY_DEDUP_LOGS": "0"}  # the session's smoke corpus
-    env.pop("RAY_ADDRESS", None)
-    db = tmp_path / "mlflow.db"
-    cmd = [
+def one_trial_smoke_sweep(tmp_path, db, *extra: str) -> list[str]:
+    """The smoke sweep with one trial on the session's smoke corpus, results and MLflow per test."""
+    return [
         sys.executable,
         "-m",
         "vgs.sweep",
@@ -29,11 +26,20 @@ def test_killed_worker_and_interrupted_driver_both_resume(tmp_path, vgs_home):
         f"sqlite:///{db}",
         "--samples",
         "1",
-        "train.epochs=8",
         "train.captions_per_image=0",
         "data.builtin_images=80",
-        "--verbose",
-    ]  # one trial: ASHA never prunes it, so it must come back
+        *extra,
+    ]
+
+
+@pytest.mark.slow
+def test_killed_worker_and_interrupted_driver_both_resume(tmp_path, vgs_home):
+    env = {**os.environ, "VGS_HOME": str(vgs_home), "RAY_DEDUP_LOGS": "0"}  # the session's smoke corpus
+    env.pop("RAY_ADDRESS", None)
+    db = tmp_path / "mlflow.db"
+    cmd = one_trial_smoke_sweep(
+        tmp_path, db, "train.epochs=8", "--verbose"
+    )  # one trial: ASHA never prunes it, so it must come back
     # (--verbose: the trial's own output, with its worker's pid, reaches the driver)
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env, start_new_session=True
@@ -108,21 +114,7 @@ def test_trials_killed_for_memory_cost_those_trials_not_the_sweep(tmp_path, vgs_
     env = {**os.environ, "VGS_HOME": str(vgs_home), "RAY_memory_usage_threshold": "0.001"}
     env.pop("RAY_ADDRESS", None)
     db = tmp_path / "mlflow.db"
-    cmd = [
-        sys.executable,
-        "-m",
-        "vgs.sweep",
-        "smoke",
-        "--storage",
-        str(tmp_path / "ray"),
-        "--tracking-uri",
-        f"sqlite:///{db}",
-        "--samples",
-        "1",
-        "train.epochs=1",
-        "train.captions_per_image=0",
-        "data.builtin_images=80",
-    ]
+    cmd = one_trial_smoke_sweep(tmp_path, db, "train.epochs=1")
     run = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     out = run.stdout + run.stderr
     assert run.returncode == 1 and "no trial completed" in out, out[-3000:]
