@@ -331,3 +331,27 @@ def test_images_decoded_per_batch_equal_the_decoded_store(tiny_corpus, tmp_path)
 
     with pytest.raises(ConfigError, match="data.image_store must be decoded or files, got 'jpeg'"):
         check_runnable(apply_overrides(base_config("cpu-tiny"), {"data.image_store": "jpeg"}))
+
+
+def test_the_papers_batches_may_pair_captions_of_one_image_and_cover_the_same_captions(tiny_corpus, tmp_path):
+    """train.negatives=batch draws the captions in one shuffled order, as the papers do; the default
+    deals them in rounds so that no batch holds two captions of one image."""
+    import dataclasses
+
+    import numpy as np
+
+    from vgs.data.batching import PairSplit
+    from vgs.data.prepare import prepare
+
+    data = prepare(dataclasses.replace(base_config("cpu-tiny").data, root=str(tiny_corpus), store=str(tmp_path / "s")))
+    split = PairSplit(data, "train")
+
+    def images_per_batch(any_images: bool) -> tuple[list[tuple[int, int]], np.ndarray]:
+        batches = split.epoch_batches(np.random.default_rng(0), 16, any_images=any_images)
+        return [(len(b), len(set(split.image_of_caption[b]))) for b in batches], np.sort(np.concatenate(batches))
+
+    rounds, dealt = images_per_batch(False)
+    papers, drawn = images_per_batch(True)
+    assert all(n == distinct for n, distinct in rounds)
+    assert any(distinct < n for n, distinct in papers)  # some batch pairs two captions of one image
+    assert np.array_equal(dealt, drawn) and len(drawn) == len(split)

@@ -113,7 +113,7 @@ def test_epoch_rule_first_cycles_the_shorter_task_and_shortest_stops_at_it():
     class Split:  # the two things epoch_plan asks of a split
         text_captions = np.arange(0, 60, 3)
 
-        def epoch_batches(self, rng, batch_size, captions_per_image=0, allowed=None):
+        def epoch_batches(self, rng, batch_size, captions_per_image=0, allowed=None, any_images=False):
             pool = rng.permutation(np.arange(60) if allowed is None else allowed)
             return [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
 

@@ -52,6 +52,23 @@ def test_the_paper_bases_state_their_loss_reduction():
         check_consistent(apply_overrides(base_config("cpu-tiny"), {"train.loss_reduction": "max"}))
 
 
+def test_the_papers_negatives_take_every_other_pair_of_the_batch():
+    """train.negatives=batch: captions of one image in a batch are each other's negatives, as the
+    papers' equations have it; the default leaves those pairs out."""
+    from vgs.config import apply_overrides, base_config
+    from vgs.losses import Loss, contrastive
+
+    g = torch.Generator().manual_seed(3)
+    a = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
+    b = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
+    ids = torch.tensor([0, 1, 0, 2, 3, 1])
+    papers = Loss.of(apply_overrides(base_config("cpu-tiny"), {"train.negatives": "batch"}).train)
+    assert papers.same_image_negatives and not Loss.of(base_config("cpu-tiny").train).same_image_negatives
+    assert contrastive(a, b, papers, ids).item() == pytest.approx(slow_hinge(a, b, 0.2), rel=1e-5)
+    same = (ids[:, None] == ids[None, :]).tolist()
+    assert contrastive(a, b, Loss(), ids).item() == pytest.approx(slow_hinge(a, b, 0.2, same), rel=1e-5)
+
+
 def test_hinge_masks_captions_of_the_same_image():
     g = torch.Generator().manual_seed(0)
     a = F.normalize(torch.randn(6, 8, generator=g), dim=-1)

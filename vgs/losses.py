@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from vgs import distributed
+from vgs.config import TrainConfig
 
 
 def hinge_all_negatives(
@@ -45,6 +46,11 @@ class Loss:
     margin: float = 0.2
     gather_negatives: bool = False
     reduction: str = "mean"
+    same_image_negatives: bool = False  # train.negatives=batch: the papers' every other pair
+
+    @classmethod
+    def of(cls, train: TrainConfig) -> Loss:
+        return cls(train.margin, train.gather_negatives, train.loss_reduction, train.negatives == "batch")
 
 
 def contrastive(
@@ -57,5 +63,5 @@ def contrastive(
         queries, targets = distributed.gather_with_grad(queries), distributed.gather_with_grad(targets)
         if image_ids is not None:
             image_ids = distributed.gather_with_grad(image_ids)
-    same = None if image_ids is None else image_ids[:, None] == image_ids[None, :]
+    same = None if image_ids is None or loss.same_image_negatives else image_ids[:, None] == image_ids[None, :]
     return hinge_all_negatives(queries, targets, loss.margin, same_image=same, reduction=loss.reduction)

@@ -93,7 +93,7 @@ class Training:
         tune_for_device(self.model, self.device)
         self.precision = training_precision(cfg.train.amp, self.device)
         self.stepper = distributed.data_parallel(self.model, self.device, len(self.task.objectives(cfg.model)) > 1)
-        self.loss = Loss(cfg.train.margin, cfg.train.gather_negatives, cfg.train.loss_reduction)
+        self.loss = Loss.of(cfg.train)
         # one Adam per objective (train.objective_optimizers), or one for all of them ("all")
         self.opts = {
             key: torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)

@@ -80,6 +80,7 @@ def epoch_plan(
             cfg.train.batch_size,
             cfg.train.captions_per_image,
             allowed=None if OBJECTIVES[objective].captions == "all" else split.text_captions,
+            any_images=cfg.train.negatives == "batch",
         )
 
     per_objective = [

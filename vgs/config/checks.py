@@ -79,6 +79,8 @@ def check_consistent(cfg: Config) -> None:
         raise ConfigError(f"data.image_store must be decoded or files, got '{d.image_store}'")
     if cfg.train.loss_reduction not in ("mean", "sum"):
         raise ConfigError(f"train.loss_reduction must be mean or sum, got '{cfg.train.loss_reduction}'")
+    if cfg.train.negatives not in ("other_images", "batch"):
+        raise ConfigError(f"train.negatives must be other_images or batch, got '{cfg.train.negatives}'")
     if not 0 < cfg.train.decay_fraction <= 1:
         raise ConfigError(f"train.decay_fraction must be in (0, 1], got {cfg.train.decay_fraction}")
     if cfg.train.restart_epochs >= cfg.train.epochs:

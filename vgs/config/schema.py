@@ -245,6 +245,10 @@ class TrainConfig:
     # The hinge over a batch's negative pairs: mean (every base but chrupala2019; with Adam and no
     # clipping the scale does not matter) or sum (Chrupała 2019 eq. 1 and its clipping at 2.0)
     loss_reduction: str = "mean"
+    # Negatives of the contrastive hinge: other_images (vgs's default: no batch holds two captions of
+    # one image, and captions of one image are never each other's negative) or batch (the papers'
+    # equations: captions drawn in one shuffled order, every other pair of the batch a negative)
+    negatives: str = "other_images"
     augment: bool = True  # random crop + horizontal flip of training images
     # After the last epoch: speaker-ID probe and RSA against text and images (Chrupała 2019 §3.7), on
     # up to 600 validation captions, logged as analysis_* metrics.

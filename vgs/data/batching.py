@@ -81,13 +81,20 @@ class PairSplit:
         return len(self.utt_ids)
 
     def epoch_batches(
-        self, rng: np.random.Generator, batch_size: int, captions_per_image: int = 0, allowed: np.ndarray | None = None
+        self,
+        rng: np.random.Generator,
+        batch_size: int,
+        captions_per_image: int = 0,
+        allowed: np.ndarray | None = None,
+        any_images: bool = False,
     ) -> list[np.ndarray]:
         """Caption-index batches for one epoch; no batch holds two captions of one image.
 
         Captions are dealt in rounds (one caption of every image per round), each round is
         sorted by length within windows of 16 batches (less padding), cut into batches, and
-        the batches of all rounds are shuffled."""
+        the batches of all rounds are shuffled.  any_images (train.negatives=batch): the chosen
+        captions in one shuffled order instead, as the papers draw them; a batch may then hold
+        two captions of one image."""
         by_image: list[list[int]] = [[] for _ in self.image_names]
         captions = range(len(self)) if allowed is None else allowed
         for c in captions:
@@ -96,6 +103,9 @@ class PairSplit:
         if not by_image:
             return []
         chosen = [rng.permutation(cs)[: captions_per_image or len(cs)] for cs in by_image]
+        if any_images:
+            order = rng.permutation(np.concatenate(chosen))
+            return shuffled_without_singles(length_sorted_batches(order, self.lengths, batch_size), rng)
         batches = []
         for r in range(max(len(c) for c in chosen)):
             round_ = np.array([chosen[i][r] for i in rng.permutation(len(chosen)) if len(chosen[i]) > r])
@@ -175,7 +185,12 @@ class SpeechTextSplit(PairSplit):
         self.text_captions = np.array([i for i, t in enumerate(self.texts) if t is not None], dtype=np.int64)
 
     def epoch_batches(
-        self, rng: np.random.Generator, batch_size: int, captions_per_image: int = 0, allowed: np.ndarray | None = None
+        self,
+        rng: np.random.Generator,
+        batch_size: int,
+        captions_per_image: int = 0,
+        allowed: np.ndarray | None = None,
+        any_images: bool = False,  # no images here: every batch is drawn this way
     ) -> list[np.ndarray]:
         order = rng.permutation(self.text_captions if allowed is None else allowed)
         return shuffled_without_singles(length_sorted_batches(order, self.lengths, batch_size), rng)
