@@ -82,6 +82,16 @@ def vgs_home(tmp_path_factory, test_corpora) -> Path:
 
 
 @pytest.fixture(scope="session")
+def smoke_corpus(vgs_home) -> Path:
+    """The smoke sweep's built-in corpus in the session's VGS_HOME. A dry run plans only data that
+    exists, and the sweeps that would build it may not run first (`-m "not slow"`, or alone)."""
+    from vgs.data.prepare import ensure_builtin
+    from vgs.search_spaces.spec import load
+
+    return ensure_builtin(load("smoke").base_config().data)
+
+
+@pytest.fixture(scope="session")
 def tiny_corpus(test_corpora) -> Path:
     """A small built-in corpus, generated once per test run (a few seconds)."""
     return generated(test_corpora / "tiny", images=300, seed=3, speakers=20, val_images=40, test_images=20)

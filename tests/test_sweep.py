@@ -271,7 +271,7 @@ def test_resume_refuses_a_search_space_edited_since_the_start_naming_the_keys(tm
     assert differing_keys([1], {"a": 1}) == ["(the whole document)"]
 
 
-def test_dry_run_plans_every_cell_without_ray(tmp_path, vgs_home, capsys):
+def test_dry_run_plans_every_cell_without_ray(tmp_path, vgs_home, smoke_corpus, capsys):
     import json
 
     import ray

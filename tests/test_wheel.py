@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_installed_wheel_finds_its_search_spaces_outside_the_source_tree(tmp_path, vgs_home):
+def test_installed_wheel_finds_its_search_spaces_outside_the_source_tree(tmp_path, vgs_home, smoke_corpus):
     dist = tmp_path / "dist"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(ROOT)],
