@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -19,7 +18,7 @@ from vgs import metric_names
 from vgs.log import get_logger, quiet_mlflow
 from vgs.search_spaces.model import trial_overrides
 from vgs.sweep.tracking_setup import run_label
-from vgs.sweep.trial_errors import error_reason
+from vgs.sweep.trial_errors import error_reason, error_text
 
 log = get_logger(__name__)
 
@@ -93,12 +92,7 @@ class ProgressCallback(Callback):
 
 def trial_failure(trial: Any) -> str:
     """Why a trial failed, in one line, from the error file Tune wrote for it."""
-    path = getattr(trial, "error_file", None)
-    try:
-        text = Path(path).read_text() if path else ""
-    except OSError:
-        text = ""
-    return error_reason(text) or "no error recorded (see the Ray logs)"
+    return error_reason(error_text(trial)) or "no error recorded (see the Ray logs)"
 
 
 def trials_done(trials: list, ending: Any, total: int) -> str:

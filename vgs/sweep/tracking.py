@@ -19,7 +19,7 @@ from vgs.results.plots import draw_sweep_plots, plot_metric_per_epoch, sweep_tri
 from vgs.search_spaces.model import trial_overrides
 from vgs.sweep.storage import redact
 from vgs.sweep.tracking_setup import MODEL_TRAINING_VIEW, client, experiment_id, run_label, search_params
-from vgs.sweep.trial_errors import error_reason
+from vgs.sweep.trial_errors import error_reason, error_text
 
 # How a trial ended, beside MLflow's status: completed and pruned are FINISHED, failed is FAILED,
 # interrupted (Ctrl-C, SIGTERM; --resume continues it) is KILLED; running while it trains.
@@ -264,9 +264,7 @@ class MlflowSweepCallback(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         run_id = self._run_for(trial)
-        error = ""
-        if trial.error_file and Path(trial.error_file).exists():
-            error = Path(trial.error_file).read_text()
+        error = error_text(trial)
         # the reason first (the MLflow UI shows a tag's start), then the traceback's end
         reason = f"{error_reason(error)}\n\n{error[-4000:]}" if error else "trial failed (see Ray logs)"
         self.mlflow.set_tag(run_id, "vgs.error", reason)
@@ -297,12 +295,12 @@ class MlflowSweepCallback(Callback):
         scores: best_<metric>, sel_val_*, test_*) and the seed-noise verdict."""
         if not self.parent_id:
             return
+        best_run = best and (self.runs.get(best.get("trial_id")) or self._find_trial_run(best.get("trial_id")))
         self.mlflow.log_text(self.parent_id, summary_markdown, "summary.md")
         if verdict:
             self.mlflow.set_tag(self.parent_id, "vgs.verdict", verdict[:5000])
         if best:
             self.mlflow.log_text(self.parent_id, json.dumps(best, indent=1, default=str), "best_trial.json")
-            best_run = self.runs.get(best.get("trial_id")) or self._find_trial_run(best.get("trial_id"))
             if best_run:  # from the parent to the best trial's own run (metrics per epoch, checkpoint)
                 self.mlflow.set_tag(self.parent_id, "vgs.best_run_id", best_run)
             # under the trial's own names: sel_val_* at its selected epoch, best_<metric>, test_*
@@ -311,14 +309,15 @@ class MlflowSweepCallback(Callback):
                     self.mlflow.log_metric(self.parent_id, f"sel_{k}" if k.startswith("val_") else k, float(v))
             if isinstance(best.get(metric), (int, float)) and best[metric] == best[metric]:
                 self.mlflow.log_metric(self.parent_id, f"best_{metric}", float(best[metric]))
-        self.mlflow.set_tag(self.parent_id, "mlflow.note.content", self.description(summary_markdown, verdict, best))
+        self.mlflow.set_tag(
+            self.parent_id, "mlflow.note.content", self.description(summary_markdown, verdict, best_run)
+        )
         self.log_plots()
         self.mlflow.set_terminated(self.parent_id, status)
 
-    def description(self, summary_markdown: str, verdict: str, best: dict | None) -> str:
+    def description(self, summary_markdown: str, verdict: str, best_run: str | None) -> str:
         """The parent run's Description (MLflow shows it atop the run page): the verdict, a link to
         the best trial's run and the per-trial table, so the answer needs no artifact opened."""
-        best_run = best and (self.runs.get(best.get("trial_id")) or self._find_trial_run(best.get("trial_id")))
         where = f"#/experiments/{self.experiment_id}/runs/{best_run}?{MODEL_TRAINING_VIEW}"
         link = f"[the best trial's run]({where})\n\n" if best_run else ""
         return f"**verdict:** {verdict or 'none'}\n\n{link}{summary_markdown.strip()}\n"[:20000]

@@ -4,10 +4,20 @@ trial's own error in its tracebacks, or replaces it when the worker was killed).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 # Ray's memory monitor kills workers when the node's memory passes RAY_memory_usage_threshold
 # (0.95 of the node by default); its message is some 40 lines of tables.
 OOM_KILLED = "killed due to the node running low on memory"
+
+
+def error_text(trial: object) -> str:
+    """The traceback Tune wrote for a failed trial ("" when it wrote none or it cannot be read)."""
+    path = getattr(trial, "error_file", None)
+    try:
+        return Path(path).read_text() if path else ""
+    except OSError:
+        return ""
 
 
 def error_reason(error: object) -> str | None:
