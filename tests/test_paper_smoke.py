@@ -30,10 +30,7 @@ def test_paper_cells_are_every_distinct_network_of_every_paper_sweep():
 
 @pytest.mark.slow
 def test_every_paper_size_structure_trains_saves_reloads_and_tests(tmp_path):
-    from vgs.tools.paper_smoke import smoke_inputs
-
-    home = tmp_path / "smoke"
-    smoke_inputs(home, 0.2)  # once, before the two halves read it
+    home = tmp_path / "smoke"  # both halves start at once: one builds the inputs, the other waits for them
     env = {**os.environ, "VGS_HOME": str(tmp_path / "home")}
     procs = [
         subprocess.Popen(

@@ -69,7 +69,7 @@ def test_a_tracking_server_behind_basic_auth_is_reached_with_the_uri_credentials
     import http.server
     import threading
 
-    from vgs.sweep.tracking_setup import check_tracking_uri
+    from vgs.sweep.tracking.store import check_tracking_uri
 
     seen = []
 

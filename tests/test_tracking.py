@@ -2,7 +2,7 @@
 
 import pytest
 
-from vgs.sweep.tracking_setup import run_label
+from vgs.sweep.tracking.records import run_label
 
 
 def test_run_label_names_the_searched_values_and_the_seed():
@@ -19,7 +19,7 @@ def test_run_label_names_the_searched_values_and_the_seed():
 def test_a_relative_sqlite_uri_is_made_absolute_before_it_is_recorded(tmp_path, monkeypatch):
     """Issue 36 #10: sqlite:///rel.db was recorded as given, so --resume from another folder made an
     empty database there and crashed with "Run ... not found"."""
-    from vgs.sweep.tracking_setup import absolute_tracking_uri
+    from vgs.sweep.tracking.store import absolute_tracking_uri
 
     monkeypatch.chdir(tmp_path)
     assert absolute_tracking_uri("sqlite:///rel.db") == f"sqlite:///{tmp_path.resolve()}/rel.db"
@@ -36,7 +36,7 @@ def test_tracking_uri_is_checked_up_front_with_the_fix(tmp_path):
     import pytest
 
     from vgs.config import ConfigError
-    from vgs.sweep.tracking_setup import check_tracking_uri
+    from vgs.sweep.tracking.store import check_tracking_uri
 
     t0 = time.time()
     with pytest.raises(ConfigError, match="no MLflow server answers"):
@@ -54,7 +54,7 @@ def test_two_processes_creating_one_sqlite_store_at_once_both_succeed(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     code = (
-        f"from vgs.sweep.tracking_setup import check_tracking_uri, experiment_id; check_tracking_uri({uri!r}); "
+        f"from vgs.sweep.tracking.store import check_tracking_uri, experiment_id; check_tracking_uri({uri!r}); "
         f"print(experiment_id({uri!r}, 'vgs-x'))"
     )
     procs = [
@@ -68,7 +68,7 @@ def test_two_processes_creating_one_sqlite_store_at_once_both_succeed(tmp_path):
 def test_a_corrupt_mlflow_database_is_one_line_naming_the_file(tmp_path):
     """Issue 26 #9: a truncated or corrupt mlflow.db gave a raw SQLAlchemy traceback."""
     from vgs.config import ConfigError
-    from vgs.sweep.tracking_setup import check_tracking_uri
+    from vgs.sweep.tracking.store import check_tracking_uri
 
     db = tmp_path / "mlflow.db"
     db.write_bytes(b"this is not sqlite" * 100)
@@ -85,8 +85,8 @@ def test_a_dying_driver_leaves_its_parent_failed_and_names_a_full_disk(tmp_path)
 
     from vgs.config import ConfigError
     from vgs.sweep.driver import driver_death
-    from vgs.sweep.tracking import MlflowSweepCallback
-    from vgs.sweep.tracking_setup import client
+    from vgs.sweep.tracking.callback import MlflowSweepCallback
+    from vgs.sweep.tracking.store import client
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep_dir = tmp_path / "ray" / "smoke_20261204-101010"
@@ -127,7 +127,7 @@ def test_a_tracking_server_gone_for_good_ends_the_sweep_in_one_line_with_the_res
 
     from vgs.config import ConfigError
     from vgs.sweep.driver import driver_death
-    from vgs.sweep.tracking_setup import unreachable_server
+    from vgs.sweep.tracking.store import unreachable_server
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -19,7 +19,7 @@ from vgs.sweep.driver import dry_run, run_sweep
 from vgs.sweep.options import SweepOptions
 from vgs.sweep.phases import parent_status
 from vgs.sweep.ray_start import stop_ray
-from vgs.sweep.tracking_setup import MODEL_TRAINING_VIEW, client
+from vgs.sweep.tracking.store import MODEL_TRAINING_VIEW, client
 from vgs.sweep.tune_setup import SweepInterrupted
 
 log = get_logger(__name__)

@@ -41,14 +41,8 @@ from vgs.sweep.options import OPTIONS_FILE, SPACE_FILE, SweepOptions, resolved_s
 from vgs.sweep.output import ProgressCallback, quiet_libraries
 from vgs.sweep.phases import confirm_cells, more_seed_cells, parent_status, seeds_run, summarise, summary_of
 from vgs.sweep.ray_start import init_ray, joins_a_cluster
-from vgs.sweep.tracking_setup import (
-    absolute_tracking_uri,
-    check_tracking_uri,
-    error_chain,
-    search_record,
-    source_tags,
-    unreachable_server,
-)
+from vgs.sweep.tracking.records import search_record, source_tags
+from vgs.sweep.tracking.store import absolute_tracking_uri, check_tracking_uri, error_chain, unreachable_server
 from vgs.sweep.tune_setup import (
     SweepInterrupted,
     build_param_space,
@@ -288,7 +282,7 @@ class PhaseRunner:
         self.environment = environment_record()  # what produced the figures (summary.json, parent run)
 
     def tracker(self):
-        from vgs.sweep.tracking import MlflowSweepCallback
+        from vgs.sweep.tracking.callback import MlflowSweepCallback
 
         s, spec, base = self.sweep, self.sweep.spec, self.sweep.base
 

@@ -17,7 +17,7 @@ from ray.tune import Callback
 from vgs import metric_names
 from vgs.log import get_logger, quiet_mlflow
 from vgs.search_spaces.model import trial_overrides
-from vgs.sweep.tracking_setup import run_label
+from vgs.sweep.tracking.records import run_label
 from vgs.sweep.trial_errors import error_reason, error_text
 
 log = get_logger(__name__)

@@ -32,8 +32,8 @@ from vgs.data.prepare import prepare, resolve_paths
 from vgs.device import pick_device, training_precision, tune_for_device
 from vgs.log import quiet
 from vgs.losses import Loss
-from vgs.sweep import overhead
 from vgs.tasks.factory import build_model
+from vgs.tools import bench_overhead as overhead
 
 # the workplace's shared folder beside the checkout, or $VGS_SHARED
 REFERENCE = (
@@ -243,7 +243,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overhead",
         action="store_true",
-        help="instead: a sweep's per-trial cost beyond training, beside bare Ray Tune (vgs.sweep.overhead)",
+        help="instead: a sweep's per-trial cost beyond training, beside bare Ray Tune (vgs.tools.bench_overhead)",
     )
     p.add_argument("--trials", type=int, default=24, help="--overhead: trials of each sweep")
     p.add_argument("--concurrent", type=int, default=2, help="--overhead: trials at a time")

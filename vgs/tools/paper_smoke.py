@@ -34,6 +34,7 @@ import numpy as np
 from vgs.config import Config, ConfigError, apply_overrides, vgs_home
 from vgs.data.flickr8k import read_flickr8k
 from vgs.data.image_features import FEATURE_DIMS
+from vgs.data.locking import exclusive
 from vgs.data.synth import generate
 from vgs.log import get_logger, quiet, report_error
 from vgs.search_spaces.model import trial_overrides
@@ -123,9 +124,12 @@ def paper_cells(names: list[str], structures: bool = False) -> list[tuple[str, s
 def smoke_inputs(home: Path, seconds: float) -> Path:
     """The corpus and the feature files every cell reads (made once, before parts run in parallel)."""
 
-    root = smoke_corpus(home, seconds)
-    for dim in sorted(set(FEATURE_DIMS.values())):
-        feature_file(root, dim, home)
+    home.mkdir(parents=True, exist_ok=True)
+    # two parts started at once (--part 1/2 and 2/2) would build the same corpus in one folder
+    with exclusive(home / ".inputs.lock", f"the paper-smoke inputs in {home}"):
+        root = smoke_corpus(home, seconds)
+        for dim in sorted(set(FEATURE_DIMS.values())):
+            feature_file(root, dim, home)
     return root
 
 

@@ -1,4 +1,5 @@
-"""MLflow tracking: one parent run per sweep, one child run per trial.
+"""The Ray Tune callback that writes a sweep's MLflow runs as its trials go: one parent run per sweep,
+one child run per trial.
 
 Our own small Ray Tune callback rather than Ray's stock MLflowLoggerCallback, which logs every
 key, marks pruned trials FINISHED and duplicates runs on restore.  It runs in the sweep driver
@@ -18,7 +19,8 @@ from vgs import metric_names
 from vgs.results.plots import draw_sweep_plots, plot_metric_per_epoch, sweep_trials
 from vgs.search_spaces.model import trial_overrides
 from vgs.sweep.storage import redact
-from vgs.sweep.tracking_setup import MODEL_TRAINING_VIEW, client, experiment_id, run_label, search_params
+from vgs.sweep.tracking.records import run_label, search_params
+from vgs.sweep.tracking.store import MODEL_TRAINING_VIEW, client, experiment_id
 from vgs.sweep.trial_errors import error_reason, error_text
 
 # How a trial ended, beside MLflow's status: completed and pruned are FINISHED, failed is FAILED,
