@@ -24,7 +24,8 @@ import torch
 from vgs import checkpoint, distributed
 from vgs import metric_names as names
 from vgs.checkpoint import BEST, LAST, load, make_run_dir, restore_optimizers, resumable, save_best, save_last
-from vgs.config import BASE_CONFIGS, Config, ConfigError, from_dict, to_dict
+from vgs.cli_options import add_base, add_data, add_overrides, add_skip_bad
+from vgs.config import Config, ConfigError, from_dict, to_dict
 from vgs.costs import encoding_speed, parameter_counts
 from vgs.data.prepare import Prepared, resolve_paths
 from vgs.data.records import CorpusError
@@ -268,12 +269,12 @@ class Training:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.train", description="Train one configuration (no Ray).")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.speech.layers=3 train.epochs=10")
-    p.add_argument("--base", help=f"named base config (default: cpu-small): {', '.join(BASE_CONFIGS)}")
-    p.add_argument("--data", default=None, help="corpus folder (Flickr8K Audio layout); default: built-in corpus")
+    add_overrides(p, "model.speech.layers=3 train.epochs=10")
+    add_base(p, None, why="cpu-small where none is given")
+    add_data(p)
     p.add_argument("--out", default=None, help="checkpoint folder (default: .vgs/runs/<time>)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
-    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio files (with a report)")
+    add_skip_bad(p)
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
     a = p.parse_intermixed_args(argv)  # overrides may come before or after options
     try:

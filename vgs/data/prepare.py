@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from vgs.cli_options import add_base, add_data, add_overrides, add_skip_bad
 from vgs.config import ConfigError, DataConfig, config_from_cli, vgs_home
 from vgs.data.corpora import read_corpus
 from vgs.data.features import SpeechStore, build_speech_store
@@ -323,15 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m vgs.data.prepare", description=(main.__doc__ or "").split("\n")[0])
-    p.add_argument("overrides", nargs="*", help="data.* overrides, e.g. data.features=chrupala")
-    p.add_argument("--data", help="corpus folder (default: the built-in corpus)")
-    p.add_argument("--skip-bad", action="store_true", help="leave out missing/unreadable files (with a report)")
-    p.add_argument(
-        "--base",
-        default="paper",
-        help="base config whose data settings to use (the image store "
-        "depends on data.image_resize: cpu-small uses 80 px, paper 256)",
-    )
+    add_overrides(p, "data.features=chrupala", what="the base config's data settings")
+    add_data(p)
+    add_skip_bad(p)
+    # the image store depends on data.image_resize: cpu-small 80 px, paper 256
+    add_base(p, "paper", why="its data settings are the ones used")
     a = p.parse_intermixed_args(argv)
     try:
         data = prepare(config_from_cli(a.base, a.overrides, a.data, a.skip_bad).data)

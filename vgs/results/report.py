@@ -18,6 +18,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from vgs.cli_options import add_tracking_uri
 from vgs.config import ConfigError, existing_tracking_uri, vgs_home
 from vgs.log import report_error
 from vgs.results.papers import PAPER, PAPER_TABLES
@@ -349,7 +350,7 @@ def report(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.results.report", description=__doc__.split("\n\n")[0])
     p.add_argument("name", help="sweep name (vgs/search_spaces/NAME.yaml)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
+    add_tracking_uri(p)
     p.add_argument("--out", help="folder for report.md and plots (default: .vgs/reports/NAME)")
     p.add_argument("--metric", help="validation metric to tabulate (default: the sweep's)")
     p.add_argument(

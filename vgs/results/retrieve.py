@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vgs.cli_options import add_tracking_uri
 from vgs.config import Config, ConfigError, apply_overrides, existing_tracking_uri, from_dict, vgs_home
 from vgs.data.batching import PairSplit, centre_crop, standardise_pixels
 from vgs.data.featurisers import check_recording_length, load_audio
@@ -388,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--run", required=True, help="best.pt, its folder, an MLflow run id, or models:/NAME[/VERSION|@ALIAS]"
     )
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
+    add_tracking_uri(p)
     p.add_argument("--data", help="the corpus folder, where it is not where the run was trained")
     p.add_argument(
         "--splits",

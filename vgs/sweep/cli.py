@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from vgs.cli_options import add_base, add_data, add_overrides, add_skip_bad, add_tracking_uri
 from vgs.config import ConfigError, parse_cli_overrides
 from vgs.data.records import CorpusError
 from vgs.environment import describe
@@ -103,16 +104,13 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("name", help="search space name (vgs/search_spaces/NAME.yaml) or a YAML path")
-    p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. train.epochs=10")
-    p.add_argument(
-        "--data",
-        help="corpus folder: Flickr8K Audio, Places or SpokenCOCO layout, detected (docs/corpora.md); "
-        "default: the built-in corpus, which --size paper takes only when named: --data builtin",
-    )
-    p.add_argument(
-        "--base",
-        help="named base config instead of the YAML's (or its size's); the YAML's overrides "
-        "still apply. For a paper's own setup use --size paper instead",
+    add_overrides(p)
+    add_data(p, default="the built-in corpus, which --size paper takes only when named: --data builtin")
+    add_base(
+        p,
+        None,
+        why="instead of the YAML's (or its size's); the YAML's overrides still apply. "
+        "For a paper's own setup use --size paper instead",
     )
     p.add_argument(
         "--size",
@@ -204,9 +202,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="Ray results: a folder, or an s3:// gs:// file:// URI that every node of a "
         "cluster reaches (default: .vgs/ray_results)",
     )
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
+    add_tracking_uri(p)
     p.add_argument("--resume", action="store_true", help="continue the most recent run of this sweep")
-    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio files (with a report)")
+    add_skip_bad(p)
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local cluster)")
     p.add_argument(
         "--dry-run",

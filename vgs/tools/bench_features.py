@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 
+from vgs.cli_options import add_data
 from vgs.config import DataConfig
 from vgs.data.corpora import read_corpus
 from vgs.data.features import build_speech_store
@@ -27,7 +28,7 @@ log = get_logger(__name__)
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.tools.bench_features", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", help="corpus folder (default: the built-in corpus, generated if missing)")
+    add_data(p, default="the built-in corpus, generated if missing")
     p.add_argument("--preset", default="mortazavi")
     p.add_argument("--workers", default=f"1,{os.cpu_count() or 1}", help="comma-separated worker counts")
     p.add_argument("--limit", type=int, default=4000, help="utterances to featurise (0: all)")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vgs.cli_options import add_base, add_data, add_overrides
 from vgs.config import ConfigError, apply_overrides, base_config, parse_cli_overrides
 from vgs.data.prepare import prepare, resolve_paths
 from vgs.data.scenes import images_fitting
@@ -85,9 +86,9 @@ def speech_text_ratio(results: list[tuple[str, dict, float]]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vgs.tools.calibrate", description=__doc__.split("\n\n")[0])
-    p.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. data.builtin_images=600")
-    p.add_argument("--data", help="corpus folder (default: the built-in corpus)")
-    p.add_argument("--base", default="cpu-small", help="base config of the speech model (default: cpu-small)")
+    add_overrides(p, "data.builtin_images=600")
+    add_data(p)
+    add_base(p, "cpu-small", why="the speech model's")
     p.add_argument("--epochs", type=int, help="epochs of the base budget (default: the base config's train.epochs)")
     p.add_argument("--workers", type=int, default=2, help="trainings run side by side, one core each")
     a = p.parse_intermixed_args(argv)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vgs.cli_options import add_data
 from vgs.config import ConfigError, DataConfig, FrontEndConfig, apply_overrides, base_config
 from vgs.data.corpora import read_corpus
 from vgs.data.featurisers import PRESETS, load_audio, mfcc
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m vgs.tools.distil_ssl", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="the state dict to write (.pt)")
-    p.add_argument("--data", help="corpus folder (default: the built-in corpus)")
+    add_data(p)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--recordings", type=int, default=0, help="the first N training recordings (0: all)")
     p.add_argument("--threads", type=int, default=2)
