@@ -11,6 +11,15 @@ FLICKR1D = Path(os.environ.get("VGS_FLICKR1D", SHARED / "fixtures" / "flickr1d")
 REFERENCE_STEP = SHARED / "bench" / "reference_step.py"
 
 
+def tiny_config(corpus: Path | None = None, **overrides):
+    """The suite's one builder of small configs: cpu-tiny on `corpus` (when given) with dotted
+    `overrides` (pass them as **{"train.epochs": 1, ...})."""
+    from vgs.config import apply_overrides, base_config
+
+    data = {"data.root": str(corpus)} if corpus is not None else {}
+    return apply_overrides(base_config("cpu-tiny"), {**data, **overrides})
+
+
 @pytest.fixture(scope="session")
 def test_corpora(tmp_path_factory) -> Path:
     """Where the run's generated corpora live: one folder for all its test processes (pytest-xdist's

@@ -2,13 +2,16 @@
 reports its metrics; text conditions and pipe-seq's decoded training text behave as described."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 
 from vgs.config import ConfigError, DataConfig, apply_overrides, base_config
 from vgs.data.prepare import builtin_corpus_dir
+from vgs.tasks import task_of
 from vgs.train import fit
 
 TINY = {
@@ -32,17 +35,18 @@ TINY = {
     "model.match.s2i_layers": 1,
 }
 
-EXPECTED = {
-    "text-image": {"val_t2i_r10", "val_i2t_r10", "val_r10", "test_t2i_r10"},
-    "asr": {"val_wer", "val_cer", "test_wer", "beam_val_wer", "beam_val_cer"},
-    "slt": {"val_bleu", "val_cer", "test_bleu", "beam_val_bleu"},
-    "pipe-ind": {"val_s2i_r10", "val_wer", "test_s2i_r10", "test_wer", "beam_val_s2i_r10", "beam_val_wer"},
-    "pipe-seq": {"val_s2i_r10", "val_wer", "test_s2i_r10"},
-    "mtl-transcribe": {"val_s2i_r10", "val_wer", "test_wer", "beam_val_wer"},
-    "mtl-translate": {"val_s2i_r10", "val_bleu", "test_bleu"},
-    "mtl-match": {"val_s2i_r10", "val_s2t_r10", "test_s2t_r10"},
-    "three-task": {"val_s2i_r10", "val_s2t_r10", "test_s2i_r10"},
-}
+FAMILIES = "asr mtl-match mtl-transcribe mtl-translate pipe-ind pipe-seq slt text-image three-task".split()
+
+
+def declared_metrics(cfg) -> set[str]:
+    """What a run of `cfg` must report, from its Task's declaration: every validation score of an
+    epoch, the same on test (train.test_at_end), and the selected epoch's beam_val_* where it decodes."""
+    task = task_of(cfg.model)
+    val = task.metric_names(cfg.model)
+    out = {f"val_{m}" for m in val} | {f"test_{m}" for m in val}
+    if task.decodes:
+        out |= {f"beam_val_{m}" for m in val if m in ("cer", "wer", "bleu")}
+    return out
 
 
 class Stop(Exception):
@@ -58,20 +62,25 @@ def stop_after(epoch: int):
 
 
 def tiny(tiny_corpus, tmp_path, family, **extra):
-    return apply_overrides(
-        base_config("cpu-tiny"),
-        {"data.root": str(tiny_corpus), "data.store": str(tmp_path / "s"), "model.family": family, **TINY, **extra},
-    )
+    return tiny_config(tiny_corpus, **{"data.store": str(tmp_path / "s"), "model.family": family, **TINY, **extra})
 
 
-@pytest.mark.parametrize("family", sorted(EXPECTED))
+@pytest.mark.parametrize("family", FAMILIES)
 def test_family_trains_and_reports_its_metrics(family, tiny_corpus, tmp_path):
     epochs = 2 if family == "pipe-seq" else 1
-    summary = fit(tiny(tiny_corpus, tmp_path, family, **{"train.epochs": epochs}), out_dir=tmp_path / "run")
-    missing = EXPECTED[family] - set(summary)
+    cfg = tiny(tiny_corpus, tmp_path, family, **{"train.epochs": epochs})
+    summary = fit(cfg, out_dir=tmp_path / "run")
+    expected = declared_metrics(cfg)
+    missing = expected - set(summary)
     assert not missing, f"{family} did not report {missing}"
-    for k in EXPECTED[family]:
-        assert summary[k] >= 0
+    for k in expected:  # recalls and BLEU are fractions; error rates, median ranks and counts are not
+        fraction = re.search(r"_r\d+$", k) or k.endswith("bleu")
+        assert summary[k] >= 0 and (summary[k] <= 1 or not fraction), (k, summary[k])
+    # the scores that name each family's task (the declaration above could lose one unnoticed)
+    assert {"val_r10", "test_r10"} & set(summary) or family in ("asr", "slt")
+    assert ("val_wer" in summary) == (family in ("asr", "pipe-ind", "pipe-seq", "mtl-transcribe"))
+    assert ("val_bleu" in summary) == (family in ("slt", "mtl-translate"))
+    assert ("val_s2t_r10" in summary) == (family in ("mtl-match", "three-task"))
     assert "examples" not in summary and "val_examples" not in summary
     # beam_val_*: the selected epoch decoded with model.asr.beam (2 here), apart from the greedy val_*
     assert any(k.startswith("beam_val_") for k in summary) == (
@@ -107,7 +116,7 @@ def test_epoch_rule_first_cycles_the_shorter_task_and_shortest_stops_at_it():
     """epoch_plan under both rules, on a split whose text covers a third of the captions."""
     import numpy as np
 
-    from vgs.config import apply_overrides, base_config
+    from vgs.config import apply_overrides
     from vgs.training_data import epoch_plan
 
     class Split:  # the two things epoch_plan asks of a split

@@ -5,7 +5,7 @@ do what they say, and a frozen front-end's states are cached once per corpus, ke
 import numpy as np
 import pytest
 import torch
-from conftest import LEARNING_RECIPE, kill_part_way
+from conftest import LEARNING_RECIPE, kill_part_way, tiny_config
 
 from vgs.config import ConfigError, FrontEndConfig, apply_overrides, base_config
 from vgs.data.corpora import read_corpus
@@ -25,10 +25,6 @@ from vgs.models.ssl import (
 from vgs.tasks.factory import build_model
 
 TINY = {"model.speech.frontend.arch": "ssl_tiny", "model.speech.frontend.weights": "random"}
-
-
-def tiny_cfg(**extra):
-    return apply_overrides(base_config("cpu-tiny"), {**TINY, **extra})
 
 
 @pytest.mark.parametrize("arch", sorted(UPSTREAMS))
@@ -127,7 +123,7 @@ def _two_steps(model) -> tuple[dict, dict]:
 
 def test_fine_tuning_keeps_the_cnn_and_trains_the_transformer_and_the_weighted_sum():
     torch.manual_seed(0)
-    cfg = tiny_cfg(**{"model.speech.frontend.train": "finetune"})
+    cfg = tiny_config(**{**TINY, **{"model.speech.frontend.train": "finetune"}})
     model = build_model(cfg.model, 1)
     before, after = _two_steps(model)
     cnn = [k for k in before if k.startswith("feature_extractor.")]
@@ -139,7 +135,7 @@ def test_fine_tuning_keeps_the_cnn_and_trains_the_transformer_and_the_weighted_s
 
 
 def test_a_frozen_front_end_holds_no_upstream_and_trains_only_its_read_out_and_head():
-    cfg = tiny_cfg()
+    cfg = tiny_config(**TINY)
     model = build_model(cfg.model, SSLStates(cfg.model.speech.frontend).dim)
     assert model.frontend.upstream is None
     trainable, total = count_parameters(model)
@@ -148,7 +144,7 @@ def test_a_frozen_front_end_holds_no_upstream_and_trains_only_its_read_out_and_h
 
 def test_a_frozen_front_end_without_cache_reads_waveforms_and_its_upstream_stays_bit_identical():
     torch.manual_seed(0)
-    cfg = tiny_cfg(**{"model.speech.frontend.cache": False})
+    cfg = tiny_config(**{**TINY, **{"model.speech.frontend.cache": False}})
     model = build_model(cfg.model, 1)
     assert model.frontend.input_dim == 1  # the waveform store, not the cache
     before, after = _two_steps(model)

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 
 from vgs import metric_names
-from vgs.config import ConfigError, ModelConfig, apply_overrides, base_config
+from vgs.config import ConfigError, ModelConfig, apply_overrides
 from vgs.losses import Loss, contrastive
 from vgs.models.families import Family
 from vgs.models.image import ImageEncoder
@@ -22,12 +23,11 @@ from vgs.tasks.factory import cli_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_config(family: str, corpus: Path):
-    return apply_overrides(
-        base_config("cpu-tiny"),
-        {
+def family_config(family: str, corpus: Path):
+    return tiny_config(
+        corpus,
+        **{
             "model.family": family,
-            "data.root": str(corpus),
             "train.epochs": 1,
             "train.batch_size": 16,
             "model.asr.encoder_layers": 1,
@@ -62,7 +62,7 @@ def test_every_family_evaluates_exactly_the_metrics_it_declares(family, tiny_cor
     from vgs.tasks.factory import build_model
     from vgs.training_data import training_data
 
-    cfg = tiny_config(family, tiny_corpus)
+    cfg = family_config(family, tiny_corpus)
     task = task_of(cfg.model)
     torch.manual_seed(0)
     td = training_data(cfg)
@@ -88,7 +88,7 @@ def test_a_pipeline_decodes_its_speech_once_for_both_queries_and_wer(tiny_corpus
     from vgs.tasks.factory import build_model
     from vgs.training_data import training_data
 
-    cfg, cpu = tiny_config("pipe-ind", tiny_corpus), torch.device("cpu")
+    cfg, cpu = family_config("pipe-ind", tiny_corpus), torch.device("cpu")
     torch.manual_seed(0)
     td = training_data(cfg)
     model = build_model(cfg.model, td.data.speech.dim, td.data.images.feature_dim, len(td.vocab), 1, td.max_chars)
@@ -156,7 +156,7 @@ def test_a_new_family_is_one_task_and_its_registry_line(tiny_corpus, tmp_path, m
             return "val_i2s_r10", "max"
 
     monkeypatch.setitem(TASKS, "speech-image-i2s", SpeechImageByImageQueries())
-    cfg = apply_overrides(tiny_config("speech-image-i2s", tiny_corpus), {"train.test_at_end": False})
+    cfg = apply_overrides(family_config("speech-image-i2s", tiny_corpus), {"train.test_at_end": False})
     summary = fit(cfg, out_dir=tmp_path / "run")
     assert summary["best_val_i2s_r10"] == summary["sel_val_i2s_r10"] and summary["val_images"] > 0
     assert summary["train_s2i_batches"] > 0
@@ -202,7 +202,7 @@ def test_a_new_network_is_one_task_and_its_registry_line(tiny_corpus, tmp_path, 
     from vgs.train import fit
 
     monkeypatch.setitem(TASKS, "mean-pool", MeanPool())
-    cfg = apply_overrides(tiny_config("mean-pool", tiny_corpus), {"train.test_at_end": False})
+    cfg = apply_overrides(family_config("mean-pool", tiny_corpus), {"train.test_at_end": False})
     summary = fit(cfg, out_dir=tmp_path / "run")
     assert summary["best_val_r10"] == summary["sel_val_r10"] == summary["sel_val_s2i_r10"] > 0
     assert summary["train_s2i_batches"] > 0
@@ -235,7 +235,7 @@ def test_dry_run_plans_each_phase_of_a_two_phase_family(tiny_corpus):
     """pipe-seq's plan: ASR batches in its first phase, text-image batches in its second."""
     from vgs.sweep.dry_run import plan_cell
 
-    cfg = apply_overrides(tiny_config("pipe-seq", tiny_corpus), {"train.epochs": 4, "model.pipeline.asr_epochs": 1})
+    cfg = apply_overrides(family_config("pipe-seq", tiny_corpus), {"train.epochs": 4, "model.pipeline.asr_epochs": 1})
     plan = plan_cell(cfg, {})
     assert [p["epochs"] for p in plan["phases"]] == [[1, 1], [2, 4]]
     assert list(plan["phases"][0]["batches_per_epoch"]) == ["asr"] and list(plan["phases"][1]["batches_per_epoch"]) == [

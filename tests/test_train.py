@@ -4,17 +4,13 @@ import sys
 
 import pytest
 import torch
-from conftest import LEARNING_RECIPE
+from conftest import LEARNING_RECIPE, tiny_config
 
 from vgs.config import ConfigError, apply_overrides, base_config
 from vgs.data.prepare import prepare
 from vgs.metrics import chance_hit_rate, chance_recall_bound
 from vgs.tasks.factory import build_model
 from vgs.train import fit
-
-
-def tiny_cfg(corpus, **overrides):
-    return apply_overrides(base_config("cpu-tiny"), {"data.root": str(corpus), **overrides})
 
 
 def test_training_learns_beyond_chance(learning_corpus, tmp_path, threads, margin):
@@ -57,7 +53,7 @@ def _interrupt_after(epochs):
 
 
 def test_same_seed_same_result_and_resume_replays_exactly(tiny_corpus, tmp_path):
-    cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 2})
+    cfg = tiny_config(tiny_corpus, **{"train.epochs": 2})
     data = prepare(cfg.data)
     straight = fit(cfg, out_dir=tmp_path / "a", data=data)
     again = fit(cfg, out_dir=tmp_path / "b", data=data)
@@ -72,7 +68,7 @@ def test_same_seed_same_result_and_resume_replays_exactly(tiny_corpus, tmp_path)
 
 
 def test_best_checkpoint_holds_state_dict_and_config(tiny_corpus, tmp_path):
-    cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 1, "train.test_at_end": True})
+    cfg = tiny_config(tiny_corpus, **{"train.epochs": 1, "train.test_at_end": True})
     summary = fit(cfg, out_dir=tmp_path / "run")
     assert {"test_s2i_r10", "test_i2s_r10"} <= set(summary)
     state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
@@ -83,7 +79,7 @@ def test_best_checkpoint_holds_state_dict_and_config(tiny_corpus, tmp_path):
 
 def test_a_config_that_cannot_fit_is_refused(tiny_corpus, tmp_path):
     with pytest.raises(ConfigError, match="data.image_crop"):
-        fit(tiny_cfg(tiny_corpus, **{"data.image_crop": 64}), out_dir=tmp_path)
+        fit(tiny_config(tiny_corpus, **{"data.image_crop": 64}), out_dir=tmp_path)
 
 
 def test_cli_names_a_missing_corpus(tmp_path):
@@ -110,7 +106,7 @@ def test_resume_keeps_the_runs_own_config_and_a_damaged_last_pt_is_named(tiny_co
 
     from vgs.train import main
 
-    cfg = tiny_cfg(tiny_corpus, **{"train.epochs": 2})
+    cfg = tiny_config(tiny_corpus, **{"train.epochs": 2})
     with pytest.raises(_Interrupt):
         fit(cfg, out_dir=tmp_path / "run", report=_interrupt_after(1))
     shutil.copytree(tmp_path / "run", tmp_path / "cut")
@@ -144,7 +140,7 @@ def test_resume_keeps_the_runs_own_config_and_a_damaged_last_pt_is_named(tiny_co
 def test_a_run_folder_that_cannot_be_made_is_named_before_any_corpus_work(tiny_corpus, tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ConfigError, match=r"the run's folder .*a-file/run: cannot make the folder \(Not a directory\)"):
-        fit(tiny_cfg(tiny_corpus), out_dir=tmp_path / "a-file" / "run")
+        fit(tiny_config(tiny_corpus), out_dir=tmp_path / "a-file" / "run")
 
 
 @pytest.mark.parametrize("name", ["calr", "calwr", "cyclic", "constant", "wsd"])
@@ -216,7 +212,7 @@ def test_restart_phase_splits_the_last_epochs_off():
 
 
 def test_warm_second_run_halves_the_rate_from_the_best_epoch_and_resumes_exactly(tiny_corpus, tmp_path):
-    cfg = tiny_cfg(
+    cfg = tiny_config(
         tiny_corpus, **{"train.epochs": 3, "train.restart_epochs": 1, "train.scheduler": "constant", "train.lr": 2e-3}
     )
     data = prepare(cfg.data)
