@@ -11,6 +11,17 @@ FLICKR1D = Path(os.environ.get("VGS_FLICKR1D", SHARED / "fixtures" / "flickr1d")
 REFERENCE_STEP = SHARED / "bench" / "reference_step.py"
 
 
+def load_script(name: str):
+    """scripts/NAME.py as a module: the development tools live outside the installed package."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_config(corpus: Path | None = None, **overrides):
     """The suite's one builder of small configs: cpu-tiny on `corpus` (when given) with dotted
     `overrides` (pass them as **{"train.epochs": 1, ...})."""

@@ -1,17 +1,16 @@
 """scripts/test_durations.py reads pytest's --durations=0 lines into tests/durations.json, the order
 tests/conftest.py starts the tests in."""
 
-import importlib.util
 import json
 from pathlib import Path
+
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_durations_sum_setup_call_and_teardown_per_test_and_drop_short_ones():
-    spec = importlib.util.spec_from_file_location("test_durations_script", ROOT / "scripts" / "test_durations.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("test_durations")
     log = """
 ============================= slowest durations ==============================
 402.82s call     tests/test_paper_smoke.py::test_every_cell

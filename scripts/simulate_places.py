@@ -2,9 +2,9 @@
 links to a few real recordings and images under distinct names (no new audio, no new disk but the
 metadata), and a benchmark of what grows with N.
 
-    python -m vgs.tools.simulate_places build OUT --utterances 100000 [--source CORPUS]
-    python -m vgs.tools.simulate_places bench --sizes 10000,100000 [--work DIR] [--json FILE]
-    python -m vgs.tools.simulate_places images [--utterances 10000]   (decoded store vs files)
+    python scripts/simulate_places.py build OUT --utterances 100000 [--source CORPUS]
+    python scripts/simulate_places.py bench --sizes 10000,100000 [--work DIR] [--json FILE]
+    python scripts/simulate_places.py images [--utterances 10000]   (decoded store vs files)
 
 The source is any corpus vgs reads (default: the built-in corpus of the cpu-tiny recipe, generated
 if missing); its recordings and images are linked round-robin, five captions per image, as Places
@@ -114,11 +114,7 @@ def measure(utterances: int, work: Path) -> dict:
     t0 = time.time()
     prepare(data_config(root, store))
     row["driver_check_s"] = time.time() - t0
-    probe = subprocess.run(
-        [sys.executable, "-m", "vgs.tools.simulate_places", "probe", str(root), str(store)],
-        capture_output=True,
-        text=True,
-    )
+    probe = subprocess.run([sys.executable, __file__, "probe", str(root), str(store)], capture_output=True, text=True)
     if probe.returncode != 0:
         raise SystemExit(f"the trial probe at {utterances} utterances failed:\n{probe.stderr[-3000:]}")
     row.update(json.loads(probe.stdout.strip().splitlines()[-1]))
@@ -163,7 +159,7 @@ def format_row(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vgs.tools.simulate_places", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python scripts/simulate_places.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="a Places-layout corpus of hard links")
     b.add_argument("out", type=Path)
