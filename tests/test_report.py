@@ -273,3 +273,77 @@ def test_a_report_of_a_database_that_does_not_exist_is_refused_without_making_on
     with pytest.raises(ConfigError, match="--run no-such-run: not a checkpoint file or folder, and no MLflow database"):
         checkpoint_file("no-such-run", uri)
     assert not (tmp_path / "mlflow.db").exists()  # MLflow made an empty one, then found no runs in it
+
+
+def test_chrupala_table_2_is_the_run_best_on_validation_not_the_mean():
+    """Chrupała 2019 Table 2's test numbers are "obtained by using the best run/epoch determined on the
+    validation data": of three seeds, the test scores of the one whose validation score selected it."""
+    from vgs.results.plots import TrialRun
+    from vgs.results.report import paper_tables
+
+    runs = [
+        TrialRun(
+            f"row01 s{s}",
+            {"variant.row": "row01"},
+            str(s),
+            score=val,
+            metrics={"test_s2i_r10": r10, "test_s2i_medr": m},
+        )
+        for s, val, r10, m in ((0, 0.20, 0.30, 40.0), (1, 0.26, 0.22, 55.0), (2, 0.23, 0.25, 50.0))
+    ]
+    text = paper_tables("sharing", runs, ["variant.row"])
+    assert "| row01 | 0.220 / 55.0 | 0.244 / 51.0 | best of 3 |" in text, text  # the mean would be 0.257 / 48.3
+
+
+def _log_sweep(client, name: str, cells: list[tuple[dict, dict]]) -> None:
+    """A sweep's parent run and one child run per (params, metrics) in a real MLflow store."""
+    exp = client.get_experiment_by_name(f"vgs-{name}")
+    exp = exp.experiment_id if exp else client.create_experiment(f"vgs-{name}")
+    parent = client.create_run(exp, run_name=f"{name}_20261207-100000", tags={"vgs.kind": "sweep"})
+    for params, metrics in cells:
+        child = client.create_run(exp, tags={"mlflow.parentRunId": parent.info.run_id})
+        for k, v in params.items():
+            client.log_param(child.info.run_id, k, v)
+        for k, v in metrics.items():
+            client.log_metric(child.info.run_id, k, v, step=1)
+        client.set_terminated(child.info.run_id)
+
+
+def test_figure_3_has_the_speech_only_baseline_and_tables_9_10_have_our_numbers(tmp_path, monkeypatch):
+    """Higy et al. 2020 Figure 3 draws the speech-image baseline beside the text models: it comes from
+    the pipeline_vs_mtl sweep in the same store (or the report says how to get it); Tables 9-10 put our
+    recognizers' validation WER / BLEU beside the paper's, one definition per row, named."""
+    from mlflow.tracking import MlflowClient
+
+    from vgs.results.report import report
+
+    monkeypatch.setenv("VGS_HOME", str(tmp_path / "home"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    beams = {"model.asr.beam": "10", "model.asr.val_beam": "1"}
+    cells = []
+    for seed in (0, 1):
+        for fraction, wer, bleu in (("1.0", 0.2, 0.3), ("0.112", 0.5, 0.1)):
+            base = {"data.text_fraction": fraction, "train.seed": seed, **beams}
+            r10 = {"val_r10": 0.4, "sel_val_r10": 0.4}
+            cells.append(({"variant.model": "pipe-ind", **base}, {**r10, "sel_val_wer": 0.9, "beam_val_wer": wer}))
+            cells.append(({"variant.model": "pipe-ind/jp", **base}, {**r10, "beam_val_bleu": bleu + seed / 10}))
+    _log_sweep(client, "downsampling", cells)
+    text = report("downsampling", uri, tmp_path / "no-baseline")
+    assert "No speech-only baseline" in text and "--pick variant.model=speech-image/full" in text
+    assert "| ours ASR WER (pipe-ind: beam_val_wer, beam 10) | 0.200 ± 0.000 (n=2) | 0.500 ± 0.000 (n=2) |" in text
+    assert "| ours SLT BLEU (pipe-ind/jp: beam_val_bleu, beam 10) | 0.350 ± 0.071 (n=2) |" in text
+    assert "| paper ASR WER (Table 9, val, beam 10) | 0.154 | 0.397 |" in text
+    assert "| paper SLT BLEU (Table 10, val, beam 10) | 0.256 | 0.073 |" in text
+
+    _log_sweep(
+        client,
+        "pipeline_vs_mtl",
+        [({"variant.model": "speech-image/full", "train.seed": s}, {"sel_val_r10": 0.3 + s / 100}) for s in (0, 1, 2)]
+        + [({"variant.model": "text-image/full", "train.seed": 0}, {"sel_val_r10": 0.6})],
+    )
+    text = report("downsampling", uri, tmp_path / "with-baseline")
+    assert "| speech-image/full (no text) | 0.310 ± 0.010 (n=3) | 0.310 ± 0.010 (n=3) |" in text
+    assert "The speech-only baseline (speech-image, no text) is the pipeline_vs_mtl sweep" in text
+    assert "text-image/full" not in text
+    assert (tmp_path / "with-baseline" / "downsampling.png").stat().st_size > 1000

@@ -113,7 +113,8 @@ def test_every_sweep_runs_at_smoke_size(tmp_path, test_corpora):
         env=env,
     )
     assert down.returncode == 0, down.stderr[-3000:]
-    assert "| paper ASR WER (Table 9) | 0.397 |" in down.stdout
+    assert "| paper ASR WER (Table 9, val, beam 10) | 0.397 |" in down.stdout
+    assert "No speech-only baseline" in down.stdout  # pipeline_vs_mtl ran pipe-seq alone here
     assert (tmp_path / "down" / "downsampling.png").exists()
 
     from mlflow.tracking import MlflowClient

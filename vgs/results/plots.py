@@ -30,6 +30,7 @@ class TrialRun:
     pruned: bool = False
     images: float | None = None  # validation images (R@k chance = k / images)
     metrics: dict[str, float] = field(default_factory=dict)  # the run's last value of every metric
+    settings: dict[str, str] = field(default_factory=dict)  # the run's resolved config (its MLflow params)
 
 
 def sweep_trials(client, parent_id: str, keys: list[str], metric: str) -> list[TrialRun]:
@@ -51,6 +52,7 @@ def sweep_trials(client, parent_id: str, keys: list[str], metric: str) -> list[T
                 pruned=r.data.tags.get("vgs.pruned") == "true",
                 images=r.data.metrics.get("val_images"),
                 metrics=dict(r.data.metrics),
+                settings=dict(r.data.params),
             )
         )
     return sorted(out, key=lambda t: t.label)

@@ -21,9 +21,10 @@ from pathlib import Path
 from vgs.cli_options import add_tracking_uri
 from vgs.config import ConfigError, existing_tracking_uri, vgs_home
 from vgs.log import report_error
+from vgs.results.downsampling import baseline_note, plot_downsampling, speech_only_baseline, text_fraction_table
 from vgs.results.papers import PAPER, PAPER_TABLES
-from vgs.results.plots import _pyplot, chance_of, config_of, draw_sweep_plots, grid_means, sweep_trials
-from vgs.results.tables import TABLE_TOP
+from vgs.results.plots import chance_of, config_of, draw_sweep_plots, grid_means, sweep_trials
+from vgs.results.tables import TABLE_TOP, markdown_table, mean_sd
 from vgs.results.verdict import above_chance, ordering
 
 
@@ -75,16 +76,16 @@ def best_seed(runs: list, mode: str) -> list:
 
 def paper_tables(name: str, trials, keys: list[str], mode: str = "max") -> str:
     """Our scores beside the paper's, one table per PAPER_TABLES entry of this sweep: mean over
-    seeds (± sd where there are several) of the same split and statistic; the analyses of the
-    best seed alone, as the paper.  A configuration whose runs were pruned has no test scores:
-    its row says so."""
+    seeds (± sd where there are several) of the same split and statistic, or the best seed's alone
+    where the paper reports its best run/epoch (its analyses; Chrupała 2019 Table 2).  A
+    configuration whose runs were pruned has no test scores: its row says so."""
 
     out = []
-    for title, prefix, stats, cells in PAPER_TABLES.get(name, []):
+    for title, prefix, stats, cells, which in PAPER_TABLES.get(name, []):
         rows = []
         for cell, ref in cells.items():
             every = [t for t in trials if " ".join(config_of(t)) == cell]
-            runs = best_seed(every, mode) if prefix == "analysis" else every
+            runs = best_seed(every, mode) if which == "best" else every
             ours = []
             for stat in stats:
                 values = [v for t in runs if (v := query_score(t.metrics, prefix, stat)) is not None]
@@ -95,7 +96,7 @@ def paper_tables(name: str, trials, keys: list[str], mode: str = "max") -> str:
                     + (f" ± {_number(stat, statistics.stdev(values))}" if len(values) > 1 else "")
                 )
             paper = " / ".join(_number(s, r) for s, r in zip(stats, ref))
-            seeds = f"best of {len(every)}" if prefix == "analysis" else str(len(runs))
+            seeds = f"best of {len(every)}" if which == "best" else str(len(runs))
             if runs and any(o != "-" for o in ours):  # e.g. the analyses only exist with train.analysis=true
                 rows.append([cell, " / ".join(ours), paper, seeds])
             elif runs and "phoneme_acc" in stats and "analysis_speaker_acc" in runs[0].metrics:
@@ -157,16 +158,6 @@ def trial_status(trials) -> dict[tuple, str]:
     return out
 
 
-def mean_sd(values: list[float]) -> str:
-    """'0.412 ± 0.006 (n=2)'; a single seed has no sd to show, so none is printed."""
-    if not values:
-        return "-"
-    m = statistics.fmean(values)
-    if len(values) == 1:
-        return f"{m:.3f} (n=1)"
-    return f"{m:.3f} ± {statistics.stdev(values):.3f} (n={len(values)})"
-
-
 def natural_key(values: tuple) -> tuple:
     """Sort key of a row of parameter values (MLflow keeps them as strings): numbers by value,
     so latent 64 comes before 256, and text after numbers."""
@@ -178,11 +169,6 @@ def natural_key(values: tuple) -> tuple:
             return (1, 0.0, str(v))
 
     return tuple(one(v) for v in values)
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def table_for(
@@ -199,8 +185,6 @@ def table_for(
     layout = paper.get("layout")
     if layout == "model x condition" and keys == ["variant.model"]:
         return _model_by_condition(paper, groups, metric)
-    if layout == "model x text fraction" and set(keys) == {"variant.model", "data.text_fraction"}:
-        return _model_by_text_fraction(paper, keys, groups)
     rest = ""
     if len(groups) <= TABLE_TOP or paper.get("cells"):
         ordered = sorted(groups.items(), key=lambda kv: natural_key(kv[0]))
@@ -244,25 +228,6 @@ def _model_by_condition(paper: dict, groups: dict[tuple, list[float]], metric: s
     return markdown_table(["model"] + [f"{c} ({metric})" for c in conditions], rows)
 
 
-def _model_by_text_fraction(paper: dict, keys: list[str], groups: dict[tuple, list[float]]) -> str:
-    """Higy et al. 2020's downsampling layout: a row per model, a column per text fraction, the paper's
-    ASR WER and SLT BLEU below."""
-    mi, fi = keys.index("variant.model"), keys.index("data.text_fraction")
-    fractions = sorted({float(k[fi]) for k in groups}, reverse=True)
-    models = list(dict.fromkeys(k[mi] for k in groups))
-    rows = [
-        [m] + [mean_sd(next((v for k, v in groups.items() if k[mi] == m and float(k[fi]) == f), [])) for f in fractions]
-        for m in models
-    ]
-    rows.append(
-        ["paper ASR WER (Table 9)"] + [f"{paper['wer'][f]:.3f}" if f in paper["wer"] else "-" for f in fractions]
-    )
-    rows.append(
-        ["paper SLT BLEU (Table 10)"] + [f"{paper['bleu'][f]:.3f}" if f in paper["bleu"] else "-" for f in fractions]
-    )
-    return markdown_table(["model \\ text fraction"] + [f"{f:g}" for f in fractions], rows)
-
-
 def grid_table(keys: list[str], groups: dict[tuple, list[float]]) -> str:
     """A space of two keys as a grid: the first key's values down, the second's across."""
     rows = sorted({k[0] for k in groups}, key=lambda v: natural_key((v,)))
@@ -270,24 +235,6 @@ def grid_table(keys: list[str], groups: dict[tuple, list[float]]) -> str:
     return markdown_table(
         [f"{keys[0]} \\ {keys[1]}"] + cols, [[r] + [mean_sd(groups.get((r, c), [])) for c in cols] for r in rows]
     )
-
-
-def plot_downsampling(groups: dict[tuple, list[float]], keys: list[str], metric: str, path: Path) -> None:
-
-    plt = _pyplot()
-    mi, fi = keys.index("variant.model"), keys.index("data.text_fraction")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for m in dict.fromkeys(k[mi] for k in groups):
-        pts = sorted((float(k[fi]), statistics.fmean(v)) for k, v in groups.items() if k[mi] == m)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m)
-    ax.set_xscale("log")
-    ax.set_xlabel("fraction of training captions with text (Flickr8K: 1 = 34 h)")
-    ax.set_ylabel(metric)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def report(
@@ -314,7 +261,13 @@ def report(
     out_dir = Path(out) if out else vgs_home() / "reports" / name
     out_dir.mkdir(parents=True, exist_ok=True)
     paper = PAPER.get(name, {})
-    table = table_for(name, keys, groups, metric, trial_status(trials), spec.mode)
+    # Higy et al. 2020 Figure 3 and Tables 9-10 (vgs.results.downsampling), with the speech-only baseline
+    figure_3 = paper.get("layout") == "model x text fraction" and set(keys) == {"variant.model", "data.text_fraction"}
+    baseline = speech_only_baseline(client, metric) if figure_3 else None
+    if figure_3:
+        table = text_fraction_table(paper, keys, groups, trials, baseline) + "\n\n" + baseline_note(baseline)
+    else:
+        table = table_for(name, keys, groups, metric, trial_status(trials), spec.mode)
     text = (
         f"# {name}\n\nsweep run {parent.info.run_id}, {len(runs)} trials; validation {metric} of each trial at "
         f"its selected epoch, mean ± sd over seeds\n\n{table}\n"
@@ -338,8 +291,8 @@ def report(
     files = draw_sweep_plots(
         trials, keys, spec.space, metric, spec.mode, out_dir, importance=spec.algorithm == "optuna"
     )
-    if paper.get("layout") == "model x text fraction" and set(keys) == {"variant.model", "data.text_fraction"}:
-        plot_downsampling(groups, keys, metric, out_dir / "downsampling.png")
+    if figure_3:
+        plot_downsampling(groups, keys, metric, out_dir / "downsampling.png", baseline)
         files.append(out_dir / "downsampling.png")
     (out_dir / "report.md").write_text(text)
     for f in [out_dir / "report.md", *files]:
