@@ -22,6 +22,7 @@ PAPER_SWEEPS = [
     "hidden_size_asr",
     "latent_dim",
     "pipeline_vs_mtl",
+    "schedulers",
     "sharing",
 ]
 

@@ -21,6 +21,7 @@ PAPER_SWEEPS = [
     "hidden_size_asr",
     "latent_dim",
     "pipeline_vs_mtl",
+    "schedulers",
     "sharing",
 ]
 
@@ -74,7 +75,7 @@ def test_every_sweep_runs_at_smoke_size(tmp_path, test_corpora):
         assert res["trials"] >= 1 and set(res["status"]) == {"completed"}, res
         assert all(isinstance(v, float) for v in res["values"]), res
     # the paper-style report of two of them, from MLflow
-    uri = f"sqlite:///{tmp_path / 'mlflow-0.db'}"  # part 0 ran pipeline_vs_mtl and downsampling
+    uri = f"sqlite:///{tmp_path / 'mlflow-0.db'}"  # part 0 ran pipeline_vs_mtl, downsampling and schedulers
     rep = subprocess.run(
         [
             sys.executable,
@@ -115,6 +116,18 @@ def test_every_sweep_runs_at_smoke_size(tmp_path, test_corpora):
     assert down.returncode == 0, down.stderr[-3000:]
     assert "| paper ASR WER (Table 9, val, beam 10) | 0.397 |" in down.stdout
     assert "No speech-only baseline" in down.stdout  # pipeline_vs_mtl ran pipe-seq alone here
+    # Mortazavi 2020 §5.2: the training-set R@10 (train.eval_train_images) beside the paper's ranges
+    sched = subprocess.run(
+        [sys.executable, "-m", "vgs.results.report", "schedulers", "--tracking-uri", uri, "--out", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert sched.returncode == 0, sched.stderr[-3000:]
+    assert "training-set R@10 speech->image after the last epoch (Mortazavi 2020 §5.2" in sched.stdout
+    row = next(line for line in sched.stdout.splitlines() if line.endswith("| 0.70 - 0.79 | 1 |"))
+    assert row.startswith("| cyclic |") and 0 <= float(row.split("|")[2]) <= 1, row
     assert (tmp_path / "down" / "downsampling.png").exists()
 
     from mlflow.tracking import MlflowClient

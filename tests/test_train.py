@@ -67,6 +67,29 @@ def test_same_seed_same_result_and_resume_replays_exactly(tiny_corpus, tmp_path)
     assert {k: resumed[k] for k in keys} == {k: straight[k] for k in keys}
 
 
+def test_a_sample_of_the_training_images_is_scored_every_epoch_and_never_selects(tiny_corpus, tmp_path):
+    """train.eval_train_images (Mortazavi 2020 §5.2 compares schedulers on the training set): the same
+    fixed sample of training images every epoch, as trainset_*; the validation score alone selects."""
+    from vgs.data.batching import image_sample
+
+    epochs = []
+    cfg = tiny_config(tiny_corpus, **{"train.epochs": 2, "train.eval_train_images": 12})
+    summary = fit(cfg, out_dir=tmp_path / "run", report=lambda m, _: epochs.append(m))
+    assert [m["trainset_images"] for m in epochs] == [12.0, 12.0]
+    assert all(0 <= m["trainset_s2i_r10"] <= 1 and m["trainset_s2i_medr"] >= 1 for m in epochs)
+    assert summary["best_epoch"] == max(epochs, key=lambda m: m["val_s2i_r10"])["epoch"]
+    assert not any(k.startswith("sel_trainset") or k.startswith("best_trainset") for k in summary)
+    names = [f"img{i}" for i in range(100)]
+
+    class Split:
+        image_names = names
+
+    assert image_sample(Split, 12, 0) == image_sample(Split, 12, 0) and len(image_sample(Split, 12, 0)) == 12
+    assert image_sample(Split, 500, 0) == set(names)
+    with pytest.raises(ConfigError, match="train.eval_train_images must be >= 0"):
+        fit(tiny_config(tiny_corpus, **{"train.eval_train_images": -1}), out_dir=tmp_path / "bad")
+
+
 def test_best_checkpoint_holds_state_dict_and_config(tiny_corpus, tmp_path):
     cfg = tiny_config(tiny_corpus, **{"train.epochs": 1, "train.test_at_end": True})
     summary = fit(cfg, out_dir=tmp_path / "run")

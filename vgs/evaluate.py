@@ -135,3 +135,15 @@ def final_scores(cfg: Config, best_path: Path, d, device: torch.device, task, ne
         torch.manual_seed(cfg.train.seed)  # the run's own initial weights: Chrupała 2019's "random init"
         out.update(phoneme_decoding(best, new_model(), d.val, cfg, device, d.data.corpus.root))
     return out
+
+
+def logged_scores(model, cfg: Config, d, device: torch.device) -> dict[str, float]:
+    """The scores of an epoch that are logged and never select it: the test split's (epoch_test_*,
+    train.test_every_epoch; Mortazavi 2020 Fig. 2) and a fixed sample of the training images'
+    (trainset_*, train.eval_train_images; Mortazavi 2020 §5.2 judges schedulers by them).
+    d: the run's TrainingData."""
+    out = test_scores(model, cfg, d.data, device, d.vocab, True) if cfg.train.test_every_epoch else {}
+    if d.train_sample is not None:
+        sample = evaluate(model, d.train_sample, cfg, device, d.vocab, beam=cfg.model.asr.val_beam)
+        out |= sample.prefixed(names.TRAIN_SAMPLE)
+    return out

@@ -27,7 +27,17 @@ CHANCE = "images"  # candidate images of a query: R@k of a random ranking is k /
 VAL, BEST_VAL, SELECTED, BEAM_VAL, TEST = "val_", "best_val_", "sel_val_", "beam_val_", "test_"
 # the test split after every epoch (train.test_every_epoch; Mortazavi 2020 Fig. 2): never selects
 EPOCH_TEST = "epoch_test_"
-SPLIT_PREFIXES = (BEST_VAL, SELECTED, BEAM_VAL, EPOCH_TEST, VAL, TEST)  # longest first: sel_val_ before val_
+# a fixed sample of the training images after every epoch (train.eval_train_images): never selects
+TRAIN_SAMPLE = "trainset_"
+SPLIT_PREFIXES = (
+    BEST_VAL,
+    SELECTED,
+    BEAM_VAL,
+    EPOCH_TEST,
+    TRAIN_SAMPLE,
+    VAL,
+    TEST,
+)  # longest first: sel_val_ before val_
 OTHER_PREFIXES = ("train_", "analysis_")  # training losses and batches; Chrupała 2019's analyses
 TRACKED_PREFIXES = SPLIT_PREFIXES + OTHER_PREFIXES  # what becomes an MLflow metric
 

@@ -30,7 +30,7 @@ from vgs.costs import encoding_speed, parameter_counts
 from vgs.data.prepare import Prepared, resolve_paths
 from vgs.data.records import CorpusError
 from vgs.device import TrialOutOfMemory, out_of_memory, pick_device, training_precision, tune_for_device
-from vgs.evaluate import evaluate, final_scores, test_scores
+from vgs.evaluate import evaluate, final_scores, logged_scores
 from vgs.log import get_logger, report_error
 from vgs.losses import Loss
 from vgs.schedules import phase_of, phase_schedulers, restore_schedulers, training_phases, with_restart
@@ -212,10 +212,7 @@ class Training:
             train_seconds = distributed.max_over_ranks(time.time() - t0)
             evaluation = evaluate(self.model, d.val, cfg, self.device, d.vocab, beam=cfg.model.asr.val_beam)
             val = evaluation.prefixed(names.VAL)
-            # the test split after every epoch (Mortazavi 2020 Fig. 2): logged, never selects
-            tested = (
-                test_scores(self.model, cfg, d.data, self.device, d.vocab, True) if cfg.train.test_every_epoch else {}
-            )
+            tested = logged_scores(self.model, cfg, d, self.device)  # test and a training sample: never select
             # per-rank means of each objective's loss, averaged over ranks (all ranks ran the same batches)
             mean_loss = distributed.mean_over_ranks(
                 {

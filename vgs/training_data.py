@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vgs.config import Config, ConfigError
-from vgs.data.batching import PairSplit, SpeechTextSplit
+from vgs.data.batching import PairSplit, SpeechTextSplit, image_sample
 from vgs.data.prepare import Prepared, check_speech_text_source, prepare, prepare_speech_text
 from vgs.data.text import Vocabulary, text_of
 from vgs.models.ssl import featuriser_for
@@ -26,6 +26,7 @@ class TrainingData:
     splits: dict  # objective -> its training split
     val: PairSplit
     max_chars: int | None  # decoding limit from the training text (decoding_limit)
+    train_sample: PairSplit | None = None  # train.eval_train_images of the training images, scored every epoch
 
 
 def training_vocabulary(data: Prepared, source: str | None, extra=None) -> Vocabulary | None:
@@ -60,8 +61,12 @@ def training_data(cfg: Config, data: Prepared | None = None) -> TrainingData:
     splits = {objective: train_split for objective in task.objectives(cfg.model)}
     if speech_text:
         splits["s2t"] = SpeechTextSplit(*speech_text, "train", source, vocab, cfg.data.speech_norm)
+    sample = None
+    if cfg.train.eval_train_images > 0:  # the same images every epoch and every seed
+        chosen = image_sample(train_split, cfg.train.eval_train_images, seed=0)
+        sample = PairSplit(data, "train", source, vocab, images=chosen)
     return TrainingData(
-        data, source, vocab, splits, PairSplit(data, "val", source, vocab), decoding_limit(cfg, train_split)
+        data, source, vocab, splits, PairSplit(data, "val", source, vocab), decoding_limit(cfg, train_split), sample
     )
 
 

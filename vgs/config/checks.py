@@ -96,6 +96,8 @@ def check_consistent(cfg: Config) -> None:
         raise ConfigError(f"model.image.encoder must be {', '.join(IMAGE_ENCODERS)}, got '{cfg.model.image.encoder}'")
     if cfg.model.image.encoder == "densenet" and cfg.data.image_features:
         raise ConfigError("model.image.encoder=densenet reads pixels, but data.image_features is set: leave one out")
+    if cfg.train.eval_train_images < 0:
+        raise ConfigError(f"train.eval_train_images must be >= 0 (0: never), got {cfg.train.eval_train_images}")
     if cfg.train.analysis_captions < 0 or cfg.train.phoneme_utterances < 0:
         raise ConfigError("train.analysis_captions and train.phoneme_utterances must be >= 0 (0: all of them)")
 

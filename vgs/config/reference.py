@@ -1,6 +1,6 @@
 """docs/config-reference.md, generated from the schema: every dotted key with its type, default and
 the comment the schema gives it.  `python -m vgs.config.reference > docs/config-reference.md`
-regenerates it; tests/test_config_reference.py fails when the file and the schema differ."""
+regenerates it; tests/test_docs.py fails when the file and the schema differ."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from vgs.config.schema import Config
 HEADER = """# Configuration reference
 
 Generated from `vgs/config/schema.py` by `python -m vgs.config.reference > docs/config-reference.md`;
-do not edit by hand (tests/test_config_reference.py compares the two). Each key is set as
+do not edit by hand (tests/test_docs.py compares the two). Each key is set as
 `key=value` on the command line, under `overrides:` or `space:` in a search-space YAML, and is an
 MLflow parameter of every trial. How the keys work together: [configuration.md](configuration.md).
 """

@@ -264,6 +264,10 @@ class TrainConfig:
     # also score the test split after every epoch, as epoch_test_* (Mortazavi 2020 Fig. 2; the sweep
     # draws plots/test_per_epoch.png); validation alone still selects the epoch
     test_every_epoch: bool = False
+    # also score a fixed sample of this many training images (all their captions) after every epoch,
+    # as trainset_* (Mortazavi 2020 §5.2 compares schedulers by R@10 on the training set; an overfit
+    # check reads it); 0: never.  It never selects the epoch.
+    eval_train_images: int = 0
     seed: int = 0  # seed of initialisation, batch order and augmentation
     threads: int = 1  # torch intra-op threads per trial (per worker)
     # Several workers per trial (sweep --resources workers=N): batch_size is the global batch, split

@@ -54,10 +54,20 @@ class PairSplit:
 
     decoded = False  # True on pipe-seq's copy whose texts are the recognizer's output (vgs.tasks.pipeline)
 
-    def __init__(self, data: Prepared, split: str, text_source: str | None = None, vocab: Vocabulary | None = None):
+    def __init__(
+        self,
+        data: Prepared,
+        split: str,
+        text_source: str | None = None,
+        vocab: Vocabulary | None = None,
+        images: set[str] | None = None,
+    ):
+        """images: only the captions of these images (a sample of the split)."""
         self.speech, self.image_store = data.speech, data.images
         self.per_utterance = data.speech_norm == "utterance"
         utts = [u for u in data.corpus.split(split) if u.id in data.speech.index]  # over-long ones were dropped
+        if images is not None:
+            utts = [u for u in utts if u.image in images]
         if not utts:
             raise ValueError(f"split '{split}' of {data.corpus.root} has no usable utterances")
         self.utt_ids = [u.id for u in utts]
@@ -165,6 +175,14 @@ class PairSplit:
         if text:
             out["text"], out["text_lengths"] = self.text_batch(idx)
         return out
+
+
+def image_sample(split: PairSplit, images: int, seed: int) -> set[str]:
+    """A fixed sample of `images` of the split's images (all of them when it has no more)."""
+    if images >= len(split.image_names):
+        return set(split.image_names)
+    chosen = np.random.default_rng(seed).choice(len(split.image_names), size=images, replace=False)
+    return {split.image_names[i] for i in chosen}
 
 
 class SpeechTextSplit(PairSplit):

@@ -39,7 +39,10 @@ def query_score(metrics: dict[str, float], prefix: str, stat: str) -> float | No
     return None
 
 
-def _number(stat: str, v: float) -> str:
+def _number(stat: str, v: float | str) -> str:
+    """A score as tables print it; a paper's range ('0.80 - 0.98') as the paper gives it."""
+    if isinstance(v, str):
+        return v
     return f"{v:.1f}" if stat.endswith("medr") else f"{v:.3f}"
 
 
