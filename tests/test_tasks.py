@@ -241,6 +241,18 @@ def test_dry_run_plans_each_phase_of_a_two_phase_family(tiny_corpus):
     assert list(plan["phases"][0]["batches_per_epoch"]) == ["asr"] and list(plan["phases"][1]["batches_per_epoch"]) == [
         "t2i"
     ]
+    # its text-image part trains on all the training speech, decoded, however little text the ASR had
+    less = plan_cell(apply_overrides(cfg, {"data.text_fraction": 0.1}), {})
+    assert less["phases"][0]["batches_per_epoch"]["asr"] < plan["phases"][0]["batches_per_epoch"]["asr"]
+    assert less["phases"][1]["batches_per_epoch"]["t2i"] == plan["phases"][1]["batches_per_epoch"]["t2i"]
+    # evaluation priced beside training: every epoch's validation decoded at val_beam, the end's
+    # test and wide-beam validation, and the training speech decoded once for the second phase
+    work, val = plan["evaluation"], 200  # tiny corpus: 40 validation images x 5 captions
+    asr = cfg.model.asr
+    train = plan["phases"][0]["samples_per_epoch"]
+    assert work["decoded"] >= val * asr.val_beam * 4 + val * asr.beam + train * asr.beam
+    assert work["forward"] >= (val + 40) * 4
+    assert (plan["batch_size"], plan["schedule"]) == (cfg.train.batch_size, f"{cfg.train.scheduler} {cfg.train.lr:g}")
 
 
 @pytest.mark.parametrize("family", sorted(TASKS))

@@ -10,7 +10,7 @@ batch 64) training samples per second, from `vgs bench --json FILE` on the user'
 default the reference step's figure on one H100 (DESIGN.md).  A cell's rate is that rate scaled by
 the paper model's parameter count over the cell's: a rough guide (a GRU costs about the same per
 parameter per frame as the reference's, a convolution more, precomputed image features almost
-nothing), which leaves out validation and decoding.
+nothing).  Validation, testing and decoding are priced apart, more roughly (evaluation_hours).
 """
 
 from __future__ import annotations
@@ -162,8 +162,10 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
 
     phases = []
     for first, last in training_phases(objectives_at, cfg.train.epochs):
+        objectives = objectives_at(first)
+        splits = task.planned_splits(cfg.model, td.splits, objectives)  # e.g. pipe-seq's decoded speech
         plan = epoch_plan(
-            objectives_at(first), task.epoch_rule, td.splits, cfg, first, np.random.default_rng([cfg.train.seed, first])
+            objectives, task.epoch_rule, splits, cfg, first, np.random.default_rng([cfg.train.seed, first])
         )
         counts: dict[str, int] = {}
         samples = 0
@@ -178,6 +180,9 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
         "batches_per_epoch": phases[0]["batches_per_epoch"],
         "phases": phases,
         "samples": sum(p["samples_per_epoch"] * (p["epochs"][1] - p["epochs"][0] + 1) for p in phases),
+        "batch_size": cfg.train.batch_size,
+        "schedule": f"{cfg.train.scheduler} {cfg.train.lr:g}",
+        "evaluation": evaluation_work(cfg, td, task),
         "store_bytes": sum(stores.values()),
         "store_files": stores,
         "featurisation": featurising,
@@ -191,6 +196,35 @@ def plan_cell(cfg: Config, cache: dict) -> dict[str, Any]:
             "from": "the best checkpoint so far",
         },
     }
+
+
+def evaluation_work(cfg: Config, td, task) -> dict[str, int]:
+    """What a run's evaluation costs beside training: forward passes (a caption or an image embedded)
+    and decoded captions times their beam width, over every epoch's validation (with the training
+    sample and the test split where asked), the end's test split and wide-beam validation, and
+    pipe-seq's decoding of the training speech."""
+    epochs, asr = cfg.train.epochs, cfg.model.asr
+    test = [u for u in td.data.corpus.split("test") if u.id in td.data.speech.index]
+    test_items = len(test) + len({u.image for u in test})
+    per_epoch = len(td.val) + len(td.val.image_names) + (test_items if cfg.train.test_every_epoch else 0)
+    if td.train_sample is not None:
+        per_epoch += len(td.train_sample) + len(td.train_sample.image_names)
+    forward = per_epoch * epochs + (test_items if cfg.train.test_at_end else 0)
+    decoded = 0
+    if task.decodes:
+        val = len(td.val) if task.queries_decode else len(td.val.text_captions)
+        decoded = val * asr.val_beam * epochs
+        if cfg.train.test_at_end:
+            decoded += len(test) * asr.beam + (val * asr.beam if asr.beam != asr.val_beam else 0)
+        if task.planned_splits(cfg.model, td.splits, ("t2i",)) is not td.splits:  # pipe-seq decodes its training speech
+            decoded += len(next(iter(td.splits.values()))) * asr.beam
+    return {"forward": forward, "decoded": decoded}
+
+
+def evaluation_hours(work: dict[str, int], parameters: int, rate: dict[str, Any], reference: int) -> float:
+    """A rough price of evaluation_work: a forward pass at a third of a training sample (no backward),
+    a decoded caption per beam at one (its steps run one after another)."""
+    return gpu_hours(work["forward"] // 3 + work["decoded"], parameters, rate, reference)
 
 
 # Seconds of audio one GPU turns into an SSL model's hidden states per second (bf16, one recording at a
@@ -236,8 +270,16 @@ def plan_sweep(spec: SweepSpec, base: Config, rate: dict[str, Any] | None = None
         if key not in plans:
             plans[key] = plan_cell(apply_overrides(base, overrides), cache)
         hours = gpu_hours(plans[key]["samples"], plans[key]["parameters"], rate, reference)
+        evaluating = evaluation_hours(plans[key]["evaluation"], plans[key]["parameters"], rate, reference)
         out.append(
-            {"cell": cell, "varies": overrides, **plans[key], "gpu_hours": round(hours, 2), "config": flatten(cfg)}
+            {
+                "cell": cell,
+                "varies": overrides,
+                **plans[key],
+                "gpu_hours": round(hours, 2),
+                "gpu_hours_evaluation": round(evaluating, 2),
+                "config": flatten(cfg),
+            }
         )
     combos = len(out) // max(1, len(spec.seeds))
     enumerable = len(out) == grid_size(spec) * len(spec.seeds)  # every combination is listed
@@ -249,9 +291,12 @@ def plan_sweep(spec: SweepSpec, base: Config, rate: dict[str, Any] | None = None
     epochs = max((c["epochs"] for c in out), default=0)
     samples = max((c["samples"] for c in out), default=0)
     every_cell = trials == len(out)
-    hours = (
-        sum(c["gpu_hours"] for c in out) if every_cell else trials * max((c["gpu_hours"] for c in out), default=0)
-    ) + confirm * max((c["gpu_hours"] for c in out), default=0)
+
+    def total(key: str) -> float:
+        most = max((c[key] for c in out), default=0)
+        return (sum(c[key] for c in out) if every_cell else trials * most) + confirm * most
+
+    hours, evaluating = total("gpu_hours"), total("gpu_hours_evaluation")
     stores = {f: n for c in out for f, n in c["store_files"].items()}  # each store once
     caches = {c["featurisation"]["front_end"]: c["featurisation"] for c in out if c.get("featurisation")}
     return {
@@ -262,6 +307,7 @@ def plan_sweep(spec: SweepSpec, base: Config, rate: dict[str, Any] | None = None
         "cells": out,
         "rate": {**rate, "reference_parameters": reference},
         "gpu_hours_at_most": round(hours, 1),
+        "gpu_hours_evaluation_at_most": round(evaluating, 1),
         "store_bytes": sum(stores.values()),
         "featurisation": list(caches.values()),
         "cost": {
@@ -310,9 +356,10 @@ def format_plan(plan: dict[str, Any]) -> str:
                 seed,
                 c["model"],
                 f"{c['parameters'] / 1e6:.2f} M",
+                f"{c['batch_size']}, {c['schedule']}",
                 str(c["epochs"]),
                 phases,
-                f"{c['gpu_hours']:.2f}",
+                f"{c['gpu_hours']:.2f} + {c['gpu_hours_evaluation']:.2f}",
             ]
     cost, res = plan["cost"], plan["resources"]
     size = f" at {plan['size']} size" if plan.get("size") else ""
@@ -325,9 +372,10 @@ def format_plan(plan: dict[str, Any]) -> str:
                 "seeds",
                 "model",
                 "parameters",
+                "batch, schedule and lr",
                 "epochs",
                 "training batches per epoch",
-                "GPU-h per seed",
+                "GPU-h per seed (training + evaluation)",
             ],
             list(rows.values()),
         ),
@@ -340,10 +388,12 @@ def format_plan(plan: dict[str, Any]) -> str:
             else ""
         )
         + ")",
-        f"GPU time: at most {plan['gpu_hours_at_most']:,.1f} GPU-hours of training (validation and decoding "
-        f"not counted) at {plan['rate']['samples_per_s']:g} samples/s for the paper model "
+        f"GPU time: at most {plan['gpu_hours_at_most']:,.1f} GPU-hours of training and "
+        f"{plan['gpu_hours_evaluation_at_most']:,.1f} of validation, testing and decoding at "
+        f"{plan['rate']['samples_per_s']:g} samples/s for the paper model "
         f"({plan['rate']['reference_parameters'] / 1e6:.1f} M parameters) on {plan['rate']['device']}, scaled by "
-        f"each cell's parameters; {plan['rate']['source']}",
+        f"each cell's parameters (evaluation roughly: a forward pass at a third of a training sample, a "
+        f"decoded caption per beam at one); {plan['rate']['source']}",
         f"disk: the feature stores (MFCC and images) take {_size(plan['store_bytes'])}",
         *[
             f"featurisation: {f['front_end']} states of {f['hours_of_speech']:g} h of speech, computed once: "

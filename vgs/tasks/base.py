@@ -142,6 +142,11 @@ class Task:
     def before_epoch(self, run: Run, epoch: int) -> None:
         """Called before each training epoch (and before a new phase's schedule is made)."""
 
+    def planned_splits(self, cfg: ModelConfig, splits: dict, objectives: tuple[str, ...]) -> dict:
+        """The training splits a plan (the dry run) counts the batches of a phase training
+        `objectives` on: a family that replaces a split in before_epoch says so here."""
+        return splits
+
     def after_validation(self, run: Run, epoch: int, val: dict[str, float]) -> bool:
         """Called with each epoch's validation scores (val_*); True: the phases changed (a phase
         ended early), and the loop plans them again with objectives_at."""

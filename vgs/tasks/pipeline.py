@@ -76,6 +76,15 @@ class SequentialPipeline(Pipeline):
         if not getattr(run.splits["t2i"], "decoded", False):
             run.splits["t2i"] = decoded_split(run)
 
+    def planned_splits(self, cfg: ModelConfig, splits: dict, objectives: tuple[str, ...]) -> dict:
+        """The text-image phase trains on every training utterance, decoded (before_epoch), however
+        little of the text the recognizer was trained on (data.text_fraction)."""
+        if objectives != ("t2i",):
+            return splits
+        every = copy.copy(splits["t2i"])
+        every.text_captions = np.arange(len(every))
+        return {**splits, "t2i": every}
+
     def after_validation(self, run: Run, epoch: int, val: dict[str, float]) -> bool:
         """The ASR phase's stopping rule: keep the recognizer of its best epoch (as best.pt, on
         every rank: each has its own folder); with model.pipeline.asr_patience, end the phase once that
