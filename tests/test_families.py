@@ -194,6 +194,26 @@ def test_analysis_metrics_on_request(tiny_corpus, tmp_path, margin):
     assert all(-1 <= three[f"analysis_s2t_rsa_{k}"] <= 1 for k in ("mfcc", "text", "image"))
 
 
+def test_pipe_ind_keeps_each_parts_own_best_epoch(tiny_corpus, tmp_path):
+    """Higy et al. 2020 train pipe-ind's parts "independently from the other": the recognizer of its
+    best validation WER and the text-image part of its best R@10 from ground-truth text make the
+    pipeline, which is then validated and tested (best.pt holds exactly those parts)."""
+    from vgs.checkpoint import load
+
+    cfg = tiny(tiny_corpus, tmp_path, "pipe-ind", **{"train.epochs": 3})
+    epochs = []
+    summary = fit(cfg, out_dir=tmp_path / "run", report=lambda m, _: epochs.append(m))
+    wer = [m["val_wer"] for m in epochs]
+    t2i = [m["val_t2i_r10"] for m in epochs]
+    assert summary["recognizer_best_epoch"] == 1 + wer.index(min(wer))  # the first of equals is kept
+    assert summary["text_image_best_epoch"] == 1 + t2i.index(max(t2i))
+    assert summary["best_epoch"] == 3 and "test_s2i_r10" in summary
+    best = load(tmp_path / "run" / "best.pt", torch.device("cpu"))["model"]
+    for file, part in (("asr_best.pt", "recognizer"), ("t2i_best.pt", "text_image")):
+        kept = torch.load(tmp_path / "run" / file, weights_only=True)[part]
+        assert all(torch.equal(best[f"{part}.{k}"], v) for k, v in kept.items()), part
+
+
 def test_pipe_seq_phases_each_get_their_own_schedule_and_resume_in_place(tiny_corpus, tmp_path):
     """pipe-seq trains ASR for model.pipeline.asr_epochs, then the text-image part: two phases, each with
     its own cosine schedule from train.lr, so epoch 1 (half-way through the ASR phase) and epoch 3

@@ -73,10 +73,21 @@ def evaluate(
         else:
             scores["bleu"] = bleu(refs, said, tokenize="char")
         examples = [{"ref": r, "hyp": h} for r, h in zip(refs[:3], said[:3])]
+    if getattr(task, "selects_parts", False) and len(split.text_captions):  # pipe-ind's text-image part alone
+        scores.update(text_part_scores(model.text_image, split, cfg, device))
     if task.ranks_speech_text(cfg.model) and len(split.text_captions):
         speech, text = embed_pairs(model, split, cfg, device, split.text_captions)
         scores.update(retrieval(speech, text, np.arange(len(speech)), "s2t", None))
     return Evaluation(scores, examples)
+
+
+def text_part_scores(part, split: PairSplit, cfg: Config, device: torch.device) -> dict[str, float]:
+    """A pipeline's text-image part ranking images from the ground-truth text (t2i, i2t): what it
+    is selected by, apart from the recognizer (pipe-ind)."""
+    captions = split.text_captions
+    queries = embed_queries(part, split, cfg, device, captions, text=True)
+    rows, own = np.unique(split.image_of_caption[captions], return_inverse=True)
+    return retrieval(queries, embed_images(part, split, cfg, device, rows), own, "t2i", "i2t")
 
 
 def load_best(

@@ -142,6 +142,12 @@ class Task:
     def before_epoch(self, run: Run, epoch: int) -> None:
         """Called before each training epoch (and before a new phase's schedule is made)."""
 
+    def compose_best(self, run: Run, epoch: int) -> dict[str, float]:
+        """Called after each epoch's validation: a family whose parts each keep their own best epoch
+        (pipe-ind) loads them into run.model at the last epoch and returns what it chose (the loop
+        then validates and keeps that composition as the best); {} otherwise."""
+        return {}
+
     def planned_splits(self, cfg: ModelConfig, splits: dict, objectives: tuple[str, ...]) -> dict:
         """The training splits a plan (the dry run) counts the batches of a phase training
         `objectives` on: a family that replaces a split in before_epoch says so here."""

@@ -1,7 +1,10 @@
 """pipe-ind / pipe-seq (Higy et al. 2020 §3.1.3, §3.2.2): ASR/SLT, then text-image on its output; images
 are ranked from speech through the recognizer's beam-decoded text.
 
-pipe-ind trains both parts at once on ground-truth text.  pipe-seq trains the recognizer first
+pipe-ind trains both parts at once on ground-truth text, and, as the paper trains each "independently
+from the other", each part keeps its own best epoch: the recognizer by validation WER (BLEU for
+SLT), the text-image part by validation R@10 from ground-truth text (val_t2i_*); the pipeline of
+the two is validated and tested at the end.  pipe-seq trains the recognizer first
 (model.pipeline.asr_epochs, default half the epochs; with model.pipeline.asr_patience it stops earlier,
 once validation WER has converged), keeps the recognizer of that phase's best epoch by
 validation WER (BLEU for SLT), then trains the text-image part on the training speech decoded
@@ -18,6 +21,7 @@ from typing import cast
 import numpy as np
 import torch
 
+from vgs import metric_names as names
 from vgs.checkpoint import save
 from vgs.config import ModelConfig
 from vgs.data.text import EOS
@@ -31,6 +35,23 @@ log = get_logger(__name__)
 DECODED_TRAIN = "decoded_train.json"  # pipe-seq: the training speech as its recognizer decodes it
 ASR_BEST = "asr_best.pt"  # pipe-seq: the recognizer of its ASR/SLT phase's best epoch
 ASR_ENDED = "asr_phase.json"  # pipe-seq: the epoch its ASR/SLT phase converged at (asr_patience)
+T2I_BEST = "t2i_best.pt"  # pipe-ind: the text-image part of its own best epoch (val_t2i_r10)
+
+
+def recognition_score(val: dict[str, float]) -> tuple[str, float, float]:
+    """(metric, score, sign) the recognizer is selected by: WER (lower is better) or BLEU."""
+    return ("val_wer", val["val_wer"], -1.0) if "val_wer" in val else ("val_bleu", val["val_bleu"], 1.0)
+
+
+def keep_better(path, part: str, module: torch.nn.Module, key: str, score: float, sign: float, epoch: int):
+    """Save `module`'s weights to `path` (under `part`) when `score` beats the one kept there (sign +1:
+    higher is better).  Returns (whether it did, what is kept now)."""
+    kept = torch.load(path, weights_only=True) if path.exists() else None
+    if kept is not None and sign * score <= sign * kept["score"]:
+        return False, kept
+    kept = {part: module.state_dict(), "score": float(score), "epoch": epoch, "metric": key}
+    save(path, kept)
+    return True, kept
 
 
 class Pipeline(Task):
@@ -39,9 +60,36 @@ class Pipeline(Task):
     text = "config"
     decodes = True
     queries_decode = True
+    selects_parts = True  # pipe-ind: each part its own best epoch (scored on ground-truth text too)
+    run_files = (ASR_BEST, T2I_BEST)
 
     def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
         return ("asr", "t2i")
+
+    def metric_names(self, cfg: ModelConfig) -> tuple[str, ...]:
+        return super().metric_names(cfg) + (names.retrieval_names("t2i") if self.selects_parts else ())
+
+    def after_validation(self, run: Run, epoch: int, val: dict[str, float]) -> bool:
+        """Each part's own best epoch so far, kept in the run folder."""
+        net = cast(PipelineNet, run.model)
+        keep_better(run.out / ASR_BEST, "recognizer", net.recognizer, *recognition_score(val), epoch)
+        keep_better(run.out / T2I_BEST, "text_image", net.text_image, "val_t2i_r10", val["val_t2i_r10"], 1.0, epoch)
+        return False
+
+    def compose_best(self, run: Run, epoch: int) -> dict[str, float]:
+        """At the last epoch: the recognizer and the text-image part of their own best epochs."""
+        if epoch != run.cfg.train.epochs:
+            return {}
+        chosen = {}
+        for path, part in ((ASR_BEST, "recognizer"), (T2I_BEST, "text_image")):
+            state = torch.load(run.out / path, map_location=run.device, weights_only=True)
+            getattr(run.model, part).load_state_dict(state[part])
+            chosen[f"{part}_best_epoch"] = float(state["epoch"])
+        log.info(
+            f"pipe-ind: the recognizer of epoch {chosen['recognizer_best_epoch']:.0f} and the text-image part "
+            f"of epoch {chosen['text_image_best_epoch']:.0f}, each its own best, make the pipeline"
+        )
+        return chosen
 
     def model_name(self, cfg: ModelConfig) -> str:
         return f"{self.family}-E{cfg.asr.encoder_layers}H{cfg.asr.hidden}-T{cfg.text.layers}A{cfg.latent}"
@@ -51,6 +99,10 @@ class SequentialPipeline(Pipeline):
     family = "pipe-seq"
     sections = Pipeline.sections + ("pipeline",)
     run_files = (DECODED_TRAIN, ASR_BEST, ASR_ENDED)
+    selects_parts = False  # its phases select: the ASR phase's best recognizer, then the loop's best epoch
+
+    def compose_best(self, run: Run, epoch: int) -> dict[str, float]:
+        return {}
 
     @staticmethod
     def asr_epochs(cfg: ModelConfig, epochs: int, run: Run | None = None) -> int:
@@ -92,19 +144,10 @@ class SequentialPipeline(Pipeline):
         cfg = run.cfg
         if self.objectives_at(cfg.model, cfg.train.epochs, epoch, run) != ("asr",):
             return False
-        key, sign = ("val_wer", -1.0) if "val_wer" in val else ("val_bleu", 1.0)
-        path = run.out / ASR_BEST
-        kept = torch.load(path, weights_only=True) if path.exists() else None
-        if kept is None or sign * val[key] > sign * kept["score"]:
-            save(
-                path,
-                {
-                    "recognizer": cast(PipelineNet, run.model).recognizer.state_dict(),
-                    "score": float(val[key]),
-                    "epoch": epoch,
-                    "metric": key,
-                },
-            )
+        recognizer = cast(PipelineNet, run.model).recognizer
+        key = recognition_score(val)[0]
+        improved, kept = keep_better(run.out / ASR_BEST, "recognizer", recognizer, *recognition_score(val), epoch)
+        if improved:
             return False
         patience = cfg.model.pipeline.asr_patience
         if patience and epoch - kept["epoch"] >= patience and epoch < self.asr_epochs(cfg.model, cfg.train.epochs):

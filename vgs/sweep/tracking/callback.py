@@ -35,6 +35,8 @@ METRIC_KEYS = (
     "epoch_seconds",
     "seconds_total",
     "best_epoch",
+    "recognizer_best_epoch",  # pipe-ind: each part's own best epoch
+    "text_image_best_epoch",
     "params_trainable",
     "params_total",
     "encode_ms_per_s",
