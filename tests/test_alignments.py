@@ -113,3 +113,94 @@ def test_logistic_probe_equals_gradient_descent():
     assert ours == pytest.approx(_gradient_descent_probe(x[:160], names[:160], x[160:], names[160:], 1e-2), abs=1 / 80)
     assert 0.5 < ours < 1.0
     assert logistic_probe(x[:160], names[:160], x[160:], ["z"] * 80) == 0.0  # unseen labels are errors
+
+
+def write_textgrid(path, segs, end: float) -> None:
+    """A Montreal Forced Aligner TextGrid (long text format) whose phones tier holds `segs`, with
+    silences between them as MFA writes them."""
+    intervals, t = [], 0.0
+    for phone, start, stop in segs:
+        if start > t:
+            intervals.append((t, start, "sil"))
+        intervals.append((start, stop, phone))
+        t = stop
+    intervals.append((t, end, ""))
+    body = "".join(
+        f'        intervals [{k}]:\n            xmin = {a!r}\n            xmax = {b!r}\n            text = "{x}"\n'
+        for k, (a, b, x) in enumerate(intervals, 1)
+    )
+    path.write_text(
+        'File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0\nxmax = {end}\ntiers? <exists>\nsize = 2\n'
+        "item []:\n"
+        '    item [1]:\n        class = "IntervalTier"\n        name = "words"\n        xmin = 0\n'
+        f"        xmax = {end}\n        intervals: size = 1\n        intervals [1]:\n            xmin = 0\n"
+        f'            xmax = {end}\n            text = "a"\n'
+        '    item [2]:\n        class = "IntervalTier"\n        name = "phones"\n        xmin = 0\n'
+        f"        xmax = {end}\n        intervals: size = {len(intervals)}\n" + body
+    )
+
+
+def test_forced_alignments_from_mfa_and_gentle_read_as_the_phonemes_they_time(tmp_path):
+    from vgs.data.forced_alignments import read_gentle, read_textgrid, user_alignments
+    from vgs.data.records import CorpusError
+
+    segs = [("DH", 0.12, 0.2), ("AH0", 0.2, 0.26), ("K", 0.4, 0.5)]
+    write_textgrid(tmp_path / "utt_a.TextGrid", segs, 0.8)
+    assert read_textgrid(tmp_path / "utt_a.TextGrid") == [("DH", 0.12, 0.2), ("AH", 0.2, 0.26), ("K", 0.4, 0.5)]
+    gentle = {
+        "transcript": "the cat",
+        "words": [
+            {"case": "success", "word": "the", "start": 0.12, "end": 0.26,
+             "phones": [{"phone": "dh_B", "duration": 0.08}, {"phone": "ah_E", "duration": 0.06}]},
+            {"case": "not-found-in-audio", "word": "cat"},
+        ],
+    }  # fmt: skip
+    (tmp_path / "utt_b.json").write_text(json.dumps(gentle))
+    got = read_gentle(tmp_path / "utt_b.json")
+    assert (
+        [p for p, _, _ in got] == ["dh", "ah"] and got[1][1] == pytest.approx(0.2) and got[1][2] == pytest.approx(0.26)
+    )
+    found = user_alignments(tmp_path, ["utt_a", "utt_b"])  # one folder, both kinds
+    assert set(found) == {"utt_a", "utt_b"}
+    with pytest.raises(CorpusError, match="no alignment for 1 of the 2 utterances probed .*utt_c"):
+        user_alignments(tmp_path, ["utt_a", "utt_c"])
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(CorpusError, match="not a Gentle alignment"):
+        read_gentle(tmp_path / "bad.json")
+    with pytest.raises(CorpusError, match="does not exist"):
+        user_alignments(tmp_path / "nowhere", ["utt_a"])
+
+
+def test_the_phoneme_probe_reads_a_forced_aligners_timings_as_the_built_in_ones(tiny_corpus, tmp_path):
+    """Chrupała 2019 Table 5 on a corpus with forced alignments: the built-in corpus's own timings
+    written as MFA TextGrids (and as one JSON table) give the probe exactly the accuracies the
+    built-in path gives; a data.alignments that does not exist is refused before any training."""
+    from conftest import tiny_config
+
+    from vgs.config import ConfigError
+    from vgs.data.flickr8k import read_flickr8k
+    from vgs.train import fit
+
+    val = [u.id for u in read_flickr8k(tiny_corpus).utterances if u.split == "val"]
+    timings = alignments(tiny_corpus, val)
+    grids = tmp_path / "mfa" / "speaker1"  # MFA writes a folder per speaker
+    grids.mkdir(parents=True)
+    for uid, segs in timings.items():
+        write_textgrid(grids / f"{uid}.TextGrid", segs, segs[-1][2] + 0.3 if segs else 1.0)
+    (tmp_path / "table.json").write_text(json.dumps(timings))
+    settings = {"train.analysis": True, "train.test_at_end": False, "train.epochs": 1, "train.phoneme_utterances": 60}
+    scores = {}
+    for name, source in (
+        ("built-in", ""),
+        ("textgrid", str(tmp_path / "mfa")),
+        ("table", str(tmp_path / "table.json")),
+    ):
+        cfg = tiny_config(tiny_corpus, **settings, **{"data.alignments": source, "data.store": str(tmp_path / "s")})
+        summary = fit(cfg, out_dir=tmp_path / name)
+        scores[name] = [summary[f"analysis_phoneme_acc{k}"] for k in ("_mfcc", "_random", "")]
+    assert scores["textgrid"] == scores["built-in"] == scores["table"], scores
+    with pytest.raises(ConfigError, match="data.alignments: .*nowhere does not exist"):
+        fit(
+            tiny_config(tiny_corpus, **settings, **{"data.alignments": str(tmp_path / "nowhere")}),
+            out_dir=tmp_path / "x",
+        )

@@ -98,7 +98,7 @@ def labelled_frames(
             if label is not None:
                 xs.append(row)
                 ys.append(label)
-    keep = np.sort(rng.permutation(len(ys))[:cap])
+    keep = np.sort(rng.permutation(len(ys))[: cap or len(ys)])  # 0: every frame
     return np.stack([xs[i] for i in keep]), [ys[i] for i in keep]
 
 
@@ -110,22 +110,25 @@ def phoneme_decoding(
     device: torch.device,
     root,
     limit: int | None = None,
-    cap: int = 10000,
+    cap: int | None = None,
 ) -> dict[str, float]:
     """Chrupała 2019 Table 5: accuracy of an L2-penalised logistic regression decoding the phoneme at
     each frame from the input MFCCs (analysis_phoneme_acc_mfcc), from the speech encoder of the
     same configuration at its random initialisation (analysis_phoneme_acc_random) and from the
     trained encoder (analysis_phoneme_acc); trained on half of (at most `limit`) validation
     utterances (train.phoneme_utterances; the paper 2,500 + 2,500), tested on the other half, at
-    most `cap` frames each.  Empty for a corpus without phoneme timings (only the built-in corpus
-    has them: vgs.data.alignments), and a warning says so."""
+    most `cap` frames each (train.phoneme_frames; 0: all).  Empty for a corpus without phoneme
+    timings (the built-in corpus has them, a real one has data.alignments: vgs.data.alignments), and
+    a warning says so."""
     limit = cfg.train.phoneme_utterances if limit is None else limit
+    cap = cfg.train.phoneme_frames if cap is None else cap
     captions = np.sort(np.random.default_rng(1).permutation(len(split))[: limit or len(split)])
-    segs = alignments(root, [split.utt_ids[c] for c in captions])
+    segs = alignments(root, [split.utt_ids[c] for c in captions], source=cfg.data.alignments)
     if segs is None or len(captions) < 4:
         log.warning(
             f"phoneme decoding (Chrupała 2019 Table 5) skipped: the corpus at {root} has no phoneme timings "
-            f"(only the built-in corpus has them; a real corpus needs forced alignments)"
+            f"(the built-in corpus has them; for a real corpus pass a forced aligner's output as "
+            f"data.alignments: Montreal Forced Aligner TextGrids or Gentle JSONs)"
         )
         return {}
     segs = [segs[split.utt_ids[c]] for c in captions]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -53,6 +54,8 @@ def training_data(cfg: Config, data: Prepared | None = None) -> TrainingData:
         raise ConfigError(str(e)) from e
     if task.uses_speech_text_corpus(cfg):
         check_speech_text_source(cfg.data)  # before any corpus work
+    if cfg.train.analysis and cfg.data.alignments and not Path(cfg.data.alignments).expanduser().exists():
+        raise ConfigError(f"data.alignments: {cfg.data.alignments} does not exist (a forced aligner's output)")
     speech = featuriser_for(cfg)  # MFCCs, or a front-end's cached states or waveforms
     data = dataclasses.replace(data or prepare(cfg.data, speech=speech), speech_norm=cfg.data.speech_norm)
     speech_text = prepare_speech_text(cfg.data, speech) if task.uses_speech_text_corpus(cfg) else None

@@ -217,6 +217,11 @@ class DataConfig:
     # in the paper) or `builtin` (a second built-in corpus drawn with another seed).  Refused when empty.
     speech_text: str = "aligned"
     speech_text_root: str = ""  # speech_text=nonaligned: its corpus folder, or builtin
+    # Phoneme timings of a real corpus for Chrupała 2019's phoneme probe (Table 5; train.analysis):
+    # a folder of Montreal Forced Aligner TextGrids or Gentle JSONs named by utterance id, or one JSON
+    # {utterance id: [[phoneme, start s, end s], ...]} (vgs.data.forced_alignments).  The built-in
+    # corpus needs none: its timings are recomputed from eSpeak NG.
+    alignments: str = ""
 
 
 @dataclass
@@ -257,6 +262,9 @@ class TrainConfig:
     # 2019), and utterances of the phoneme probe, half to train it, half to test (the paper: 2,500 + 2,500).
     analysis_captions: int = 600
     phoneme_utterances: int = 1000  # utterances of the phoneme probe (analysis)
+    # labelled frames on each side of the phoneme probe, a seeded sample (0: every frame, as the paper;
+    # about 300 a caption, each as wide as the encoder's states: mind the memory)
+    phoneme_frames: int = 10000
     # Captions drawn per image per epoch; 0 uses all of them (CPU configs use 1 for short epochs).
     captions_per_image: int = 0
     eval_batch_size: int = 128  # items per batch when embedding for evaluation

@@ -4,8 +4,8 @@ The generator does not keep them; they are recomputed exactly: every caption is 
 again as the generator did (the same text, voice and seed, a fresh eSpeak NG process per
 speaker), this time collecting eSpeak's phoneme events, and shifted by the leading silence the
 generator added (drawn from the same seed).  The corpus itself is never changed; the alignments
-are cached beside it in phonemes.json.  Other corpora have no phoneme timings: `alignments`
-returns None for them.
+are cached beside it in phonemes.json.  A real corpus has the timings its user brings from a forced
+aligner (data.alignments: vgs.data.forced_alignments); without them `alignments` returns None.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vgs.data.espeak import Espeak, Voice
+from vgs.data.forced_alignments import user_alignments
 from vgs.data.fresh_processes import fresh_process_pool
 from vgs.data.locking import exclusive
 from vgs.data.synth import SAMPLE_RATE, silence_pads
@@ -78,8 +79,13 @@ def _align_speaker(jobs: list[tuple[str, str, dict, int]]) -> dict[str, list[Seg
     return out
 
 
-def alignments(root: str | Path, utt_ids: list[str], workers: int = 2) -> dict[str, list[Segment]] | None:
-    """Phoneme segments of the given utterances of a built-in corpus (None for another corpus)."""
+def alignments(
+    root: str | Path, utt_ids: list[str], workers: int = 2, source: str = ""
+) -> dict[str, list[Segment]] | None:
+    """Phoneme segments of the given utterances: from the user's forced alignments (`source`,
+    data.alignments), else recomputed for a built-in corpus; None for another corpus."""
+    if source:
+        return user_alignments(source, utt_ids)
     root = Path(root)
     if not is_builtin(root):
         return None

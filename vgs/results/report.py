@@ -103,7 +103,14 @@ def paper_tables(name: str, trials, keys: list[str], mode: str = "max") -> str:
             if runs and any(o != "-" for o in ours):  # e.g. the analyses only exist with train.analysis=true
                 rows.append([cell, " / ".join(ours), paper, seeds])
             elif runs and "phoneme_acc" in stats and "analysis_speaker_acc" in runs[0].metrics:
-                rows.append([cell, "no phoneme timings in this corpus (forced alignments needed)", paper, seeds])
+                rows.append(
+                    [
+                        cell,
+                        "no phoneme timings in this corpus (pass a forced aligner's as data.alignments)",
+                        paper,
+                        seeds,
+                    ]
+                )
             elif runs and prefix == "test" and all(t.pruned for t in runs):
                 rows.append([cell, "pruned: no test scores", paper, seeds])
         if rows:

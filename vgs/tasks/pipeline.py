@@ -61,7 +61,7 @@ class Pipeline(Task):
     decodes = True
     queries_decode = True
     selects_parts = True  # pipe-ind: each part its own best epoch (scored on ground-truth text too)
-    run_files = (ASR_BEST, T2I_BEST)
+    run_files: tuple[str, ...] = (ASR_BEST, T2I_BEST)
 
     def objectives(self, cfg: ModelConfig) -> tuple[str, ...]:
         return ("asr", "t2i")

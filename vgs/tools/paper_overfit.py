@@ -34,7 +34,9 @@ from typing import Any
 from vgs.config import Config, ConfigError, apply_overrides, vgs_home
 from vgs.data.image_features import FEATURE_DIMS
 from vgs.data.locking import exclusive
+from vgs.data.synth import generate
 from vgs.log import quiet, report_error
+from vgs.results.tables import markdown
 from vgs.search_spaces.model import trial_overrides
 from vgs.search_spaces.spec import load
 from vgs.sweep.dry_run import sweep_cells
@@ -58,8 +60,6 @@ def overfit_corpus(home: Path, pairs: int, seconds: float) -> Path:
     """A built-in corpus of `pairs` training images with one caption each (a fixed set: the same
     pairs every epoch), recordings cut to `seconds` (0: whole)."""
     import soundfile as sf
-
-    from vgs.data.synth import generate
 
     out = home / f"overfit-{pairs}img-{seconds:g}s"
     with exclusive(home / ".overfit.lock", f"the overfit corpus in {home}"):
@@ -177,8 +177,6 @@ def overfit(family: str, home: Path, pairs: int, seconds: float, epochs: int, th
 
 
 def table(records: list[dict[str, Any]]) -> str:
-    from vgs.results.tables import markdown
-
     rows = [
         [
             r["family"],
