@@ -76,54 +76,23 @@ def test_every_sweep_runs_at_smoke_size(tmp_path, test_corpora):
         assert all(isinstance(v, float) for v in res["values"]), res
     # the paper-style report of two of them, from MLflow
     uri = f"sqlite:///{tmp_path / 'mlflow-0.db'}"  # part 0 ran pipeline_vs_mtl, downsampling and schedulers
-    rep = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vgs.results.report",
-            "pipeline_vs_mtl",
-            "--tracking-uri",
-            uri,
-            "--out",
-            str(tmp_path / "rep"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
+
+    def report_of(name: str, out: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "vgs.results.report", name, "--tracking-uri", uri, "--out", str(tmp_path / out)]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env)
+
+    rep = report_of("pipeline_vs_mtl", "rep")
     assert rep.returncode == 0, rep.stderr[-3000:]
     assert "| model | full (val_r10) | reduced (val_r10) | translations (val_r10) |" in rep.stdout
     pipe_seq = next(line for line in rep.stdout.splitlines() if line.startswith("| pipe-seq |"))
     assert "(n=1) · paper 0.345" in pipe_seq and "paper 0.642" in pipe_seq
     assert (tmp_path / "rep" / "metric_per_epoch.png").stat().st_size > 1000
-    down = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vgs.results.report",
-            "downsampling",
-            "--tracking-uri",
-            uri,
-            "--out",
-            str(tmp_path / "down"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
+    down = report_of("downsampling", "down")
     assert down.returncode == 0, down.stderr[-3000:]
     assert "| paper ASR WER (Table 9, val, beam 10) | 0.397 |" in down.stdout
     assert "No speech-only baseline" in down.stdout  # pipeline_vs_mtl ran pipe-seq alone here
     # Mortazavi 2020 §5.2: the training-set R@10 (train.eval_train_images) beside the paper's ranges
-    sched = subprocess.run(
-        [sys.executable, "-m", "vgs.results.report", "schedulers", "--tracking-uri", uri, "--out", str(tmp_path / "s")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
+    sched = report_of("schedulers", "s")
     assert sched.returncode == 0, sched.stderr[-3000:]
     assert "training-set R@10 speech->image after the last epoch (Mortazavi 2020 §5.2" in sched.stdout
     row = next(line for line in sched.stdout.splitlines() if line.endswith("| 0.70 - 0.79 | 1 |"))

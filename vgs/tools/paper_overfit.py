@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from vgs.config import Config, ConfigError, apply_overrides, vgs_home
-from vgs.data.image_features import FEATURE_DIMS
 from vgs.data.locking import exclusive
 from vgs.data.synth import generate
 from vgs.log import quiet, report_error
@@ -40,7 +39,7 @@ from vgs.results.tables import markdown
 from vgs.search_spaces.model import trial_overrides
 from vgs.search_spaces.spec import load
 from vgs.sweep.dry_run import sweep_cells
-from vgs.tools.paper_smoke import RUNS, feature_file
+from vgs.tools.paper_smoke import RUNS, small_data
 
 # family -> (the paper sweep and cell whose paper-size network it trains, what it must reach, pairs)
 # A recognizer hears whole recordings (about 2.5 s, 125 steps into a 5 x 768 BiGRU): 16 pairs keep
@@ -92,18 +91,7 @@ def family_config(family: str, root: Path, home: Path, pairs: int, epochs: int, 
     if cell is None:
         raise ConfigError(f"{sweep} --size paper has no cell {picked} (FAMILIES in {__name__} is stale)")
     overrides = trial_overrides(cell, spec.seeds, spec.variants)
-    data: dict[str, Any] = {
-        "data.root": str(root),
-        "data.store": str(home / "store"),
-        "data.speech_text_root": str(root),
-        "data.builtin_val": VAL,
-        "data.builtin_test": TEST,
-    }
-    probe = spec.base_config(data, cell=overrides)
-    if probe.model.image.encoder == "features":
-        dim = FEATURE_DIMS.get(probe.model.image.features_from, 2048)
-        data["data.image_features"] = str(feature_file(root, dim, home))
-    cfg = spec.base_config(data, cell=overrides)
+    cfg = spec.base_config(small_data(spec, overrides, root, home, VAL, TEST), cell=overrides)
     return apply_overrides(
         cfg,
         {

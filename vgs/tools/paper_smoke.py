@@ -133,6 +133,23 @@ def smoke_inputs(home: Path, seconds: float) -> Path:
     return root
 
 
+def small_data(spec, overrides: dict[str, Any], root: Path, home: Path, val: int = VAL, test: int = TEST) -> dict:
+    """The data overrides that put a paper-size cell on a small built-in corpus: its splits, its
+    stores, and image features of the paper's size where the cell's image side is features."""
+    data: dict[str, Any] = {
+        "data.root": str(root),
+        "data.store": str(home / "store"),
+        "data.speech_text_root": str(root),
+        "data.builtin_val": val,
+        "data.builtin_test": test,
+    }
+    probe = spec.base_config(data, cell=overrides)
+    if probe.model.image.encoder == "features":
+        dim = FEATURE_DIMS.get(probe.model.image.features_from, 2048)
+        data["data.image_features"] = str(feature_file(root, dim, home))
+    return data
+
+
 def smoke_config(spec, overrides: dict[str, Any], data: dict[str, Any], threads: int = 2) -> Config:
     """The paper-size cell with only its data and its budget made small."""
     cfg = spec.base_config(data, cell=overrides)
@@ -192,18 +209,7 @@ def run(
     results = []
     k, n = part
     for name, label, spec, overrides in paper_cells(names, structures)[k - 1 :: n]:
-        data = {
-            "data.root": str(root),
-            "data.store": str(home / "store"),
-            "data.speech_text_root": str(root),
-            "data.builtin_val": VAL,
-            "data.builtin_test": TEST,
-        }
-        probe = spec.base_config(data, cell=overrides)
-        if probe.model.image.encoder == "features":
-            dim = FEATURE_DIMS.get(probe.model.image.features_from, 2048)
-            data["data.image_features"] = str(feature_file(root, dim, home))
-        cfg = smoke_config(spec, overrides, data, threads)
+        cfg = smoke_config(spec, overrides, small_data(spec, overrides, root, home), threads)
         started = time.time()
         record: dict[str, Any] = {"sweep": name, "cell": label, "family": cfg.model.family}
         # a paper-size run's checkpoints are up to a GB each: in memory where the machine has a
