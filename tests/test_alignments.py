@@ -162,6 +162,8 @@ def test_forced_alignments_from_mfa_and_gentle_read_as_the_phonemes_they_time(tm
     )
     found = user_alignments(tmp_path, ["utt_a", "utt_b"])  # one folder, both kinds
     assert set(found) == {"utt_a", "utt_b"}
+    (tmp_path / "table.json").write_text(json.dumps({"utt_a": [["DH", 0.12, 0.2]], "utt_b": []}))
+    assert user_alignments(tmp_path / "table.json", ["utt_a"]) == {"utt_a": [("DH", 0.12, 0.2)]}
     with pytest.raises(CorpusError, match="no alignment for 1 of the 2 utterances probed .*utt_c"):
         user_alignments(tmp_path, ["utt_a", "utt_c"])
     (tmp_path / "bad.json").write_text("[1, 2]")
@@ -173,8 +175,8 @@ def test_forced_alignments_from_mfa_and_gentle_read_as_the_phonemes_they_time(tm
 
 def test_the_phoneme_probe_reads_a_forced_aligners_timings_as_the_built_in_ones(tiny_corpus, tmp_path):
     """Chrupała 2019 Table 5 on a corpus with forced alignments: the built-in corpus's own timings
-    written as MFA TextGrids (and as one JSON table) give the probe exactly the accuracies the
-    built-in path gives; a data.alignments that does not exist is refused before any training."""
+    written as MFA TextGrids give the probe exactly the accuracies the built-in path gives; a
+    data.alignments that does not exist is refused before any training."""
     from conftest import tiny_config
 
     from vgs.config import ConfigError
@@ -187,18 +189,13 @@ def test_the_phoneme_probe_reads_a_forced_aligners_timings_as_the_built_in_ones(
     grids.mkdir(parents=True)
     for uid, segs in timings.items():
         write_textgrid(grids / f"{uid}.TextGrid", segs, segs[-1][2] + 0.3 if segs else 1.0)
-    (tmp_path / "table.json").write_text(json.dumps(timings))
     settings = {"train.analysis": True, "train.test_at_end": False, "train.epochs": 1, "train.phoneme_utterances": 60}
     scores = {}
-    for name, source in (
-        ("built-in", ""),
-        ("textgrid", str(tmp_path / "mfa")),
-        ("table", str(tmp_path / "table.json")),
-    ):
+    for name, source in (("built-in", ""), ("textgrid", str(tmp_path / "mfa"))):
         cfg = tiny_config(tiny_corpus, **settings, **{"data.alignments": source, "data.store": str(tmp_path / "s")})
         summary = fit(cfg, out_dir=tmp_path / name)
         scores[name] = [summary[f"analysis_phoneme_acc{k}"] for k in ("_mfcc", "_random", "")]
-    assert scores["textgrid"] == scores["built-in"] == scores["table"], scores
+    assert scores["textgrid"] == scores["built-in"], scores
     with pytest.raises(ConfigError, match="data.alignments: .*nowhere does not exist"):
         fit(
             tiny_config(tiny_corpus, **settings, **{"data.alignments": str(tmp_path / "nowhere")}),
