@@ -15,8 +15,8 @@ the run stops when it reaches the target:
     retrieval families: R@10 = 1.0 of their own queries on the training set
     asr: WER <= 0.05 on the training set (greedy decoding)
 
-A family that does not reach its target within --epochs fails.  Each network is the first paper-size
-cell of the sweep that reproduces its table (FAMILIES); only data, epochs and evaluation change.
+A family that does not reach its target within --epochs fails.  Each network is a paper-size cell of
+the sweep that reproduces its table (FAMILIES names it); only data, epochs and evaluation change.
 """
 
 from __future__ import annotations
