@@ -73,7 +73,7 @@ def evaluate(
         else:
             scores["bleu"] = bleu(refs, said, tokenize="char")
         examples = [{"ref": r, "hyp": h} for r, h in zip(refs[:3], said[:3])]
-    if getattr(task, "selects_parts", False) and len(split.text_captions):  # pipe-ind's text-image part alone
+    if task.selects_parts and len(split.text_captions):  # its text side alone, from ground-truth text
         scores.update(text_part_scores(model.text_image, split, cfg, device))
     if task.ranks_speech_text(cfg.model) and len(split.text_captions):
         speech, text = embed_pairs(model, split, cfg, device, split.text_captions)
@@ -82,8 +82,8 @@ def evaluate(
 
 
 def text_part_scores(part, split: PairSplit, cfg: Config, device: torch.device) -> dict[str, float]:
-    """A pipeline's text-image part ranking images from the ground-truth text (t2i, i2t): what it
-    is selected by, apart from the recognizer (pipe-ind)."""
+    """A pipeline's text side ranking images from the ground-truth text (t2i, i2t): what it
+    is selected by, apart from the recognizer (Task.selects_parts)."""
     captions = split.text_captions
     queries = embed_queries(part, split, cfg, device, captions, text=True)
     rows, own = np.unique(split.image_of_caption[captions], return_inverse=True)

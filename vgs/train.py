@@ -234,7 +234,7 @@ class Training:
             }
             if self.task.after_validation(self.state, epoch, val):
                 self.plan_phases()  # a phase ended early (it converged): the next epoch starts the next one
-            if composed := self.task.compose_best(self.state, epoch):  # pipe-ind: each module's own best epoch
+            if composed := self.task.compose_best(self.state, epoch):  # a family whose parts keep their own best epochs
                 val = evaluate(self.model, d.val, cfg, self.device, d.vocab, cfg.model.asr.val_beam).prefixed(names.VAL)
                 best, metrics = {self.metric: -math.inf if self.mode == "max" else math.inf}, {**metrics, **composed}
             if (val[self.metric] > best[self.metric]) if self.mode == "max" else (val[self.metric] < best[self.metric]):

@@ -86,6 +86,9 @@ class Task:
     nonaligned_speech_text = False  # data.speech_text=nonaligned gives its s2t objective a second corpus
     transformer_head = False  # model.speech.head=transformer: its speech encoder may be the light transformer
     run_files: tuple[str, ...] = ()  # files of the run folder a resume elsewhere copies (besides best.pt)
+    # its parts each keep their own best epoch (compose_best); evaluation also scores its text-image
+    # part from ground-truth text (t2i), which that part is selected by
+    selects_parts = False
     network: type | None = None  # vgs.models class, built as network(cfg, speech_dim, image_dim, vocab)
 
     def __init__(self, family: str | None = None):
