@@ -29,15 +29,8 @@ VAL, BEST_VAL, SELECTED, BEAM_VAL, TEST = "val_", "best_val_", "sel_val_", "beam
 EPOCH_TEST = "epoch_test_"
 # a fixed sample of the training images after every epoch (train.eval_train_images): never selects
 TRAIN_SAMPLE = "trainset_"
-SPLIT_PREFIXES = (
-    BEST_VAL,
-    SELECTED,
-    BEAM_VAL,
-    EPOCH_TEST,
-    TRAIN_SAMPLE,
-    VAL,
-    TEST,
-)  # longest first: sel_val_ before val_
+# longest first: sel_val_ before val_
+SPLIT_PREFIXES = (BEST_VAL, SELECTED, BEAM_VAL, EPOCH_TEST, TRAIN_SAMPLE, VAL, TEST)
 OTHER_PREFIXES = ("train_", "analysis_")  # training losses and batches; Chrupała 2019's analyses
 TRACKED_PREFIXES = SPLIT_PREFIXES + OTHER_PREFIXES  # what becomes an MLflow metric
 

@@ -46,7 +46,8 @@ def recognition_score(val: dict[str, float]) -> tuple[str, float, float]:
 def keep_better(path, part: str, module: torch.nn.Module, key: str, score: float, sign: float, epoch: int):
     """Save `module`'s weights to `path` (under `part`) when `score` beats the one kept there (sign +1:
     higher is better).  Returns (whether it did, what is kept now)."""
-    kept = torch.load(path, weights_only=True) if path.exists() else None
+    # memory-mapped: the kept score is read without reading the weights (a paper-size part is ~100 MB)
+    kept = torch.load(path, weights_only=True, mmap=True) if path.exists() else None
     if kept is not None and sign * score <= sign * kept["score"]:
         return False, kept
     kept = {part: module.state_dict(), "score": float(score), "epoch": epoch, "metric": key}
@@ -78,7 +79,7 @@ class Pipeline(Task):
 
     def compose_best(self, run: Run, epoch: int) -> dict[str, float]:
         """At the last epoch: the recognizer and the text-image part of their own best epochs."""
-        if epoch != run.cfg.train.epochs:
+        if not self.selects_parts or epoch != run.cfg.train.epochs:
             return {}
         chosen = {}
         for path, part in ((ASR_BEST, "recognizer"), (T2I_BEST, "text_image")):
@@ -100,9 +101,6 @@ class SequentialPipeline(Pipeline):
     sections = Pipeline.sections + ("pipeline",)
     run_files = (DECODED_TRAIN, ASR_BEST, ASR_ENDED)
     selects_parts = False  # its phases select: the ASR phase's best recognizer, then the loop's best epoch
-
-    def compose_best(self, run: Run, epoch: int) -> dict[str, float]:
-        return {}
 
     @staticmethod
     def asr_epochs(cfg: ModelConfig, epochs: int, run: Run | None = None) -> int:
@@ -145,8 +143,8 @@ class SequentialPipeline(Pipeline):
         if self.objectives_at(cfg.model, cfg.train.epochs, epoch, run) != ("asr",):
             return False
         recognizer = cast(PipelineNet, run.model).recognizer
-        key = recognition_score(val)[0]
-        improved, kept = keep_better(run.out / ASR_BEST, "recognizer", recognizer, *recognition_score(val), epoch)
+        key, score, sign = recognition_score(val)
+        improved, kept = keep_better(run.out / ASR_BEST, "recognizer", recognizer, key, score, sign, epoch)
         if improved:
             return False
         patience = cfg.model.pipeline.asr_patience

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from vgs.results.tables import markdown
 from vgs.search_spaces.model import trial_overrides
 from vgs.search_spaces.spec import load
 from vgs.sweep.dry_run import sweep_cells
-from vgs.tools.paper_smoke import RUNS, small_data
+from vgs.tools.paper_smoke import RUNS, small_data, trimmed_copy
 
 # family -> (the paper sweep and cell whose paper-size network it trains, what it must reach, pairs)
 # A recognizer hears whole recordings (about 2.5 s, 125 steps into a 5 x 768 BiGRU): 16 pairs keep
@@ -58,8 +57,6 @@ VAL, TEST = 2, 2  # fit needs validation and test splits: two images each, never
 def overfit_corpus(home: Path, pairs: int, seconds: float) -> Path:
     """A built-in corpus of `pairs` training images with one caption each (a fixed set: the same
     pairs every epoch), recordings cut to `seconds` (0: whole)."""
-    import soundfile as sf
-
     out = home / f"overfit-{pairs}img-{seconds:g}s"
     with exclusive(home / ".overfit.lock", f"the overfit corpus in {home}"):
         if (out / "dataset.json").exists():
@@ -68,18 +65,7 @@ def overfit_corpus(home: Path, pairs: int, seconds: float) -> Path:
             home / f"overfit-src-{pairs}img", images=pairs + VAL + TEST, seed=0, speakers=8, val_images=VAL,
             test_images=TEST,
         )  # fmt: skip
-        partial = out.with_name(out.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(source, partial)
-        listing = partial / "flickr_audio" / "wav2capt.txt"
-        first = [line for line in listing.read_text().splitlines() if line.rstrip().endswith("#0")]
-        listing.write_text("\n".join(first) + "\n")  # one caption per image
-        if seconds > 0:
-            for wav in (partial / "flickr_audio" / "wavs").glob("*.wav"):
-                audio, rate = sf.read(wav, dtype="float32")
-                sf.write(wav, audio[: int(seconds * rate)], rate)
-        partial.rename(out)
-    return out
+        return trimmed_copy(source, out, seconds, first_caption_only=True)
 
 
 def family_config(family: str, root: Path, home: Path, pairs: int, epochs: int, threads: int) -> Config:

@@ -47,20 +47,31 @@ RUNS = Path("/dev/shm")  # where the runs' checkpoints go when it exists
 
 def smoke_corpus(home: Path, seconds: float) -> Path:
     """A built-in corpus of IMAGES images in the Flickr8K layout, every recording cut to `seconds`."""
-    import soundfile as sf
-
     out = home / f"paper-smoke-{IMAGES}img-{seconds:g}s"
     if (out / "dataset.json").exists():
         return out
     source = generate(
         home / f"paper-smoke-src-{IMAGES}img", images=IMAGES, seed=0, speakers=6, val_images=VAL, test_images=TEST
     )
+    return trimmed_copy(source, out, seconds)
+
+
+def trimmed_copy(source: Path, out: Path, seconds: float, first_caption_only: bool = False) -> Path:
+    """A copy of a built-in corpus at `out` (written beside it, renamed when whole) with every
+    recording cut to `seconds` (0: whole); first_caption_only keeps one spoken caption per image."""
+    import soundfile as sf
+
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(source, partial)
-    for wav in (partial / "flickr_audio" / "wavs").glob("*.wav"):
-        audio, rate = sf.read(wav, dtype="float32")
-        sf.write(wav, audio[: int(seconds * rate)], rate)
+    if first_caption_only:
+        listing = partial / "flickr_audio" / "wav2capt.txt"
+        first = [line for line in listing.read_text().splitlines() if line.rstrip().endswith("#0")]
+        listing.write_text("\n".join(first) + "\n")
+    if seconds > 0:
+        for wav in (partial / "flickr_audio" / "wavs").glob("*.wav"):
+            audio, rate = sf.read(wav, dtype="float32")
+            sf.write(wav, audio[: int(seconds * rate)], rate)
     partial.rename(out)
     return out
 
